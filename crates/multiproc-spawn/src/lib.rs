@@ -1,0 +1,2 @@
+//! Starting and supervising processes (in progress).
+#![warn(missing_docs)]

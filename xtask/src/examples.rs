@@ -38,10 +38,7 @@ pub(crate) fn run_all(only: &[String]) -> DynResult {
     )?;
     let mut failures = Vec::new();
     let mut passed = 0;
-    for name in names
-        .iter()
-        .filter(|n| only.is_empty() || only.contains(n))
-    {
+    for name in names.iter().filter(|n| only.is_empty() || only.contains(n)) {
         match run_one(name) {
             Ok(()) => {
                 passed += 1;
@@ -262,7 +259,10 @@ mod tests {
     fn placeholders_match_what_they_say() {
         assert!(matches("当前进程是: {pid}", "当前进程是: 9304"));
         assert!(!matches("当前进程是: {pid}", "当前进程是: abc"));
-        assert!(matches("Task {n} runs {n} seconds.", "Task 2 runs 0.14 seconds."));
+        assert!(matches(
+            "Task {n} runs {n} seconds.",
+            "Task 2 runs 0.14 seconds."
+        ));
         assert!(matches("[{*}] 听音乐 x", "[2024-01-01 10:00:00] 听音乐 x"));
         assert!(matches("a {*}", "a "));
         assert!(!matches("a {pid}", "a "));

@@ -141,7 +141,11 @@ fn bench(rest: &[String]) -> DynResult {
     if report {
         let out = root().join("target").join("bench-report.tsv");
         let _ = std::fs::remove_file(&out);
-        run_env("cargo", &args, &[("MULTIPROC_BENCH_TSV", out.to_str().unwrap())])
+        run_env(
+            "cargo",
+            &args,
+            &[("MULTIPROC_BENCH_TSV", out.to_str().unwrap())],
+        )
     } else {
         run("cargo", &args)
     }
@@ -150,14 +154,7 @@ fn bench(rest: &[String]) -> DynResult {
 fn loom() -> DynResult {
     run_env(
         "cargo",
-        &[
-            "test",
-            "--release",
-            "--workspace",
-            "--lib",
-            "--",
-            "loom_",
-        ],
+        &["test", "--release", "--workspace", "--lib", "--", "loom_"],
         &[
             ("RUSTFLAGS", "--cfg multiproc_loom"),
             ("CARGO_TARGET_DIR", "target/loom"),

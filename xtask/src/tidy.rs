@@ -20,7 +20,11 @@ pub(crate) fn check(root: &Path) -> Result<(), String> {
         eprintln!("tidy: ok");
         Ok(())
     } else {
-        Err(format!("tidy found {} problem(s):\n{}", problems.len(), problems.join("\n")))
+        Err(format!(
+            "tidy found {} problem(s):\n{}",
+            problems.len(),
+            problems.join("\n")
+        ))
     }
 }
 
@@ -29,10 +33,13 @@ fn check_file(rel: &Path, text: &str) -> Vec<String> {
     let shown = rel.display();
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     if !first.starts_with("//!") {
-        problems.push(format!("{shown}: no `//!` header saying what the file is for"));
+        problems.push(format!(
+            "{shown}: no `//!` header saying what the file is for"
+        ));
     }
     let in_sys = rel.components().any(|c| c.as_os_str() == "sys");
-    let in_crate_src = rel.starts_with("crates") && rel.components().any(|c| c.as_os_str() == "src");
+    let in_crate_src =
+        rel.starts_with("crates") && rel.components().any(|c| c.as_os_str() == "src");
     let is_tidy = rel.ends_with("xtask/src/tidy.rs");
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
@@ -43,7 +50,10 @@ fn check_file(rel: &Path, text: &str) -> Vec<String> {
         if code.contains("unsafe {") || code.trim_end().ends_with("unsafe {") {
             let window = &lines[i.saturating_sub(3)..=i];
             if !window.iter().any(|l| l.contains("SAFETY:")) {
-                problems.push(format!("{shown}:{}: `unsafe` block without a `// SAFETY:` comment", i + 1));
+                problems.push(format!(
+                    "{shown}:{}: `unsafe` block without a `// SAFETY:` comment",
+                    i + 1
+                ));
             }
         }
         if in_crate_src && !in_sys && (code.contains("libc::") || code.contains("rustix::")) {

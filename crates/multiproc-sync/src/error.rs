@@ -137,7 +137,13 @@ mod tests {
 
     #[test]
     fn display_is_lower_case_and_short() {
-        for e in [Error::Empty, Error::Full, Error::Timeout, Error::Closed, Error::Cancelled] {
+        for e in [
+            Error::Empty,
+            Error::Full,
+            Error::Timeout,
+            Error::Closed,
+            Error::Cancelled,
+        ] {
             let s = e.to_string();
             assert!(s.chars().next().unwrap().is_lowercase(), "{s}");
             assert!(s.len() < 40, "{s}");

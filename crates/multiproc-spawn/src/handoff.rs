@@ -1,0 +1,77 @@
+//! Handing descriptors to another process inside serialized values.
+//!
+//! A multiproc handle (a queue, a lock, a pipe end…) is a descriptor of shared memory or a
+//! socket. When such a handle is serialized as part of a child's arguments (or result), its
+//! `Serialize` impl calls [`send_fd`], which duplicates the descriptor into a side list and
+//! writes only its index; the list travels beside the bytes (`SCM_RIGHTS`), and on the other side
+//! `Deserialize` calls [`recv_fd`] with that index. Outside such a transfer, `send_fd` answers an
+//! error that says how to pass the handle instead.
+//!
+//! ```
+//! use multiproc_spawn::handoff;
+//! use std::os::fd::AsFd;
+//! let file = std::fs::File::open("/dev/null").unwrap();
+//! let (index, fds) = handoff::collect_fds(|| handoff::send_fd(file.as_fd()));
+//! assert_eq!(index.unwrap(), 0);
+//! let received = handoff::with_received_fds(fds, || handoff::recv_fd(0));
+//! assert!(received.is_ok());
+//! assert!(handoff::send_fd(file.as_fd()).is_err()); // no transfer in progress
+//! ```
+
+use std::cell::RefCell;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+thread_local! {
+    static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+    static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (which serializes values) and returns the descriptors its handles handed over with
+/// [`send_fd`], in index order.
+pub fn collect_fds<T>(f: impl FnOnce() -> T) -> (T, Vec<OwnedFd>) {
+    let outer = OUTGOING.with(|o| o.borrow_mut().replace(Vec::new()));
+    let value = f();
+    let fds = OUTGOING
+        .with(|o| std::mem::replace(&mut *o.borrow_mut(), outer))
+        .unwrap_or_default();
+    (value, fds)
+}
+
+/// Runs `f` (which deserializes values) with `fds` available to [`recv_fd`] by index.
+pub fn with_received_fds<T>(fds: Vec<OwnedFd>, f: impl FnOnce() -> T) -> T {
+    let outer = INCOMING.with(|i| i.borrow_mut().replace(fds.into_iter().map(Some).collect()));
+    let value = f();
+    INCOMING.with(|i| *i.borrow_mut() = outer);
+    value
+}
+
+/// Called by a handle's `Serialize`: duplicates `fd` into the transfer under way and returns
+/// its index. Errs when no transfer is under way (the value is being serialized for something
+/// that cannot carry descriptors).
+pub fn send_fd(fd: BorrowedFd<'_>) -> Result<u32, String> {
+    OUTGOING.with(|o| match o.borrow_mut().as_mut() {
+        Some(list) => {
+            let dup = fd
+                .try_clone_to_owned()
+                .map_err(|e| format!("could not duplicate a handle's descriptor: {e}"))?;
+            list.push(dup);
+            Ok((list.len() - 1) as u32)
+        }
+        None => Err(
+            "a multiproc handle can only be serialized to pass it to a child process \
+                     (in spawn's args) or inside a multiproc queue or pipe message"
+                .to_owned(),
+        ),
+    })
+}
+
+/// Called by a handle's `Deserialize`: takes the descriptor at `index` of the transfer under way.
+pub fn recv_fd(index: u32) -> Result<OwnedFd, String> {
+    INCOMING.with(|i| {
+        i.borrow_mut()
+            .as_mut()
+            .and_then(|list| list.get_mut(index as usize))
+            .and_then(Option::take)
+            .ok_or_else(|| format!("handle descriptor #{index} is missing from this message"))
+    })
+}

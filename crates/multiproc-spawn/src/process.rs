@@ -1,0 +1,441 @@
+//! `Process<R>` and its builder: start a function in another process under one of the three
+//! start methods, then watch, signal and join it.
+
+use crate::child::{self, Header, Outcome, Trampoline};
+use crate::handoff;
+use crate::identity::{self, ProcessInfo};
+use crate::registry::{self, Child};
+use crate::start_method::{StartMethod, get_start_method};
+use crate::wire::{self, FrameReader, Kind};
+use crate::{entry, forkserver, sys};
+use multiproc_sync::{Error, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Starts `f(args)` in a new process with the default settings, like Python's
+/// `Process(target=f, args=(args,)).start()`.
+///
+/// `f` is a plain `fn` (non-capturing closures coerce); `args` and the return value travel
+/// with serde. Under `Fork`, `args` is moved into the child without being encoded.
+///
+/// ```
+/// let p = multiproc_spawn::spawn(|x: u64| x * 2, 21).unwrap();
+/// assert_eq!(p.join().unwrap(), 42);
+/// ```
+pub fn spawn<A, R>(f: fn(A) -> R, args: A) -> Result<Process<R>>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+{
+    Process::builder().spawn(f, args)
+}
+
+/// A started child process whose target returns `R`.
+///
+/// Dropping the handle never leaves a zombie: a finished child is already reaped, and a
+/// running one is reaped when it ends. The child is not killed.
+#[must_use = "a dropped Process is not joined; call join() to get its result"]
+pub struct Process<R> {
+    child: Arc<Child>,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<R> fmt::Debug for Process<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Process")
+            .field("pid", &self.child.pid)
+            .field("name", &self.child.name)
+            .field("daemon", &self.child.daemon)
+            .finish()
+    }
+}
+
+/// Settings for a new process: name, daemon flag, start method.
+///
+/// ```
+/// use multiproc_spawn::{Process, StartMethod};
+/// let p = Process::builder()
+///     .name("worker")
+///     .start_method(StartMethod::Spawn)
+///     .spawn(|s: String| s.len(), "hello".to_string())
+///     .unwrap();
+/// assert_eq!(p.name(), "worker");
+/// assert_eq!(p.join().unwrap(), 5);
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use = "a builder does nothing until spawn() is called"]
+pub struct ProcessBuilder {
+    name: Option<String>,
+    daemon: bool,
+    start_method: Option<StartMethod>,
+}
+
+impl Process<()> {
+    /// A builder for a process with a name, daemon flag or start method of its own.
+    pub fn builder() -> ProcessBuilder {
+        ProcessBuilder::default()
+    }
+}
+
+impl ProcessBuilder {
+    /// The process's name (default `Process-N`, N counting from 1 in each parent).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// A daemon child is killed when its parent dies (`kill -9` included) and is terminated,
+    /// not joined, at the parent's normal exit. Default `false`.
+    pub fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = daemon;
+        self
+    }
+
+    /// The start method for this child (default: [`get_start_method`]).
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.start_method = Some(method);
+        self
+    }
+
+    /// Starts `f(args)` in the new process.
+    pub fn spawn<A, R>(self, f: fn(A) -> R, args: A) -> Result<Process<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let method = self.start_method.unwrap_or_else(get_start_method);
+        if method == StartMethod::Fork {
+            return self.fork(move || f(args));
+        }
+        let (encoded, fds) = handoff::collect_fds(|| postcard::to_allocvec(&args));
+        let encoded =
+            encoded.map_err(|e| Error::Codec(format!("could not encode the arguments: {e}")))?;
+        let tramp = child::trampoline::<A, R> as Trampoline as usize;
+        self.start_fresh(method, tramp, f as usize, &encoded, &fds)
+    }
+
+    /// Starts a closure in a forked child (the `Fork` start method only: a closure cannot be
+    /// sent to a fresh process). Its result travels back with serde.
+    ///
+    /// ```
+    /// use multiproc_spawn::{Process, StartMethod};
+    /// let base = vec![1, 2, 3];
+    /// let p = Process::builder()
+    ///     .start_method(StartMethod::Fork)
+    ///     .spawn_closure(move || base.iter().sum::<i32>())
+    ///     .unwrap();
+    /// assert_eq!(p.join().unwrap(), 6);
+    /// ```
+    pub fn spawn_closure<R, F>(self, f: F) -> Result<Process<R>>
+    where
+        F: FnOnce() -> R,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let method = self.start_method.unwrap_or_else(get_start_method);
+        if method != StartMethod::Fork {
+            return Err(Error::Invalid(format!(
+                "spawn_closure needs the Fork start method (this one is {method:?}): a closure \
+                 cannot be sent to a fresh process; use spawn(fn, args) or \
+                 .start_method(StartMethod::Fork)"
+            )));
+        }
+        self.fork(f)
+    }
+
+    fn fork<R, F>(self, f: F) -> Result<Process<R>>
+    where
+        F: FnOnce() -> R,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        check_hook()?;
+        let name = self.name.clone().unwrap_or_else(identity::next_child_name);
+        let parent = identity::current_process();
+        let (mine, theirs) = sys::socketpair()?;
+        // Hold every lock whose state the child must find consistent: the child's copy of a
+        // lock held by another thread would stay locked for ever.
+        let ident = identity::IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
+        let mut children = registry::children();
+        let mut server = forkserver::server();
+        let mut parent_sock = child::PARENT_SOCKET
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the locks above are held across the fork, and the child below touches no
+        // other lock of ours before it runs the target; it never returns into the caller.
+        let forked = unsafe { sys::fork() }?;
+        match forked {
+            sys::Forked::Child => {
+                drop(mine);
+                // Our parent's children, fork server and bootstrap socket are not ours.
+                std::mem::forget(std::mem::take(&mut *children));
+                drop(server.take());
+                drop(parent_sock.take());
+                drop((ident, children, server, parent_sock));
+                child::take_identity(&name, self.daemon, parent, true);
+                sys::ignore_sigpipe();
+                let outcome = catch_unwind(AssertUnwindSafe(|| child::encode_value(&f())));
+                child::finish(theirs, outcome.map_err(|p| child::panic_text(&*p)))
+            }
+            sys::Forked::Parent(pid) => {
+                drop((ident, children, server, parent_sock));
+                drop(theirs);
+                let pidfd = sys::pidfd_open(pid)?;
+                Ok(self.register(pid, name, false, pidfd, mine))
+            }
+        }
+    }
+
+    fn start_fresh<R>(
+        self,
+        method: StartMethod,
+        trampoline: usize,
+        target: usize,
+        args: &[u8],
+        fds: &[OwnedFd],
+    ) -> Result<Process<R>> {
+        check_hook()?;
+        let name = self.name.clone().unwrap_or_else(identity::next_child_name);
+        let header = Header {
+            trampoline: child::offset_of(trampoline),
+            target: child::offset_of(target),
+            fingerprint: child::fingerprint(),
+            name: name.clone(),
+            daemon: self.daemon,
+            parent: identity::current_process(),
+            start_method: get_start_method().to_u8(),
+        };
+        let header = postcard::to_allocvec(&header).map_err(|e| Error::Codec(e.to_string()))?;
+        let (mine, theirs) = sys::socketpair()?;
+        let (pid, pidfd, via_server) = if method == StartMethod::Spawn {
+            let value = format!("child:{}", theirs.as_raw_fd());
+            let pid = sys::spawn_self("--multiproc-child", (entry::ENV, &value), theirs.as_fd())?;
+            drop(theirs);
+            (pid, sys::pidfd_open(pid)?, false)
+        } else {
+            forkserver::request_child(self.daemon, &theirs)?;
+            drop(theirs);
+            let (pid, pidfd) = read_hello(&mine)?;
+            (pid, pidfd, true)
+        };
+        let process = self.register(pid, name, via_server, pidfd, mine);
+        let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+        let sent = {
+            let st = process.child.lock();
+            let sock = st.sock.as_ref().expect("a new child has its socket");
+            let len = (header.len() as u32).to_le_bytes();
+            wire::write_frame(sock.as_fd(), Kind::Bootstrap, &[&len, &header, args], &raw)
+        };
+        // A child that died before reading its arguments is reported by join, with its status.
+        drop(sent);
+        Ok(process)
+    }
+
+    fn register<R>(
+        self,
+        pid: u32,
+        name: String,
+        via_server: bool,
+        pidfd: OwnedFd,
+        sock: OwnedFd,
+    ) -> Process<R> {
+        let child = Arc::new(Child::new(pid, name, self.daemon, via_server, pidfd, sock));
+        registry::register(Arc::clone(&child));
+        Process {
+            child,
+            _result: PhantomData,
+        }
+    }
+}
+
+/// Reads a fork-server child's `Hello` (its pid and pidfd), or the server's reason for failing.
+fn read_hello(sock: &OwnedFd) -> Result<(u32, OwnedFd)> {
+    let mut reader = FrameReader::default();
+    match reader.read_frame(sock.as_fd())? {
+        Some(frame) if frame.kind == Kind::Hello => {
+            let pid = wire::payload_u32(&frame.payload)?;
+            let pidfd = match frame.fds.into_iter().next() {
+                Some(fd) => fd,
+                None => sys::pidfd_open(pid)?,
+            };
+            Ok((pid, pidfd))
+        }
+        Some(frame) if frame.kind == Kind::ServerError => Err(Error::ProcessFailed {
+            exitcode: 1,
+            message: String::from_utf8_lossy(&frame.payload).into_owned(),
+        }),
+        _ => Err(Error::ProcessFailed {
+            exitcode: 1,
+            message: "the child died before it started (the fork server closed its socket)".into(),
+        }),
+    }
+}
+
+fn check_hook() -> Result<()> {
+    if entry::hook_is_linked() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(
+            "multiproc's start-up hook did not run in this binary, so a child would run main() \
+             again; link multiproc into the executable itself"
+                .into(),
+        ))
+    }
+}
+
+impl<R> Process<R> {
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.pid
+    }
+
+    /// The child's name (`Process-N` unless the builder named it).
+    pub fn name(&self) -> &str {
+        &self.child.name
+    }
+
+    /// Whether the child is a daemon.
+    pub fn is_daemon(&self) -> bool {
+        self.child.daemon
+    }
+
+    /// Whether the child is still running (it is reaped as soon as it is seen to have ended).
+    pub fn is_alive(&mut self) -> bool {
+        !self.poll(Some(Instant::now()))
+    }
+
+    /// `None` while running; then 0 for a value, 1 for a panic, `n` for `exit(n)`, `-s` for death
+    /// by signal `s`.
+    ///
+    /// ```
+    /// let mut p = multiproc_spawn::spawn(|code: i32| std::process::exit(code), 3).unwrap();
+    /// assert!(p.wait_timeout(std::time::Duration::from_secs(30)));
+    /// assert_eq!(p.exitcode(), Some(3));
+    /// ```
+    pub fn exitcode(&mut self) -> Option<i32> {
+        if self.poll(Some(Instant::now())) {
+            self.child.lock().exit
+        } else {
+            None
+        }
+    }
+
+    /// Waits up to `timeout` for the child to end; `true` once it has.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
+        self.poll(Some(Instant::now() + timeout))
+    }
+
+    /// Sends `SIGTERM` (Python's `terminate`). A child that has already ended is not an error.
+    pub fn terminate(&self) -> Result<()> {
+        self.signal(sys::SIGTERM)
+    }
+
+    /// Sends `SIGKILL` (Python's `kill`). A child that has already ended is not an error.
+    pub fn kill(&self) -> Result<()> {
+        self.signal(sys::SIGKILL)
+    }
+
+    fn signal(&self, signal: i32) -> Result<()> {
+        match sys::pidfd_send_signal(self.child.pidfd.as_fd(), signal) {
+            Err(e) if e.raw_os_error() == Some(sys::ESRCH) => Ok(()),
+            other => other.map_err(Error::Io),
+        }
+    }
+
+    fn poll(&self, deadline: Option<Instant>) -> bool {
+        let mut st = self.child.lock();
+        // An error from poll or waitid means the child cannot be watched any more: count it as
+        // ended rather than hang; join reports what is known.
+        self.child.wait(&mut st, deadline).unwrap_or(true)
+    }
+}
+
+impl<R: DeserializeOwned> Process<R> {
+    /// Waits for the child to end and returns its target's value, or
+    /// `Err(ProcessFailed { exitcode, message })`: 1 and the panic text after a panic, `n` after
+    /// `exit(n)`, `-s` after death by signal `s`, or the reason it could not start.
+    ///
+    /// ```
+    /// let p = multiproc_spawn::spawn(|_: ()| -> u8 { panic!("boom") }, ()).unwrap();
+    /// match p.join() {
+    ///     Err(multiproc_sync::Error::ProcessFailed { exitcode, message }) => {
+    ///         assert_eq!((exitcode, message.as_str()), (1, "boom"));
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
+    pub fn join(self) -> Result<R> {
+        let (exit, outcome, note) = {
+            let mut st = self.child.lock();
+            let finished = self.child.wait(&mut st, None);
+            if let Err(e) = finished {
+                return Err(Error::Io(e));
+            }
+            (
+                st.exit.unwrap_or(-sys::SIGKILL),
+                st.outcome.take(),
+                st.note.take(),
+            )
+        };
+        registry::unregister(&self.child);
+        let note = note.map(|n| format!(" ({n})")).unwrap_or_default();
+        match outcome {
+            Some(frame) if frame.kind == Kind::ResultOk && exit == 0 => {
+                handoff::with_received_fds(frame.fds, || postcard::from_bytes(&frame.payload))
+                    .map_err(|e| Error::Codec(format!("could not decode the result: {e}")))
+            }
+            Some(frame) if frame.kind != Kind::ResultOk => Err(Error::ProcessFailed {
+                exitcode: exit,
+                message: format!("{}{note}", String::from_utf8_lossy(&frame.payload)),
+            }),
+            _ if exit < 0 => Err(Error::ProcessFailed {
+                exitcode: exit,
+                message: format!(
+                    "killed by signal {} ({}){note}",
+                    -exit,
+                    sys::signal_name(-exit)
+                ),
+            }),
+            _ => Err(Error::ProcessFailed {
+                exitcode: exit,
+                message: format!("exited with code {exit} without returning a value{note}"),
+            }),
+        }
+    }
+}
+
+impl<R> Drop for Process<R> {
+    fn drop(&mut self) {
+        let finished = {
+            let mut st = self.child.lock();
+            self.child
+                .wait(&mut st, Some(Instant::now()))
+                .unwrap_or(true)
+        };
+        if finished {
+            registry::unregister(&self.child);
+        } else {
+            registry::adopt_orphan(Arc::clone(&self.child));
+        }
+    }
+}
+
+/// Python's `active_children()`: the live children of this process (finished ones are reaped).
+///
+/// ```
+/// assert!(multiproc_spawn::active_children().is_empty());
+/// ```
+pub fn active_children() -> Vec<ProcessInfo> {
+    registry::active_children()
+}
+
+// A Process is used from one thread at a time (`&mut self`), but may move between threads.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Process<u8>>();
+    let _ = Outcome::Failed(String::new());
+};

@@ -1,0 +1,1 @@
+//! Python's `subprocess` helpers (stub; filled below).

@@ -1,0 +1,473 @@
+//! Linux backend: sockets with fd passing, fork, posix_spawn of `/proc/self/exe`, pidfds.
+//!
+//! Every function returns `io::Result` (or cannot fail); `cvt` turns the C convention of
+//! "-1 and errno" into an `io::Error` in one place.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::time::Duration;
+
+/// The most descriptors one message may carry (the kernel's `SCM_MAX_FD`).
+pub(crate) const MAX_FDS_PER_MESSAGE: usize = 253;
+
+fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Retries `f` while it fails with `EINTR`.
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// A connected pair of `AF_UNIX` stream sockets, both close-on-exec.
+pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } as libc::c_long)?;
+    // SAFETY: on success both descriptors are fresh and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Control-message buffer big enough for `MAX_FDS_PER_MESSAGE` descriptors, aligned for cmsghdr.
+#[repr(C, align(8))]
+struct CmsgBuf([u8; 1024 + 64]);
+
+/// Sends `data` (at least one byte) with `fds` attached, and returns how many bytes went out.
+/// Never raises `SIGPIPE`: a closed peer is `Err(BrokenPipe)`.
+pub(crate) fn send_with_fds(
+    sock: BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[RawFd],
+    nonblocking: bool,
+) -> io::Result<usize> {
+    assert!(
+        fds.len() <= MAX_FDS_PER_MESSAGE,
+        "too many fds in one message"
+    );
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let mut cmsg = CmsgBuf([0; 1024 + 64]);
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        let bytes = std::mem::size_of_val(fds);
+        // SAFETY: CMSG_SPACE only computes a size.
+        let space = unsafe { libc::CMSG_SPACE(bytes as u32) } as usize;
+        msg.msg_control = cmsg.0.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        // SAFETY: msg_control points at `space` bytes of our aligned buffer (space ≤ its size
+        // because fds.len() ≤ MAX_FDS_PER_MESSAGE), so the first header and its data fit.
+        unsafe {
+            let hdr = libc::CMSG_FIRSTHDR(&msg);
+            (*hdr).cmsg_level = libc::SOL_SOCKET;
+            (*hdr).cmsg_type = libc::SCM_RIGHTS;
+            (*hdr).cmsg_len = libc::CMSG_LEN(bytes as u32) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(hdr).cast(), fds.len());
+        }
+    }
+    let flags = libc::MSG_NOSIGNAL | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
+    // SAFETY: msg points at live buffers for the duration of the call.
+    retry(|| cvt(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, flags) } as libc::c_long))
+        .map(|n| n as usize)
+}
+
+/// Receives into `buf`, appending any descriptors that came along to `fds` (close-on-exec).
+/// Returns the byte count; 0 means the peer closed. `nonblocking`: `Err(WouldBlock)` if empty.
+pub(crate) fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    nonblocking: bool,
+) -> io::Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cmsg = CmsgBuf([0; 1024 + 64]);
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.0.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.0.len();
+    let flags = libc::MSG_CMSG_CLOEXEC | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
+    // SAFETY: msg points at live, writable buffers of the sizes it states.
+    let n =
+        retry(|| cvt(unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) } as libc::c_long))?;
+    // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed headers;
+    // CMSG_FIRSTHDR/CMSG_NXTHDR stay inside them, and each SCM_RIGHTS payload is an array of
+    // descriptors that now belong to this process (we take ownership exactly once).
+    unsafe {
+        let mut hdr = libc::CMSG_FIRSTHDR(&msg);
+        while !hdr.is_null() {
+            if (*hdr).cmsg_level == libc::SOL_SOCKET && (*hdr).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(hdr);
+                let len = (*hdr).cmsg_len - (data as usize - hdr as usize);
+                let count = len / std::mem::size_of::<RawFd>();
+                for i in 0..count {
+                    let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                    fds.push(OwnedFd::from_raw_fd(fd));
+                }
+            }
+            hdr = libc::CMSG_NXTHDR(&msg, hdr);
+        }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::other("descriptors were truncated in transit"));
+    }
+    Ok(n as usize)
+}
+
+/// Readiness of one descriptor in [`poll`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Ready {
+    /// Data (or end of file, or an error) is there to read.
+    pub(crate) readable: bool,
+    /// There is room to write.
+    pub(crate) writable: bool,
+}
+
+/// Waits until one of `fds` (descriptor, want-write) is ready, or `timeout` passes
+/// (`None`: for ever). Returns each one's readiness, in order.
+pub(crate) fn poll(fds: &[(RawFd, bool)], timeout: Option<Duration>) -> io::Result<Vec<Ready>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&(fd, write)| libc::pollfd {
+            fd,
+            events: if write { libc::POLLOUT } else { libc::POLLIN },
+            revents: 0,
+        })
+        .collect();
+    let ms = match timeout {
+        None => -1,
+        // Round up so a wait never returns before its deadline.
+        Some(t) => t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int,
+    };
+    // SAFETY: pfds is a valid array of pollfd of the stated length.
+    let r = cvt(
+        unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) } as libc::c_long,
+    );
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(vec![Ready::default(); fds.len()]),
+        Err(e) => Err(e),
+        Ok(_) => Ok(pfds
+            .iter()
+            .map(|p| Ready {
+                readable: p.revents
+                    & (libc::POLLIN | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL)
+                    != 0,
+                writable: p.revents
+                    & (libc::POLLOUT | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL)
+                    != 0,
+            })
+            .collect()),
+    }
+}
+
+/// This process's id.
+pub(crate) fn getpid() -> u32 {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() as u32 }
+}
+
+/// The parent's process id (1 or a subreaper's once the parent has died).
+pub(crate) fn getppid() -> u32 {
+    // SAFETY: getppid cannot fail.
+    unsafe { libc::getppid() as u32 }
+}
+
+/// A descriptor that refers to process `pid` (pidfd): pollable for its exit, and a race-free
+/// target for signals.
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: a plain system call with integer arguments.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) })?;
+    // SAFETY: pidfd_open returns a fresh close-on-exec descriptor that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sends `signal` to the process behind `pidfd` (never to a recycled pid).
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
+    // SAFETY: a plain system call; a null siginfo means "as kill(2) would".
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// The two ways a child's life ends, as Python's `exitcode` encodes them: `n` for `exit(n)`,
+/// `-s` for death by signal `s`.
+pub(crate) type ExitCode = i32;
+
+/// Reaps the child behind `pidfd`: `Ok(Some(code))` once it has exited, `Ok(None)` while it
+/// runs (only with `nohang`). `Err` with `ECHILD` if it was already reaped.
+pub(crate) fn waitid_pidfd(pidfd: BorrowedFd<'_>, nohang: bool) -> io::Result<Option<ExitCode>> {
+    let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+    let options = libc::WEXITED | if nohang { libc::WNOHANG } else { 0 };
+    // SAFETY: info is writable memory for one siginfo_t.
+    retry(|| {
+        cvt(unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                info.as_mut_ptr(),
+                options,
+            )
+        } as libc::c_long)
+    })?;
+    // SAFETY: zero-initialised and possibly filled by the kernel: valid either way.
+    let info = unsafe { info.assume_init() };
+    // SAFETY: si_pid is valid for SIGCHLD-style infos; 0 means "nothing has exited yet".
+    if unsafe { info.si_pid() } == 0 {
+        return Ok(None);
+    }
+    // SAFETY: for a reaped child, si_status holds the exit status or the signal number.
+    let status = unsafe { info.si_status() };
+    Ok(Some(if info.si_code == libc::CLD_EXITED {
+        status
+    } else {
+        -status
+    }))
+}
+
+/// What `fork` returned in this process.
+#[derive(Debug)]
+pub(crate) enum Forked {
+    /// We are the new child.
+    Child,
+    /// We are the parent of `pid`.
+    Parent(u32),
+}
+
+/// Forks the calling process.
+///
+/// # Safety
+/// In a multi-threaded parent, the child has only the calling thread; locks that other threads
+/// held stay locked for ever in the child. The caller must ensure the child touches no such lock
+/// (multiproc holds its own locks across the fork) before it execs or exits.
+pub(crate) unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: the caller upholds the contract above.
+    let pid = cvt(unsafe { libc::fork() } as libc::c_long)?;
+    Ok(if pid == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent(pid as u32)
+    })
+}
+
+/// Starts a fresh exec of this very executable (`/proc/self/exe`, the same file even if the
+/// path was replaced), with the environment plus `extra_env`, keeping `inherit` open (its
+/// close-on-exec flag is cleared in the child only). Returns the new pid.
+pub(crate) fn spawn_self(
+    argv1: &str,
+    extra_env: (&str, &str),
+    inherit: BorrowedFd<'_>,
+) -> io::Result<u32> {
+    let exe = c"/proc/self/exe";
+    let argv0: OsString = std::env::args_os()
+        .next()
+        .unwrap_or_else(|| "multiproc-child".into());
+    let argv0 = cstring(&argv0)?;
+    let argv1 = cstring(OsStr::new(argv1))?;
+    let argv = [argv0.as_ptr(), argv1.as_ptr(), std::ptr::null()];
+    let mut env: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| k != extra_env.0)
+        .map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            cstring(&kv)
+        })
+        .collect::<io::Result<_>>()?;
+    env.push(cstring(OsStr::new(&format!(
+        "{}={}",
+        extra_env.0, extra_env.1
+    )))?);
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|c| c.as_ptr()).collect();
+    envp.push(std::ptr::null());
+
+    let mut actions = MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
+    // SAFETY: init on uninitialised storage, as the API expects.
+    let r = unsafe { libc::posix_spawn_file_actions_init(actions.as_mut_ptr()) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    // dup2(fd, fd) in a spawn file action clears close-on-exec in the child (glibc ≥ 2.29,
+    // POSIX 2024), so exactly this one descriptor crosses the exec.
+    let fd = inherit.as_raw_fd();
+    // SAFETY: actions was initialised above.
+    let r = unsafe { libc::posix_spawn_file_actions_adddup2(actions.as_mut_ptr(), fd, fd) };
+    let mut pid: libc::pid_t = 0;
+    let r = if r != 0 {
+        r
+    } else {
+        // SAFETY: every pointer is valid and NUL-terminated for the duration of the call;
+        // argv and envp end with a null pointer.
+        unsafe {
+            libc::posix_spawn(
+                &mut pid,
+                exe.as_ptr(),
+                actions.as_ptr(),
+                std::ptr::null(),
+                argv.as_ptr() as *const *mut libc::c_char,
+                envp.as_ptr() as *const *mut libc::c_char,
+            )
+        }
+    };
+    // SAFETY: actions was initialised and is destroyed exactly once.
+    unsafe { libc::posix_spawn_file_actions_destroy(actions.as_mut_ptr()) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    Ok(pid as u32)
+}
+
+fn cstring(s: &OsStr) -> io::Result<CString> {
+    CString::new(s.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "nul byte in string"))
+}
+
+/// Takes ownership of a descriptor inherited under a known number (the bootstrap socket).
+///
+/// # Safety
+/// `fd` must be an open descriptor that nothing else in this process owns.
+pub(crate) unsafe fn own_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the caller guarantees sole ownership of an open descriptor.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Sets close-on-exec on `fd` (the bootstrap socket, once a fresh child has it).
+pub(crate) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we borrow; F_SETFD only changes its flag.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } as libc::c_long)
+        .map(drop)
+}
+
+/// Ends the calling process at once with `code`: no atexit handlers, no destructors.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Kills this process with `SIGKILL` (used when a daemon child sees its parent die).
+pub(crate) fn kill_self() -> ! {
+    // SAFETY: signalling ourselves; SIGKILL cannot be caught, so we never return.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+        libc::_exit(137)
+    }
+}
+
+/// Asks the kernel to send `SIGKILL` to this process when the thread that forked it ends
+/// (the fork server is single-threaded, so: when the server dies).
+pub(crate) fn set_parent_death_signal() -> io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
+    cvt(unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    } as libc::c_long)
+    .map(drop)
+}
+
+/// Closes every descriptor from 3 up, except those in `keep`.
+pub(crate) fn close_fds_except(keep: &[RawFd]) {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&fd| fd >= 3).collect();
+    keep.sort_unstable();
+    let mut first: u32 = 3;
+    for fd in keep {
+        let fd = fd as u32;
+        if fd > first {
+            // SAFETY: closing descriptors this process owns; nothing else uses them after fork.
+            unsafe { libc::close_range(first, fd - 1, 0) };
+        }
+        first = fd + 1;
+    }
+    // SAFETY: as above.
+    unsafe { libc::close_range(first, u32::MAX, 0) };
+}
+
+/// Ignores `SIGPIPE`, as Rust's own start-up does before `main` (a child started by multiproc
+/// runs before `main`, so it does this itself).
+pub(crate) fn ignore_sigpipe() {
+    // SAFETY: installing SIG_IGN for SIGPIPE is always sound.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
+/// Registers `f` to run at normal process exit (`exit(3)`, a return from `main`).
+pub(crate) fn register_atexit(f: extern "C" fn()) {
+    // SAFETY: f is a plain function that lives for the whole program.
+    unsafe { libc::atexit(f) };
+}
+
+/// `ECHILD`: the child was already reaped.
+pub(crate) const ECHILD: i32 = libc::ECHILD;
+/// `ESRCH`: no such process.
+pub(crate) const ESRCH: i32 = libc::ESRCH;
+/// `SIGTERM`, for `terminate`.
+pub(crate) const SIGTERM: i32 = libc::SIGTERM;
+/// `SIGKILL`, for `kill`.
+pub(crate) const SIGKILL: i32 = libc::SIGKILL;
+
+/// The conventional name of a signal, for error messages ("SIGKILL").
+pub(crate) fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        _ => return format!("signal {signal}"),
+    };
+    name.to_owned()
+}
+
+/// How many descriptors this process has open (for leak tests).
+pub(crate) fn open_fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count().saturating_sub(1))
+        .unwrap_or(0)
+}

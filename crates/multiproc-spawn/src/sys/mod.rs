@@ -1,0 +1,18 @@
+//! The operating-system layer of the spawn crate: every system call lives below this module.
+//!
+//! A backend provides:
+//! - sockets: `socketpair`, `send_with_fds`, `recv_with_fds` (SCM_RIGHTS), `poll`;
+//! - processes: `fork`, `spawn_self` (a fresh exec of this very binary), `pidfd_open`,
+//!   `pidfd_send_signal`, `waitid_pidfd`, `exit_now`, `getpid`, `getppid`;
+//! - child set-up: `set_parent_death_signal`, `close_fds_except`, `ignore_sigpipe`;
+//! - process exit: `register_atexit`; names: `signal_name`.
+//!
+//! Linux is the backend that works fully; another OS gets a sibling file with the same items.
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub(crate) use linux::*;
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("multiproc-spawn supports Linux for now: add a sys backend for this OS");

@@ -107,10 +107,15 @@ fn send_all(sock: BorrowedFd<'_>, mut data: &[u8], mut fds: &[RawFd]) -> io::Res
 }
 
 /// Reassembles frames from a stream socket, keeping descriptors in arrival order.
+///
+/// `buf[start..end]` holds received bytes not yet handed out; `buf` beyond `end` is spare,
+/// already-initialised room, so each byte of the buffer is zeroed at most once however many
+/// reads a large frame takes.
 #[derive(Debug, Default)]
 pub(crate) struct FrameReader {
     buf: Vec<u8>,
     start: usize,
+    end: usize,
     fds: VecDeque<OwnedFd>,
     eof: bool,
 }
@@ -127,52 +132,55 @@ impl FrameReader {
         if self.eof {
             return Ok(true);
         }
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        // Room for the rest of the current frame, at least 64 KiB.
+        let pending = self.end - self.start;
+        let frame_len = if pending >= HEADER {
+            HEADER
+                + u32::from_le_bytes(self.buf[self.start..self.start + 4].try_into().unwrap())
+                    as usize
+        } else {
+            0
+        };
+        let want = frame_len.saturating_sub(pending).max(64 * 1024);
+        if self.start > 0 && self.buf.len() - self.end < want {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
-        // Read straight into the space the current frame needs, at least 64 KiB at a time.
-        let pending = self.buf.len() - self.start;
-        let want = if pending >= HEADER {
-            let len = u32::from_le_bytes(self.buf[self.start..self.start + 4].try_into().unwrap())
-                as usize;
-            (HEADER + len).saturating_sub(pending).max(64 * 1024)
-        } else {
-            64 * 1024
-        };
-        let old = self.buf.len();
-        self.buf.resize(old + want, 0);
+        if self.buf.len() < self.end + want {
+            self.buf.resize(self.end + want, 0);
+        }
         let mut fds = Vec::new();
-        let r = sys::recv_with_fds(sock, &mut self.buf[old..], &mut fds, nonblocking);
+        let r = sys::recv_with_fds(sock, &mut self.buf[self.end..], &mut fds, nonblocking);
         self.fds.extend(fds);
         match r {
             Ok(0) => {
-                self.buf.truncate(old);
                 self.eof = true;
                 Ok(true)
             }
             Ok(n) => {
-                self.buf.truncate(old + n);
+                self.end += n;
                 Ok(true)
             }
-            Err(e) => {
-                self.buf.truncate(old);
-                match e.kind() {
-                    io::ErrorKind::WouldBlock => Ok(false),
-                    // A peer that died with unread data in its buffer resets the connection.
-                    io::ErrorKind::ConnectionReset => {
-                        self.eof = true;
-                        Ok(true)
-                    }
-                    _ => Err(e),
+            Err(e) => match e.kind() {
+                io::ErrorKind::WouldBlock => Ok(false),
+                // A peer that died with unread data in its buffer resets the connection.
+                io::ErrorKind::ConnectionReset => {
+                    self.eof = true;
+                    Ok(true)
                 }
-            }
+                _ => Err(e),
+            },
         }
     }
 
     /// The next complete frame, if one has arrived.
     pub(crate) fn next_frame(&mut self) -> io::Result<Option<Frame>> {
-        let avail = &self.buf[self.start..];
+        let avail = &self.buf[self.start..self.end];
         if avail.len() < HEADER {
             return Ok(None);
         }
@@ -189,10 +197,12 @@ impl FrameReader {
                 "frame lost its descriptors",
             ));
         }
-        let payload = if self.start == 0 && self.buf.len() == HEADER + len {
-            // The common case for big frames: hand the buffer over instead of copying it.
+        let payload = if len > 1 << 20 && self.start == 0 && self.end == HEADER + len {
+            // A big frame that fills the buffer: hand the buffer over instead of copying it.
             let mut whole = std::mem::take(&mut self.buf);
+            whole.truncate(self.end);
             whole.drain(..HEADER);
+            self.end = 0;
             whole
         } else {
             let p = avail[HEADER..HEADER + len].to_vec();

@@ -1,0 +1,90 @@
+//! Helpers shared by the spawn crate's integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use multiproc_spawn::{StartMethod, handoff};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+pub const METHODS: [StartMethod; 3] = [
+    StartMethod::Fork,
+    StartMethod::Spawn,
+    StartMethod::ForkServer,
+];
+
+/// The write end of a pipe that can travel to a child in its args (through `handoff`), so a
+/// child can report to the test while it keeps running.
+#[derive(Debug)]
+pub struct Reporter(pub OwnedFd);
+
+impl Reporter {
+    pub fn pair() -> (std::io::PipeReader, Reporter) {
+        let (r, w) = std::io::pipe().unwrap();
+        (r, Reporter(OwnedFd::from(w)))
+    }
+
+    pub fn say(&self, value: u32) {
+        let mut f = std::fs::File::from(self.0.try_clone().unwrap());
+        f.write_all(&value.to_le_bytes()).unwrap();
+    }
+}
+
+/// Reads one value a child said; `None` if every writer closed first (the child died).
+pub fn hear(r: &mut std::io::PipeReader) -> Option<u32> {
+    let mut b = [0u8; 4];
+    r.read_exact(&mut b).ok().map(|_| u32::from_le_bytes(b))
+}
+
+impl Serialize for Reporter {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let index = handoff::send_fd(self.0.as_fd()).map_err(serde::ser::Error::custom)?;
+        index.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Reporter {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let index = u32::deserialize(d)?;
+        handoff::recv_fd(index)
+            .map(Reporter)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Waits up to `timeout` for process `pid` (not necessarily our child) to exit.
+pub fn exits_within(pid: u32, timeout: Duration) -> bool {
+    // SAFETY: plain system calls on integers and a local pollfd.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0);
+        if fd < 0 {
+            return true; // already gone and reaped
+        }
+        let fd = OwnedFd::from_raw_fd(fd as i32);
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        libc::poll(&mut p, 1, timeout.as_millis() as i32) == 1
+    }
+}
+
+/// Whether `pid` is a zombie child of this process.
+pub fn is_zombie_child(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let mut fields = after.split_whitespace();
+    let state = fields.next();
+    let ppid: Option<u32> = fields.next().and_then(|p| p.parse().ok());
+    state == Some("Z") && ppid == Some(std::process::id())
+}
+
+/// Parks the calling process for ever (until a test signals it).
+pub fn park_forever() -> ! {
+    loop {
+        std::thread::park();
+    }
+}

@@ -1,10 +1,99 @@
-//! A short walk through multiproc's main features.
+//! A short, visible walk through multiproc's main features. Run it with
+//! `cargo run --release --example tour`.
 //!
 //! Expected output:
-//! ```text
-//! ...
+//! ```text,ordered
+//! multiproc tour: main process {pid} ({n} CPUs)
+//!
+//! 1. Processes, under each of Python's start methods
+//!    ForkServer: child {pid} (Process-{n}) squared 12 -> 144
+//!    Spawn: child {pid} (Process-{n}) squared 12 -> 144
+//!    Fork: child {pid} (Process-{n}) squared 12 -> 144
+//!    Fork with a closure: sum of [1, 2, 3] -> 6
+//!
+//! 2. Failures are errors, never hangs
+//!    a panicking child: process failed with exit code 1: bad input: -1
+//!    a killed child: process failed with exit code -9: killed by signal 9 (SIGKILL)
+//!
+//! 3. Subprocess
+//!    check_output(["echo", "hello from a subprocess"]) -> "hello from a subprocess"
+//!    run(["sleep", "5"], timeout = 100 ms) -> timed out
+//!
+//! tour finished in {n} ms
 //! ```
 
-fn main() {
-    println!("multiproc tour");
+use multiproc::subprocess::{self, RunOptions};
+use multiproc::{Process, StartMethod};
+use std::time::{Duration, Instant};
+
+fn square(x: u64) -> (u32, String, u64) {
+    let me = multiproc::current_process();
+    (me.pid, me.name, x * x)
+}
+
+fn must_be_positive(x: i64) -> i64 {
+    assert!(x >= 0, "bad input: {x}");
+    x
+}
+
+fn sleep_forever(_: ()) {
+    loop {
+        std::thread::park();
+    }
+}
+
+fn main() -> multiproc::Result<()> {
+    let start = Instant::now();
+    println!(
+        "multiproc tour: main process {} ({} CPUs)",
+        std::process::id(),
+        multiproc::cpu_count()
+    );
+
+    println!("\n1. Processes, under each of Python's start methods");
+    for method in [
+        StartMethod::ForkServer,
+        StartMethod::Spawn,
+        StartMethod::Fork,
+    ] {
+        let p = Process::builder().start_method(method).spawn(square, 12)?;
+        let (pid, name, value) = p.join()?;
+        println!("   {method:?}: child {pid} ({name}) squared 12 -> {value}");
+    }
+    let numbers = vec![1, 2, 3];
+    let p = Process::builder()
+        .start_method(StartMethod::Fork)
+        .spawn_closure(move || numbers.iter().sum::<i32>())?;
+    println!("   Fork with a closure: sum of [1, 2, 3] -> {}", p.join()?);
+
+    println!("\n2. Failures are errors, never hangs");
+    // The child's panic message goes to stderr as usual; the parent gets it as an error.
+    let bad = multiproc::spawn(must_be_positive, -1)?;
+    println!("   a panicking child: {}", bad.join().unwrap_err());
+    let mut stuck = multiproc::spawn(sleep_forever, ())?;
+    stuck.kill()?;
+    stuck.wait_timeout(Duration::from_secs(5));
+    println!("   a killed child: {}", stuck.join().unwrap_err());
+
+    println!("\n3. Subprocess");
+    let out = subprocess::check_output(&["echo", "hello from a subprocess"])?;
+    println!(
+        "   check_output([\"echo\", \"hello from a subprocess\"]) -> {:?}",
+        String::from_utf8_lossy(&out).trim_end()
+    );
+    let slow = subprocess::run(
+        &["sleep", "5"],
+        &RunOptions {
+            timeout: Some(Duration::from_millis(100)),
+            ..Default::default()
+        },
+    );
+    let verdict = match slow {
+        Err(multiproc::Error::Timeout) => "timed out".to_string(),
+        other => format!("{other:?}"),
+    };
+    println!("   run([\"sleep\", \"5\"], timeout = 100 ms) -> {verdict}");
+
+    println!("\ntour finished in {} ms", start.elapsed().as_millis());
+    Ok(())
 }

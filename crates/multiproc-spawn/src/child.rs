@@ -48,8 +48,11 @@ fn address_at(offset: isize) -> usize {
     (anchor as fn() as usize).wrapping_add(offset as usize)
 }
 
+/// The offset of a second non-generic, never-inlined function from [`anchor`]. (A generic
+/// function would not do: each codegen unit may hold its own copy of an instantiation.)
+#[inline(never)]
 pub(crate) fn fingerprint() -> isize {
-    offset_of(trampoline::<u8, u8> as Trampoline as usize)
+    offset_of(run_fresh as fn(OwnedFd, bool) -> ! as usize)
 }
 
 /// What running the target gave, short of a panic.

@@ -185,7 +185,7 @@ impl ProcessBuilder {
                 drop((ident, children, server, parent_sock));
                 drop(theirs);
                 let pidfd = sys::pidfd_open(pid)?;
-                Ok(self.register(pid, name, false, pidfd, mine))
+                Ok(self.register(pid, name, false, pidfd, mine, FrameReader::default()))
             }
         }
     }
@@ -211,27 +211,31 @@ impl ProcessBuilder {
         };
         let header = postcard::to_allocvec(&header).map_err(|e| Error::Codec(e.to_string()))?;
         let (mine, theirs) = sys::socketpair()?;
-        let (pid, pidfd, via_server) = if method == StartMethod::Spawn {
+        let len = (header.len() as u32).to_le_bytes();
+        let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+        let bootstrap = |sock: &OwnedFd| {
+            wire::write_frame(sock.as_fd(), Kind::Bootstrap, &[&len, &header, args], &raw)
+        };
+        let (pid, pidfd, via_server, reader) = if method == StartMethod::Spawn {
             let value = format!("child:{}", theirs.as_raw_fd());
             let pid = sys::spawn_self("--multiproc-child", (entry::ENV, &value), theirs.as_fd())?;
             drop(theirs);
-            (pid, sys::pidfd_open(pid)?, false)
+            let pidfd = sys::pidfd_open(pid)?;
+            // A child that died before reading its arguments is reported by join, with its
+            // status; so a failed write is not an error here.
+            let _ = bootstrap(&mine);
+            (pid, pidfd, false, FrameReader::default())
         } else {
             forkserver::request_child(self.daemon, &theirs)?;
             drop(theirs);
-            let (pid, pidfd) = read_hello(&mine)?;
-            (pid, pidfd, true)
+            // Send the arguments before the child asks: it reads them as soon as it exists,
+            // instead of waiting for a round trip through us after its Hello.
+            let _ = bootstrap(&mine);
+            let mut reader = FrameReader::default();
+            let (pid, pidfd) = read_hello(&mine, &mut reader)?;
+            (pid, pidfd, true, reader)
         };
-        let process = self.register(pid, name, via_server, pidfd, mine);
-        let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
-        let sent = {
-            let st = process.child.lock();
-            let sock = st.sock.as_ref().expect("a new child has its socket");
-            let len = (header.len() as u32).to_le_bytes();
-            wire::write_frame(sock.as_fd(), Kind::Bootstrap, &[&len, &header, args], &raw)
-        };
-        // A child that died before reading its arguments is reported by join, with its status.
-        drop(sent);
+        let process = self.register(pid, name, via_server, pidfd, mine, reader);
         Ok(process)
     }
 
@@ -242,8 +246,17 @@ impl ProcessBuilder {
         via_server: bool,
         pidfd: OwnedFd,
         sock: OwnedFd,
+        reader: FrameReader,
     ) -> Process<R> {
-        let child = Arc::new(Child::new(pid, name, self.daemon, via_server, pidfd, sock));
+        let child = Arc::new(Child::new(
+            pid,
+            name,
+            self.daemon,
+            via_server,
+            pidfd,
+            sock,
+            reader,
+        ));
         registry::register(Arc::clone(&child));
         Process {
             child,
@@ -253,9 +266,8 @@ impl ProcessBuilder {
 }
 
 /// Reads a fork-server child's `Hello` (its pid and pidfd), or the server's reason for failing.
-fn read_hello(sock: &OwnedFd) -> Result<(u32, OwnedFd)> {
-    let mut reader = FrameReader::default();
-    match reader.read_frame(sock.as_fd())? {
+fn read_hello(sock: &OwnedFd, reader: &mut FrameReader) -> Result<(u32, OwnedFd)> {
+    match reader.read_frame_spinning(sock.as_fd(), registry::SPIN)? {
         Some(frame) if frame.kind == Kind::Hello => {
             let pid = wire::payload_u32(&frame.payload)?;
             let pidfd = match frame.fds.into_iter().next() {

@@ -18,6 +18,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
+/// How long a wait looks (yielding the CPU between looks) before it sleeps in `poll`.
+pub(crate) const SPIN: Duration = Duration::from_micros(100);
+
 /// One started child, shared by its `Process` handle and the registry.
 #[derive(Debug)]
 pub(crate) struct Child {
@@ -45,6 +48,8 @@ pub(crate) struct ChildState {
 }
 
 impl Child {
+    /// `reader` holds whatever was already read from `sock` (a fork-server child's `Hello`
+    /// may arrive together with its first frames).
     pub(crate) fn new(
         pid: u32,
         name: String,
@@ -52,6 +57,7 @@ impl Child {
         via_server: bool,
         pidfd: OwnedFd,
         sock: OwnedFd,
+        reader: FrameReader,
     ) -> Child {
         Child {
             pid,
@@ -61,6 +67,7 @@ impl Child {
             pidfd,
             state: Mutex::new(ChildState {
                 sock: Some(sock),
+                reader,
                 ..ChildState::default()
             }),
         }
@@ -81,20 +88,20 @@ impl Child {
     /// Makes progress until the child has finished (`Ok(true)`) or `deadline` passes
     /// (`Ok(false)`); `None` waits for ever, a past deadline just looks.
     pub(crate) fn wait(&self, st: &mut ChildState, deadline: Option<Instant>) -> io::Result<bool> {
-        let mut spins = 0u32;
+        let spin_until = Instant::now() + SPIN;
         loop {
             self.absorb(st)?;
             if st.exit.is_some() {
                 return Ok(true);
             }
-            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let now = Instant::now();
+            let timeout = deadline.map(|d| d.saturating_duration_since(now));
             if timeout == Some(Duration::ZERO) {
                 return Ok(false);
             }
-            // A child that has just sent its result exits within microseconds, while a sleeping
-            // wake-up costs tens: look again a few times before sleeping.
-            if st.outcome.is_some() && spins < 200 {
-                spins += 1;
+            // A short-lived child ends within tens of microseconds, while waking a sleeping
+            // thread on another core costs about as much again: look a while before sleeping.
+            if now < spin_until {
                 std::thread::yield_now();
                 continue;
             }

@@ -18,6 +18,7 @@ use crate::sys;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
 
 /// The kinds of frame (see the module table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,6 +216,18 @@ impl FrameReader {
 
     /// Blocks until one whole frame has arrived; `Ok(None)` if the peer closed first.
     pub(crate) fn read_frame(&mut self, sock: BorrowedFd<'_>) -> io::Result<Option<Frame>> {
+        self.read_frame_spinning(sock, Duration::ZERO)
+    }
+
+    /// Like [`FrameReader::read_frame`], but looks without blocking (yielding the CPU between
+    /// looks) for up to `spin` before it sleeps: a reply that comes within microseconds then
+    /// costs no wake-up.
+    pub(crate) fn read_frame_spinning(
+        &mut self,
+        sock: BorrowedFd<'_>,
+        spin: Duration,
+    ) -> io::Result<Option<Frame>> {
+        let spin_until = Instant::now() + spin;
         loop {
             if let Some(f) = self.next_frame()? {
                 return Ok(Some(f));
@@ -222,7 +235,10 @@ impl FrameReader {
             if self.eof {
                 return Ok(None);
             }
-            self.fill(sock, false)?;
+            let spinning = Instant::now() < spin_until;
+            if !self.fill(sock, spinning)? {
+                std::thread::yield_now();
+            }
         }
     }
 }

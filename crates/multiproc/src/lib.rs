@@ -1,10 +1,47 @@
 //! multiproc: Python's process and thread toolbox (`multiprocessing`, `threading`, `queue`,
 //! `concurrent.futures`, `subprocess`) for Rust, fast and robust.
 //!
+//! Every name a Python programmer knows is where they expect it:
+//!
+//! | Python | multiproc |
+//! |---|---|
+//! | `multiprocessing.Process(target=f, args=(x,)).start()` | [`spawn(f, x)`](spawn), [`Process::builder()`](Process::builder) |
+//! | `multiprocessing.set_start_method("fork")` | [`set_start_method(StartMethod::Fork)`](set_start_method) |
+//! | `multiprocessing.current_process()`, `parent_process()`, `active_children()`, `cpu_count()` | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
+//! | `subprocess.run(...)`, `call`, `check_call`, `check_output` | [`subprocess::run`], [`subprocess::call`], … |
+//!
 //! ```
-//! assert_eq!(multiproc::Error::Timeout.to_string(), "timed out");
+//! fn greet(name: String) -> String {
+//!     format!("hello {name} from {}", std::process::id())
+//! }
+//!
+//! let p = multiproc::spawn(greet, "Ada".to_string()).unwrap();
+//! let pid = p.pid();
+//! assert_eq!(p.join().unwrap(), format!("hello Ada from {pid}"));
 //! ```
+//!
+//! Spawning needs no set-up call: a start-up hook that runs before `main` recognises a child
+//! that multiproc started. Linux is fully supported; OS code lives behind one `sys` module per
+//! crate so other platforms can follow.
 #![warn(missing_docs)]
 
 #[doc(inline)]
 pub use multiproc_sync::{Error, Result};
+
+#[doc(inline)]
+pub use multiproc_spawn::{
+    Process, ProcessBuilder, ProcessInfo, StartMethod, active_children, cpu_count, current_process,
+    get_start_method, init, parent_process, set_start_method, spawn,
+};
+
+/// Python's `subprocess` module: `call`, `check_call`, `check_output`, `run`.
+pub mod subprocess {
+    #[doc(inline)]
+    pub use multiproc_spawn::subprocess::*;
+}
+
+/// Passing descriptors of multiproc handles to children inside serialized values.
+pub mod handoff {
+    #[doc(inline)]
+    pub use multiproc_spawn::handoff::*;
+}

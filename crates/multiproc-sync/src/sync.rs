@@ -548,6 +548,16 @@ impl<T> ConditionGuard<'_, T> {
         unsafe { self.cond.cond.notify(n.min(u32::MAX as usize) as u32) };
     }
 
+    /// How many threads wait on this condition now (exact: read under the lock).
+    ///
+    /// ```
+    /// let c = multiproc_sync::Condition::new();
+    /// assert_eq!(c.acquire().waiters(), 0);
+    /// ```
+    pub fn waiters(&self) -> usize {
+        self.cond.cond.waiters() as usize
+    }
+
     /// Wakes every waiting thread.
     ///
     /// ```

@@ -25,7 +25,11 @@ fn names_idents_and_join_value() {
     assert!(!t.is_daemon());
     let id = t.ident();
     assert!(id != 0);
-    assert!(enumerate().iter().any(|i| i.name == "LoopThread" && i.ident == id));
+    assert!(
+        enumerate()
+            .iter()
+            .any(|i| i.name == "LoopThread" && i.ident == id)
+    );
     assert!(active_count() >= 2);
     go.set();
     let info = t.join().unwrap();
@@ -71,12 +75,18 @@ fn panic_becomes_task_failed() {
 fn timer_cancel_and_fire() {
     let ran = Arc::new(AtomicBool::new(false));
     let r2 = ran.clone();
-    let t = Timer::new(Duration::from_secs(30), move || r2.store(true, Ordering::SeqCst)).start();
+    let t = Timer::new(Duration::from_secs(30), move || {
+        r2.store(true, Ordering::SeqCst)
+    })
+    .start();
     t.cancel();
     t.join().unwrap();
     assert!(!ran.load(Ordering::SeqCst));
     let r2 = ran.clone();
-    let t = Timer::new(Duration::from_millis(5), move || r2.store(true, Ordering::SeqCst)).start();
+    let t = Timer::new(Duration::from_millis(5), move || {
+        r2.store(true, Ordering::SeqCst)
+    })
+    .start();
     t.join().unwrap();
     assert!(ran.load(Ordering::SeqCst));
 }
@@ -127,7 +137,11 @@ fn exit_joins_non_daemon_threads_only() {
         std::process::exit(0);
     }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "exit_joins_non_daemon_threads_only", "--nocapture"])
+        .args([
+            "--exact",
+            "exit_joins_non_daemon_threads_only",
+            "--nocapture",
+        ])
         .env("MULTIPROC_EXIT_CHILD", "1")
         .output()
         .unwrap();

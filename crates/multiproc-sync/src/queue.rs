@@ -23,7 +23,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::raw::{RawLock, ThreadFutex, deadline_after, spin_until};
+use crate::raw::{RawLock, ThreadFutex, deadline_after, spin_until, std_wait, std_wake};
 use crate::{Error, Result};
 
 /// How a queue orders its items.
@@ -85,9 +85,8 @@ impl Signal {
     }
 
     fn sleep(&self, seq: u32, deadline: Option<Instant>) {
-        use crate::raw::Futex;
         if !spin_until(|| self.seq.load(Ordering::Relaxed) != seq) {
-            ThreadFutex::wait(&self.seq, seq, deadline);
+            std_wait(&self.seq, seq, deadline, false);
         }
         self.sleepers.fetch_sub(1, Ordering::Relaxed);
     }
@@ -101,13 +100,8 @@ impl Signal {
 
     #[cold]
     fn notify_slow(&self, all: bool) {
-        use crate::raw::Futex;
         self.seq.fetch_add(1, Ordering::SeqCst);
-        if all {
-            ThreadFutex::wake_all(&self.seq);
-        } else {
-            ThreadFutex::wake(&self.seq, 1);
-        }
+        std_wake(&self.seq, if all { i32::MAX as u32 } else { 1 });
     }
 }
 

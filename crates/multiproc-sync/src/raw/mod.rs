@@ -120,6 +120,17 @@ unsafe impl Futex for ThreadFutex {
 
 #[cfg(not(multiproc_loom))]
 fn wait_impl(word: &AtomicU32, expected: u32, deadline: Option<Instant>, shared: bool) -> bool {
+    std_wait(word, expected, deadline, shared)
+}
+
+/// A futex wait on a plain `std` atomic (also under loom: for internals loom does not model,
+/// such as the queues). Returns `false` only when `deadline` has passed.
+pub(crate) fn std_wait(
+    word: &std::sync::atomic::AtomicU32,
+    expected: u32,
+    deadline: Option<Instant>,
+    shared: bool,
+) -> bool {
     let timeout = match deadline {
         None => None,
         Some(d) => {
@@ -140,6 +151,11 @@ fn wait_impl(word: &AtomicU32, expected: u32, deadline: Option<Instant>, shared:
 #[cfg(not(multiproc_loom))]
 fn wake_impl(word: &AtomicU32, n: u32, shared: bool) -> usize {
     crate::sys::futex_wake(word, n, shared)
+}
+
+/// A futex wake on a plain `std` atomic (see [`std_wait`]).
+pub(crate) fn std_wake(word: &std::sync::atomic::AtomicU32, n: u32) -> usize {
+    crate::sys::futex_wake(word, n, false)
 }
 
 // Under loom a futex wait is a yield (a spurious wake-up, which every caller tolerates).

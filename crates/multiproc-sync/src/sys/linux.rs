@@ -67,6 +67,7 @@ pub(crate) fn on_exit(f: extern "C" fn()) -> io::Result<()> {
 }
 
 /// Runs `f` in the child process after every `fork`.
+#[cfg_attr(multiproc_loom, allow(dead_code))]
 pub(crate) fn on_fork_child(f: unsafe extern "C" fn()) -> io::Result<()> {
     // SAFETY: `f` is 'static and async-signal-safe by contract of the caller (it only writes
     // a thread-local cell); the other handlers are absent.

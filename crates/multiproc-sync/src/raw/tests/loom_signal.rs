@@ -33,7 +33,12 @@ fn loom_semaphore_permits_are_not_lost() {
 
 #[test]
 fn loom_condition_notify_reaches_waiter() {
-    loom::model(|| {
+    // The futex is emulated by yielding, so a sleeper is a spinner: bound preemptions to keep
+    // the state space finite.
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(2);
+    model.max_branches = 100_000;
+    model.check(|| {
         let lock = Arc::new(RawLock::<ThreadFutex>::new());
         let cond = Arc::new(RawCondition::<ThreadFutex>::new());
         let flag = Arc::new(loom::sync::atomic::AtomicBool::new(false));

@@ -69,12 +69,14 @@ impl<T: Ord> Store<T> for BinaryHeap<Reverse<T>> {
     }
 }
 
-/// A futex "event count": sleepers register, then sleep on `seq`; notifiers bump `seq` and
-/// wake only when someone is registered.
+/// A futex "event count": sleepers register (under the queue lock), spin a few µs watching
+/// `seq`, and only then park on it; notifiers bump `seq` when someone is registered and make
+/// the wake system call only when someone is parked.
 #[derive(Default)]
 struct Signal {
     seq: AtomicU32,
     sleepers: AtomicU32,
+    parked: AtomicU32,
 }
 
 impl Signal {
@@ -86,7 +88,11 @@ impl Signal {
 
     fn sleep(&self, seq: u32, deadline: Option<Instant>) {
         if !spin_until(|| self.seq.load(Ordering::Relaxed) != seq) {
+            // SeqCst pairs with `notify_slow`: either it sees us parked and wakes us, or the
+            // kernel sees the new `seq` and does not let us sleep.
+            self.parked.fetch_add(1, Ordering::SeqCst);
             std_wait(&self.seq, seq, deadline, false);
+            self.parked.fetch_sub(1, Ordering::Relaxed);
         }
         self.sleepers.fetch_sub(1, Ordering::Relaxed);
     }
@@ -101,7 +107,9 @@ impl Signal {
     #[cold]
     fn notify_slow(&self, all: bool) {
         self.seq.fetch_add(1, Ordering::SeqCst);
-        std_wake(&self.seq, if all { i32::MAX as u32 } else { 1 });
+        if self.parked.load(Ordering::SeqCst) != 0 {
+            std_wake(&self.seq, if all { i32::MAX as u32 } else { 1 });
+        }
     }
 }
 

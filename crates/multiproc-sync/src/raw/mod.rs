@@ -118,6 +118,40 @@ unsafe impl Futex for ThreadFutex {
     }
 }
 
+/// The process-shared futex (no `FUTEX_PRIVATE_FLAG`): for words in memory mapped by several
+/// processes. Owner ids are kernel tids, unique across the processes of one PID namespace.
+/// `owner_alive` keeps the default (`true`): robust owner-death recovery is added by the
+/// process-shared crate, which wraps or replaces this type.
+///
+/// ```
+/// use multiproc_sync::raw::{RawLock, SharedFutex};
+/// let lock = RawLock::<SharedFutex>::new();
+/// assert!(lock.try_lock());
+/// // SAFETY: held.
+/// unsafe { lock.unlock() };
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SharedFutex;
+
+// SAFETY: as for `ThreadFutex`: the kernel tid is non-zero, below 2^22 and unique among live
+// threads of every process in the PID namespace.
+unsafe impl Futex for SharedFutex {
+    #[inline]
+    fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
+        wait_impl(word, expected, deadline, true)
+    }
+
+    #[inline]
+    fn wake(word: &AtomicU32, n: u32) -> usize {
+        wake_impl(word, n, true)
+    }
+
+    #[inline]
+    fn owner_id() -> u32 {
+        current_tid()
+    }
+}
+
 #[cfg(not(multiproc_loom))]
 fn wait_impl(word: &AtomicU32, expected: u32, deadline: Option<Instant>, shared: bool) -> bool {
     std_wait(word, expected, deadline, shared)

@@ -60,7 +60,7 @@ fn main() -> multiproc::Result<()> {
         let (pid, name, value) = p.join()?;
         println!("   {method:?}: child {pid} ({name}) squared 12 -> {value}");
     }
-    let numbers = vec![1, 2, 3];
+    let numbers = [1, 2, 3];
     let p = Process::builder()
         .start_method(StartMethod::Fork)
         .spawn_closure(move || numbers.iter().sum::<i32>())?;

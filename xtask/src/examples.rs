@@ -182,10 +182,8 @@ impl Expected {
                     }
                 }
             }
-            if !self.extra_allowed {
-                if let Some(line) = it.next() {
-                    return Err(format!("printed an unexpected line `{line}`"));
-                }
+            if let (false, Some(line)) = (self.extra_allowed, it.next()) {
+                return Err(format!("printed an unexpected line `{line}`"));
             }
             return Ok(());
         }

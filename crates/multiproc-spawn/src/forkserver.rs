@@ -137,8 +137,7 @@ pub(crate) fn serve(ctrl: OwnedFd) -> ! {
                 shut_down_server(&kids);
             }
         }
-        let mut i = 0;
-        for r in &ready[1..] {
+        for (i, r) in ready[1..].iter().enumerate() {
             let k = &mut kids[i];
             if r.readable || r.writable {
                 if k.pending.is_none() {
@@ -159,7 +158,6 @@ pub(crate) fn serve(ctrl: OwnedFd) -> ! {
                     }
                 }
             }
-            i += 1;
         }
         kids.retain(|k| !matches!(&k.pending, Some((f, sent)) if *sent >= f.len()));
     }

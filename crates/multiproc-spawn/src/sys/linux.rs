@@ -232,8 +232,8 @@ pub(crate) type ExitCode = i32;
 pub(crate) fn waitid_pidfd(pidfd: BorrowedFd<'_>, nohang: bool) -> io::Result<Option<ExitCode>> {
     let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
     let options = libc::WEXITED | if nohang { libc::WNOHANG } else { 0 };
-    // SAFETY: info is writable memory for one siginfo_t.
     retry(|| {
+        // SAFETY: info is writable memory for one siginfo_t.
         cvt(unsafe {
             libc::waitid(
                 libc::P_PIDFD,

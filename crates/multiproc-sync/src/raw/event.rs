@@ -1,0 +1,125 @@
+//! `RawEvent`: Python's `Event` in one word: a flag, a waiters bit and a generation count.
+
+use std::marker::PhantomData;
+use std::time::Instant;
+
+use super::{Futex, spin_until};
+use crate::loom::{AtomicU32, Ordering};
+
+const SET: u32 = 1;
+const WAITING: u32 = 2;
+/// Each `set` that finds the flag clear adds one generation (bits 2..32), so a waiter woken by
+/// a `set` returns `true` even if a `clear` came before it ran, exactly as Python's `wait`.
+const GEN: u32 = 4;
+
+/// A one-word event: `wait` sleeps until `set`.
+///
+/// Word: bit 0 set, bit 1 someone sleeps, bits 2.. generation.
+///
+/// ```
+/// use multiproc_sync::raw::{RawEvent, ThreadFutex};
+/// use std::time::{Duration, Instant};
+/// let e = RawEvent::<ThreadFutex>::new();
+/// assert!(!e.wait_until(Some(Instant::now() + Duration::from_millis(1))));
+/// e.set();
+/// assert!(e.is_set() && e.wait_until(None));
+/// ```
+#[repr(C)]
+pub struct RawEvent<F> {
+    pub(super) state: AtomicU32,
+    _futex: PhantomData<fn() -> F>,
+}
+
+impl<F> std::fmt::Debug for RawEvent<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawEvent")
+            .field("set", &(self.state.load(Ordering::Relaxed) & SET != 0))
+            .finish()
+    }
+}
+
+impl<F: Futex> Default for RawEvent<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F: Futex> RawEvent<F> {
+    /// A clear event.
+    pub fn new() -> Self {
+        RawEvent {
+            state: AtomicU32::new(0),
+            _futex: PhantomData,
+        }
+    }
+
+    /// Whether the flag is set.
+    #[inline]
+    pub fn is_set(&self) -> bool {
+        self.state.load(Ordering::Acquire) & SET != 0
+    }
+
+    /// Sets the flag and wakes every waiter.
+    #[inline]
+    pub fn set(&self) {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if s & SET != 0 {
+                // Already set: still a release point for what came before (an RMW, so a
+                // waiter's acquire load of any later value synchronises with it).
+                self.state.fetch_or(0, Ordering::Release);
+                return;
+            }
+            let new = (s & !WAITING).wrapping_add(GEN) | SET;
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        if s & WAITING != 0 {
+            F::wake_all(&self.state);
+        }
+    }
+
+    /// Clears the flag.
+    #[inline]
+    pub fn clear(&self) {
+        self.state.fetch_and(!SET, Ordering::Relaxed);
+    }
+
+    /// Waits until the flag is set or `deadline` passes; returns whether it was set.
+    #[inline]
+    pub fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        let s = self.state.load(Ordering::Acquire);
+        s & SET != 0 || self.wait_slow(s, deadline)
+    }
+
+    #[cold]
+    fn wait_slow(&self, start: u32, deadline: Option<Instant>) -> bool {
+        let gen0 = start & !(SET | WAITING);
+        let woken = |s: u32| s & SET != 0 || s & !(SET | WAITING) != gen0;
+        if spin_until(|| woken(self.state.load(Ordering::Acquire))) {
+            return true;
+        }
+        loop {
+            let s = self.state.load(Ordering::Acquire);
+            if woken(s) {
+                return true;
+            }
+            if s & WAITING == 0
+                && self
+                    .state
+                    .compare_exchange(s, s | WAITING, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            if !F::wait(&self.state, s | WAITING, deadline) {
+                return woken(self.state.load(Ordering::Acquire));
+            }
+        }
+    }
+}

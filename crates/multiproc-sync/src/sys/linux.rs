@@ -1,0 +1,80 @@
+//! Linux backend: futex through `rustix` (no raw syscall numbers), thread ids, exit and fork
+//! hooks through `libc`.
+
+use std::io;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use rustix::thread::futex;
+
+/// Sleeps while `*word == expected`, at most `timeout` (`None`: no limit). Returns `Ok(())` on a
+/// wake-up (possibly spurious) or a value mismatch, `Err(TimedOut)` when the timeout passed.
+#[inline]
+pub(crate) fn futex_wait(
+    word: &AtomicU32,
+    expected: u32,
+    timeout: Option<Duration>,
+    shared: bool,
+) -> io::Result<()> {
+    let flags = if shared {
+        futex::Flags::empty()
+    } else {
+        futex::Flags::PRIVATE
+    };
+    let ts = timeout.map(|t| futex::Timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: t.subsec_nanos().into(),
+    });
+    match futex::wait(word, flags, expected, ts.as_ref()) {
+        Ok(()) => Ok(()),
+        // EAGAIN: the value had already changed; EINTR: a signal. Both are plain wake-ups.
+        Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::INTR => Ok(()),
+        Err(e) if e == rustix::io::Errno::TIMEDOUT => Err(io::ErrorKind::TimedOut.into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Wakes up to `n` threads sleeping on `word`; returns how many were woken.
+#[inline]
+pub(crate) fn futex_wake(word: &AtomicU32, n: u32, shared: bool) -> usize {
+    let flags = if shared {
+        futex::Flags::empty()
+    } else {
+        futex::Flags::PRIVATE
+    };
+    futex::wake(word, flags, n.min(i32::MAX as u32)).unwrap_or(0)
+}
+
+/// The kernel thread id of the calling thread (not cached: see `raw::current_tid`).
+pub(crate) fn gettid() -> u32 {
+    rustix::thread::gettid().as_raw_nonzero().get() as u32
+}
+
+/// Whether the calling thread is the process's initial (main) thread.
+pub(crate) fn is_main_thread() -> bool {
+    gettid() == std::process::id()
+}
+
+/// Runs `f` when the program exits normally. Call at most a few times (atexit has ≥ 32 slots).
+pub(crate) fn on_exit(f: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: `f` is a plain `extern "C" fn()` with 'static lifetime, as atexit requires.
+    let rc = unsafe { libc::atexit(f) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::other("atexit failed"))
+    }
+}
+
+/// Runs `f` in the child process after every `fork`.
+#[cfg_attr(multiproc_loom, allow(dead_code))]
+pub(crate) fn on_fork_child(f: unsafe extern "C" fn()) -> io::Result<()> {
+    // SAFETY: `f` is 'static and async-signal-safe by contract of the caller (it only writes
+    // a thread-local cell); the other handlers are absent.
+    let rc = unsafe { libc::pthread_atfork(None, None, Some(f)) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}

@@ -3,7 +3,7 @@
 //! daemon flag lets the program end while the thread still runs (it would run for ever).
 //!
 //! Expected output:
-//! ```text,ordered
+//! ```text
 //! MyThread 是守护线程: true
 //! 守护线程 MyThread 处理 parameter1
 //! 主线程结束, 守护线程随之停止

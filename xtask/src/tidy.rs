@@ -1,7 +1,7 @@
 //! House rules that a compiler does not check, run by `cargo xtask test` (and as a unit test):
 //!
 //! - every `.rs` file starts with a `//!` header that says what it is for;
-//! - every `unsafe {` block has a `// SAFETY:` comment within the three lines before it;
+//! - every `unsafe {` block has a `// SAFETY:` comment within the six lines before it;
 //! - no `libc::` or `rustix::` outside a crate's `src/sys/` (OS code stays behind one module);
 //! - no `dbg!` left behind.
 
@@ -48,7 +48,7 @@ fn check_file(rel: &Path, text: &str) -> Vec<String> {
             continue;
         }
         if code.contains("unsafe {") || code.trim_end().ends_with("unsafe {") {
-            let window = &lines[i.saturating_sub(3)..=i];
+            let window = &lines[i.saturating_sub(6)..=i];
             if !window.iter().any(|l| l.contains("SAFETY:")) {
                 problems.push(format!(
                     "{shown}:{}: `unsafe` block without a `// SAFETY:` comment",

@@ -324,7 +324,7 @@ impl<R> Process<R> {
     /// by signal `s`.
     ///
     /// ```
-    /// let mut p = multiproc_spawn::spawn(|code: i32| std::process::exit(code), 3).unwrap();
+    /// let mut p = multiproc_spawn::spawn(|code: i32| -> () { std::process::exit(code) }, 3).unwrap();
     /// assert!(p.wait_timeout(std::time::Duration::from_secs(30)));
     /// assert_eq!(p.exitcode(), Some(3));
     /// ```

@@ -1,10 +1,12 @@
 //! Python's `queue` module for threads of one process: [`Queue`] (FIFO), [`LifoQueue`],
 //! [`PriorityQueue`] (smallest first) and [`SimpleQueue`].
 //!
-//! The first three share one core: a [`RawLock`] around the container, an atomic length for
-//! lock-free `qsize` and spinning, and three futex "signals" (not-empty, not-full,
-//! all-tasks-done) that are only touched when a thread actually sleeps. A getter or putter
-//! that finds nothing to do spins a few µs before it sleeps.
+//! [`LifoQueue`] and [`PriorityQueue`] share one core: a [`RawLock`] around the container, an
+//! atomic length for lock-free `qsize` and spinning, and three futex "signals" (not-empty,
+//! not-full, all-tasks-done) that are only touched when a thread actually sleeps. [`Queue`]
+//! keeps the signals but takes no lock: its items live in a lock-free crossbeam channel and
+//! its unfinished-task count is atomic. A getter or putter that finds nothing to do spins a
+//! few µs before it sleeps.
 //!
 //! ```
 //! use multiproc_sync::queue::Queue;
@@ -18,7 +20,7 @@
 
 use std::cell::UnsafeCell;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -31,18 +33,6 @@ trait Store<T> {
     fn push(&mut self, item: T);
     fn pop(&mut self) -> Option<T>;
     fn len(&self) -> usize;
-}
-
-impl<T> Store<T> for VecDeque<T> {
-    fn push(&mut self, item: T) {
-        self.push_back(item)
-    }
-    fn pop(&mut self) -> Option<T> {
-        self.pop_front()
-    }
-    fn len(&self) -> usize {
-        VecDeque::len(self)
-    }
 }
 
 impl<T> Store<T> for Vec<T> {
@@ -94,6 +84,11 @@ impl Signal {
             std_wait(&self.seq, seq, deadline, false);
             self.parked.fetch_sub(1, Ordering::Relaxed);
         }
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Undoes `prepare` when the re-check found no need to sleep.
+    fn cancel(&self) {
         self.sleepers.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -324,23 +319,268 @@ impl<T, S: Store<T>> Core<T, S> {
         self.not_empty.notify(true);
         self.not_full.notify(true);
     }
+}
 
+impl<T, S> Core<T, S> {
     fn qsize(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
 }
 
+/// The FIFO core of [`Queue`]: a lock-free crossbeam channel (both ends held by the queue, used
+/// only through `try_send`/`try_recv`) for the items, an atomic unfinished-task count and the
+/// same futex [`Signal`]s as the locked core, so a wake-up system call happens only when a
+/// thread actually sleeps. Bounds up to [`FIFO_ARRAY_MAX`] use crossbeam's preallocated ring;
+/// larger ones an unbounded list plus a slot counter, so a huge `maxsize` allocates nothing.
+struct FifoCore<T> {
+    tx: crossbeam_channel::Sender<T>,
+    rx: crossbeam_channel::Receiver<T>,
+    /// Free slots when the bound is enforced by counting (a large `maxsize`), else `None`.
+    slots: Option<Padded<AtomicUsize>>,
+    unfinished: Padded<AtomicUsize>,
+    shutdown: AtomicBool,
+    maxsize: usize,
+    not_empty: Padded<Signal>,
+    not_full: Padded<Signal>,
+    all_done: Padded<Signal>,
+}
+
+/// Keeps a field that one side writes often off the cache lines the other side reads.
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// The largest `maxsize` given a preallocated ring.
+const FIFO_ARRAY_MAX: usize = 1 << 16;
+
+impl<T> FifoCore<T> {
+    fn new(maxsize: usize) -> Self {
+        let (tx, rx) = if maxsize > 0 && maxsize <= FIFO_ARRAY_MAX {
+            crossbeam_channel::bounded(maxsize)
+        } else {
+            crossbeam_channel::unbounded()
+        };
+        FifoCore {
+            tx,
+            rx,
+            slots: (maxsize > FIFO_ARRAY_MAX).then(|| Padded(AtomicUsize::new(maxsize))),
+            unfinished: Padded(AtomicUsize::new(0)),
+            shutdown: AtomicBool::new(false),
+            maxsize,
+            not_empty: Padded::default(),
+            not_full: Padded::default(),
+            all_done: Padded::default(),
+        }
+    }
+
+    #[inline]
+    fn is_full(&self, len: usize) -> bool {
+        self.maxsize > 0 && len >= self.maxsize
+    }
+
+    fn qsize(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Takes one counted slot (large bounds only); false when there is none.
+    #[inline]
+    fn take_slot(&self) -> bool {
+        match &self.slots {
+            None => true,
+            Some(s) => s
+                .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok(),
+        }
+    }
+
+    #[inline]
+    fn give_slot(&self) {
+        if let Some(s) = &self.slots {
+            s.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// One attempt to add `item`; gives it back when the queue is full.
+    #[inline]
+    fn try_put(&self, item: T) -> std::result::Result<(), T> {
+        if !self.take_slot() {
+            return Err(item);
+        }
+        // Count the task before the item is visible, so a getter's `task_done` never
+        // finds the count short.
+        self.unfinished.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(item) {
+            Ok(()) => {
+                // No fence needed: crossbeam claims the slot with a SeqCst CAS on the tail and
+                // `is_empty`/`len` read head and tail with SeqCst loads, and `notify` reads
+                // `sleepers` with a SeqCst load. So either a getter's SeqCst registration
+                // (`prepare`) comes first and is seen here, or its re-check sees the item.
+                // That leans on crossbeam's internal orderings; on x86-64 the CAS is a locked
+                // instruction, a full barrier whatever ordering it asks for, so only other
+                // architectures pay for an explicit fence.
+                #[cfg(not(target_arch = "x86_64"))]
+                std::sync::atomic::fence(Ordering::SeqCst);
+                self.not_empty.notify(false);
+                Ok(())
+            }
+            Err(e) => {
+                self.give_slot();
+                self.task_finished();
+                Err(e.into_inner())
+            }
+        }
+    }
+
+    /// One attempt to take an item.
+    #[inline]
+    fn try_get(&self) -> Option<T> {
+        let item = self.rx.try_recv().ok()?;
+        self.give_slot();
+        if self.maxsize > 0 {
+            // No fence, as in `try_put`: the head moved with a SeqCst CAS, and a putter's
+            // re-check reads it with SeqCst loads after its SeqCst registration (and, off x86-64,
+            // an explicit fence so as not to depend on crossbeam's internals).
+            #[cfg(not(target_arch = "x86_64"))]
+            std::sync::atomic::fence(Ordering::SeqCst);
+            self.not_full.notify(false);
+        }
+        Some(item)
+    }
+
+    /// Lowers the unfinished count (known to be positive) and wakes joiners at zero.
+    fn task_finished(&self) {
+        if self.unfinished.fetch_sub(1, Ordering::AcqRel) == 1 {
+            std::sync::atomic::fence(Ordering::SeqCst);
+            self.all_done.notify(true);
+        }
+    }
+
+    #[inline]
+    fn put(&self, mut item: T, wait: Wait) -> Result<()> {
+        let mut spun = false;
+        loop {
+            if self.shutdown.load(Ordering::Acquire) {
+                return Err(Error::ShutDown);
+            }
+            match self.try_put(item) {
+                Ok(()) => return Ok(()),
+                Err(back) => item = back,
+            }
+            if wait.expired() {
+                return Err(Error::Full);
+            }
+            if !spun {
+                spun = true;
+                spin_until(|| {
+                    !self.is_full(self.rx.len()) || self.shutdown.load(Ordering::Relaxed)
+                });
+                continue;
+            }
+            let seq = self.not_full.prepare();
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.shutdown.load(Ordering::Acquire) || !self.is_full(self.rx.len()) {
+                self.not_full.cancel();
+                continue;
+            }
+            self.not_full.sleep(seq, wait.deadline());
+        }
+    }
+
+    #[inline]
+    fn get(&self, wait: Wait) -> Result<T> {
+        let mut spun = false;
+        loop {
+            if let Some(item) = self.try_get() {
+                return Ok(item);
+            }
+            if self.shutdown.load(Ordering::Acquire) {
+                // A put that raced the shutdown may have landed after our attempt.
+                return self.try_get().ok_or(Error::ShutDown);
+            }
+            if wait.expired() {
+                return Err(Error::Empty);
+            }
+            if !spun {
+                spun = true;
+                spin_until(|| !self.rx.is_empty() || self.shutdown.load(Ordering::Relaxed));
+                continue;
+            }
+            let seq = self.not_empty.prepare();
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.shutdown.load(Ordering::Acquire) || !self.rx.is_empty() {
+                self.not_empty.cancel();
+                continue;
+            }
+            self.not_empty.sleep(seq, wait.deadline());
+        }
+    }
+
+    fn task_done(&self) -> Result<()> {
+        self.unfinished
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1))
+            .map_err(|_| Error::Invalid("task_done() called too many times".into()))
+            .map(|prev| {
+                if prev == 1 {
+                    std::sync::atomic::fence(Ordering::SeqCst);
+                    self.all_done.notify(true);
+                }
+            })
+    }
+
+    fn join(&self) {
+        loop {
+            if self.unfinished.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            let seq = self.all_done.prepare();
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.unfinished.load(Ordering::Acquire) == 0 {
+                self.all_done.cancel();
+                return;
+            }
+            self.all_done.sleep(seq, None);
+        }
+    }
+
+    fn shutdown(&self, immediate: bool) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        if immediate {
+            while self.rx.try_recv().is_ok() {
+                self.give_slot();
+                // Saturating, as in CPython: an item whose task_done already came counts 0.
+                let _ = self
+                    .unfinished
+                    .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
+            }
+        }
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.unfinished.load(Ordering::Acquire) == 0 {
+            self.all_done.notify(true);
+        }
+        self.not_empty.notify(true);
+        self.not_full.notify(true);
+    }
+}
+
 macro_rules! queue_type {
-    ($(#[$doc:meta])* $name:ident, $store:ty, $new_store:expr, [$($bound:tt)*], $order:literal) => {
+    ($(#[$doc:meta])* $name:ident, $core:ty, $new_core:expr, [$($bound:tt)*], $order:literal) => {
         $(#[$doc])*
         pub struct $name<T> {
-            core: Core<T, $store>,
+            core: $core,
         }
 
         impl<T> fmt::Debug for $name<T> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($name))
-                    .field("qsize", &self.core.len.load(Ordering::Relaxed))
+                    .field("qsize", &self.core.qsize())
                     .field("maxsize", &self.core.maxsize)
                     .finish()
             }
@@ -354,7 +594,7 @@ macro_rules! queue_type {
             /// assert!(q.empty());
             /// ```
             pub fn new(maxsize: usize) -> Self {
-                $name { core: Core::new($new_store, maxsize) }
+                $name { core: ($new_core)(maxsize) }
             }
 
             /// Adds `item`, waiting while the queue is full. `Err(ShutDown)` after `shutdown`.
@@ -537,7 +777,7 @@ queue_type!(
     /// assert_eq!((q.get()?, q.get()?, q.get()?), (0, 1, 2));
     /// # Ok::<(), multiproc_sync::Error>(())
     /// ```
-    Queue, VecDeque<T>, VecDeque::new(), [Sized], "oldest"
+    Queue, FifoCore<T>, FifoCore::new, [Sized], "oldest"
 );
 
 queue_type!(
@@ -551,7 +791,7 @@ queue_type!(
     /// assert_eq!(q.get()?, 2);
     /// # Ok::<(), multiproc_sync::Error>(())
     /// ```
-    LifoQueue, Vec<T>, Vec::new(), [Sized], "newest"
+    LifoQueue, Core<T, Vec<T>>, |m| Core::new(Vec::new(), m), [Sized], "newest"
 );
 
 queue_type!(
@@ -564,7 +804,7 @@ queue_type!(
     /// assert_eq!((q.get()?, q.get()?, q.get()?), (1, 2, 3));
     /// # Ok::<(), multiproc_sync::Error>(())
     /// ```
-    PriorityQueue, BinaryHeap<Reverse<T>>, BinaryHeap::new(), [Ord], "smallest"
+    PriorityQueue, Core<T, BinaryHeap<Reverse<T>>>, |m| Core::new(BinaryHeap::new(), m), [Ord], "smallest"
 );
 
 /// Python's `queue.SimpleQueue`: an unbounded FIFO without task tracking (a crossbeam

@@ -39,7 +39,6 @@ const COUNT_MAX: u64 = 0xFFFF;
 /// What a segment holds (checked when a handle arrives from another process).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
-#[allow(dead_code)] // Sync and Value: the process-shared locks and values
 pub(crate) enum Kind {
     /// A `Queue`, `SimpleQueue` or `JoinableQueue` ring.
     Queue = 1,
@@ -47,6 +46,8 @@ pub(crate) enum Kind {
     Sync = 3,
     /// A `Value` or `Array`.
     Value = 4,
+    /// A named `SharedMemory` segment (in `/dev/shm`).
+    Shm = 5,
 }
 
 #[repr(C)]
@@ -255,6 +256,27 @@ impl Handle {
     ) -> io::Result<Handle> {
         let len = len.max(OBJECT_OFFSET + std::mem::size_of::<S>());
         let segment = Segment::create("multiproc", len, reserve)?;
+        Self::create_in(segment, role, init, on_release)
+    }
+
+    /// Like [`create`](Self::create) in a segment made by the caller (zero-filled, at least
+    /// `OBJECT_OFFSET + size_of::<S>()` long): `init` runs first, then the header is written,
+    /// then this process registers, so whoever recognises the header (a named segment's
+    /// sweeper) can synchronise with `init` (which may take a lock in `S` that the caller
+    /// releases once this returns).
+    pub(crate) fn create_in<S: SharedState>(
+        segment: Segment,
+        role: usize,
+        init: impl FnOnce(&S, &Segment),
+        on_release: fn(NonNull<u8>),
+    ) -> io::Result<Handle> {
+        let len = sys::file_len(segment.fd())?;
+        if len < OBJECT_OFFSET + std::mem::size_of::<S>() || len > segment.reserve() {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        // SAFETY: `S: SharedState` is valid all-zero, and the file covers it (checked above).
+        init(unsafe { object_of::<S>(&segment) }, &segment);
+        let reserve = segment.reserve();
         // SAFETY: nobody else can see the fresh segment yet, and page 0 lies inside the file.
         unsafe {
             let h = segment.base().cast::<SegmentHeader>().as_ptr();
@@ -269,9 +291,43 @@ impl Handle {
             owner: AtomicU32::new(0),
             on_release,
         };
-        // SAFETY: `S: SharedState` is valid all-zero, and the file covers it (len above).
-        init(unsafe { object_of::<S>(&shared.segment) }, &shared.segment);
         Self::adopt(shared, role)
+    }
+
+    /// A handle to a segment that another process created for `S` and that this one opened
+    /// by other means than a handle transfer (a named segment opened by name): checks the
+    /// header, then registers this process.
+    /// On failure the segment comes back, so that the caller can still undo what it did in
+    /// it (release a lock it took there).
+    pub(crate) fn open_in<S: SharedState>(
+        segment: Segment,
+        role: usize,
+        on_release: fn(NonNull<u8>),
+    ) -> Result<Handle, (io::Error, Segment)> {
+        if !holds::<S>(&segment) {
+            let e = io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("not a multiproc {:?} segment", S::KIND),
+            );
+            return Err((e, segment));
+        }
+        install_fork_hook();
+        let shared = Shared {
+            segment,
+            slot: AtomicUsize::new(NO_SLOT),
+            owner: AtomicU32::new(0),
+            on_release,
+        };
+        let mut counts = [0, 0];
+        counts[role.min(1)] = 1;
+        if shared.slot(counts).is_none() {
+            let e = io::Error::other(format!("more than {SLOTS} live processes hold this object"));
+            return Err((e, shared.segment));
+        }
+        Ok(Handle {
+            shared: Arc::new(shared),
+            role: role.min(1),
+        })
     }
 
     fn adopt(shared: Shared, role: usize) -> io::Result<Handle> {
@@ -434,6 +490,46 @@ impl Handle {
             from_slot: slot as u32,
         })
     }
+}
+
+/// Whether `segment` (mapped at least `OBJECT_OFFSET + size_of::<S>()` long, file included)
+/// carries a finished header for an `S` of this build.
+pub(crate) fn holds<S: SharedState>(segment: &Segment) -> bool {
+    let min = OBJECT_OFFSET + std::mem::size_of::<S>();
+    if segment.reserve() < min || sys::file_len(segment.fd()).is_ok_and(|l| l < min) {
+        return false;
+    }
+    let hdr = header(segment);
+    hdr.magic == MAGIC
+        && hdr.kind == S::KIND as u32
+        && hdr.object_len == std::mem::size_of::<S>() as u64
+}
+
+/// Whether a live process holds any handle to `segment` (reads `/proc` for each holder).
+pub(crate) fn anyone_alive(segment: &Segment) -> bool {
+    let hdr = header(segment);
+    hdr.live_count(0) + hdr.live_count(1) > 0
+}
+
+/// [`anyone_alive`] for the segment mapped at `base` (from an `on_release` callback).
+///
+/// # Safety
+/// `base` is the start of a live mapping of a multiproc segment (its header page mapped).
+pub(crate) unsafe fn anyone_alive_at(base: NonNull<u8>) -> bool {
+    // SAFETY: per the contract, page 0 is a `SegmentHeader` of atomics and written-once fields.
+    let hdr = unsafe { base.cast::<SegmentHeader>().as_ref() };
+    hdr.live_count(0) + hdr.live_count(1) > 0
+}
+
+/// The object of a segment checked with [`holds`], for callers that must use it before a
+/// handle exists (to lock it around registration).
+///
+/// # Safety
+/// The segment must hold an `S` at `OBJECT_OFFSET` inside its file; the reference must not
+/// outlive the mapping.
+pub(crate) unsafe fn object_in<'a, S: SharedState>(segment: &Segment) -> &'a S {
+    // SAFETY: per the contract, and `S` is atomics valid for concurrent access.
+    unsafe { segment.base().add(OBJECT_OFFSET).cast::<S>().as_ref() }
 }
 
 /// # Safety

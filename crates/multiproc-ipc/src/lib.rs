@@ -1,6 +1,9 @@
 //! Shared memory between processes, and everything that lives in it: [`Queue`],
 //! [`JoinableQueue`], [`SimpleQueue`] and [`Pipe`]/[`Connection`] (Python's
-//! `multiprocessing.queues` and `.connection`).
+//! `multiprocessing.queues` and `.connection`); process-shared [`Lock`], [`RLock`],
+//! [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Condition`] and [`Barrier`]
+//! (`.synchronize`), [`Value`] and [`Array`] (`.sharedctypes`), and named
+//! [`shared_memory::SharedMemory`] (`.shared_memory`).
 //!
 //! # Design
 //!
@@ -20,6 +23,14 @@
 //! - **Blocking** spins for about the cost of a futex wake-up (~50 µs), then sleeps on a
 //!   futex word in the segment; the waking side pays a system call only when someone sleeps.
 //!   A sleeper wakes every 20 ms to check that its peers still live.
+//! - **Locks, events, values** are the thread toolbox's state-word algorithms
+//!   ([`multiproc_sync::raw`]) in a segment of their own, on the process-shared futex; the
+//!   uncontended paths make no system call. Lock words are robust: a waiter takes over the
+//!   lock of an owner that died (`kill -9` included) and its guard reports
+//!   `previous_owner_died()`; a party that dies inside a [`Barrier`] breaks it for the others.
+//! - **Named segments** ([`shared_memory`]) live in `/dev/shm` with the same holder table;
+//!   the last holder to go unlinks the name, and `create`/`open` sweep away segments whose
+//!   holders were all killed.
 //!
 //! ```
 //! use multiproc_ipc::Queue;
@@ -31,16 +42,28 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
+mod sys;
+
+mod barrier;
 mod codec;
 mod holders;
+mod object;
 mod pipe;
 mod queue;
 mod ring;
 mod robust;
 mod segment;
-mod sys;
+pub mod shared_memory;
+mod sync;
+mod value;
 mod wait;
 
+pub use barrier::Barrier;
 pub use multiproc_sync::{Error, Result};
 pub use pipe::{Connection, Pipe};
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
+pub use sync::{
+    BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock, RLockGuard,
+    Semaphore,
+};
+pub use value::{Array, ArrayGuard, Plain, Value, ValueGuard};

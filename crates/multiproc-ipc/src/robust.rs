@@ -21,11 +21,13 @@ use std::sync::atomic::Ordering;
 use crate::sys;
 
 /// A robust, process-shared mutual-exclusion word (4 bytes, all-zero = unlocked).
-#[repr(C)]
+#[repr(transparent)]
 #[derive(Debug, Default)]
 pub(crate) struct RobustLock {
     raw: RawLock<SharedFutex>,
 }
+
+const _: () = assert!(std::mem::size_of::<RobustLock>() == 4);
 
 /// How long a waiter sleeps before it first checks on the owner, and the most it ever sleeps
 /// between checks.
@@ -33,6 +35,21 @@ const FIRST_CHECK: Duration = Duration::from_millis(1);
 const LAST_CHECK: Duration = Duration::from_millis(50);
 
 impl RobustLock {
+    /// The robust view of a plain lock word (for one embedded in a raw re-entrant lock or
+    /// condition of the thread toolbox).
+    #[inline]
+    pub(crate) fn from_raw(raw: &RawLock<SharedFutex>) -> &RobustLock {
+        // SAFETY: `RobustLock` is `repr(transparent)` over `RawLock<SharedFutex>`, so the
+        // two references have the same layout and validity; the lifetime is carried over.
+        unsafe { &*(raw as *const RawLock<SharedFutex>).cast::<RobustLock>() }
+    }
+
+    /// The plain lock word (to hand to a raw condition).
+    #[inline]
+    pub(crate) fn raw(&self) -> &RawLock<SharedFutex> {
+        &self.raw
+    }
+
     /// Takes the lock if it is free, or if its owner is dead. `Some(owner_died)` on success.
     #[inline]
     pub(crate) fn try_lock(&self) -> Option<bool> {
@@ -100,7 +117,6 @@ impl RobustLock {
     }
 
     /// Whether some live or dead thread holds the word.
-    #[allow(dead_code)]
     pub(crate) fn is_locked(&self) -> bool {
         self.raw.is_locked()
     }

@@ -127,7 +127,6 @@ pub(crate) fn on_fork_child(child: unsafe extern "C" fn()) -> io::Result<()> {
     }
 }
 
-#[allow(dead_code)] // named segments (SharedMemory)
 fn shm_path(name: &str) -> io::Result<CString> {
     let name = name.strip_prefix('/').unwrap_or(name);
     if name.is_empty() || name.len() > 250 || name.contains('/') || name.contains('\0') {
@@ -141,7 +140,6 @@ fn shm_path(name: &str) -> io::Result<CString> {
 
 /// Opens (or with `create`, exclusively creates) the named POSIX shared-memory object
 /// `/dev/shm/<name>`, close-on-exec, mode 0600.
-#[allow(dead_code)]
 pub(crate) fn shm_open(name: &str, create: bool) -> io::Result<OwnedFd> {
     let path = shm_path(name)?;
     let flags = libc::O_RDWR
@@ -158,9 +156,49 @@ pub(crate) fn shm_open(name: &str, create: bool) -> io::Result<OwnedFd> {
 }
 
 /// Removes the name `/dev/shm/<name>` (the memory lives on while mapped or open).
-#[allow(dead_code)]
 pub(crate) fn shm_unlink(name: &str) -> io::Result<()> {
     let path = shm_path(name)?;
     // SAFETY: `path` is a valid NUL-terminated string.
     cvt(unsafe { libc::shm_unlink(path.as_ptr()) }).map(drop)
+}
+
+/// Where named shared-memory objects live.
+const SHM_DIR: &str = "/dev/shm";
+
+/// The names in `/dev/shm` (regular files only; empty if the directory cannot be read).
+pub(crate) fn shm_names() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(SHM_DIR) else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect()
+}
+
+/// A file's identity: (device, inode, owner uid).
+pub(crate) type FileId = (u64, u64, u32);
+
+/// The identity of the file behind `fd`.
+pub(crate) fn fd_id(fd: BorrowedFd<'_>) -> io::Result<FileId> {
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is valid and `st` is a writable stat buffer.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok((st.st_dev, st.st_ino, st.st_uid))
+}
+
+/// The identity of the file that `/dev/shm/<name>` names now (without following links).
+pub(crate) fn shm_id(name: &str) -> io::Result<FileId> {
+    let path = shm_path(name)?;
+    let full = format!("{SHM_DIR}{}", path.to_string_lossy());
+    let md = std::fs::symlink_metadata(full)?;
+    use std::os::unix::fs::MetadataExt;
+    Ok((md.dev(), md.ino(), md.uid()))
+}
+
+/// This process's effective user id.
+pub(crate) fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }

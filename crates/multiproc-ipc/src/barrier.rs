@@ -6,7 +6,9 @@
 //! and its count cannot drop a party that will never leave. Here every party inside `wait`
 //! (after it counted itself in) owns one slot holding its kernel thread id, unique across
 //! processes; a sleeper that has waited [`POLL`] looks at the slots, and a dead id is
-//! removed, its count taken back, and a filling barrier broken. The lock is a
+//! removed, its count taken back, and a filling barrier broken; the last party to arrive
+//! checks the others first (each thread remembers for [`POLL`] whom it found alive), so the
+//! parties never pass with a dead one among them. The lock is a
 //! [`RobustLock`]: if a process dies inside the barrier's short critical sections, the next
 //! locker recounts the parties from the slots and, if the barrier was filling, breaks it.
 //!
@@ -196,6 +198,34 @@ impl Barrier {
         self.set_phase(phase);
     }
 
+    /// Under the lock, before the last party lets the others pass: whether one of them is
+    /// dead. Each thread remembers the parties it found alive for [`POLL`], so a barrier
+    /// cycling fast between live processes reads `/proc` about once per poll period.
+    fn someone_died(&self) -> bool {
+        thread_local! {
+            static SEEN_ALIVE: std::cell::RefCell<Vec<(u32, Instant)>> =
+                const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SEEN_ALIVE.with(|seen| {
+            let mut seen = seen.borrow_mut();
+            let now = Instant::now();
+            seen.retain(|&(_, at)| now.duration_since(at) < POLL);
+            for slot in self.slots() {
+                let tid = slot.load(Ordering::Relaxed);
+                if tid == 0 || seen.iter().any(|&(t, _)| t == tid) {
+                    continue;
+                }
+                if sys::is_dead(tid) {
+                    return true;
+                }
+                if seen.len() < 64 {
+                    seen.push((tid, now));
+                }
+            }
+            false
+        })
+    }
+
     /// Sleeps (lock released) until `ready()`, polling dead parties every [`POLL`].
     fn sleep_until(
         &self,
@@ -234,6 +264,11 @@ impl Barrier {
         }
         let parties = st.parties.load(Ordering::Relaxed);
         let index = st.count.load(Ordering::Relaxed);
+        if index + 1 >= parties && self.someone_died() {
+            // A party died inside `wait`: the barrier cannot pass with it.
+            self.repair(false);
+            return Err(Error::BrokenBarrier);
+        }
         let me = SharedFutex::owner_id();
         let Some(slot) = self
             .slots()

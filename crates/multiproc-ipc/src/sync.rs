@@ -361,7 +361,7 @@ impl RLock {
                 }
                 None => false,
             });
-        took.then_some(RLockGuard {
+        took.then(|| RLockGuard {
             lock: self,
             died,
             _not_send: PhantomData,

@@ -55,7 +55,7 @@ struct BarrierState {
 }
 
 const SLOTS_OFFSET: usize = std::mem::size_of::<BarrierState>();
-const _: () = assert!(SLOTS_OFFSET % 4 == 0);
+const _: () = assert!(SLOTS_OFFSET.is_multiple_of(4));
 
 // SAFETY: atomic words (the slots after it too); all-zero is a filling barrier of 0 parties,
 // which `create` sets before sharing.

@@ -39,6 +39,47 @@ pub use multiproc_spawn::{
 #[doc(inline)]
 pub use multiproc_ipc::{Connection, JoinableQueue, Pipe, Queue, SimpleQueue};
 
+/// Process-shared locks, events, conditions, semaphores and barriers (Python's
+/// `multiprocessing.Lock` … `Barrier`), and shared values and arrays (`Value`, `Array`):
+/// they live in shared memory, travel to children in their spawn arguments, and recover
+/// when a holder is killed (`LockGuard::previous_owner_died`, a broken `Barrier`).
+///
+/// ```
+/// use multiproc::{Lock, Value};
+/// let lock = Lock::new()?;
+/// let counter = Value::new(0u64)?;
+/// {
+///     let _g = lock.acquire();
+///     counter.set(counter.get() + 1);
+/// }
+/// *counter.lock() += 1;
+/// assert_eq!(counter.get(), 2);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+#[doc(inline)]
+pub use multiproc_ipc::{
+    Array, ArrayGuard, Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock,
+    LockGuard, Plain, RLock, RLockGuard, Semaphore, Value, ValueGuard,
+};
+
+pub mod shared_memory {
+    //! Python's `multiprocessing.shared_memory`: named segments that unrelated processes
+    //! open by name, removed when unlinked or when their last holder is gone (even killed).
+    //!
+    //! ```
+    //! use multiproc::shared_memory::SharedMemory;
+    //! let shm = SharedMemory::create(None, 64)?;
+    //! let other = SharedMemory::open(shm.name())?;
+    //! shm.write_at(0, b"hi")?;
+    //! let mut b = [0; 2];
+    //! other.read_at(0, &mut b)?;
+    //! assert_eq!(&b, b"hi");
+    //! # Ok::<(), multiproc::Error>(())
+    //! ```
+    #[doc(inline)]
+    pub use multiproc_ipc::shared_memory::*;
+}
+
 /// Python's `subprocess` module: `call`, `check_call`, `check_output`, `run`.
 pub mod subprocess {
     #[doc(inline)]

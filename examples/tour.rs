@@ -19,11 +19,15 @@
 //!    check_output(["echo", "hello from a subprocess"]) -> "hello from a subprocess"
 //!    run(["sleep", "5"], timeout = 100 ms) -> timed out
 //!
+//! 4. Shared state across processes
+//!    4 processes x 1000 increments under Value::lock() -> 4000
+//!    a child killed holding a Lock: next acquire recovers it, previous_owner_died = true
+//!
 //! tour finished in {n} ms
 //! ```
 
 use multiproc::subprocess::{self, RunOptions};
-use multiproc::{Process, StartMethod};
+use multiproc::{Event, Lock, Process, StartMethod, Value};
 use std::time::{Duration, Instant};
 
 fn square(x: u64) -> (u32, String, u64) {
@@ -40,6 +44,18 @@ fn sleep_forever(_: ()) {
     loop {
         std::thread::park();
     }
+}
+
+fn add_thousand(counter: Value<u64>) {
+    for _ in 0..1000 {
+        *counter.lock() += 1;
+    }
+}
+
+fn hold_lock((lock, holding): (Lock, Event)) {
+    let _g = lock.acquire();
+    holding.set();
+    sleep_forever(());
 }
 
 fn main() -> multiproc::Result<()> {
@@ -93,6 +109,29 @@ fn main() -> multiproc::Result<()> {
         other => format!("{other:?}"),
     };
     println!("   run([\"sleep\", \"5\"], timeout = 100 ms) -> {verdict}");
+
+    println!("\n4. Shared state across processes");
+    let counter = Value::new(0u64)?;
+    let adders: Vec<_> = (0..4)
+        .map(|_| multiproc::spawn(add_thousand, counter.clone()))
+        .collect::<multiproc::Result<_>>()?;
+    for a in adders {
+        a.join()?;
+    }
+    println!(
+        "   4 processes x 1000 increments under Value::lock() -> {}",
+        counter.get()
+    );
+    let (lock, holding) = (Lock::new()?, Event::new()?);
+    let holder = multiproc::spawn(hold_lock, (lock.clone(), holding.clone()))?;
+    holding.wait();
+    holder.kill()?;
+    let g = lock.acquire();
+    println!(
+        "   a child killed holding a Lock: next acquire recovers it, previous_owner_died = {}",
+        g.previous_owner_died()
+    );
+    drop(g);
 
     println!("\ntour finished in {} ms", start.elapsed().as_millis());
     Ok(())

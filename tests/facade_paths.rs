@@ -116,7 +116,10 @@ fn shared_state_paths_exist() {
     let bar: Barrier = Barrier::new(1).unwrap();
     assert_eq!(bar.wait().unwrap(), 0);
     assert!(bar.wait_timeout(Duration::from_secs(1)).is_ok());
-    assert_eq!((bar.parties(), bar.n_waiting(), bar.broken()), (1, 0, false));
+    assert_eq!(
+        (bar.parties(), bar.n_waiting(), bar.broken()),
+        (1, 0, false)
+    );
     bar.abort();
     bar.reset();
     let v: Value<u32> = Value::new(1).unwrap();

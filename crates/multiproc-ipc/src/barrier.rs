@@ -270,11 +270,7 @@ impl Barrier {
             return Err(Error::BrokenBarrier);
         }
         let me = SharedFutex::owner_id();
-        let Some(slot) = self
-            .slots()
-            .iter()
-            .find(|s| s.load(Ordering::Relaxed) == 0)
-        else {
+        let Some(slot) = self.slots().iter().find(|s| s.load(Ordering::Relaxed) == 0) else {
             // Cannot happen while `count == occupied slots < parties`; stay safe anyway.
             self.set_phase(BROKEN);
             return Err(Error::BrokenBarrier);

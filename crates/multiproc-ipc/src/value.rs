@@ -366,7 +366,9 @@ impl<'de, T: Plain> Deserialize<'de> for Value<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let cells = Cells::arrived(Object::deserialize(d)?).map_err(serde::de::Error::custom)?;
         if cells.len != 1 {
-            return Err(serde::de::Error::custom("an Array arrived where a Value was expected"));
+            return Err(serde::de::Error::custom(
+                "an Array arrived where a Value was expected",
+            ));
         }
         Ok(Value { cells })
     }
@@ -495,7 +497,10 @@ impl<T: Plain> Array<T> {
 
     #[cold]
     fn out_of_bounds(&self, i: usize) -> ! {
-        panic!("index {i} out of range for an Array of {} elements", self.len())
+        panic!(
+            "index {i} out of range for an Array of {} elements",
+            self.len()
+        )
     }
 
     /// A copy of all elements (under the lock, so never torn by a concurrent writer).

@@ -156,7 +156,11 @@ fn hold_condition((c, ready): (Condition, Event)) {
 fn a_condition_whose_lock_holder_died() {
     let c = Condition::new().unwrap();
     let ready = Event::new().unwrap();
-    let p = start(StartMethod::Spawn, hold_condition, (c.clone(), ready.clone()));
+    let p = start(
+        StartMethod::Spawn,
+        hold_condition,
+        (c.clone(), ready.clone()),
+    );
     ready.wait();
     p.kill().unwrap();
     let mut g = c.acquire();
@@ -193,7 +197,10 @@ fn a_waiter_killed_inside_a_barrier_breaks_it_for_the_others() {
             matches!(b.wait(), Err(Error::BrokenBarrier)),
             "{m:?}: the last arrival must not pass with a dead party"
         );
-        assert!(survivor.join().unwrap(), "{m:?}: the live waiter is released");
+        assert!(
+            survivor.join().unwrap(),
+            "{m:?}: the live waiter is released"
+        );
         assert!(t.elapsed() < Duration::from_secs(10));
         assert!(b.broken());
         b.reset();
@@ -207,7 +214,10 @@ fn a_waiter_killed_inside_a_barrier_breaks_it_for_the_others() {
         let survivor = start(m, barrier_wait, (b.clone(), ready.clone()));
         wait_until_waiting(&b, 2);
         doomed.kill().unwrap();
-        assert!(survivor.join().unwrap(), "{m:?}: a sleeper notices the death");
+        assert!(
+            survivor.join().unwrap(),
+            "{m:?}: a sleeper notices the death"
+        );
         assert!(b.broken());
     }
 }
@@ -218,9 +228,13 @@ fn open_fds() -> usize {
 
 #[test]
 fn killing_every_participant_leaves_no_descriptor_behind() {
-    start(StartMethod::ForkServer, park_with_lock, Lock::new().unwrap())
-        .kill()
-        .unwrap();
+    start(
+        StartMethod::ForkServer,
+        park_with_lock,
+        Lock::new().unwrap(),
+    )
+    .kill()
+    .unwrap();
     let before = open_fds();
     for m in METHODS {
         let lock = Lock::new().unwrap();

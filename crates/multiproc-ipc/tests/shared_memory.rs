@@ -87,7 +87,10 @@ fn create_existing_open_missing_and_second_unlink_err() {
     let second = other.unlink().unwrap_err();
     assert!(is_kind(&second, ErrorKind::NotFound), "{second:?}");
     assert!(shm.unlink().is_err());
-    assert!(SharedMemory::open(&name).is_err(), "unlinked: no longer opens");
+    assert!(
+        SharedMemory::open(&name).is_err(),
+        "unlinked: no longer opens"
+    );
     assert!(SharedMemory::create(Some(&name), 0).is_err(), "size 0");
     assert!(SharedMemory::create(Some("a/b"), 1).is_err(), "bad name");
 }
@@ -136,7 +139,11 @@ fn a_segment_lives_while_another_process_holds_it() {
         let name = unique("held");
         let (ready, done) = (Event::new().unwrap(), Event::new().unwrap());
         let shm = SharedMemory::create(Some(&name), 10).unwrap();
-        let p = start(m, open_and_hold, (name.clone(), ready.clone(), done.clone()));
+        let p = start(
+            m,
+            open_and_hold,
+            (name.clone(), ready.clone(), done.clone()),
+        );
         ready.wait();
         drop(shm);
         assert!(on_disk(&name), "{m:?}: the child still holds it");
@@ -160,7 +167,11 @@ fn a_handle_travels_in_spawn_arguments() {
     for m in METHODS {
         let shm = SharedMemory::create(None, 64).unwrap();
         let (ready, done) = (Event::new().unwrap(), Event::new().unwrap());
-        let p = start(m, receive_handle, (shm.clone(), ready.clone(), done.clone()));
+        let p = start(
+            m,
+            receive_handle,
+            (shm.clone(), ready.clone(), done.clone()),
+        );
         ready.wait();
         let mut b = [0; 10];
         shm.read_at(0, &mut b).unwrap();
@@ -194,7 +205,11 @@ fn segments_of_killed_holders_are_swept() {
         let mut ps = Vec::new();
         for _ in 0..2 {
             ready.clear();
-            ps.push(start(m, create_open_and_park, (names.clone(), ready.clone())));
+            ps.push(start(
+                m,
+                create_open_and_park,
+                (names.clone(), ready.clone()),
+            ));
             ready.wait();
         }
         assert!(names.iter().all(|n| on_disk(n)));

@@ -7,8 +7,7 @@
 use std::time::{Duration, Instant};
 
 use multiproc_ipc::{
-    Array, Barrier, BoundedSemaphore, Condition, Error, Event, Lock, Queue, RLock, Semaphore,
-    Value,
+    Array, Barrier, BoundedSemaphore, Condition, Error, Event, Lock, Queue, RLock, Semaphore, Value,
 };
 use multiproc_spawn::{Process, StartMethod};
 
@@ -533,5 +532,8 @@ fn no_descriptor_or_dev_shm_entry_left_behind() {
         .filter(|n| !shm_before.contains(n))
         .filter(|n| n.to_string_lossy().contains("multiproc"))
         .collect();
-    assert!(new.is_empty(), "anonymous objects appeared in /dev/shm: {new:?}");
+    assert!(
+        new.is_empty(),
+        "anonymous objects appeared in /dev/shm: {new:?}"
+    );
 }

@@ -420,6 +420,8 @@ impl SharedMemory {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn as_ptr(&self) -> *mut u8 {
+        // A fork child's inherited handle counts as a holder from its first use on.
+        self.handle.touch();
         // SAFETY: the mapping is DATA_OFFSET + size bytes long.
         unsafe { self.handle.segment().base().as_ptr().add(DATA_OFFSET) }
     }

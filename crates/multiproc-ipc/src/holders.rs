@@ -277,13 +277,15 @@ impl Handle {
         // SAFETY: `S: SharedState` is valid all-zero, and the file covers it (checked above).
         init(unsafe { object_of::<S>(&segment) }, &segment);
         let reserve = segment.reserve();
-        // SAFETY: nobody else can see the fresh segment yet, and page 0 lies inside the file.
+        // SAFETY: page 0 lies inside the file. A named segment can be seen by others from
+        // now on: they read the plain fields only after an acquire load of `magic` (`holds`)
+        // sees the value that the release store below publishes, last.
         unsafe {
             let h = segment.base().cast::<SegmentHeader>().as_ptr();
-            (&raw mut (*h).magic).write(MAGIC);
             (&raw mut (*h).kind).write(S::KIND as u32);
             (&raw mut (*h).reserve).write(reserve as u64);
             (&raw mut (*h).object_len).write(std::mem::size_of::<S>() as u64);
+            AtomicU64::from_ptr(&raw mut (*h).magic).store(MAGIC, Ordering::Release);
         }
         let shared = Shared {
             segment,
@@ -500,9 +502,21 @@ pub(crate) fn holds<S: SharedState>(segment: &Segment) -> bool {
         return false;
     }
     let hdr = header(segment);
-    hdr.magic == MAGIC
+    // SAFETY: `magic` is an aligned u64 in the mapped header page; it is written only by
+    // the atomic store in `create_in` (a named segment may be set up while we look).
+    let magic = unsafe { AtomicU64::from_ptr((&raw const hdr.magic).cast_mut()) };
+    magic.load(Ordering::Acquire) == MAGIC
         && hdr.kind == S::KIND as u32
         && hdr.object_len == std::mem::size_of::<S>() as u64
+}
+
+/// Whether `segment`'s header page is neither blank (being set up) nor a multiproc header:
+/// the file is someone else's.
+pub(crate) fn foreign(segment: &Segment) -> bool {
+    let hdr = header(segment);
+    // SAFETY: as in `holds`.
+    let magic = unsafe { AtomicU64::from_ptr((&raw const hdr.magic).cast_mut()) };
+    !matches!(magic.load(Ordering::Acquire), 0 | MAGIC)
 }
 
 /// Whether a live process holds any handle to `segment` (reads `/proc` for each holder).

@@ -328,6 +328,12 @@ impl SharedMemory {
         }
         let segment = Segment::attach(fd, len, DATA_OFFSET)?;
         if !holders::holds::<ShmState>(&segment) {
+            if holders::foreign(&segment) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("/dev/shm/{name} is not a multiproc shared memory segment"),
+                ));
+            }
             return Ok(None);
         }
         // SAFETY: `holds` checked the header: an `ShmState` lies in the file. The reference

@@ -9,6 +9,9 @@
 //! | `multiprocessing.set_start_method("fork")` | [`set_start_method(StartMethod::Fork)`](set_start_method) |
 //! | `multiprocessing.current_process()`, `parent_process()`, `active_children()`, `cpu_count()` | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
 //! | `subprocess.run(...)`, `call`, `check_call`, `check_output` | [`subprocess::run`], [`subprocess::call`], … |
+//! | `multiprocessing.Lock()`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Condition`, `Barrier` | [`Lock::new()`](Lock::new), [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Condition`], [`Barrier`] (a dead holder never deadlocks them) |
+//! | `multiprocessing.Value('q', 0)`, `Array('d', 10)`, `with v.get_lock(): v.value += 1` | [`Value::new(0i64)`](Value::new), [`Array::<f64>::new(10)`](Array::new), `*v.lock() += 1` |
+//! | `shared_memory.SharedMemory(create=True, size=n)`, `SharedMemory(name)` | [`shared_memory::SharedMemory::create(None, n)`](shared_memory::SharedMemory::create), [`open(name)`](shared_memory::SharedMemory::open) |
 //!
 //! ```
 //! fn greet(name: String) -> String {

@@ -819,7 +819,20 @@ impl Event {
     /// ```
     #[inline]
     pub fn wait(&self) {
-        while !self.raw().wait_until(None) {}
+        while !self.wait_until(None) {}
+    }
+
+    /// Spins for about what a cross-process futex wake-up costs (the thread toolbox's
+    /// shorter spin would let two processes handing an event back and forth fall into
+    /// sleeping on every hand-off once one of them missed), then sleeps; counts every `set`
+    /// since the call began, as Python's `wait` does.
+    #[inline]
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        let raw = self.raw();
+        let start = raw.snapshot();
+        raw.woken_since(start)
+            || crate::wait::spin_backoff(|| raw.woken_since(start), deadline)
+            || raw.wait_from(start, deadline)
     }
 
     /// Waits at most `timeout`; returns whether the flag was set (Python's `wait(timeout)`).
@@ -831,7 +844,7 @@ impl Event {
     /// ```
     #[inline]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.raw().wait_until(deadline(timeout))
+        self.wait_until(deadline(timeout))
     }
 }
 

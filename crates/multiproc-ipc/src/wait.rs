@@ -120,6 +120,42 @@ pub(crate) fn spin(ready: &mut impl FnMut() -> bool, deadline: Option<Instant>) 
     }
 }
 
+/// Like [`spin`], for a hand-off between two processes that may share one CPU: spins with
+/// back-off (checks after 1, 2, 4, 8, then every 16 pause instructions, so that the waiter's
+/// loads do not take the cache line from the writer between its load and its
+/// compare-and-swap) for a fifth of [`SPIN_FOR`], then yields the CPU between checks for the
+/// rest of it: a partner on another core is still seen within a system call's time, and a
+/// partner waiting for this very CPU gets to run instead of being spun against.
+#[inline]
+pub(crate) fn spin_backoff(mut ready: impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
+    let start = Instant::now();
+    let bound = |t: Instant| match deadline {
+        Some(d) if d < t => d,
+        _ => t,
+    };
+    let (spin_stop, stop) = (bound(start + SPIN_FOR / 5), bound(start + SPIN_FOR));
+    let mut step = 0u32;
+    loop {
+        for _ in 0..1u32 << step.min(4) {
+            std::hint::spin_loop();
+        }
+        if ready() {
+            return true;
+        }
+        step += 1;
+        if step % 8 == 0 && Instant::now() >= spin_stop {
+            break;
+        }
+    }
+    while Instant::now() < stop {
+        std::thread::yield_now();
+        if ready() {
+            return true;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,6 +97,38 @@ impl<F: Futex> RawEvent<F> {
         s & SET != 0 || self.wait_slow(s, deadline)
     }
 
+    /// The event word now, as a starting point for [`woken_since`](Self::woken_since) and
+    /// [`wait_from`](Self::wait_from): for a wrapper that spins its own way before it sleeps
+    /// (a process-shared event spins about as long as a cross-process wake-up costs).
+    ///
+    /// ```
+    /// use multiproc_sync::raw::{RawEvent, ThreadFutex};
+    /// let e = RawEvent::<ThreadFutex>::new();
+    /// let start = e.snapshot();
+    /// assert!(!e.woken_since(start));
+    /// e.set();
+    /// e.clear();
+    /// assert!(e.woken_since(start)); // a set came, even if cleared since
+    /// assert!(e.wait_from(start, None));
+    /// ```
+    #[inline]
+    pub fn snapshot(&self) -> u32 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// Whether the flag is set now, or a `set` came after `start` was taken.
+    #[inline]
+    pub fn woken_since(&self, start: u32) -> bool {
+        let s = self.state.load(Ordering::Acquire);
+        s & SET != 0 || s & !(SET | WAITING) != start & !(SET | WAITING)
+    }
+
+    /// Like [`wait_until`](Self::wait_until), counting every `set` since `start` was taken.
+    #[inline]
+    pub fn wait_from(&self, start: u32, deadline: Option<Instant>) -> bool {
+        start & SET != 0 || self.wait_slow(start, deadline)
+    }
+
     #[cold]
     fn wait_slow(&self, start: u32, deadline: Option<Instant>) -> bool {
         let gen0 = start & !(SET | WAITING);

@@ -143,7 +143,7 @@ pub(crate) fn spin_backoff(mut ready: impl FnMut() -> bool, deadline: Option<Ins
             return true;
         }
         step += 1;
-        if step % 8 == 0 && Instant::now() >= spin_stop {
+        if step.is_multiple_of(8) && Instant::now() >= spin_stop {
             break;
         }
     }

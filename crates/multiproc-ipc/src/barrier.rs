@@ -410,3 +410,78 @@ impl fmt::Debug for Barrier {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel id of a thread that has exited: a party that died.
+    fn dead_tid() -> u32 {
+        let tid = std::thread::spawn(SharedFutex::owner_id).join().unwrap();
+        assert!(sys::is_dead(tid));
+        tid
+    }
+
+    /// Makes it look as if a party with id `tid` were inside `wait`.
+    fn plant(b: &Barrier, tid: u32) {
+        let _held = b.hold();
+        b.slots()[0].store(tid, Ordering::Relaxed);
+        b.state().count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn the_last_arrival_does_not_pass_with_a_dead_party() {
+        let b = Barrier::new(2).unwrap();
+        plant(&b, dead_tid());
+        assert_eq!(b.n_waiting(), 1);
+        assert!(matches!(b.wait(), Err(Error::BrokenBarrier)));
+        assert!(b.broken());
+        assert_eq!(
+            b.state().count.load(Ordering::Relaxed),
+            0,
+            "the dead party left"
+        );
+        b.reset();
+        let b2 = b.clone();
+        let t = std::thread::spawn(move || b2.wait());
+        let mine = b.wait().unwrap();
+        assert_eq!(
+            mine + t.join().unwrap().unwrap(),
+            1,
+            "usable again after reset"
+        );
+    }
+
+    #[test]
+    fn a_sleeper_notices_a_dead_party_on_its_poll() {
+        let b = Barrier::new(3).unwrap();
+        plant(&b, dead_tid());
+        let t = Instant::now();
+        // Index 1 of 3: sleeps, polls, finds the dead party, breaks the barrier.
+        assert!(matches!(
+            b.wait_timeout(Duration::from_secs(30)),
+            Err(Error::BrokenBarrier)
+        ));
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "broken, not timed out"
+        );
+        assert_eq!(b.state().count.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_dead_party_in_a_draining_barrier_lets_the_next_cycle_start() {
+        let b = Barrier::new(2).unwrap();
+        plant(&b, dead_tid());
+        {
+            let _held = b.hold();
+            b.set_phase(DRAINING);
+        }
+        // Waits at the entrance for the drain; the dead party is removed on the poll and the
+        // barrier refills (a dead party that had already passed breaks nothing).
+        let b2 = b.clone();
+        let t = std::thread::spawn(move || b2.wait_timeout(Duration::from_secs(30)));
+        let mine = b.wait_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(mine + t.join().unwrap().unwrap(), 1);
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use multiproc_ipc::{Array, Barrier, Condition, Error, Event, Lock, RLock, Value};
+use multiproc_ipc::{Array, Barrier, Condition, Error, Event, Lock, RLock, Semaphore, Value};
 use multiproc_spawn::{Process, StartMethod};
 
 const METHODS: [StartMethod; 3] = [
@@ -91,6 +91,47 @@ fn try_acquire_and_timeouts_take_over_a_dead_owner() {
         .acquire_timeout(Duration::from_secs(30))
         .expect("a dead owner's lock is recovered within the timeout");
     assert!(g.previous_owner_died());
+    drop(g);
+
+    let mut p = start(
+        StartMethod::Spawn,
+        hold_lock_forever,
+        (lock.clone(), ready.clone()),
+    );
+    ready.clear();
+    ready.wait();
+    p.kill().unwrap();
+    assert!(p.wait_timeout(Duration::from_secs(30)));
+    let g = lock
+        .try_acquire()
+        .expect("the owner is dead: no waiting needed");
+    assert!(g.previous_owner_died());
+}
+
+fn take_permit_and_park((s, ready): (Semaphore, Event)) {
+    s.acquire();
+    ready.set();
+    park();
+}
+
+// Documented behaviour: permits are not owned, so a dead holder's permit is gone until
+// someone releases one on its behalf.
+#[test]
+fn a_dead_semaphore_holder_takes_its_permit_with_it() {
+    let s = Semaphore::new(1).unwrap();
+    let ready = Event::new().unwrap();
+    let mut p = start(
+        StartMethod::Fork,
+        take_permit_and_park,
+        (s.clone(), ready.clone()),
+    );
+    ready.wait();
+    p.kill().unwrap();
+    assert!(p.wait_timeout(Duration::from_secs(30)));
+    assert_eq!(s.get_value(), 0);
+    assert!(!s.acquire_timeout(Duration::from_millis(20)));
+    s.release(); // the supervisor, having seen it die
+    assert!(s.try_acquire());
 }
 
 fn hold_rlock_twice((r, ready): (RLock, Event)) {

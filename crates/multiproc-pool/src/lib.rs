@@ -22,10 +22,19 @@
 #![warn(missing_debug_implementations, unreachable_pub, unsafe_op_in_unsafe_fn)]
 
 mod async_result;
+mod call;
+mod completion;
 mod core;
+mod engine;
 mod future;
+mod pool;
+mod process_pool;
 mod thread_pool;
+mod wire;
+mod worker;
 
 pub use async_result::AsyncResult;
 pub use future::{AsCompleted, Future, ReturnWhen, as_completed, wait};
+pub use pool::{Imap, ImapUnordered, Pool, PoolBuilder};
+pub use process_pool::{ProcessPoolExecutor, ProcessPoolExecutorBuilder};
 pub use thread_pool::{Results, ThreadPoolExecutor};

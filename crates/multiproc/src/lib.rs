@@ -94,12 +94,22 @@ pub mod futures {
     //! ```
     #[doc(inline)]
     pub use multiproc_pool::{
-        AsCompleted, Future, ReturnWhen, ThreadPoolExecutor, as_completed, wait,
+        AsCompleted, Future, Imap, ProcessPoolExecutor, ProcessPoolExecutorBuilder, Results,
+        ReturnWhen, ThreadPoolExecutor, as_completed, wait,
     };
 }
 
 pub mod pool {
-    //! Python's `multiprocessing.pool`: [`AsyncResult`].
+    //! Python's `multiprocessing.pool`: [`Pool`] (apply, map, imap, starmap and their async
+    //! forms) and [`AsyncResult`].
+    //!
+    //! ```
+    //! use multiproc::pool::Pool;
+    //! fn double(x: i32) -> i32 { x * 2 }
+    //! let pool = Pool::new(2)?;
+    //! assert_eq!(pool.map(double, [1, 2, 3])?, [2, 4, 6]);
+    //! # Ok::<(), multiproc::Error>(())
+    //! ```
     #[doc(inline)]
-    pub use multiproc_pool::AsyncResult;
+    pub use multiproc_pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder};
 }

@@ -34,6 +34,11 @@ pub use multiproc_spawn::{
     get_start_method, init, parent_process, set_start_method, spawn,
 };
 
+/// Queues and pipes between processes (Python's `multiprocessing.Queue`, `JoinableQueue`,
+/// `SimpleQueue`, `Pipe`), on shared memory.
+#[doc(inline)]
+pub use multiproc_ipc::{Connection, JoinableQueue, Pipe, Queue, SimpleQueue};
+
 /// Python's `subprocess` module: `call`, `check_call`, `check_output`, `run`.
 pub mod subprocess {
     #[doc(inline)]

@@ -4,7 +4,9 @@
 //!
 //! # Dispatch
 //!
-//! Each worker has its own link. The supervisor keeps the not-yet-sent tasks and sends a
+//! Each worker has its own task queue (multiproc-ipc's shared-memory ring); all workers put
+//! their results on one result queue, on which the supervisor sleeps; the parent's other
+//! threads wake it with a one-byte record after they hand it news. The supervisor keeps the not-yet-sent tasks and sends a
 //! worker more only while it holds fewer than a limit: 1 while tasks are slow or their length is
 //! unknown (so a free worker never waits behind a busy one, as with Python's shared queue), and
 //! up to about a millisecond of work when tasks are short, so a worker always has the next task
@@ -13,19 +15,22 @@
 //!
 //! # Faults
 //!
-//! A worker's link reaches end-of-file the moment the worker dies (`kill -9` included). The
-//! supervisor then reaps it (through its pidfd-backed `Process`), fails the one task it was
+//! A worker's lifeline socket reaches end-of-file the moment the worker dies (`kill -9`
+//! included); a small thread per worker blocks on it and tells the supervisor. The supervisor
+//! then takes in every result already on the result queue, reaps the worker (through its pidfd-backed `Process`), fails the one task it was
 //! running with `Err(WorkerDied { exitcode })`, puts the tasks it had not started back at the
 //! head of the queue, and starts a replacement.
 
 use crate::call::CallSpec;
-use crate::wire::{self, Cursor, Frames, Link};
+use crate::wire::{self, Cursor, Link};
 use crate::worker::{WorkerArgs, worker_main};
 use crossbeam_channel::{Receiver, Sender};
+use multiproc_ipc::Queue;
 use multiproc_spawn::{Process, StartMethod, get_start_method};
 use multiproc_sync::{Error, Result};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,7 +59,6 @@ pub(crate) struct Job {
 
 enum Event {
     Submit(Vec<Job>),
-    Results { slot: usize, frames: Vec<u8> },
     Eof { slot: usize, generation: u64 },
     Close,
     CancelPending,
@@ -73,6 +77,8 @@ pub(crate) struct Config {
 /// The parent's handle on the engine.
 pub(crate) struct Engine {
     tx: Sender<Event>,
+    /// The result queue, to wake the supervisor.
+    wake: Queue<()>,
     pids: Arc<Mutex<Vec<u32>>>,
     closed: AtomicBool,
     supervisor: Mutex<Option<JoinHandle<()>>>,
@@ -93,12 +99,16 @@ impl Engine {
     /// here) and the supervisor.
     pub(crate) fn start(cfg: Config) -> Result<Engine> {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let results = Queue::new()?;
+        let wake = results.clone();
         let pids = Arc::new(Mutex::new(vec![0; cfg.processes]));
         let mut sup = Supervisor {
             pids: Arc::clone(&pids),
             workers: (0..cfg.processes).map(|_| None).collect(),
             cfg,
             tx: tx.clone(),
+            results,
+            rx,
             jobs: HashMap::new(),
             pending: VecDeque::new(),
             next_id: 0,
@@ -116,10 +126,11 @@ impl Engine {
         let processes = sup.workers.len();
         let handle = std::thread::Builder::new()
             .name("multiproc-pool-supervisor".into())
-            .spawn(move || sup.run(rx))
+            .spawn(move || sup.run())
             .map_err(Error::Io)?;
         Ok(Engine {
             tx,
+            wake,
             pids,
             closed: AtomicBool::new(false),
             supervisor: Mutex::new(Some(handle)),
@@ -145,9 +156,14 @@ impl Engine {
         if jobs.is_empty() {
             return Ok(());
         }
-        self.tx
-            .send(Event::Submit(jobs))
-            .map_err(|_| Error::PoolClosed)
+        self.send(Event::Submit(jobs))
+    }
+
+    /// Hands the supervisor an event and wakes it.
+    fn send(&self, ev: Event) -> Result<()> {
+        self.tx.send(ev).map_err(|_| Error::PoolClosed)?;
+        let _ = self.wake.put_bytes(&[wire::WAKE]);
+        Ok(())
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -157,19 +173,19 @@ impl Engine {
     /// No more submits; the queued work still runs, then the workers exit.
     pub(crate) fn close(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
-            let _ = self.tx.send(Event::Close);
+            let _ = self.send(Event::Close);
         }
     }
 
     /// Cancels every task not sent to a worker yet.
     pub(crate) fn cancel_pending(&self) {
-        let _ = self.tx.send(Event::CancelPending);
+        let _ = self.send(Event::CancelPending);
     }
 
     /// Kills the workers at once; every outstanding task fails with `Err(Cancelled)`.
     pub(crate) fn terminate(&self) {
         self.closed.store(true, Ordering::Release);
-        let _ = self.tx.send(Event::Terminate);
+        let _ = self.send(Event::Terminate);
     }
 
     /// Waits for the supervisor (and so every worker) to finish; `Err(Invalid)` unless
@@ -194,7 +210,7 @@ impl Engine {
 
 struct Worker {
     process: Process<()>,
-    link: UnixStream,
+    tasks: Queue<()>,
     inflight: VecDeque<u64>,
     sent: usize,
     generation: u64,
@@ -205,6 +221,8 @@ struct Supervisor {
     pids: Arc<Mutex<Vec<u32>>>,
     cfg: Config,
     tx: Sender<Event>,
+    rx: Receiver<Event>,
+    results: Queue<()>,
     workers: Vec<Option<Worker>>,
     jobs: HashMap<u64, Job>,
     pending: VecDeque<u64>,
@@ -221,22 +239,30 @@ const QUEUED_WORK_NS: f64 = 1_000_000.0;
 const MAX_IN_FLIGHT: usize = 512;
 
 impl Supervisor {
-    fn run(mut self, rx: Receiver<Event>) {
-        while let Ok(ev) = rx.recv() {
-            let mut stop = self.handle(ev);
-            while !stop {
-                match rx.try_recv() {
-                    Ok(ev) => stop = self.handle(ev),
-                    Err(_) => break,
-                }
+    fn run(mut self) {
+        loop {
+            // Sleeps (after a spin) until a worker puts a result or a thread of ours wakes us.
+            match self.results.get_bytes() {
+                Ok(rec) => self.record(&rec),
+                Err(_) => return,
             }
-            if stop {
-                return;
+            self.drain_results();
+            while let Ok(ev) = self.rx.try_recv() {
+                if self.handle(ev) {
+                    return;
+                }
             }
             self.dispatch();
             if self.closing && self.finished() {
                 return;
             }
+        }
+    }
+
+    /// Takes in every record already on the result queue.
+    fn drain_results(&mut self) {
+        while let Ok(rec) = self.results.get_bytes_timeout(Duration::ZERO) {
+            self.record(&rec);
         }
     }
 
@@ -254,7 +280,6 @@ impl Supervisor {
                     self.fail_pending(|| Error::PoolClosed);
                 }
             }
-            Event::Results { slot, frames } => self.results(slot, &frames),
             Event::Eof { slot, generation } => self.worker_ended(slot, generation),
             Event::Close => self.closing = true,
             Event::CancelPending => {
@@ -294,10 +319,7 @@ impl Supervisor {
             all_gone = false;
             if w.inflight.is_empty() && !w.stopping {
                 w.stopping = true;
-                let mut buf = Vec::new();
-                wire::begin_frame(&mut buf, wire::STOP);
-                wire::end_frame(&mut buf);
-                let _ = wire::send(&w.link, &buf);
+                let _ = w.tasks.put_bytes(&[wire::STOP]);
             }
         }
         all_gone
@@ -333,7 +355,7 @@ impl Supervisor {
             if room == 0 {
                 continue;
             }
-            wire::begin_frame(&mut self.buf, wire::TASKS);
+            wire::begin(&mut self.buf, wire::TASKS);
             let mut n = 0;
             while n < room {
                 let Some(id) = self.pending.pop_front() else {
@@ -351,10 +373,9 @@ impl Supervisor {
                 n += 1;
             }
             if n > 0 {
-                wire::end_frame(&mut self.buf);
                 w.sent += n;
-                // A failed send means the worker died: its end-of-file event handles that.
-                let _ = wire::send(&w.link, &self.buf);
+                // A failed put means the worker died: its end-of-file event handles that.
+                let _ = w.tasks.put_bytes(&self.buf);
             }
         }
         if self.buf.capacity() > 1 << 20 {
@@ -362,45 +383,41 @@ impl Supervisor {
         }
     }
 
-    fn results(&mut self, slot: usize, frames: &[u8]) {
-        let mut rest = frames;
-        while rest.len() >= 4 {
-            let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-            let Some(frame) = rest.get(4..4 + len) else {
-                break;
-            };
-            rest = &rest[4 + len..];
-            let mut cur = Cursor(frame);
-            let (Ok(id), Ok(kind), Ok(ns), Ok(bytes)) =
-                (cur.u64(), cur.u8(), cur.u64(), cur.bytes())
-            else {
-                continue;
-            };
-            if let Some(w) = self.workers[slot].as_mut() {
-                if w.inflight.front() == Some(&id) {
-                    w.inflight.pop_front();
-                } else {
-                    w.inflight.retain(|&i| i != id);
-                }
-            }
-            let ns = ns.max(1) as f64;
-            self.avg_ns = if self.avg_ns <= 0.0 {
-                ns
-            } else {
-                0.8 * self.avg_ns + 0.2 * ns
-            };
-            let Some(job) = self.jobs.remove(&id) else {
-                continue;
-            };
-            let outcome = match kind {
-                wire::OK => Ok(bytes),
-                wire::PANIC => Err(Error::TaskFailed {
-                    message: String::from_utf8_lossy(bytes).into_owned(),
-                }),
-                _ => Err(Error::Codec(String::from_utf8_lossy(bytes).into_owned())),
-            };
-            job.done.finish(outcome);
+    /// One record from the result queue.
+    fn record(&mut self, rec: &[u8]) {
+        let mut cur = Cursor(rec);
+        if !matches!(cur.u8(), Ok(wire::RESULT)) {
+            return;
         }
+        let (Ok(slot), Ok(id), Ok(kind), Ok(ns), Ok(bytes)) =
+            (cur.u32(), cur.u64(), cur.u8(), cur.u64(), cur.bytes())
+        else {
+            return;
+        };
+        if let Some(w) = self.workers.get_mut(slot as usize).and_then(Option::as_mut) {
+            if w.inflight.front() == Some(&id) {
+                w.inflight.pop_front();
+            } else {
+                w.inflight.retain(|&i| i != id);
+            }
+        }
+        let ns = ns.max(1) as f64;
+        self.avg_ns = if self.avg_ns <= 0.0 {
+            ns
+        } else {
+            0.8 * self.avg_ns + 0.2 * ns
+        };
+        let Some(job) = self.jobs.remove(&id) else {
+            return;
+        };
+        let outcome = match kind {
+            wire::OK => Ok(bytes),
+            wire::PANIC => Err(Error::TaskFailed {
+                message: String::from_utf8_lossy(bytes).into_owned(),
+            }),
+            _ => Err(Error::Codec(String::from_utf8_lossy(bytes).into_owned())),
+        };
+        job.done.finish(outcome);
     }
 
     fn worker_ended(&mut self, slot: usize, generation: u64) {
@@ -410,6 +427,9 @@ impl Supervisor {
         {
             return;
         }
+        // Its last results may still be on the queue: take them in before deciding which task
+        // it held.
+        self.drain_results();
         let mut w = self.workers[slot].take().expect("checked");
         self.set_pid(slot, 0);
         if !w.process.wait_timeout(Duration::from_secs(5)) {
@@ -479,6 +499,7 @@ impl Supervisor {
 
     fn spawn_worker(&mut self, slot: usize) -> Result<()> {
         let (mine, theirs) = UnixStream::pair()?;
+        let tasks = Queue::new()?;
         let method = self.cfg.method.unwrap_or_else(get_start_method);
         let kind = match method {
             StartMethod::Fork => "ForkPoolWorker",
@@ -494,22 +515,25 @@ impl Supervisor {
             .spawn(
                 worker_main,
                 WorkerArgs {
-                    link: Link(theirs),
+                    tasks: tasks.clone(),
+                    results: self.results.clone(),
+                    lifeline: Link(theirs),
+                    slot: slot as u32,
                     init: self.cfg.init.clone(),
                     max_tasks: self.cfg.max_tasks,
                 },
             )?;
-        let reader = mine.try_clone()?;
         let tx = self.tx.clone();
+        let wake = self.results.clone();
         std::thread::Builder::new()
-            .name("multiproc-pool-reader".into())
-            .stack_size(128 * 1024)
-            .spawn(move || read_results(reader, slot, generation, tx))
+            .name("multiproc-pool-lifeline".into())
+            .stack_size(64 * 1024)
+            .spawn(move || watch_lifeline(mine, slot, generation, tx, wake))
             .map_err(Error::Io)?;
         self.set_pid(slot, process.pid());
         self.workers[slot] = Some(Worker {
             process,
-            link: mine,
+            tasks,
             inflight: VecDeque::new(),
             sent: 0,
             generation,
@@ -519,33 +543,23 @@ impl Supervisor {
     }
 }
 
-/// Forwards a worker's result frames to the supervisor, then its end-of-file.
-fn read_results(link: UnixStream, slot: usize, generation: u64, tx: Sender<Event>) {
-    let mut frames = Frames::default();
+/// Blocks on a worker's lifeline until it closes (the worker ended), then tells the supervisor.
+fn watch_lifeline(
+    lifeline: UnixStream,
+    slot: usize,
+    generation: u64,
+    tx: Sender<Event>,
+    wake: Queue<()>,
+) {
+    let mut buf = [0u8; 16];
     loop {
-        match frames.fill(&mut &link) {
-            Ok(true) => {
-                let mut batch = Vec::new();
-                while let Some(f) = frames.next_frame() {
-                    batch.extend_from_slice(&(f.len() as u32).to_le_bytes());
-                    batch.extend_from_slice(f);
-                }
-                if !batch.is_empty()
-                    && tx
-                        .send(Event::Results {
-                            slot,
-                            frames: batch,
-                        })
-                        .is_err()
-                {
-                    return;
-                }
-            }
+        match (&lifeline).read(&mut buf) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            _ => {
-                let _ = tx.send(Event::Eof { slot, generation });
-                return;
-            }
+            Ok(n) if n > 0 => {}
+            _ => break,
         }
+    }
+    if tx.send(Event::Eof { slot, generation }).is_ok() {
+        let _ = wake.put_bytes(&[wire::WAKE]);
     }
 }

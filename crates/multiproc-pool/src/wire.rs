@@ -1,26 +1,32 @@
-//! The messages between the parent and a worker, and the stream they travel on.
+//! The records between the parent and its workers, on multiproc-ipc's shared-memory queues
+//! (raw bytes: the pool does its own framing, so a batch of tasks is one record).
 //!
-//! Every message is a frame: a little-endian `u32` length, then the payload.
-//!
-//! | direction | payload |
+//! | queue | record |
 //! | --- | --- |
-//! | parent → worker | `0` then tasks: `id: u64`, trampoline and target offsets (`i64` each), `len: u32`, argument bytes |
-//! | parent → worker | `1`: stop after the tasks already sent |
-//! | worker → parent | one result: `id: u64`, kind (`0` value, `1` panic, `2` codec failure), `ns: u64` (run time), `len: u32`, bytes |
+//! | worker's tasks (one per worker) | `0` then tasks: `id: u64`, trampoline and target offsets (`i64` each), `len: u32`, argument bytes |
+//! | worker's tasks | `1`: stop after the tasks already sent |
+//! | results (one per pool) | `0`, `slot: u32`, `id: u64`, kind (`0` value, `1` panic, `2` codec failure), `ns: u64` (run time), `len: u32`, bytes |
+//! | results | `1`: wake-up (the parent has news for its supervisor) |
 //!
-//! A worker sends each result as soon as its task ends, so the parent always knows which task
-//! a worker holds: the oldest one it sent and has not seen the result of.
+//! A worker puts each result as soon as its task ends, so the parent always knows which task a
+//! worker holds: the oldest one it sent and has not seen the result of.
+//!
+//! Besides the queues each worker holds one end of a socket pair, its *lifeline*: the parent's
+//! end reads end-of-file the moment the worker dies, however it dies.
 
 use crate::call::CallSpec;
 use multiproc_spawn::fnref::FnRef;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 pub(crate) const TASKS: u8 = 0;
 pub(crate) const STOP: u8 = 1;
+
+pub(crate) const RESULT: u8 = 0;
+pub(crate) const WAKE: u8 = 1;
 
 pub(crate) const OK: u8 = 0;
 pub(crate) const PANIC: u8 = 1;
@@ -35,21 +41,24 @@ pub(crate) fn push_task(buf: &mut Vec<u8>, id: u64, call: CallSpec, args: &[u8])
     buf.extend_from_slice(args);
 }
 
-/// Starts a frame whose first payload byte is `kind`; [`end_frame`] fills in the length.
-pub(crate) fn begin_frame(buf: &mut Vec<u8>, kind: u8) {
+/// Starts a record whose first byte is `kind`.
+pub(crate) fn begin(buf: &mut Vec<u8>, kind: u8) {
     buf.clear();
-    buf.extend_from_slice(&[0, 0, 0, 0, kind]);
+    buf.push(kind);
 }
 
-pub(crate) fn end_frame(buf: &mut [u8]) {
-    let len = (buf.len() - 4) as u32;
-    buf[..4].copy_from_slice(&len.to_le_bytes());
-}
-
-/// Appends one whole result frame.
-pub(crate) fn push_result(buf: &mut Vec<u8>, id: u64, kind: u8, ns: u64, bytes: &[u8]) {
-    let len = (8 + 1 + 8 + 4 + bytes.len()) as u32;
-    buf.extend_from_slice(&len.to_le_bytes());
+/// A whole result record.
+pub(crate) fn result_record(
+    buf: &mut Vec<u8>,
+    slot: u32,
+    id: u64,
+    kind: u8,
+    ns: u64,
+    bytes: &[u8],
+) {
+    buf.clear();
+    buf.push(RESULT);
+    buf.extend_from_slice(&slot.to_le_bytes());
     buf.extend_from_slice(&id.to_le_bytes());
     buf.push(kind);
     buf.extend_from_slice(&ns.to_le_bytes());
@@ -96,58 +105,6 @@ impl<'a> Cursor<'a> {
         let target = FnRef::from_offset(self.u64()? as i64 as isize);
         Ok((id, CallSpec { tramp, target }, self.bytes()?))
     }
-}
-
-/// Reassembles frames from a byte stream.
-#[derive(Debug, Default)]
-pub(crate) struct Frames {
-    buf: Vec<u8>,
-    start: usize,
-}
-
-impl Frames {
-    /// The next complete frame's payload, if one is buffered.
-    pub(crate) fn next_frame(&mut self) -> Option<&[u8]> {
-        let avail = &self.buf[self.start..];
-        if avail.len() < 4 {
-            return None;
-        }
-        let len = u32::from_le_bytes(avail[..4].try_into().expect("4 bytes")) as usize;
-        if avail.len() < 4 + len {
-            return None;
-        }
-        let from = self.start + 4;
-        self.start = from + len;
-        Some(&self.buf[from..from + len])
-    }
-
-    /// Reads once from `r`; `Ok(false)` at end of stream.
-    pub(crate) fn fill(&mut self, r: &mut impl Read) -> io::Result<bool> {
-        if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        let old = self.buf.len();
-        let want = (64 * 1024).max(self.pending_len().saturating_sub(old));
-        self.buf.resize(old + want, 0);
-        let got = r.read(&mut self.buf[old..]);
-        self.buf.truncate(old + *got.as_ref().unwrap_or(&0));
-        Ok(got? > 0)
-    }
-
-    fn pending_len(&self) -> usize {
-        let avail = &self.buf[self.start..];
-        if avail.len() < 4 {
-            0
-        } else {
-            4 + u32::from_le_bytes(avail[..4].try_into().expect("4 bytes")) as usize
-        }
-    }
-}
-
-/// Writes all of `buf`.
-pub(crate) fn send(mut s: &UnixStream, buf: &[u8]) -> io::Result<()> {
-    s.write_all(buf)
 }
 
 /// A stream socket that can be passed to a worker inside its spawn arguments.

@@ -188,7 +188,12 @@ fn main() {
         }
         took
     });
-    report.row("ThreadPoolExecutor.submit", ours, "rayon ThreadPool::spawn", rayon);
+    report.row(
+        "ThreadPoolExecutor.submit",
+        ours,
+        "rayon ThreadPool::spawn",
+        rayon,
+    );
     let scope = Measure::new(9, n).per_op(|n| {
         let jobs: Vec<Box<dyn FnOnce() -> u64 + Send>> = (0..n)
             .map(|i| Box::new(move || std::hint::black_box(i)) as Box<dyn FnOnce() -> u64 + Send>)

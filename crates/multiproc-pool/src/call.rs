@@ -6,6 +6,8 @@
 use multiproc_spawn::fnref::FnRef;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
 
 /// Every trampoline has this signature: `(target, argument bytes, result buffer)`.
 pub(crate) type Trampoline = fn(usize, &[u8], &mut Vec<u8>) -> Result<(), String>;
@@ -103,4 +105,89 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> multiproc_sync::Result
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> multiproc_sync::Result<T> {
     postcard::from_bytes(bytes)
         .map_err(|e| multiproc_sync::Error::Codec(format!("could not decode the result: {e}")))
+}
+
+/// A pool's initializer, `f(args)` run in every worker as it starts. Its arguments may hold
+/// multiproc handles (a queue, say), so they are encoded only while the worker's start-up
+/// arguments are (when their descriptors can travel), and decoded and run while those are
+/// decoded (when the descriptors have arrived). Under `Fork` nothing is encoded: the worker runs
+/// `f(args.clone())` on its copy.
+#[derive(Clone)]
+pub(crate) struct Initializer(Arc<dyn InitCall>);
+
+impl fmt::Debug for Initializer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Initializer")
+    }
+}
+
+trait InitCall: Send + Sync {
+    fn run_here(&self);
+    fn encode(&self) -> Result<(CallSpec, Vec<u8>), String>;
+}
+
+struct TypedInit<A> {
+    f: fn(A),
+    args: A,
+}
+
+impl<A> InitCall for TypedInit<A>
+where
+    A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    fn run_here(&self) {
+        (self.f)(self.args.clone())
+    }
+
+    fn encode(&self) -> Result<(CallSpec, Vec<u8>), String> {
+        let bytes = postcard::to_allocvec(&self.args)
+            .map_err(|e| format!("could not encode the initializer's arguments: {e}"))?;
+        Ok((CallSpec::one::<A, ()>(self.f), bytes))
+    }
+}
+
+impl Initializer {
+    pub(crate) fn new<A>(f: fn(A), args: A) -> Initializer
+    where
+        A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        Initializer(Arc::new(TypedInit { f, args }))
+    }
+
+    /// Runs it in this process (a forked worker).
+    pub(crate) fn run_here(&self) {
+        self.0.run_here()
+    }
+}
+
+/// The initializer field of a worker's start-up arguments: `Pending` in the parent (and in a
+/// forked worker), `Ran` once decoding ran it in a fresh worker.
+#[derive(Debug)]
+pub(crate) enum InitField {
+    Pending(Initializer),
+    Ran,
+}
+
+impl Serialize for InitField {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            InitField::Pending(init) => init
+                .0
+                .encode()
+                .map_err(serde::ser::Error::custom)?
+                .serialize(s),
+            InitField::Ran => Err(serde::ser::Error::custom("the initializer already ran")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for InitField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (call, bytes) = <(CallSpec, Vec<u8>)>::deserialize(d)?;
+        let mut sink = Vec::new();
+        // Run now, while the descriptors of handles in its arguments are at hand.
+        call.run(&bytes, &mut sink)
+            .map_err(|e| serde::de::Error::custom(format!("the pool's initializer failed: {e}")))?;
+        Ok(InitField::Ran)
+    }
 }

@@ -21,7 +21,7 @@
 //! running with `Err(WorkerDied { exitcode })`, puts the tasks it had not started back at the
 //! head of the queue, and starts a replacement.
 
-use crate::call::CallSpec;
+use crate::call::{CallSpec, InitField, Initializer};
 use crate::wire::{self, Cursor, Link};
 use crate::worker::{WorkerArgs, worker_main};
 use crossbeam_channel::{Receiver, Sender};
@@ -69,7 +69,7 @@ enum Event {
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
     pub(crate) processes: usize,
-    pub(crate) init: Option<(CallSpec, Vec<u8>)>,
+    pub(crate) init: Option<Initializer>,
     pub(crate) max_tasks: usize,
     pub(crate) method: Option<StartMethod>,
 }
@@ -519,7 +519,7 @@ impl Supervisor {
                     results: self.results.clone(),
                     lifeline: Link(theirs),
                     slot: slot as u32,
-                    init: self.cfg.init.clone(),
+                    init: self.cfg.init.clone().map(InitField::Pending),
                     max_tasks: self.cfg.max_tasks,
                 },
             )?;

@@ -1,7 +1,7 @@
 //! `multiprocessing.Pool`: apply, map, imap and friends over a set of worker processes.
 
 use crate::async_result::AsyncResult;
-use crate::call::{self, CallSpec};
+use crate::call::{self, CallSpec, Initializer};
 use crate::completion::{MapPart, MapState, Single, Unordered, dup};
 use crate::core::Core;
 use crate::engine::{Config, Engine, Job};
@@ -59,8 +59,7 @@ impl fmt::Debug for Pool {
 #[must_use = "a builder does nothing until build() is called"]
 pub struct PoolBuilder {
     processes: usize,
-    init: Option<(CallSpec, Vec<u8>)>,
-    init_error: Option<String>,
+    init: Option<Initializer>,
     max_tasks: usize,
     method: Option<StartMethod>,
 }
@@ -73,14 +72,13 @@ impl PoolBuilder {
     }
 
     /// `f(args)` runs in each worker when it starts (Python's `initializer`, `initargs`).
+    /// `args` may hold multiproc handles (queues…): they reach every worker, as handles in
+    /// `spawn` arguments do.
     pub fn initializer<A>(mut self, f: fn(A), args: A) -> Self
     where
-        A: Serialize + DeserializeOwned + 'static,
+        A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        match call::encode(&args) {
-            Ok(bytes) => self.init = Some((CallSpec::one::<A, ()>(f), bytes)),
-            Err(e) => self.init_error = Some(e.to_string()),
-        }
+        self.init = Some(Initializer::new(f, args));
         self
     }
 
@@ -104,9 +102,6 @@ impl PoolBuilder {
     }
 
     pub(crate) fn engine(self) -> Result<Engine> {
-        if let Some(e) = self.init_error {
-            return Err(Error::Codec(e));
-        }
         let processes = if self.processes == 0 {
             multiproc_spawn::cpu_count()
         } else {

@@ -76,7 +76,7 @@ impl ProcessPoolExecutorBuilder {
     /// `f(args)` runs in each worker when it starts.
     pub fn initializer<A>(self, f: fn(A), args: A) -> Self
     where
-        A: Serialize + DeserializeOwned + 'static,
+        A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     {
         ProcessPoolExecutorBuilder {
             inner: self.inner.initializer(f, args),

@@ -3,7 +3,7 @@
 //! Idle, it spins on the queue for about the cost of a wake-up before it sleeps (the queue's
 //! own policy), so a stream of small tasks costs no system calls.
 
-use crate::call::CallSpec;
+use crate::call::InitField;
 use crate::thread_pool::panic_text;
 use crate::wire::{self, Cursor, Link};
 use multiproc_ipc::Queue;
@@ -19,7 +19,7 @@ pub(crate) struct WorkerArgs {
     /// Held, never used: its closing tells the parent this worker is gone.
     pub(crate) lifeline: Link,
     pub(crate) slot: u32,
-    pub(crate) init: Option<(CallSpec, Vec<u8>)>,
+    pub(crate) init: Option<InitField>,
     /// Exit after this many tasks (0: never), Python's `maxtasksperchild`.
     pub(crate) max_tasks: usize,
 }
@@ -34,11 +34,8 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         init,
         max_tasks,
     } = args;
-    if let Some((call, bytes)) = init {
-        let mut sink = Vec::new();
-        if let Err(e) = call.run(&bytes, &mut sink) {
-            panic!("the pool's initializer failed: {e}");
-        }
+    if let Some(InitField::Pending(init)) = init {
+        init.run_here();
     }
     let mut value = Vec::new();
     let mut out = Vec::new();

@@ -304,3 +304,28 @@ fn executor_map_with_chunksize_and_max_tasks_per_child() {
         }
     }
 }
+
+// Handles in initializer arguments reach every worker (Python's initargs=(queue,)).
+#[test]
+fn a_queue_reaches_the_workers_through_the_initializer() {
+    static Q: std::sync::OnceLock<multiproc::Queue<u32>> = std::sync::OnceLock::new();
+    fn init(q: multiproc::Queue<u32>) {
+        let _ = Q.set(q);
+    }
+    fn report(x: u32) {
+        Q.get().unwrap().put(x * 10).unwrap();
+    }
+    for m in METHODS {
+        let q = multiproc::Queue::new().unwrap();
+        let p = Pool::builder()
+            .processes(2)
+            .initializer(init, q.clone())
+            .start_method(m)
+            .build()
+            .unwrap();
+        p.map_chunked(report, 0..6, 1).unwrap();
+        let mut got: Vec<u32> = (0..6).map(|_| q.get().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, [0, 10, 20, 30, 40, 50], "{m:?}");
+    }
+}

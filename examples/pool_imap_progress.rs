@@ -12,7 +12,10 @@ use indicatif::{ProgressBar, ProgressIterator, ProgressStyle};
 use multiproc::pool::Pool;
 
 fn prime(n: u64) -> Option<u64> {
-    let is_prime = n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0);
+    let is_prime = n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d));
     is_prime.then_some(n)
 }
 

@@ -348,9 +348,10 @@ fn dropping_the_executor_waits_for_its_work() {
         let pool = ThreadPoolExecutor::new(2);
         for _ in 0..50 {
             let c = count.clone();
-            let _ = pool
-                .submit(move || c.fetch_add(1, Ordering::SeqCst))
-                .unwrap();
+            drop(
+                pool.submit(move || c.fetch_add(1, Ordering::SeqCst))
+                    .unwrap(),
+            );
         }
     }
     assert_eq!(count.load(Ordering::SeqCst), 50);

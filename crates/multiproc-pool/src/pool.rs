@@ -325,9 +325,9 @@ impl Pool {
     ///
     /// ```
     /// # use multiproc::pool::Pool;
-    /// fn inc(x: u64) -> u64 { x + 1 }
+    /// fn inc(x: u32) -> u32 { x + 1 }
     /// let pool = Pool::new(2)?;
-    /// let it = pool.imap(inc, 0..4u64)?;
+    /// let it = pool.imap(inc, 0..4u32)?;
     /// assert_eq!(it.len(), 4);
     /// assert_eq!(it.collect::<Result<Vec<_>, _>>()?, [1, 2, 3, 4]);
     /// # Ok::<(), multiproc::Error>(())

@@ -38,3 +38,15 @@ pub use future::{AsCompleted, Future, ReturnWhen, as_completed, wait};
 pub use pool::{Imap, ImapUnordered, Pool, PoolBuilder};
 pub use process_pool::{ProcessPoolExecutor, ProcessPoolExecutorBuilder};
 pub use thread_pool::{Results, ThreadPoolExecutor};
+
+// Every handle is Send, and the shared ones Sync (API.md).
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Pool>();
+    send_sync::<ProcessPoolExecutor>();
+    send_sync::<ThreadPoolExecutor>();
+    send_sync::<Future<String>>();
+    send::<AsyncResult<String>>();
+    send::<AsCompleted<String>>();
+};

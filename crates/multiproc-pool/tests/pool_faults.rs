@@ -59,9 +59,13 @@ fn a_killed_worker_fails_only_its_task_and_is_replaced() {
         let p = pool(m, 2);
         let before = p.pids();
         let others: Vec<_> = (0..50).map(|i| p.apply_async(inc, i).unwrap()).collect();
+        let submitted = std::time::Instant::now();
         let victim = p.apply_async(kill_me, ()).unwrap();
         let more = p.map_async(inc, 0..1000).unwrap();
-        match victim.get() {
+        let got = victim.get();
+        // An upper bound on the detection delay (it includes running `kill`).
+        eprintln!("{m:?}: WorkerDied after {:?}", submitted.elapsed());
+        match got {
             Err(Error::WorkerDied { exitcode }) => assert_eq!(exitcode, -9, "{m:?}"),
             other => panic!("{m:?}: {other:?}"),
         }

@@ -142,7 +142,11 @@ impl<R: DeserializeOwned + Send> Completion for MapPart<R> {
                 {
                     let parts =
                         std::mem::take(&mut *st.parts.lock().unwrap_or_else(|e| e.into_inner()));
-                    let all = parts.into_iter().flatten().flatten().collect();
+                    let total = parts.iter().flatten().map(Vec::len).sum();
+                    let mut all = Vec::with_capacity(total);
+                    for part in parts.into_iter().flatten() {
+                        all.extend(part);
+                    }
                     st.core.complete(Ok(all));
                 }
             }

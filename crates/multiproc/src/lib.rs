@@ -161,3 +161,37 @@ pub mod queue {
     #[doc(inline)]
     pub use multiproc_sync::queue::{LifoQueue, PriorityQueue, Queue, SimpleQueue};
 }
+
+pub mod futures {
+    //! Python's `concurrent.futures`: [`ThreadPoolExecutor`], [`ProcessPoolExecutor`],
+    //! [`Future`], [`wait`] with [`ReturnWhen`], and [`as_completed`].
+    //!
+    //! ```
+    //! use multiproc::futures::{ThreadPoolExecutor, as_completed};
+    //! let pool = ThreadPoolExecutor::new(4);
+    //! let fs: Vec<_> = (0..8).map(|i| pool.submit(move || i * 2)).collect::<Result<_, _>>()?;
+    //! let total: i32 = as_completed(fs, None).map(|f| f.result().unwrap()).sum();
+    //! assert_eq!(total, 56);
+    //! # Ok::<(), multiproc::Error>(())
+    //! ```
+    #[doc(inline)]
+    pub use multiproc_pool::{
+        AsCompleted, Future, Imap, ProcessPoolExecutor, ProcessPoolExecutorBuilder, Results,
+        ReturnWhen, ThreadPoolExecutor, as_completed, wait,
+    };
+}
+
+pub mod pool {
+    //! Python's `multiprocessing.pool`: [`Pool`] (apply, map, imap, starmap and their async
+    //! forms) and [`AsyncResult`].
+    //!
+    //! ```
+    //! use multiproc::pool::Pool;
+    //! fn double(x: i32) -> i32 { x * 2 }
+    //! let pool = Pool::new(2)?;
+    //! assert_eq!(pool.map(double, [1, 2, 3])?, [2, 4, 6]);
+    //! # Ok::<(), multiproc::Error>(())
+    //! ```
+    #[doc(inline)]
+    pub use multiproc_pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder};
+}

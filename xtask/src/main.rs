@@ -161,9 +161,10 @@ fn bench(rest: &[String]) -> DynResult {
     std::fs::write(
         &tsv,
         format!(
-            "# {}\n# started\t{}\n",
+            "# {}\n# started\t{}\n# load\t{}\n",
             multiproc_bench_columns(),
-            report::utc_now()
+            report::utc_now(),
+            report::load_average().unwrap_or_default()
         ),
     )?;
     let start = std::time::Instant::now();
@@ -178,10 +179,12 @@ fn bench(rest: &[String]) -> DynResult {
         took.as_secs_f64()
     );
     let mut f = std::fs::OpenOptions::new().append(true).open(&tsv)?;
-    std::io::Write::write_all(
-        &mut f,
-        format!("# took\t{}\n", took.as_secs_f64()).as_bytes(),
-    )?;
+    let end = format!(
+        "# took\t{}\n# load_end\t{}\n",
+        took.as_secs_f64(),
+        report::load_average().unwrap_or_default()
+    );
+    std::io::Write::write_all(&mut f, end.as_bytes())?;
     report_from_tsv()
 }
 
@@ -212,6 +215,8 @@ fn report_from_tsv() -> DynResult {
     if let Some(started) = run.started {
         machine.date = started;
     }
+    machine.load = run.load;
+    machine.load_end = run.load_end;
     report::write(&root(), &rows, &machine, run.took)
 }
 

@@ -106,6 +106,11 @@ pub(crate) struct Machine {
     pub(crate) rustc: String,
     pub(crate) python: Option<String>,
     pub(crate) date: String,
+    /// The 1-minute load average when the run started, when known: on a shared machine it
+    /// says how much the figures may have been disturbed.
+    pub(crate) load: Option<f64>,
+    /// The same at the end of the run.
+    pub(crate) load_end: Option<f64>,
 }
 
 impl Machine {
@@ -132,6 +137,8 @@ impl Machine {
             rustc,
             python,
             date: utc_now(),
+            load: None,
+            load_end: None,
         }
     }
 
@@ -140,8 +147,25 @@ impl Machine {
             .python
             .as_deref()
             .unwrap_or("no python3 (its rows are skipped)");
+        let load = match (self.load, self.load_end) {
+            (None, None) => String::new(),
+            (start, end) => {
+                let show = |l: Option<f64>| l.map_or("?".to_owned(), |l| format!("{l:.2}"));
+                let most = start.unwrap_or(0.0).max(end.unwrap_or(0.0));
+                let busy = if most >= 0.5 * self.cores as f64 {
+                    ": other work shared the CPUs, expect noisy figures"
+                } else {
+                    ""
+                };
+                format!(
+                    " (1-minute load average {} at the start, {} at the end{busy})",
+                    show(start),
+                    show(end)
+                )
+            }
+        };
         format!(
-            "{}, {} core{}, {}, {}, {}; {}",
+            "{}, {} core{}, {}, {}, {}; {}{load}",
             self.cpu,
             self.cores,
             if self.cores == 1 { "" } else { "s" },
@@ -168,6 +192,8 @@ fn command_line(program: &str, args: &[&str]) -> Option<String> {
 pub(crate) struct RunFacts {
     pub(crate) started: Option<String>,
     pub(crate) took: Option<Duration>,
+    pub(crate) load: Option<f64>,
+    pub(crate) load_end: Option<f64>,
 }
 
 impl RunFacts {
@@ -179,6 +205,8 @@ impl RunFacts {
             };
             match rest.split_once('\t') {
                 Some(("started", v)) => facts.started = Some(v.trim().to_owned()),
+                Some(("load", v)) => facts.load = v.trim().parse().ok(),
+                Some(("load_end", v)) => facts.load_end = v.trim().parse().ok(),
                 Some(("took", v)) => {
                     facts.took = v.trim().parse().ok().map(Duration::from_secs_f64);
                 }
@@ -187,6 +215,12 @@ impl RunFacts {
         }
         facts
     }
+}
+
+/// The 1-minute load average (`/proc/loadavg`), as text.
+pub(crate) fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next().map(str::to_owned)
 }
 
 /// Now, as `YYYY-MM-DD HH:MM UTC` (no date crate: days to a civil date, Howard Hinnant's way).
@@ -726,6 +760,7 @@ mod tests {
     const TSV: &str = "\
 # group\tfigure\tours_ns\tbytes\tbaseline\tbaseline_ns\tratio\tsize
 # started\t2025-01-01 00:00 UTC
+# load\t0.25
 sync\tLock uncontended\t10\t0\tparking_lot::Mutex\t9\t1.11
 sync\tLock uncontended\t10\t0\tstd::sync::Mutex\t12\t0.83
 start\tFork\t160000\t0\t\tNaN\tNaN
@@ -734,6 +769,7 @@ queues\tQueue put+get\t2000\t0\tpipe\t2500\t0.8\t1024
 queues\tQueue put+get\t90000\t0\tpipe\t100000\t0.9\t1048576
 old format without a ratio
 # took\t75.5
+# load_end\t1.75
 ";
 
     #[test]
@@ -750,6 +786,8 @@ old format without a ratio
         let facts = RunFacts::parse(TSV);
         assert_eq!(facts.started.as_deref(), Some("2025-01-01 00:00 UTC"));
         assert_eq!(facts.took, Some(Duration::from_secs_f64(75.5)));
+        assert_eq!(facts.load, Some(0.25));
+        assert_eq!(facts.load_end, Some(1.75));
     }
 
     #[test]
@@ -764,6 +802,8 @@ old format without a ratio
             rustc: "rustc 1.87".into(),
             python: None,
             date: "2025-01-01 00:00 UTC".into(),
+            load: Some(1.5),
+            load_end: None,
         };
         write(
             &dir,
@@ -774,6 +814,10 @@ old format without a ratio
         .unwrap();
         let md = std::fs::read_to_string(dir.join("BENCHMARKS.md")).unwrap();
         assert!(md.contains("Test CPU, 2 cores"), "{md}");
+        assert!(
+            md.contains("load average 1.50 at the start, ? at the end: other work"),
+            "{md}"
+        );
         assert!(md.contains("1 min 15 s"));
         assert!(
             md.contains("| Lock uncontended | 10.0 ns | parking_lot::Mutex | 9.00 ns | 1.11× |")

@@ -19,7 +19,12 @@
 //!    check_output(["echo", "hello from a subprocess"]) -> "hello from a subprocess"
 //!    run(["sleep", "5"], timeout = 100 ms) -> timed out
 //!
-//! 4. Shared state across processes
+//! 4. Pools and executors
+//!    Pool(2).map(square, 1..=5) -> [1, 4, 9, 16, 25]
+//!    a worker killed mid-task: worker process died with exit code -9; the pool goes on: 42
+//!    ThreadPoolExecutor: as_completed over 4 futures -> sum 6
+//!
+//! 5. Shared state across processes
 //!    4 processes x 1000 increments under Value::lock() -> 4000
 //!    a child killed holding a Lock: next acquire recovers it, previous_owner_died = true
 //!
@@ -38,6 +43,20 @@ fn square(x: u64) -> (u32, String, u64) {
 fn must_be_positive(x: i64) -> i64 {
     assert!(x >= 0, "bad input: {x}");
     x
+}
+
+fn just_square(x: u64) -> u64 {
+    x * x
+}
+
+fn kill_own_worker(_: ()) -> u64 {
+    let me = std::process::id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &me])
+        .status();
+    loop {
+        std::thread::park();
+    }
 }
 
 fn sleep_forever(_: ()) {
@@ -110,7 +129,27 @@ fn main() -> multiproc::Result<()> {
     };
     println!("   run([\"sleep\", \"5\"], timeout = 100 ms) -> {verdict}");
 
-    println!("\n4. Shared state across processes");
+    println!("\n4. Pools and executors");
+    let pool = multiproc::pool::Pool::new(2)?;
+    println!(
+        "   Pool(2).map(square, 1..=5) -> {:?}",
+        pool.map(just_square, 1..=5)?
+    );
+    let died = pool.apply(kill_own_worker, ()).unwrap_err();
+    println!(
+        "   a worker killed mid-task: {died}; the pool goes on: {}",
+        pool.apply(|x: u64| x + 1, 41)?
+    );
+    let threads = multiproc::futures::ThreadPoolExecutor::new(2);
+    let fs = (0..4)
+        .map(|i| threads.submit(move || i))
+        .collect::<multiproc::Result<Vec<_>>>()?;
+    let sum: i32 = multiproc::futures::as_completed(fs, None)
+        .map(|f| f.result().unwrap_or(0))
+        .sum();
+    println!("   ThreadPoolExecutor: as_completed over 4 futures -> sum {sum}");
+
+    println!("\n5. Shared state across processes");
     let counter = Value::new(0u64)?;
     let adders: Vec<_> = (0..4)
         .map(|_| multiproc::spawn(add_thousand, counter.clone()))

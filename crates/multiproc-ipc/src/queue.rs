@@ -24,9 +24,10 @@ thread_local! {
 ///
 /// Items are serialized into shared memory inside `put` and decoded inside `get`, so any
 /// `Serialize + DeserializeOwned` type travels, of any size. A handle is cheap to clone, and
-/// travels to child processes in their spawn arguments (under every start method). `get` on an
-/// empty queue that no other live handle can ever put to answers `Err(Closed)` instead of
-/// waiting for ever; so does a `put` on a full queue that nobody can drain.
+/// travels to child processes in their spawn arguments (under every start method). A `get` on
+/// an empty queue that no other live handle can ever put to answers `Err(Closed)` instead of
+/// waiting for ever; so does a `put` on a full queue that nobody can drain. The forms with a
+/// timeout keep Python's answers (`Empty`, `Full`) and end at their deadline.
 ///
 /// ```
 /// use multiproc_ipc::Queue;

@@ -53,9 +53,10 @@ impl Signal {
         SharedFutex::wake_all(&self.seq);
     }
 
-    /// Waits until `ready()` holds or `deadline` passes. Before each sleep and after each
-    /// [`POLL`] without news, asks `alive()` whether any peer could still make `ready()` true;
-    /// when none can, answers `Closed` (after a last look at `ready()`).
+    /// Waits until `ready()` holds or `deadline` passes. Without a deadline, asks `alive()`
+    /// before each sleep (and so after each [`POLL`] without news) whether any peer could
+    /// still make `ready()` true; when none can, answers `Closed` (after a last look at
+    /// `ready()`).
     pub(crate) fn wait(
         &self,
         deadline: Option<Instant>,
@@ -69,13 +70,14 @@ impl Signal {
             self.sleepers.fetch_add(1, Ordering::SeqCst);
             let seq = self.seq.load(Ordering::Acquire);
             let now = Instant::now();
-            // A deadline that has passed wins over a dead peer: `get_nowait` answers `Empty`,
-            // as in Python; the blocking forms answer `Closed`.
+            // A wait with a deadline ends at the deadline, as in Python (`Empty`, `Full`,
+            // `Timeout`); only a wait without one, which would otherwise last for ever, asks
+            // whether any peer is left and answers `Closed` when none is.
             let outcome = if ready() {
                 Some(Wait::Ready)
             } else if deadline.is_some_and(|d| d <= now) {
                 Some(Wait::TimedOut)
-            } else if !alive() {
+            } else if deadline.is_none() && !alive() {
                 Some(if ready() { Wait::Ready } else { Wait::Closed })
             } else {
                 let until = match deadline {
@@ -179,5 +181,7 @@ mod tests {
         assert_eq!(signal.wait(Some(t), never, || true), Wait::TimedOut);
         assert!(Instant::now() >= t);
         assert_eq!(signal.wait(None, never, || false), Wait::Closed);
+        let soon = Some(Instant::now() + Duration::from_millis(5));
+        assert_eq!(signal.wait(soon, never, || false), Wait::TimedOut);
     }
 }

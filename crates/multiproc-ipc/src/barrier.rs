@@ -234,19 +234,25 @@ impl Barrier {
         ready: impl Fn(u32) -> bool,
     ) -> (Held<'_>, Wait) {
         drop(held);
-        let mut last_look = Instant::now();
-        let w = self.state().signal.wait(
-            deadline,
-            || ready(self.phase()),
-            || {
-                if last_look.elapsed() >= POLL {
+        let w = loop {
+            // Sleep one poll period at most, then look for dead parties.
+            let period = Instant::now() + POLL;
+            let until = deadline.map_or(period, |d| d.min(period));
+            match self
+                .state()
+                .signal
+                .wait(Some(until), || ready(self.phase()), || true)
+            {
+                Wait::TimedOut if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    break Wait::TimedOut;
+                }
+                Wait::TimedOut => {
                     let _held = self.hold();
                     self.repair(false);
-                    last_look = Instant::now();
                 }
-                true
-            },
-        );
+                w => break w,
+            }
+        };
         (self.hold(), w)
     }
 

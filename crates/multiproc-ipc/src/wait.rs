@@ -10,6 +10,7 @@
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
+#[cfg(not(multiproc_loom))]
 use multiproc_sync::raw::{Futex, SharedFutex};
 
 /// How long a waiter spins before it sleeps.
@@ -50,7 +51,7 @@ impl Signal {
     #[cold]
     pub(crate) fn wake_all(&self) {
         self.seq.fetch_add(1, Ordering::Release);
-        SharedFutex::wake_all(&self.seq);
+        futex_wake_all(&self.seq);
     }
 
     /// Waits until `ready()` holds or `deadline` passes. Without a deadline, asks `alive()`
@@ -84,7 +85,7 @@ impl Signal {
                     Some(d) if d < now + POLL => d,
                     _ => now + POLL,
                 };
-                SharedFutex::wait(&self.seq, seq, Some(until));
+                futex_wait(&self.seq, seq, Some(until));
                 None
             };
             self.sleepers.fetch_sub(1, Ordering::Relaxed);
@@ -97,6 +98,29 @@ impl Signal {
         }
     }
 }
+
+/// Sleeps on a word of shared memory while it holds `seen` (or until `until`).
+#[cfg(not(multiproc_loom))]
+fn futex_wait(word: &AtomicU32, seen: u32, until: Option<Instant>) {
+    SharedFutex::wait(word, seen, until);
+}
+
+/// Wakes every sleeper on a word of shared memory.
+#[cfg(not(multiproc_loom))]
+fn futex_wake_all(word: &AtomicU32) {
+    SharedFutex::wake_all(word);
+}
+
+// Under `--cfg multiproc_loom` the raw futex takes loom's atomics, while these words stay
+// std atomics (loom does not model this crate's cross-process waits): a wait is a yield, a
+// spurious wake-up that every caller tolerates.
+#[cfg(multiproc_loom)]
+fn futex_wait(_word: &AtomicU32, _seen: u32, _until: Option<Instant>) {
+    std::thread::yield_now();
+}
+
+#[cfg(multiproc_loom)]
+fn futex_wake_all(_word: &AtomicU32) {}
 
 /// Spins until `ready()` or [`SPIN_FOR`] (or the deadline) has passed; true when ready.
 #[inline]

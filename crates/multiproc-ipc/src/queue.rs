@@ -104,16 +104,26 @@ pub(crate) fn take_record<R>(
     take: impl FnOnce(&[u8]) -> R,
 ) -> std::result::Result<R, GetError> {
     let ring: &Ring = handle.state();
-    SCRATCH.with(|s| {
+    // A queue consumer that has to sleep marks itself blocked (see `Handle::set_blocked`);
+    // a pipe reader only asks whether a writer is left.
+    let blocked = std::cell::Cell::new(false);
+    let alive = || {
+        if writer_role != handle.role() {
+            return handle.others_alive(writer_role);
+        }
+        if !blocked.replace(true) {
+            handle.set_blocked(true);
+        }
+        handle.putters_alive()
+    };
+    let got = SCRATCH.with(|s| {
         let mut scratch = s.borrow_mut();
-        ring.get(
-            handle.segment(),
-            &mut scratch,
-            deadline,
-            || handle.others_alive(writer_role),
-            take,
-        )
-    })
+        ring.get(handle.segment(), &mut scratch, deadline, alive, take)
+    });
+    if blocked.get() {
+        handle.set_blocked(false);
+    }
+    got
 }
 
 fn deadline(timeout: Duration) -> Option<Instant> {

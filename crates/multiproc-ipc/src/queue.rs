@@ -26,8 +26,11 @@ thread_local! {
 /// `Serialize + DeserializeOwned` type travels, of any size. A handle is cheap to clone, and
 /// travels to child processes in their spawn arguments (under every start method). A `get` on
 /// an empty queue that no other live handle can ever put to answers `Err(Closed)` instead of
-/// waiting for ever; so does a `put` on a full queue that nobody can drain. The forms with a
-/// timeout keep Python's answers (`Empty`, `Full`) and end at their deadline.
+/// waiting for ever: every other handle was dropped, its process died, or it is itself waiting
+/// in `get` on this queue (so a set of worker processes draining a queue all end once the
+/// producers are gone). A `put` on a full queue that nobody can drain answers `Err(Closed)`
+/// too. The forms with a timeout keep Python's answers (`Empty`, `Full`) and end at their
+/// deadline. Count handles, not threads: give each thread that may put its own clone.
 ///
 /// ```
 /// use multiproc_ipc::Queue;

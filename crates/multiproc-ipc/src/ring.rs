@@ -485,7 +485,11 @@ impl Ring {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, multiproc_loom))]
+#[path = "ring_tests/loom_ring.rs"]
+mod loom_ring;
+
+#[cfg(all(test, not(multiproc_loom)))]
 mod tests {
     use super::*;
     use crate::holders::Handle;

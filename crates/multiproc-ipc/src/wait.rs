@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
-use multiproc_sync::raw::{Futex, SharedFutex};
+use crate::sys;
 
 /// How long a waiter spins before it sleeps.
 pub(crate) const SPIN_FOR: Duration = Duration::from_micros(50);
@@ -50,7 +50,7 @@ impl Signal {
     #[cold]
     pub(crate) fn wake_all(&self) {
         self.seq.fetch_add(1, Ordering::Release);
-        SharedFutex::wake_all(&self.seq);
+        sys::futex_wake_all(&self.seq);
     }
 
     /// Waits until `ready()` holds or `deadline` passes. Without a deadline, asks `alive()`
@@ -84,7 +84,7 @@ impl Signal {
                     Some(d) if d < now + POLL => d,
                     _ => now + POLL,
                 };
-                SharedFutex::wait(&self.seq, seq, Some(until));
+                sys::futex_wait(&self.seq, seq, Some(until - now));
                 None
             };
             self.sleepers.fetch_sub(1, Ordering::Relaxed);

@@ -65,7 +65,11 @@ struct SegmentHeader {
     _reserved: u32,
     reserve: u64,
     object_len: u64,
-    _pad: [u64; 4],
+    /// The sums of each slot field over all slots, dead or alive, so that "is any handle
+    /// left?" is one load. Raised before a slot changes and lowered after, so a process killed
+    /// between the two leaves a total too high (which only costs a `/proc` look), never too low.
+    totals: [AtomicU64; 3],
+    _pad: u64,
     slots: [AtomicU64; SLOTS],
 }
 
@@ -176,6 +180,7 @@ impl SegmentHeader {
     fn register(&self, counts: [u64; 2]) -> io::Result<usize> {
         let me = sys::pid();
         let new = pack(me, counts);
+        self.raise(counts[0], counts[1], 0);
         for reclaim_dead in [false, true] {
             for (i, cell) in self.slots.iter().enumerate() {
                 let v = cell.load(Ordering::Relaxed);
@@ -186,13 +191,40 @@ impl SegmentHeader {
                         .compare_exchange(v, new, Ordering::AcqRel, Ordering::Relaxed)
                         .is_ok()
                 {
+                    // The dead holder's counts leave the totals with its slot.
+                    self.lower(slot_count(v, 0), slot_count(v, 1), slot_count(v, BLOCKED));
                     return Ok(i);
                 }
             }
         }
+        self.lower(counts[0], counts[1], 0);
         Err(io::Error::other(format!(
             "more than {SLOTS} live processes hold this object"
         )))
+    }
+
+    fn raise(&self, a: u64, b: u64, c: u64) {
+        for (t, d) in self.totals.iter().zip([a, b, c]) {
+            if d != 0 {
+                t.fetch_add(d, Ordering::AcqRel);
+            }
+        }
+    }
+
+    fn lower(&self, a: u64, b: u64, c: u64) {
+        for (t, d) in self.totals.iter().zip([a, b, c]) {
+            if d != 0 {
+                t.fetch_sub(d, Ordering::AcqRel);
+            }
+        }
+    }
+
+    fn unit(field: usize, n: u64) -> (u64, u64, u64) {
+        match field {
+            0 => (n, 0, 0),
+            1 => (0, n, 0),
+            _ => (0, 0, n),
+        }
     }
 
     /// Adds `delta` to field `role` of slot `i` while it belongs to `pid`; false when the
@@ -202,24 +234,32 @@ impl SegmentHeader {
         let Some(cell) = self.slots.get(i) else {
             return false;
         };
+        let (a, b, c) = Self::unit(role, delta.unsigned_abs());
+        if delta > 0 {
+            self.raise(a, b, c);
+        }
         let mut v = cell.load(Ordering::Relaxed);
-        loop {
+        let done = loop {
             if slot_pid(v) != pid {
-                return false;
+                break false;
             }
-            let c = slot_count(v, role) as i64 + delta;
-            if !(0..=COUNT_MAX as i64).contains(&c) {
-                return false;
+            let n = slot_count(v, role) as i64 + delta;
+            if !(0..=COUNT_MAX as i64).contains(&n) {
+                break false;
             }
-            let mut new = (v & !(COUNT_MAX << SHIFT[role])) | ((c as u64) << SHIFT[role]);
+            let mut new = (v & !(COUNT_MAX << SHIFT[role])) | ((n as u64) << SHIFT[role]);
             if free_when_empty && new & ((1 << PID_SHIFT) - 1) == 0 {
                 new = 0;
             }
             match cell.compare_exchange_weak(v, new, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return true,
+                Ok(_) => break true,
                 Err(cur) => v = cur,
             }
+        };
+        if delta > 0 && !done || delta < 0 && done {
+            self.lower(a, b, c);
         }
+        done
     }
 
     /// Handles of `role` held by live processes (reads `/proc` for every other holder).
@@ -236,12 +276,10 @@ impl SegmentHeader {
             .sum()
     }
 
-    /// Handles of `role` in any slot, dead or alive (no system calls).
+    /// Handles of `role` in any slot, dead or alive (one load; possibly too high after a
+    /// holder was killed mid-update, never too low).
     fn count_any(&self, role: usize) -> u64 {
-        self.slots
-            .iter()
-            .map(|c| slot_count(c.load(Ordering::Relaxed), role))
-            .sum()
+        self.totals[role].load(Ordering::Acquire)
     }
 }
 

@@ -269,13 +269,13 @@ impl Ring {
                     }
                 }
             }
-            let mut header = [0u8; HEADER as usize];
-            header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
             // SAFETY: we hold the put lock, so no other producer writes; the bytes from `tail`
             // to `tail + need` are free (checked against `head` above, and consumers never
-            // read past `tail`), and lie inside the file (below DATA_OFFSET + cap).
+            // read past `tail`), and lie inside the file (below DATA_OFFSET + cap). The header
+            // is 8-aligned and never wraps (records are 8-aligned, cap a power of two).
             unsafe {
-                self.write_at(seg, cap, pos(tail), &header);
+                let at = Self::data(seg).add((pos(tail) & (cap - 1)) as usize);
+                at.cast::<u64>().write(payload.len() as u64);
                 self.write_at(seg, cap, pos(tail) + HEADER, payload);
             }
             if self.config.flags.load(Ordering::Relaxed) & JOINABLE != 0 {
@@ -418,11 +418,16 @@ impl Ring {
                 }
             }
             let cap = self.config.cap.load(Ordering::Acquire);
-            let mut header = [0u8; HEADER as usize];
             // SAFETY: `head < tail`, so a whole record starts at `head` and we hold the get
-            // lock; the header never wraps (records are 8-aligned and cap a power of two).
-            unsafe { self.read_at(seg, cap, pos(head), &mut header) };
-            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            // lock; the header is 8-aligned and never wraps (records are 8-aligned and cap a
+            // power of two).
+            let header = unsafe {
+                Self::data(seg)
+                    .add((pos(head) & (cap - 1)) as usize)
+                    .cast::<u64>()
+                    .read()
+            };
+            let len = (header & u64::from(u32::MAX)) as usize;
             let rec = record_len(len);
             if rec > used(tail, head) {
                 self.get.at.store(tail, Ordering::Release);

@@ -7,7 +7,6 @@
 
 use std::cell::RefCell;
 
-use multiproc_spawn::handoff;
 use multiproc_sync::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,23 +16,23 @@ thread_local! {
 }
 
 /// Encodes `item` and hands the bytes to `send`.
+///
+/// A multiproc handle inside an item cannot travel this way yet (its descriptor would need a
+/// socket beside the ring): its `Serialize` finds no descriptor transfer under way and fails,
+/// which surfaces here as `Err(Codec)` naming the reason, before anything is written.
 pub(crate) fn with_encoded<T: Serialize, R>(
     item: &T,
     send: impl FnOnce(&[u8]) -> Result<R>,
 ) -> Result<R> {
     let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
     buf.clear();
-    let (encoded, fds) = handoff::collect_fds(|| postcard::to_extend(item, buf));
-    let buf = encoded.map_err(|e| Error::Codec(e.to_string()))?;
-    let result = if fds.is_empty() {
-        send(&buf)
-    } else {
-        Err(Error::Codec(
-            "multiproc handles cannot travel inside queue or pipe items yet: pass them to the \
-             child in its spawn arguments"
-                .to_owned(),
+    let buf = postcard::to_extend(item, buf).map_err(|e| {
+        Error::Codec(format!(
+            "{e} (a multiproc handle inside a queue or pipe item cannot travel: pass handles \
+             to a child in its spawn arguments)"
         ))
-    };
+    })?;
+    let result = send(&buf);
     // Keep the buffer for the next item unless it grew huge.
     if buf.capacity() <= 1 << 20 {
         BUF.with(|b| *b.borrow_mut() = buf);
@@ -41,8 +40,7 @@ pub(crate) fn with_encoded<T: Serialize, R>(
     result
 }
 
-/// Decodes one item (no descriptors travel with it).
+/// Decodes one item.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    handoff::with_received_fds(Vec::new(), || postcard::from_bytes(bytes))
-        .map_err(|e| Error::Codec(e.to_string()))
+    postcard::from_bytes(bytes).map_err(|e| Error::Codec(e.to_string()))
 }

@@ -10,6 +10,9 @@
 //!
 //! Handles that travel to another process count as held by the sender until the receiver has
 //! registered its own slot ("in flight"), so the object is never seen without its holders.
+//! The price: a child that dies before it has decoded its arguments leaves that count with
+//! its sender until the sender drops its own handles (Python hangs in that case too; the
+//! spawn crate reports the child's death to whoever joins it).
 //! A forked child inherits copies of every handle of its parent, most of which it never
 //! uses (Python's classic "close the other pipe end in the child"): those copies count for
 //! nothing. Handles passed in spawn arguments are transferred explicitly (under `Fork` too),
@@ -34,7 +37,13 @@ pub(crate) const SLOTS: usize = 240;
 pub(crate) const OBJECT_OFFSET: usize = 4096;
 const MAGIC: u64 = u64::from_le_bytes(*b"mprocsg1");
 const NO_SLOT: usize = usize::MAX;
-const COUNT_MAX: u64 = 0xFFFF;
+/// A slot word: pid (22 bits: Linux pids are below 2^22) | role-0 count | role-1 count |
+/// blocked getters (14 bits each).
+const PID_SHIFT: u32 = 42;
+const SHIFT: [u32; 3] = [28, 14, 0];
+const COUNT_MAX: u64 = 0x3FFF;
+/// The slot field that counts role-0 handles blocked in a `get` (see [`Handle::set_blocked`]).
+pub(crate) const BLOCKED: usize = 2;
 
 /// What a segment holds (checked when a handle arrives from another process).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +66,11 @@ struct SegmentHeader {
     _reserved: u32,
     reserve: u64,
     object_len: u64,
-    _pad: [u64; 4],
+    /// The sums of each slot field over all slots, dead or alive, so that "is any handle
+    /// left?" is one load. Raised before a slot changes and lowered after, so a process killed
+    /// between the two leaves a total too high (which only costs a `/proc` look), never too low.
+    totals: [AtomicU64; 3],
+    _pad: u64,
     slots: [AtomicU64; SLOTS],
 }
 
@@ -65,26 +78,19 @@ const _: () = assert!(std::mem::size_of::<SegmentHeader>() <= OBJECT_OFFSET);
 
 #[inline]
 fn pack(pid: u32, counts: [u64; 2]) -> u64 {
-    (u64::from(pid) << 32) | (counts[0] << 16) | counts[1]
+    (u64::from(pid) << PID_SHIFT) | (counts[0] << SHIFT[0]) | (counts[1] << SHIFT[1])
 }
 
 #[inline]
 fn slot_pid(v: u64) -> u32 {
-    (v >> 32) as u32
+    (v >> PID_SHIFT) as u32
 }
 
+/// Field `f` of a slot word: 0 and 1 are the handle counts of the two roles, [`BLOCKED`] the
+/// handles of role 0 now waiting inside a `get` on an empty queue.
 #[inline]
-fn slot_count(v: u64, role: usize) -> u64 {
-    if role == 0 {
-        (v >> 16) & COUNT_MAX
-    } else {
-        v & COUNT_MAX
-    }
-}
-
-#[inline]
-fn role_unit(role: usize) -> u64 {
-    if role == 0 { 1 << 16 } else { 1 }
+fn slot_count(v: u64, f: usize) -> u64 {
+    (v >> SHIFT[f]) & COUNT_MAX
 }
 
 /// The state an object keeps at [`OBJECT_OFFSET`] of its segment.
@@ -175,6 +181,7 @@ impl SegmentHeader {
     fn register(&self, counts: [u64; 2]) -> io::Result<usize> {
         let me = sys::pid();
         let new = pack(me, counts);
+        self.raise(counts[0], counts[1], 0);
         for reclaim_dead in [false, true] {
             for (i, cell) in self.slots.iter().enumerate() {
                 let v = cell.load(Ordering::Relaxed);
@@ -185,40 +192,75 @@ impl SegmentHeader {
                         .compare_exchange(v, new, Ordering::AcqRel, Ordering::Relaxed)
                         .is_ok()
                 {
+                    // The dead holder's counts leave the totals with its slot.
+                    self.lower(slot_count(v, 0), slot_count(v, 1), slot_count(v, BLOCKED));
                     return Ok(i);
                 }
             }
         }
+        self.lower(counts[0], counts[1], 0);
         Err(io::Error::other(format!(
             "more than {SLOTS} live processes hold this object"
         )))
     }
 
-    /// Adds `delta` handles of `role` to slot `i` while it belongs to `pid`; false when the
+    fn raise(&self, a: u64, b: u64, c: u64) {
+        for (t, d) in self.totals.iter().zip([a, b, c]) {
+            if d != 0 {
+                t.fetch_add(d, Ordering::AcqRel);
+            }
+        }
+    }
+
+    fn lower(&self, a: u64, b: u64, c: u64) {
+        for (t, d) in self.totals.iter().zip([a, b, c]) {
+            if d != 0 {
+                t.fetch_sub(d, Ordering::AcqRel);
+            }
+        }
+    }
+
+    fn unit(field: usize, n: u64) -> (u64, u64, u64) {
+        match field {
+            0 => (n, 0, 0),
+            1 => (0, n, 0),
+            _ => (0, 0, n),
+        }
+    }
+
+    /// Adds `delta` to field `role` of slot `i` while it belongs to `pid`; false when the
     /// slot no longer does (or the count would leave 0..=COUNT_MAX). Frees the slot when both
-    /// counts reach zero and `free_when_empty`.
+    /// handle counts reach zero and `free_when_empty`.
     fn adjust(&self, i: usize, pid: u32, role: usize, delta: i64, free_when_empty: bool) -> bool {
         let Some(cell) = self.slots.get(i) else {
             return false;
         };
+        let (a, b, c) = Self::unit(role, delta.unsigned_abs());
+        if delta > 0 {
+            self.raise(a, b, c);
+        }
         let mut v = cell.load(Ordering::Relaxed);
-        loop {
+        let done = loop {
             if slot_pid(v) != pid {
-                return false;
+                break false;
             }
-            let c = slot_count(v, role) as i64 + delta;
-            if !(0..=COUNT_MAX as i64).contains(&c) {
-                return false;
+            let n = slot_count(v, role) as i64 + delta;
+            if !(0..=COUNT_MAX as i64).contains(&n) {
+                break false;
             }
-            let mut new = (v & !(COUNT_MAX * role_unit(role))) | (c as u64 * role_unit(role));
-            if free_when_empty && slot_count(new, 0) == 0 && slot_count(new, 1) == 0 {
+            let mut new = (v & !(COUNT_MAX << SHIFT[role])) | ((n as u64) << SHIFT[role]);
+            if free_when_empty && new & ((1 << PID_SHIFT) - 1) == 0 {
                 new = 0;
             }
             match cell.compare_exchange_weak(v, new, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return true,
+                Ok(_) => break true,
                 Err(cur) => v = cur,
             }
+        };
+        if delta > 0 && !done || delta < 0 && done {
+            self.lower(a, b, c);
         }
+        done
     }
 
     /// Handles of `role` held by live processes (reads `/proc` for every other holder).
@@ -235,12 +277,10 @@ impl SegmentHeader {
             .sum()
     }
 
-    /// Handles of `role` in any slot, dead or alive (no system calls).
+    /// Handles of `role` in any slot, dead or alive (one load; possibly too high after a
+    /// holder was killed mid-update, never too low).
     fn count_any(&self, role: usize) -> u64 {
-        self.slots
-            .iter()
-            .map(|c| slot_count(c.load(Ordering::Relaxed), role))
-            .sum()
+        self.totals[role].load(Ordering::Acquire)
     }
 }
 
@@ -379,7 +419,6 @@ impl Handle {
 
     /// This handle's role.
     #[inline]
-    #[allow(dead_code)]
     pub(crate) fn role(&self) -> usize {
         self.role
     }
@@ -423,6 +462,27 @@ impl Handle {
     /// Handles of `role` in any slot, dead or alive (no system calls).
     pub(crate) fn count_any(&self, role: usize) -> u64 {
         header(&self.shared.segment).count_any(role)
+    }
+
+    /// Marks this (role-0) handle as waiting inside a `get` on an empty queue, or no longer.
+    /// A handle blocked in `get` cannot put: when every live handle of a queue is, nobody ever
+    /// will, and all of them answer `Closed` (the classic "consumers wait for each other"
+    /// deadlock of a worker pool whose producers have finished).
+    pub(crate) fn set_blocked(&self, on: bool) {
+        self.touch();
+        let slot = self.shared.slot.load(Ordering::Relaxed);
+        let delta = if on { 1 } else { -1 };
+        header(&self.shared.segment).adjust(slot, sys::pid(), BLOCKED, delta, false);
+    }
+
+    /// Whether some live role-0 handle is not blocked in a `get` (call while this handle is
+    /// marked blocked): someone who could still put. Slow path (reads `/proc`).
+    pub(crate) fn putters_alive(&self) -> bool {
+        let hdr = header(&self.shared.segment);
+        if hdr.count_any(0) <= hdr.count_any(BLOCKED) {
+            return false;
+        }
+        hdr.live_count(0) > hdr.live_count(BLOCKED)
     }
 
     #[allow(dead_code)]

@@ -107,8 +107,13 @@ impl<T> Connection<T> {
         let ring: &Ring = tx.state();
         // Cheap on every send: a dropped reader leaves no count at all. A killed one still
         // has its count, so look at liveness now and then while items pile up unread.
-        let backlog = ring.len();
-        let reader_gone = if backlog > 0 && backlog.is_multiple_of(CHECK_READER_EVERY) {
+        // The hint only grows until the sender next reloads `head`; look at the true backlog
+        // before paying for the `/proc` reads of a liveness check.
+        let backlog = ring.backlog_hint();
+        let reader_gone = if backlog > 0
+            && backlog.is_multiple_of(CHECK_READER_EVERY)
+            && ring.len() >= CHECK_READER_EVERY
+        {
             !tx.others_alive(READER)
         } else {
             tx.count_any(READER) == 0

@@ -26,8 +26,11 @@ thread_local! {
 /// `Serialize + DeserializeOwned` type travels, of any size. A handle is cheap to clone, and
 /// travels to child processes in their spawn arguments (under every start method). A `get` on
 /// an empty queue that no other live handle can ever put to answers `Err(Closed)` instead of
-/// waiting for ever; so does a `put` on a full queue that nobody can drain. The forms with a
-/// timeout keep Python's answers (`Empty`, `Full`) and end at their deadline.
+/// waiting for ever: every other handle was dropped, its process died, or it is itself waiting
+/// in `get` on this queue (so a set of worker processes draining a queue all end once the
+/// producers are gone). A `put` on a full queue that nobody can drain answers `Err(Closed)`
+/// too. The forms with a timeout keep Python's answers (`Empty`, `Full`) and end at their
+/// deadline. Count handles, not threads: give each thread that may put its own clone.
 ///
 /// ```
 /// use multiproc_ipc::Queue;
@@ -104,16 +107,26 @@ pub(crate) fn take_record<R>(
     take: impl FnOnce(&[u8]) -> R,
 ) -> std::result::Result<R, GetError> {
     let ring: &Ring = handle.state();
-    SCRATCH.with(|s| {
+    // A queue consumer that has to sleep marks itself blocked (see `Handle::set_blocked`);
+    // a pipe reader only asks whether a writer is left.
+    let blocked = std::cell::Cell::new(false);
+    let alive = || {
+        if writer_role != handle.role() {
+            return handle.others_alive(writer_role);
+        }
+        if !blocked.replace(true) {
+            handle.set_blocked(true);
+        }
+        handle.putters_alive()
+    };
+    let got = SCRATCH.with(|s| {
         let mut scratch = s.borrow_mut();
-        ring.get(
-            handle.segment(),
-            &mut scratch,
-            deadline,
-            || handle.others_alive(writer_role),
-            take,
-        )
-    })
+        ring.get(handle.segment(), &mut scratch, deadline, alive, take)
+    });
+    if blocked.get() {
+        handle.set_blocked(false);
+    }
+    got
 }
 
 fn deadline(timeout: Duration) -> Option<Instant> {

@@ -10,8 +10,7 @@
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
-#[cfg(not(multiproc_loom))]
-use multiproc_sync::raw::{Futex, SharedFutex};
+use crate::sys;
 
 /// How long a waiter spins before it sleeps.
 pub(crate) const SPIN_FOR: Duration = Duration::from_micros(50);
@@ -41,8 +40,25 @@ impl Signal {
     /// Wakes every sleeper, if there is one. Call after publishing the change a waiter waits
     /// for (the fence orders that store before the sleeper count is read).
     #[inline]
+    #[allow(dead_code)] // for callers that publish with a plain store
     pub(crate) fn notify(&self) {
         fence(Ordering::SeqCst);
+        self.wake_if_sleepers();
+    }
+
+    /// [`notify`](Self::notify) for callers that made a locked read-modify-write (released a
+    /// lock, completed a compare-and-swap) after their publishing store: on x86-64 that RMW
+    /// is already a full barrier, and the explicit fence (an `mfence` per item on a queue's
+    /// hot path) is left out.
+    #[inline]
+    pub(crate) fn notify_after_rmw(&self) {
+        #[cfg(not(target_arch = "x86_64"))]
+        fence(Ordering::SeqCst);
+        self.wake_if_sleepers();
+    }
+
+    #[inline]
+    fn wake_if_sleepers(&self) {
         if self.sleepers.load(Ordering::Relaxed) != 0 {
             self.wake_all();
         }
@@ -51,7 +67,7 @@ impl Signal {
     #[cold]
     pub(crate) fn wake_all(&self) {
         self.seq.fetch_add(1, Ordering::Release);
-        futex_wake_all(&self.seq);
+        sys::futex_wake_all(&self.seq);
     }
 
     /// Waits until `ready()` holds or `deadline` passes. Without a deadline, asks `alive()`
@@ -85,7 +101,7 @@ impl Signal {
                     Some(d) if d < now + POLL => d,
                     _ => now + POLL,
                 };
-                futex_wait(&self.seq, seq, Some(until));
+                sys::futex_wait(&self.seq, seq, Some(until - now));
                 None
             };
             self.sleepers.fetch_sub(1, Ordering::Relaxed);
@@ -98,29 +114,6 @@ impl Signal {
         }
     }
 }
-
-/// Sleeps on a word of shared memory while it holds `seen` (or until `until`).
-#[cfg(not(multiproc_loom))]
-fn futex_wait(word: &AtomicU32, seen: u32, until: Option<Instant>) {
-    SharedFutex::wait(word, seen, until);
-}
-
-/// Wakes every sleeper on a word of shared memory.
-#[cfg(not(multiproc_loom))]
-fn futex_wake_all(word: &AtomicU32) {
-    SharedFutex::wake_all(word);
-}
-
-// Under `--cfg multiproc_loom` the raw futex takes loom's atomics, while these words stay
-// std atomics (loom does not model this crate's cross-process waits): a wait is a yield, a
-// spurious wake-up that every caller tolerates.
-#[cfg(multiproc_loom)]
-fn futex_wait(_word: &AtomicU32, _seen: u32, _until: Option<Instant>) {
-    std::thread::yield_now();
-}
-
-#[cfg(multiproc_loom)]
-fn futex_wake_all(_word: &AtomicU32) {}
 
 /// Spins until `ready()` or [`SPIN_FOR`] (or the deadline) has passed; true when ready.
 #[inline]

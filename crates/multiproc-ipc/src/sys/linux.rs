@@ -1,5 +1,5 @@
-//! Linux backend: `memfd_create`, `mmap`, `/proc/<id>/stat` liveness and `pthread_atfork`,
-//! through `libc`.
+//! Linux backend: `memfd_create`, `mmap`, `/proc/<id>/stat` liveness and `pthread_atfork`
+//! through `libc`; the process-shared futex through `rustix`.
 
 use std::ffi::CString;
 use std::io;
@@ -76,6 +76,24 @@ pub(crate) fn map_shared(fd: BorrowedFd<'_>, len: usize) -> io::Result<NonNull<u
 pub(crate) unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
     // SAFETY: per the contract, this is one whole mapping that nobody uses any more.
     unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+}
+
+/// Sleeps while `*word == expected` (process-shared futex), at most `timeout`. Spurious
+/// returns are allowed; callers re-check.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
+    use rustix::thread::futex;
+    let ts = timeout.map(|t| futex::Timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: t.subsec_nanos().into(),
+    });
+    // Every outcome (woken, value changed, interrupted, timed out) means "look again".
+    let _ = futex::wait(word, futex::Flags::empty(), expected, ts.as_ref());
+}
+
+/// Wakes every sleeper on `word` (process-shared futex).
+pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    use rustix::thread::futex;
+    let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
 }
 
 static PID: AtomicU32 = AtomicU32::new(0);

@@ -40,7 +40,6 @@ impl Signal {
     /// Wakes every sleeper, if there is one. Call after publishing the change a waiter waits
     /// for (the fence orders that store before the sleeper count is read).
     #[inline]
-    #[allow(dead_code)] // for callers that publish with a plain store
     pub(crate) fn notify(&self) {
         fence(Ordering::SeqCst);
         self.wake_if_sleepers();

@@ -62,7 +62,10 @@ impl<F: Futex> RawEvent<F> {
     /// Sets the flag and wakes every waiter.
     #[inline]
     pub fn set(&self) {
-        let mut s = self.state.load(Ordering::Relaxed);
+        // A read-modify-write instead of a plain load: it fetches the word's cache line in
+        // exclusive state, so the compare-and-swap below hits locally instead of paying a
+        // second cross-core transfer (a waiter in another process holds the line shared).
+        let mut s = self.state.fetch_or(0, Ordering::Relaxed);
         loop {
             if s & SET != 0 {
                 // Already set: still a release point for what came before (an RMW, so a

@@ -13,6 +13,7 @@
 //! - `cargo xtask loom`: the loom model checks (`--cfg multiproc_loom`).
 //! - `cargo xtask tidy`: the house rules (see `tidy.rs`).
 //! - `cargo xtask ci`: what `.ci/run` runs (the same as `test`).
+#![deny(missing_docs)]
 
 mod examples;
 mod report;

@@ -13,13 +13,18 @@
 //!   needs no remapping anywhere. A handle travels to a child as its descriptor, inherited
 //!   under `fork` and passed over the start-up socket under spawn and fork-server.
 //! - **Holders.** Page 0 of a segment counts which processes hold handles, one packed atomic
-//!   word per process; a waiter whose peers are all gone (dropped, or dead: `/proc` says so
-//!   even for an unreaped zombie) gets `Err(Closed)` instead of waiting for ever.
+//!   word per process (its pid, its handles in each role, and how many of them wait in a
+//!   queue's `get`); a waiter with no deadline whose peers are all gone (dropped, or dead:
+//!   `/proc` says so even for an unreaped zombie), or, for a queue, all waiting in `get`
+//!   themselves, gets `Err(Closed)` instead of waiting for ever. Timed waits keep Python's
+//!   answers (`Empty`, `Full`).
 //! - **The ring** (one per queue, one per pipe direction) stores variable-size records; a
 //!   producer commits a record by moving `tail` after copying it in, a consumer by moving
-//!   `head` after reading it, so a process killed mid-call loses at most the item it held.
-//!   Producers share a robust put lock, consumers a robust get lock (a dead holder is
-//!   replaced). A record larger than the ring makes it grow; an emptied large ring shrinks.
+//!   `head` after reading it (each one store of a 40-bit position and a 24-bit count), so a
+//!   process killed mid-call loses at most the item it held. Producers share a robust put
+//!   lock, consumers a robust get lock (a dead holder is replaced); each side caches the
+//!   other's position. A record larger than the ring makes it grow inside a 64 GiB
+//!   address-space reserve; an emptied large ring shrinks.
 //! - **Blocking** spins for about the cost of a futex wake-up (~50 µs), then sleeps on a
 //!   futex word in the segment; the waking side pays a system call only when someone sleeps.
 //!   A sleeper wakes every 20 ms to check that its peers still live.
@@ -31,6 +36,14 @@
 //! - **Named segments** ([`shared_memory`]) live in `/dev/shm` with the same holder table;
 //!   the last holder to go unlinks the name, and `create`/`open` sweep away segments whose
 //!   holders were all killed.
+//! - **Handles travel** to children inside their spawn arguments, under every start method
+//!   (their descriptors ride along, see `multiproc_spawn::handoff`). A handle *inside a queue
+//!   item or pipe message* is not supported yet: the `put`/`send` fails with `Err(Codec)`
+//!   before anything is written. A child killed before it decoded its arguments leaves their
+//!   handles counted with the sender until the sender drops its own (a documented limit).
+//!
+//! The process pools of [`multiproc_pool`](../multiproc_pool/index.html) are built on these
+//! queues: one task queue per worker and one result queue per pool, carrying raw bytes.
 //!
 //! ```
 //! use multiproc_ipc::Queue;

@@ -14,9 +14,9 @@
 //! Only the party that moved the cell from `PENDING` to `RUNNING` ([`Core::claim`]) may write the
 //! result, once, before it publishes `DONE_*` with a release store; the owner reads it after an
 //! acquire load has seen `DONE_*`. Waiting spins briefly, then sleeps on the state word (a
-//! private futex).
+//! private futex, through this crate's `sys` module: the words are plain `std` atomics, also
+//! under `--cfg multiproc_loom`, where `multiproc_sync::raw::ThreadFutex` takes loom ones).
 
-use multiproc_sync::raw::{Futex, ThreadFutex};
 use multiproc_sync::{Error, Result};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -127,7 +127,7 @@ impl<R> Core<R> {
     fn finish(self: &Arc<Self>, done: u32) {
         let old = self.state.swap(done, Ordering::SeqCst);
         if old & WAITERS != 0 {
-            ThreadFutex::wake_all(&self.state);
+            futex_wake_all(&self.state);
         }
         if self.has_extras.load(Ordering::SeqCst) {
             let (waker, callbacks, listeners) = {
@@ -225,7 +225,7 @@ impl<R> Core<R> {
             {
                 continue;
             }
-            if !ThreadFutex::wait(&self.state, cur | WAITERS, deadline) {
+            if !futex_wait(&self.state, cur | WAITERS, deadline) {
                 return self.is_done();
             }
         }
@@ -249,6 +249,29 @@ impl<R> Core<R> {
     }
 }
 
+/// Sleeps while `*word == expected`, until woken (perhaps spuriously) or `deadline` passes;
+/// `false` only once the deadline has passed. The timeout is recomputed from the deadline on
+/// every call, so spurious wake-ups never stretch a wait.
+fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
+    let timeout = match deadline {
+        None => None,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            Some(left)
+        }
+    };
+    crate::sys::futex_wait(word, expected, timeout) || deadline.is_none_or(|d| Instant::now() < d)
+}
+
+/// Wakes every thread sleeping on `word`.
+#[inline]
+fn futex_wake_all(word: &AtomicU32) {
+    crate::sys::futex_wake_all(word);
+}
+
 /// Collects the indices of cells as they complete, for `wait` and `as_completed`.
 #[derive(Debug, Default)]
 pub(crate) struct Listener {
@@ -263,7 +286,7 @@ impl Listener {
             .unwrap_or_else(|e| e.into_inner())
             .push(index);
         self.seq.fetch_add(1, Ordering::Release);
-        ThreadFutex::wake_all(&self.seq);
+        futex_wake_all(&self.seq);
     }
 
     /// Takes the indices completed so far, waiting until there is one or `deadline` passes.
@@ -276,7 +299,7 @@ impl Listener {
                     return std::mem::take(&mut *done);
                 }
             }
-            if !ThreadFutex::wait(&self.seq, seen, deadline) {
+            if !futex_wait(&self.seq, seen, deadline) {
                 return std::mem::take(&mut *self.done.lock().unwrap_or_else(|e| e.into_inner()));
             }
         }

@@ -12,6 +12,9 @@
 //! | `multiprocessing.Lock()`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Condition`, `Barrier` | [`Lock::new()`](Lock::new), [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Condition`], [`Barrier`] (a dead holder never deadlocks them) |
 //! | `multiprocessing.Value('q', 0)`, `Array('d', 10)`, `with v.get_lock(): v.value += 1` | [`Value::new(0i64)`](Value::new), [`Array::<f64>::new(10)`](Array::new), `*v.lock() += 1` |
 //! | `shared_memory.SharedMemory(create=True, size=n)`, `SharedMemory(name)` | [`shared_memory::SharedMemory::create(None, n)`](shared_memory::SharedMemory::create), [`open(name)`](shared_memory::SharedMemory::open) |
+//! | `multiprocessing.Queue`, `JoinableQueue`, `SimpleQueue`, `Pipe()` | [`Queue`], [`JoinableQueue`], [`SimpleQueue`], [`Pipe::duplex`] → [`Connection`] |
+//! | `multiprocessing.Pool`, `apply_async`, `map`, `imap`, `imap_unordered`, `starmap` | [`pool::Pool`], [`pool::AsyncResult`], [`pool::Imap`], [`pool::ImapUnordered`] |
+//! | `concurrent.futures.ProcessPoolExecutor`, `ThreadPoolExecutor`, `Future`, `wait`, `as_completed` | [`futures::ProcessPoolExecutor`], [`futures::ThreadPoolExecutor`], [`futures::Future`], [`futures::wait`], [`futures::as_completed`] |
 //! | `threading.Thread`, `Lock`, `RLock`, `Condition`, `Semaphore`, `Event`, `Barrier`, `Timer`, `local` | [`threading`] |
 //! | `queue.Queue`, `LifoQueue`, `PriorityQueue`, `SimpleQueue` | [`queue`] |
 //! | every exception above | one [`Error`] enum, [`Result`] |
@@ -88,9 +91,46 @@
 //! # Ok::<(), multiproc::Error>(())
 //! ```
 //!
-//! Shared-memory queues, pipes, values and process-shared locks (`multiproc-ipc`) and pools and
-//! executors (`multiproc-pool`) join this facade as their crates land; their names are fixed by
-//! the project's API contract and listed in `docs/coming-from-python.md`.
+//! Queues and pipes between processes live in shared memory; a `get` that nobody alive can ever
+//! answer is `Err(Closed)`, never a hang:
+//!
+//! ```
+//! use multiproc::{Error, Queue};
+//!
+//! fn produce(q: Queue<u32>) {
+//!     for i in 1..=3 {
+//!         q.put(i).unwrap();
+//!     }
+//! }
+//!
+//! let q = Queue::new()?;
+//! let p = multiproc::spawn(produce, q.clone())?;
+//! p.join()?;
+//! let mut sum = 0;
+//! loop {
+//!     match q.get() {
+//!         Ok(i) => sum += i,
+//!         Err(Error::Closed) => break, // drained, and no other handle is left
+//!         Err(e) => return Err(e),
+//!     }
+//! }
+//! assert_eq!(sum, 6);
+//! # Ok::<(), multiproc::Error>(())
+//! ```
+//!
+//! Pools run plain functions on worker processes; a worker that dies fails only its task:
+//!
+//! ```
+//! use multiproc::pool::Pool;
+//! fn square(x: u64) -> u64 { x * x }
+//! let pool = Pool::new(2)?;
+//! assert_eq!(pool.map(square, 1..=4)?, [1, 4, 9, 16]);
+//! # Ok::<(), multiproc::Error>(())
+//! ```
+//!
+//! The process-shared locks, events, values and named segments ([`Lock`], [`Value`],
+//! [`shared_memory`], …) and the [`pool`] and [`futures`] modules are listed with their Python
+//! names in the table above and in `docs/coming-from-python.md`.
 //!
 //! # Set-up, platforms, features
 //!
@@ -100,9 +140,10 @@
 //! (pidfds, futexes, `SCM_RIGHTS`); OS code lives behind one `sys` module per crate so other
 //! platforms can follow. There are no cargo features yet: everything is always on.
 //!
-//! Debugging a stuck program: the crates emit `DEBUG` [tracing](https://docs.rs/tracing) events
-//! (thread start and exit, waiting for non-daemon threads at exit, queue shutdown, …) that are
-//! silent unless a subscriber is installed.
+//! Debugging a stuck program: the thread toolbox emits `DEBUG` [tracing](https://docs.rs/tracing)
+//! events (thread start and exit, waiting for non-daemon threads at exit, queue shutdown,
+//! barrier abort) that are silent unless a subscriber is installed; the process crates emit
+//! none yet.
 #![deny(missing_docs)]
 
 #[doc(inline)]

@@ -126,6 +126,13 @@ pub(crate) fn take_record<R>(
     if blocked.get() {
         handle.set_blocked(false);
     }
+    if matches!(got, Err(GetError::Closed)) {
+        tracing::debug!(
+            target: "multiproc::queue",
+            pid = std::process::id(),
+            "get answers Closed: the queue is empty and no live handle can put"
+        );
+    }
     got
 }
 

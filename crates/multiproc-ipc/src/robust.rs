@@ -103,8 +103,17 @@ impl RobustLock {
             return false;
         }
         let mine = SharedFutex::owner_id() | (seen & WAITERS);
-        word.compare_exchange(seen, mine, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        let rescued = word
+            .compare_exchange(seen, mine, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+        if rescued {
+            tracing::debug!(
+                target: "multiproc::lock",
+                dead_owner_tid = owner,
+                "took over a process-shared lock whose owner died holding it"
+            );
+        }
+        rescued
     }
 
     /// Releases the lock.

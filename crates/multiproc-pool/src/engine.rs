@@ -438,12 +438,22 @@ impl Supervisor {
             w.process.wait_timeout(Duration::from_secs(30));
         }
         let exitcode = w.process.exitcode().unwrap_or(-9);
+        tracing::debug!(
+            target: "multiproc::pool",
+            slot,
+            pid = w.process.pid(),
+            exitcode,
+            in_flight = w.inflight.len(),
+            "pool worker ended; starting a replacement"
+        );
         let mut inflight = std::mem::take(&mut w.inflight);
-        if exitcode != 0 || w.stopping {
-            if let Some(id) = inflight.pop_front() {
-                if let Some(job) = self.jobs.remove(&id) {
-                    job.done.finish(Err(Error::WorkerDied { exitcode }));
-                }
+        // The oldest task in flight is the one it was running: it ended the worker (even with
+        // exit code 0: a worker that retires after `maxtasksperchild` is never sent more than
+        // its quota, so it leaves with nothing in flight). Re-running it would end the next
+        // worker the same way, for ever.
+        if let Some(id) = inflight.pop_front() {
+            if let Some(job) = self.jobs.remove(&id) {
+                job.done.finish(Err(Error::WorkerDied { exitcode }));
             }
         }
         // The tasks it had not started go first to the next worker.

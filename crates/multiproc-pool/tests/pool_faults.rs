@@ -94,6 +94,20 @@ fn an_aborting_worker_reports_its_signal() {
     assert_eq!(p.apply(inc, 41).unwrap(), 42);
 }
 
+fn exit_zero(_: ()) -> u64 {
+    std::process::exit(0)
+}
+
+#[test]
+fn a_task_that_exits_fails_alone_even_with_code_zero() {
+    let p = pool(StartMethod::ForkServer, 1);
+    match p.apply(exit_zero, ()) {
+        Err(Error::WorkerDied { exitcode }) => assert_eq!(exitcode, 0),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(p.apply(inc, 41).unwrap(), 42);
+}
+
 #[test]
 fn the_executor_survives_a_killed_worker() {
     for m in METHODS {

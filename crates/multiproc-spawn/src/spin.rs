@@ -1,0 +1,79 @@
+//! Bounded spinning before a sleep, and when not to spin at all.
+//!
+//! A short-lived child often ends within a hundred microseconds or so. Waking a thread that
+//! sleeps in `poll` costs 60-80 µs on a small virtual machine, when its CPU has gone idle in the
+//! meantime, so a waiter that keeps looking (without blocking, yielding the CPU between looks)
+//! for a short while never pays that.
+//!
+//! Yielding is only cheap while nobody else wants the CPU. A yield that takes long means another
+//! task ran: perhaps the very child or fork server we wait for, perhaps a compiler hogging the
+//! CPU, which then keeps it for a whole time slice (milliseconds) at every yield. Either way
+//! our CPU is not going idle, so sleeping costs no idle wake-up: the spin ends, and spinning stays
+//! off in this process for [`BACKOFF`], so that a busy machine pays for at most one such slice
+//! now and then.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A yield longer than this means another task ran on our CPU.
+const SHARED_CPU: Duration = Duration::from_micros(30);
+
+/// How long spinning stays off after a yield found the CPU shared.
+const BACKOFF: Duration = Duration::from_millis(100);
+
+/// Nanoseconds after [`base`] until which spinning is off.
+static OFF_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+fn nanos(t: Instant) -> u64 {
+    t.saturating_duration_since(base()).as_nanos() as u64
+}
+
+/// One bounded spin: call [`Spinner::spin`] each time the awaited thing is not there yet.
+#[derive(Debug)]
+pub(crate) struct Spinner {
+    until: Instant,
+    over: bool,
+}
+
+impl Spinner {
+    /// A spin that lasts until `until` at the latest (no spin at all while spinning is off).
+    pub(crate) fn until(until: Instant) -> Spinner {
+        let now = Instant::now();
+        let off = nanos(now) < OFF_UNTIL.load(Ordering::Relaxed);
+        Spinner {
+            until,
+            over: off || now >= until,
+        }
+    }
+
+    /// Extends the spin to `until` (if it is still going on).
+    pub(crate) fn extend(&mut self, until: Instant) {
+        self.until = self.until.max(until);
+    }
+
+    /// Whether the caller should look again (after a yield, done here) rather than sleep.
+    pub(crate) fn spin(&mut self) -> bool {
+        if self.over {
+            return false;
+        }
+        let before = Instant::now();
+        if before >= self.until {
+            self.over = true;
+            return false;
+        }
+        std::thread::yield_now();
+        let after = Instant::now();
+        if after - before > SHARED_CPU {
+            // Look once more (what we wait for may have run meanwhile), then sleep.
+            self.over = true;
+            OFF_UNTIL.fetch_max(nanos(after + BACKOFF), Ordering::Relaxed);
+        }
+        true
+    }
+}

@@ -210,7 +210,9 @@ impl Child {
             }
             let spinner = spinner.get_or_insert_with(|| Spinner::until(self.spin_until));
             if !spun_for_exit && (st.outcome.is_some() || st.reader.eof()) {
+                // The outcome is in (the exit follows at once): progress.
                 spun_for_exit = true;
+                spinner.progress();
                 spinner.extend(now + EXIT_SPIN);
             }
             if spinner.spin() {

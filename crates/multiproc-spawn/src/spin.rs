@@ -6,11 +6,12 @@
 //! for a short while never pays that.
 //!
 //! Yielding is only cheap while nobody else wants the CPU. A yield that takes long means another
-//! task ran: perhaps the very child or fork server we wait for, perhaps a compiler hogging the
-//! CPU, which then keeps it for a whole time slice (milliseconds) at every yield. Either way
-//! our CPU is not going idle, so sleeping costs no idle wake-up: the spin ends, and spinning stays
-//! off in this process for [`BACKOFF`], so that a busy machine pays for at most one such slice
-//! now and then.
+//! task ran on our CPU: perhaps the very child or fork server we wait for, perhaps a compiler
+//! hogging the CPU, which then keeps it for a whole time slice (milliseconds) at every yield. So
+//! a long yield after which the caller reports no progress ([`Spinner::progress`]) ends the spin,
+//! and spinning stays off in this process for [`BACKOFF`]: a CPU that others want does not go
+//! idle, so sleeping there costs no idle wake-up, and a busy machine pays for at most one such
+//! slice now and then.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,11 +35,14 @@ fn nanos(t: Instant) -> u64 {
     t.saturating_duration_since(base()).as_nanos() as u64
 }
 
-/// One bounded spin: call [`Spinner::spin`] each time the awaited thing is not there yet.
+/// One bounded spin: call [`Spinner::spin`] each time the awaited thing is not there yet, and
+/// [`Spinner::progress`] whenever something new did arrive.
 #[derive(Debug)]
 pub(crate) struct Spinner {
     until: Instant,
     over: bool,
+    /// The last yield was long, and no progress has been reported since.
+    stalled: bool,
 }
 
 impl Spinner {
@@ -49,6 +53,7 @@ impl Spinner {
         Spinner {
             until,
             over: off || now >= until,
+            stalled: false,
         }
     }
 
@@ -57,23 +62,29 @@ impl Spinner {
         self.until = self.until.max(until);
     }
 
+    /// Something the caller waits for arrived: whoever used our CPU meanwhile was working for us.
+    pub(crate) fn progress(&mut self) {
+        self.stalled = false;
+    }
+
     /// Whether the caller should look again (after a yield, done here) rather than sleep.
     pub(crate) fn spin(&mut self) -> bool {
         if self.over {
             return false;
         }
         let before = Instant::now();
+        if self.stalled {
+            // Another task took our CPU, and not to our benefit.
+            self.over = true;
+            OFF_UNTIL.fetch_max(nanos(before + BACKOFF), Ordering::Relaxed);
+            return false;
+        }
         if before >= self.until {
             self.over = true;
             return false;
         }
         std::thread::yield_now();
-        let after = Instant::now();
-        if after - before > SHARED_CPU {
-            // Look once more (what we wait for may have run meanwhile), then sleep.
-            self.over = true;
-            OFF_UNTIL.fetch_max(nanos(after + BACKOFF), Ordering::Relaxed);
-        }
+        self.stalled = before.elapsed() > SHARED_CPU;
         true
     }
 }

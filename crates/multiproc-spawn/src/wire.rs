@@ -438,7 +438,9 @@ impl FrameReader {
             if self.eof {
                 return Ok(None);
             }
-            if !self.fill(sock, spinning)? {
+            if self.fill(sock, spinning)? {
+                spinner.progress();
+            } else {
                 spinning = spinner.spin();
             }
         }

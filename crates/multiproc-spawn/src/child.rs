@@ -234,9 +234,15 @@ pub(crate) fn run_target(report: Report, target: impl FnOnce() -> Outcome) -> ! 
 /// (else the child would print what the parent had buffered a second time, as Python's
 /// `multiprocessing` also guards against) and register the handle-passing thread-locals'
 /// destructors (each registration allocates, which costs a forked child page faults).
-pub(crate) fn prepare_fork() {
-    let _ = std::io::stdout().flush();
+///
+/// Returns standard output locked: held across the fork like multiproc's own locks, so that the
+/// child never inherits it held by another thread (a test harness printing, say), which would
+/// deadlock the child's final flush. Both sides release it right after the fork.
+pub(crate) fn prepare_fork() -> std::io::StdoutLock<'static> {
+    let mut out = std::io::stdout().lock();
+    let _ = out.flush();
     handoff::warm_up();
+    out
 }
 
 fn parse_bootstrap(payload: &[u8]) -> Result<(Header, &[u8]), String> {

@@ -174,7 +174,7 @@ pub(crate) fn serve(ctrl: OwnedFd) -> ! {
     // with us: set up standard output and the handle-passing thread-locals, and stock malloc's
     // per-thread cache with small blocks (a child's first small allocations, its name and its
     // parent's, then come from there instead of from the main heap's bookkeeping).
-    child::prepare_fork();
+    drop(child::prepare_fork());
     let blocks: Vec<Vec<u8>> = [16usize, 24, 32, 48, 64]
         .iter()
         .flat_map(|&n| (0..3).map(move |_| Vec::with_capacity(n)))

@@ -166,15 +166,16 @@ impl ProcessBuilder {
         // Everything the child needs is made here, before the fork: after it, every page the
         // child writes is a copy-on-write fault, and every one it allocates on is such a page.
         let me = Identity::child(name.clone(), self.daemon, identity::current_process());
-        child::prepare_fork();
         // Hold every lock whose state the child must find consistent: the child's copy of a
-        // lock held by another thread would stay locked for ever.
+        // lock held by another thread would stay locked for ever. (Standard output's last: code
+        // that holds one of ours may print, a tracing subscriber say, never the other way.)
         let mut ident = identity::lock();
         let mut children = registry::children();
         let mut pool = registry::fork_pool();
         let kit = pool.take()?;
         let mut server = forkserver::server();
         let mut parked = child::parked_report();
+        let stdout = child::prepare_fork();
         // SAFETY: the locks above are held across the fork, and the child below touches no
         // other lock of ours before it runs the target; it never returns into the caller.
         let forked = unsafe { sys::fork() }?;
@@ -194,7 +195,7 @@ impl ProcessBuilder {
                     drop(parked.take());
                 }
                 child::take_identity(&mut ident, me, true);
-                drop((ident, children, pool, server, parked));
+                drop((stdout, ident, children, pool, server, parked));
                 let report = child::Report {
                     sock: kit.theirs,
                     parents_end: Some(kit.mine),
@@ -203,7 +204,7 @@ impl ProcessBuilder {
                 child::run_target(report, || child::encode_value(&f()))
             }
             sys::Forked::Parent(pid) => {
-                drop((ident, children, pool, server, parked));
+                drop((stdout, ident, children, pool, server, parked));
                 let child = Child::forked(pid, name, self.daemon, kit);
                 Ok(register(child, StartMethod::Fork))
             }

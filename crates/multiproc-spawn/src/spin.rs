@@ -7,24 +7,38 @@
 //!
 //! Yielding is only cheap while nobody else wants the CPU. A yield that takes long means another
 //! task ran on our CPU: perhaps the very child or fork server we wait for, perhaps a compiler
-//! hogging the CPU, which then keeps it for a whole time slice (milliseconds) at every yield. So
-//! a long yield after which the caller reports no progress ([`Spinner::progress`]) ends the spin,
-//! and spinning stays off in this process for [`BACKOFF`]: a CPU that others want does not go
-//! idle, so sleeping there costs no idle wake-up, and a busy machine pays for at most one such
-//! slice now and then.
+//! hogging the CPU, which then keeps it for the rest of its time slice (up to milliseconds) at
+//! every yield. So a long yield after which the caller reports no progress
+//! ([`Spinner::progress`]) ends the spin, and spinning stays off in this process for a while: a
+//! CPU that others want does not go idle, so sleeping there costs no idle wake-up. The pause
+//! doubles with each stall that follows another within [`FORGET`] (from [`MIN_BACKOFF`] to
+//! [`MAX_BACKOFF`]): a CPU hog soon turns spinning off for good, while a one-off stall on a quiet
+//! machine costs a millisecond of sleeping waits.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A yield longer than this means another task ran on our CPU.
 const SHARED_CPU: Duration = Duration::from_micros(30);
 
-/// How long spinning stays off after a yield found the CPU shared.
-const BACKOFF: Duration = Duration::from_millis(100);
+/// How long spinning stays off after a first stall…
+const MIN_BACKOFF: Duration = Duration::from_millis(1);
+
+/// …and at most, after many in a row.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Nanoseconds after [`base`] until which spinning is off.
 static OFF_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+/// A stall this long after the previous one starts the count afresh.
+const FORGET: Duration = Duration::from_secs(1);
+
+/// Stalls in a row (see the module docs).
+static STALLS: AtomicU32 = AtomicU32::new(0);
+
+/// When the last stall was, in nanoseconds after [`base`].
+static LAST_STALL: AtomicU64 = AtomicU64::new(0);
 
 fn base() -> Instant {
     static BASE: OnceLock<Instant> = OnceLock::new();
@@ -76,7 +90,14 @@ impl Spinner {
         if self.stalled {
             // Another task took our CPU, and not to our benefit.
             self.over = true;
-            OFF_UNTIL.fetch_max(nanos(before + BACKOFF), Ordering::Relaxed);
+            let now = nanos(before);
+            let last = LAST_STALL.swap(now, Ordering::Relaxed);
+            if now.saturating_sub(last) > FORGET.as_nanos() as u64 {
+                STALLS.store(0, Ordering::Relaxed);
+            }
+            let stalls = STALLS.fetch_add(1, Ordering::Relaxed).min(10);
+            let pause = (MIN_BACKOFF * (1 << stalls)).min(MAX_BACKOFF);
+            OFF_UNTIL.fetch_max(nanos(before + pause), Ordering::Relaxed);
             return false;
         }
         if before >= self.until {

@@ -1,5 +1,6 @@
 //! Helpers shared by the examples; the examples themselves are the `[[example]]` targets
 //! listed in `Cargo.toml`.
+#![deny(missing_docs)]
 
 /// `datetime.now()` as `YYYY-MM-DD HH:MM:SS.ffffff` (UTC; std has no time-zone data).
 pub fn now() -> String {

@@ -78,3 +78,68 @@ fn subprocess_paths_exist() {
     let done: CompletedProcess = multiproc::subprocess::run(&["true"], &opts).unwrap();
     assert_eq!(done.returncode, 0);
 }
+
+#[test]
+fn shared_state_paths_exist() {
+    use multiproc::shared_memory::{SharedMemory, sweep};
+    use multiproc::{
+        Array, ArrayGuard, Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock,
+        LockGuard, RLock, RLockGuard, Semaphore, Value, ValueGuard,
+    };
+    let lock: Lock = Lock::new().unwrap();
+    let g: LockGuard<'_> = lock.acquire();
+    assert!(!g.previous_owner_died());
+    drop(g);
+    assert!(lock.try_acquire().is_some());
+    assert!(lock.acquire_timeout(Duration::from_millis(1)).is_some());
+    let r: RLock = RLock::new().unwrap();
+    let _rg: RLockGuard<'_> = r.acquire();
+    let s: Semaphore = Semaphore::new(1).unwrap();
+    s.acquire();
+    assert!(!s.try_acquire() && !s.acquire_timeout(Duration::ZERO));
+    s.release();
+    assert_eq!(s.get_value(), 1);
+    let b: BoundedSemaphore = BoundedSemaphore::new(1).unwrap();
+    assert!(matches!(b.release(), Err(Error::TooManyReleases)));
+    let e: Event = Event::new().unwrap();
+    e.set();
+    e.wait();
+    assert!(e.is_set() && e.wait_timeout(Duration::ZERO));
+    e.clear();
+    let c: Condition = Condition::new().unwrap();
+    let mut cg: ConditionGuard<'_> = c.acquire();
+    assert!(!cg.wait_timeout(Duration::from_millis(1)));
+    assert!(cg.wait_for(|| true, None));
+    cg.notify(1);
+    cg.notify_all();
+    drop(cg);
+    let bar: Barrier = Barrier::new(1).unwrap();
+    assert_eq!(bar.wait().unwrap(), 0);
+    assert!(bar.wait_timeout(Duration::from_secs(1)).is_ok());
+    assert_eq!(
+        (bar.parties(), bar.n_waiting(), bar.broken()),
+        (1, 0, false)
+    );
+    bar.abort();
+    bar.reset();
+    let v: Value<u32> = Value::new(1).unwrap();
+    v.set(v.get() + 1);
+    let mut vg: ValueGuard<'_, u32> = v.lock();
+    *vg += 1;
+    drop(vg);
+    assert_eq!(v.get(), 3);
+    let a: Array<u8> = Array::new(2).unwrap();
+    let a2: Array<u8> = Array::from_slice(&[1, 2]).unwrap();
+    a.set(0, a2.get(1));
+    let ag: ArrayGuard<'_, u8> = a.lock();
+    assert_eq!(&*ag, &[2, 0]);
+    drop(ag);
+    assert_eq!((a.len(), a.to_vec()), (2, vec![2, 0]));
+    let shm: SharedMemory = SharedMemory::create(None, 8).unwrap();
+    let other = SharedMemory::open(shm.name()).unwrap();
+    assert_eq!(other.size(), 8);
+    assert!(!shm.as_ptr().is_null());
+    shm.unlink().unwrap();
+    assert!(other.unlink().is_err());
+    let _ = sweep();
+}

@@ -1,1 +1,2 @@
 //! Helpers shared by the cross-crate tests (none yet).
+#![deny(missing_docs)]

@@ -3,15 +3,20 @@
 //! Every command it runs is echoed first, so a failure can be reproduced by hand.
 //!
 //! - `cargo xtask test`: rustfmt check, clippy `-D warnings`, tidy checks, every crate's unit,
-//!   integration and doc tests (nextest with per-test timeouts when it is installed), and every
-//!   example run to completion with its output checked.
+//!   integration and doc tests (nextest with per-test timeouts when it is installed), rustdoc
+//!   with warnings denied, and every example run to completion with its output checked.
 //! - `cargo xtask examples [NAME…]`: build and run the examples, checking each one's output.
-//! - `cargo xtask bench [--report]`: run the benchmarks; each prints figure, value, baseline, ratio.
+//! - `cargo xtask bench [--report] [FILTER…]`: run the benchmarks; each prints figure, value,
+//!   baseline, ratio. With `--report` every row also goes to `target/bench-report.tsv`, and
+//!   `BENCHMARKS.md` and the SVG charts in `docs/charts/` are written from it (see `report.rs`).
+//! - `cargo xtask report`: redraw `BENCHMARKS.md` and the charts from the last TSV.
 //! - `cargo xtask loom`: the loom model checks (`--cfg multiproc_loom`).
 //! - `cargo xtask tidy`: the house rules (see `tidy.rs`).
 //! - `cargo xtask ci`: what `.ci/run` runs (the same as `test`).
+#![deny(missing_docs)]
 
 mod examples;
+mod report;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -29,10 +34,13 @@ fn main() -> ExitCode {
         "test" | "ci" => test(),
         "examples" => examples::run_all(rest),
         "bench" => bench(rest),
+        "report" => report_from_tsv(),
         "loom" => loom(),
         "tidy" => tidy::check(&root()).map_err(Into::into),
         _ => {
-            eprintln!("usage: cargo xtask <test|examples [NAME…]|bench [--report]|loom|tidy|ci>");
+            eprintln!(
+                "usage: cargo xtask <test|examples [NAME…]|bench [--report] [FILTER…]|report|loom|tidy|ci>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -123,6 +131,13 @@ fn test() -> DynResult {
         run("cargo", &["test", "--workspace", "--all-targets"])?;
     }
     run("cargo", &["test", "--workspace", "--doc"])?;
+    // Reuses the check build, so it costs seconds: broken intra-doc links and missing docs
+    // fail here, not on docs.rs.
+    run_env(
+        "cargo",
+        &["doc", "--no-deps", "--workspace"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
     examples::run_all(&[])
 }
 
@@ -138,17 +153,72 @@ fn bench(rest: &[String]) -> DynResult {
         args.push("--");
         args.extend(filters);
     }
-    if report {
-        let out = root().join("target").join("bench-report.tsv");
-        let _ = std::fs::remove_file(&out);
-        run_env(
-            "cargo",
-            &args,
-            &[("MULTIPROC_BENCH_TSV", out.to_str().unwrap())],
-        )
-    } else {
-        run("cargo", &args)
+    if !report {
+        return run("cargo", &args);
     }
+    let tsv = tsv_path();
+    std::fs::create_dir_all(tsv.parent().expect("target/ has a parent"))?;
+    // Comment lines carry the run's facts, so `cargo xtask report` can redraw the page later.
+    std::fs::write(
+        &tsv,
+        format!(
+            "# {}\n# started\t{}\n# load\t{}\n",
+            multiproc_bench_columns(),
+            report::utc_now(),
+            report::load_average().unwrap_or_default()
+        ),
+    )?;
+    let start = std::time::Instant::now();
+    run_env(
+        "cargo",
+        &args,
+        &[("MULTIPROC_BENCH_TSV", tsv.to_str().ok_or("non-UTF-8 path")?)],
+    )?;
+    let took = start.elapsed();
+    eprintln!(
+        "bench: building and running took {:.0} s",
+        took.as_secs_f64()
+    );
+    let mut f = std::fs::OpenOptions::new().append(true).open(&tsv)?;
+    let end = format!(
+        "# took\t{}\n# load_end\t{}\n",
+        took.as_secs_f64(),
+        report::load_average().unwrap_or_default()
+    );
+    std::io::Write::write_all(&mut f, end.as_bytes())?;
+    report_from_tsv()
+}
+
+/// The TSV's column names, as the harness documents them (`multiproc_bench::TSV_COLUMNS`).
+fn multiproc_bench_columns() -> &'static str {
+    "group\tfigure\tours_ns\tbytes\tbaseline\tbaseline_ns\tratio\tsize"
+}
+
+fn tsv_path() -> PathBuf {
+    root().join("target").join("bench-report.tsv")
+}
+
+/// Writes BENCHMARKS.md and the charts from `target/bench-report.tsv`.
+fn report_from_tsv() -> DynResult {
+    let tsv = tsv_path();
+    let text = std::fs::read_to_string(&tsv).map_err(|e| {
+        format!(
+            "cannot read {}: {e} (run `cargo xtask bench --report` first)",
+            tsv.display()
+        )
+    })?;
+    let rows = report::parse_tsv(&text);
+    if rows.is_empty() {
+        return Err(format!("{} holds no rows", tsv.display()).into());
+    }
+    let run = report::RunFacts::parse(&text);
+    let mut machine = report::Machine::here();
+    if let Some(started) = run.started {
+        machine.date = started;
+    }
+    machine.load = run.load;
+    machine.load_end = run.load_end;
+    report::write(&root(), &rows, &machine, run.took)
 }
 
 fn loom() -> DynResult {

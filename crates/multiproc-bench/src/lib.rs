@@ -9,6 +9,12 @@
 //! let base = Measure::new(9, 1000).per_op(|n| (0..n).for_each(|i| { std::hint::black_box(i); }));
 //! report.row("loop iteration", ours, "plain loop", base);
 //! ```
+//!
+//! A [`Report`] is one group of rows: one table and one bar chart in BENCHMARKS.md. One figure
+//! may have several baselines ([`Report::rows`]); a figure measured at several item sizes
+//! passes the size apart from its name ([`Report::row_sized`], [`Report::rows_sized`]), so that
+//! `cargo xtask bench --report` also draws throughput and latency against item size. The file
+//! format between the harness and xtask is [`TSV_COLUMNS`].
 
 use std::io::Write;
 use std::process::Command;
@@ -87,15 +93,71 @@ impl Measure {
     }
 }
 
+/// The columns of one TSV row, in order (tab-separated, one row per figure and baseline).
+///
+/// | # | column | content |
+/// |---|---|---|
+/// | 1 | `group` | the [`Report`]'s group: one table (and one bar chart) in BENCHMARKS.md |
+/// | 2 | `figure` | what is measured, **without** the item size (`"Queue put+get"`) |
+/// | 3 | `ours_ns` | multiproc's median ns per operation |
+/// | 4 | `bytes` | bytes moved by one operation ([`PerOp::with_bytes`]), `0` when none |
+/// | 5 | `baseline` | the peer's name; empty for a figure with no baseline |
+/// | 6 | `baseline_ns` | the peer's median ns per operation, `NaN` when none |
+/// | 7 | `ratio` | `ours_ns / baseline_ns` (below 1: multiproc is faster) |
+/// | 8 | `size` | the item size in bytes for a sized figure ([`Report::row_sized`]), empty otherwise |
+///
+/// Rows of one group that carry a `size` are also drawn as throughput (bytes / ns, that is
+/// GB/s) and latency against item size, one line per figure and implementation; throughput
+/// counts column 4 when it is set and the item size otherwise.
+pub const TSV_COLUMNS: [&str; 8] = [
+    "group",
+    "figure",
+    "ours_ns",
+    "bytes",
+    "baseline",
+    "baseline_ns",
+    "ratio",
+    "size",
+];
+
+/// The environment variable naming the TSV file that every row is appended to
+/// (`cargo xtask bench --report` sets it to `target/bench-report.tsv`).
+pub const TSV_ENV: &str = "MULTIPROC_BENCH_TSV";
+
 /// Prints rows of `figure | multiproc | baseline | baseline value | ratio` as they are measured,
-/// and appends them to the file named by `MULTIPROC_BENCH_TSV` (for `cargo xtask bench --report`).
+/// and appends them to the file named by `MULTIPROC_BENCH_TSV` (see [`TSV_COLUMNS`]), from
+/// which `cargo xtask bench --report` writes BENCHMARKS.md and the charts in `docs/charts/`.
+///
+/// A group becomes one table and one bar chart. A figure measured for several item sizes
+/// (queues, pipes) uses the `_sized` forms: the figure name stays the same for every size
+/// (`"Queue put+get (round trip)"`) and the size goes in its own column, so the report can
+/// also draw throughput and latency against item size:
+///
+/// ```no_run
+/// use multiproc_bench::{PerOp, Report};
+/// let mut r = Report::new("process queues");
+/// for size in [8, 1024, 1 << 20] {
+///     let ours = PerOp::from_ns(1000.0);
+///     let pipe = PerOp::from_ns(1500.0);
+///     let python = PerOp::from_ns(30_000.0);
+///     r.rows_sized(
+///         "Queue put+get (round trip)",
+///         size,
+///         ours,
+///         &[("raw pipe", pipe), ("Python multiprocessing.Queue", python)],
+///     );
+/// }
+/// ```
+///
+/// Several baselines of one figure are several rows (printed and written one per baseline).
 #[derive(Debug)]
 pub struct Report {
     group: String,
 }
 
 impl Report {
-    /// Starts a group of rows (one benchmark file) and prints its header.
+    /// Starts a group of rows and prints its header. Groups are shown in the order they are
+    /// first created; a group name used again by a later bench adds to the same table.
     pub fn new(group: &str) -> Self {
         println!("\n## {group}");
         println!(
@@ -110,26 +172,96 @@ impl Report {
     /// One row: multiproc's figure against one baseline. Ratio = ours / baseline (lower is
     /// better for times).
     pub fn row(&mut self, figure: &str, ours: PerOp, baseline_name: &str, baseline: PerOp) {
-        let ratio = ours.ns / baseline.ns;
-        println!(
-            "{:<46} {:>13} {:>13}  {:<34} {:>6.2}x",
-            figure,
-            show(ours),
-            show(baseline),
-            baseline_name,
-            ratio
-        );
-        self.append_tsv(figure, ours, baseline_name, baseline, ratio);
+        self.emit(figure, None, ours, baseline_name, baseline);
+    }
+
+    /// One figure against several baselines: one row per baseline.
+    pub fn rows(&mut self, figure: &str, ours: PerOp, baselines: &[(&str, PerOp)]) {
+        for (name, base) in baselines {
+            self.emit(figure, None, ours, name, *base);
+        }
+    }
+
+    /// Like [`Report::row`] for a figure measured at an item size of `size_bytes` (printed as
+    /// `"<figure> 1 KiB"`; the TSV keeps the figure and the size apart).
+    pub fn row_sized(
+        &mut self,
+        figure: &str,
+        size_bytes: u64,
+        ours: PerOp,
+        baseline_name: &str,
+        baseline: PerOp,
+    ) {
+        self.emit(figure, Some(size_bytes), ours, baseline_name, baseline);
+    }
+
+    /// Like [`Report::rows`] for a figure measured at an item size of `size_bytes`.
+    pub fn rows_sized(
+        &mut self,
+        figure: &str,
+        size_bytes: u64,
+        ours: PerOp,
+        baselines: &[(&str, PerOp)],
+    ) {
+        for (name, base) in baselines {
+            self.emit(figure, Some(size_bytes), ours, name, *base);
+        }
     }
 
     /// A row with no baseline (a figure reported for scale only).
     pub fn figure(&mut self, figure: &str, ours: PerOp) {
         println!("{:<46} {:>13}", figure, show(ours));
-        self.append_tsv(figure, ours, "", PerOp::from_ns(f64::NAN), f64::NAN);
+        self.append_tsv(figure, None, ours, "", PerOp::from_ns(f64::NAN), f64::NAN);
     }
 
-    fn append_tsv(&self, figure: &str, ours: PerOp, name: &str, base: PerOp, ratio: f64) {
-        let Some(path) = std::env::var_os("MULTIPROC_BENCH_TSV") else {
+    /// Like [`Report::figure`] at an item size of `size_bytes`.
+    pub fn figure_sized(&mut self, figure: &str, size_bytes: u64, ours: PerOp) {
+        let label = format!("{figure} {}", size_label(size_bytes));
+        println!("{:<46} {:>13}", label, show(ours));
+        self.append_tsv(
+            figure,
+            Some(size_bytes),
+            ours,
+            "",
+            PerOp::from_ns(f64::NAN),
+            f64::NAN,
+        );
+    }
+
+    fn emit(
+        &mut self,
+        figure: &str,
+        size: Option<u64>,
+        ours: PerOp,
+        baseline_name: &str,
+        baseline: PerOp,
+    ) {
+        let ratio = ours.ns / baseline.ns;
+        let label = match size {
+            Some(s) => format!("{figure} {}", size_label(s)),
+            None => figure.to_owned(),
+        };
+        println!(
+            "{:<46} {:>13} {:>13}  {:<34} {:>6.2}x",
+            label,
+            show(ours),
+            show(baseline),
+            baseline_name,
+            ratio
+        );
+        self.append_tsv(figure, size, ours, baseline_name, baseline, ratio);
+    }
+
+    fn append_tsv(
+        &self,
+        figure: &str,
+        size: Option<u64>,
+        ours: PerOp,
+        name: &str,
+        base: PerOp,
+        ratio: f64,
+    ) {
+        let Some(path) = std::env::var_os(TSV_ENV) else {
             return;
         };
         if let Ok(mut f) = std::fs::OpenOptions::new()
@@ -139,16 +271,50 @@ impl Report {
         {
             let _ = writeln!(
                 f,
-                "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                self.group,
-                figure,
-                ours.ns,
-                ours.bytes.unwrap_or(0),
-                name,
-                base.ns,
-                ratio
+                "{}",
+                tsv_line(&self.group, figure, size, ours, name, base, ratio)
             );
         }
+    }
+}
+
+/// One TSV line (no newline); tabs and newlines inside names become spaces.
+fn tsv_line(
+    group: &str,
+    figure: &str,
+    size: Option<u64>,
+    ours: PerOp,
+    name: &str,
+    base: PerOp,
+    ratio: f64,
+) -> String {
+    let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        clean(group),
+        clean(figure),
+        ours.ns,
+        ours.bytes.unwrap_or(0),
+        clean(name),
+        base.ns,
+        ratio,
+        size.map(|s| s.to_string()).unwrap_or_default()
+    )
+}
+
+/// An item size as the report shows it: `8 B`, `1 KiB`, `64 MiB`, `1.5 KiB`.
+pub fn size_label(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if v.fract() == 0.0 {
+        format!("{v} {}", UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
     }
 }
 
@@ -213,5 +379,42 @@ mod tests {
             show(PerOp::from_ns(1000.0).with_bytes(1_000_000)),
             "1000.00 GB/s"
         );
+    }
+
+    #[test]
+    fn sizes_are_labelled_in_binary_units() {
+        assert_eq!(size_label(8), "8 B");
+        assert_eq!(size_label(1024), "1 KiB");
+        assert_eq!(size_label(1536), "1.5 KiB");
+        assert_eq!(size_label(64 << 20), "64 MiB");
+    }
+
+    #[test]
+    fn a_tsv_line_has_every_column() {
+        let line = tsv_line(
+            "g",
+            "put\tget",
+            Some(1024),
+            PerOp::from_ns(10.0).with_bytes(2048),
+            "pipe",
+            PerOp::from_ns(20.0),
+            0.5,
+        );
+        let cols: Vec<&str> = line.split('\t').collect();
+        assert_eq!(cols.len(), TSV_COLUMNS.len());
+        assert_eq!(
+            cols,
+            ["g", "put get", "10", "2048", "pipe", "20", "0.5", "1024"]
+        );
+        let plain = tsv_line(
+            "g",
+            "f",
+            None,
+            PerOp::from_ns(1.0),
+            "",
+            PerOp::from_ns(f64::NAN),
+            f64::NAN,
+        );
+        assert!(plain.ends_with("\tNaN\tNaN\t"), "{plain}");
     }
 }

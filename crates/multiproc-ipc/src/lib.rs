@@ -1,2 +1,82 @@
-//! Part of multiproc; filled by a later issue (see the workspace README).
-#![warn(missing_docs)]
+//! Shared memory between processes, and everything that lives in it: [`Queue`],
+//! [`JoinableQueue`], [`SimpleQueue`] and [`Pipe`]/[`Connection`] (Python's
+//! `multiprocessing.queues` and `.connection`); process-shared [`Lock`], [`RLock`],
+//! [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Condition`] and [`Barrier`]
+//! (`.synchronize`), [`Value`] and [`Array`] (`.sharedctypes`), and named
+//! [`shared_memory::SharedMemory`] (`.shared_memory`).
+//!
+//! # Design
+//!
+//! - **Segments** are anonymous `memfd` files mapped shared, so their memory is freed when the
+//!   last holder exits, `kill -9` included, and nothing appears in `/dev/shm`. Each maps a
+//!   large address-space reserve once; the file grows and shrinks inside it, so growing a queue
+//!   needs no remapping anywhere. A handle travels to a child as its descriptor, inherited
+//!   under `fork` and passed over the start-up socket under spawn and fork-server.
+//! - **Holders.** Page 0 of a segment counts which processes hold handles, one packed atomic
+//!   word per process (its pid, its handles in each role, and how many of them wait in a
+//!   queue's `get`); a waiter with no deadline whose peers are all gone (dropped, or dead:
+//!   `/proc` says so even for an unreaped zombie), or, for a queue, all waiting in `get`
+//!   themselves, gets `Err(Closed)` instead of waiting for ever. Timed waits keep Python's
+//!   answers (`Empty`, `Full`).
+//! - **The ring** (one per queue, one per pipe direction) stores variable-size records; a
+//!   producer commits a record by moving `tail` after copying it in, a consumer by moving
+//!   `head` after reading it (each one store of a 40-bit position and a 24-bit count), so a
+//!   process killed mid-call loses at most the item it held. Producers share a robust put
+//!   lock, consumers a robust get lock (a dead holder is replaced); each side caches the
+//!   other's position. A record larger than the ring makes it grow inside a 64 GiB
+//!   address-space reserve; an emptied large ring shrinks.
+//! - **Blocking** spins for about the cost of a futex wake-up (~50 µs), then sleeps on a
+//!   futex word in the segment; the waking side pays a system call only when someone sleeps.
+//!   A sleeper wakes every 20 ms to check that its peers still live.
+//! - **Locks, events, values** are the thread toolbox's state-word algorithms
+//!   ([`multiproc_sync::raw`]) in a segment of their own, on the process-shared futex; the
+//!   uncontended paths make no system call. Lock words are robust: a waiter takes over the
+//!   lock of an owner that died (`kill -9` included) and its guard reports
+//!   `previous_owner_died()`; a party that dies inside a [`Barrier`] breaks it for the others.
+//! - **Named segments** ([`shared_memory`]) live in `/dev/shm` with the same holder table;
+//!   the last holder to go unlinks the name, and `create`/`open` sweep away segments whose
+//!   holders were all killed.
+//! - **Handles travel** to children inside their spawn arguments, under every start method
+//!   (their descriptors ride along, see `multiproc_spawn::handoff`). A handle *inside a queue
+//!   item or pipe message* is not supported yet: the `put`/`send` fails with `Err(Codec)`
+//!   before anything is written. A child killed before it decoded its arguments leaves their
+//!   handles counted with the sender until the sender drops its own (a documented limit).
+//!
+//! The process pools of [`multiproc_pool`](../multiproc_pool/index.html) are built on these
+//! queues: one task queue per worker and one result queue per pool, carrying raw bytes.
+//!
+//! ```
+//! use multiproc_ipc::Queue;
+//! let q: Queue<(u32, String)> = Queue::new()?;
+//! q.put((1, "one".into()))?;
+//! assert_eq!(q.get()?, (1, "one".to_string()));
+//! # Ok::<(), multiproc_sync::Error>(())
+//! ```
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+
+mod sys;
+
+mod barrier;
+mod codec;
+mod holders;
+mod object;
+mod pipe;
+mod queue;
+mod ring;
+mod robust;
+mod segment;
+pub mod shared_memory;
+mod sync;
+mod value;
+mod wait;
+
+pub use barrier::Barrier;
+pub use multiproc_sync::{Error, Result};
+pub use pipe::{Connection, Pipe};
+pub use queue::{JoinableQueue, Queue, SimpleQueue};
+pub use sync::{
+    BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock, RLockGuard,
+    Semaphore,
+};
+pub use value::{Array, ArrayGuard, Plain, Value, ValueGuard};

@@ -47,7 +47,7 @@ pub(crate) fn offset_of(f: usize) -> isize {
     f.wrapping_sub(anchor as fn() as usize) as isize
 }
 
-fn address_at(offset: isize) -> usize {
+pub(crate) fn address_at(offset: isize) -> usize {
     (anchor as fn() as usize).wrapping_add(offset as usize)
 }
 

@@ -84,6 +84,7 @@
 
 mod child;
 mod entry;
+pub mod fnref;
 mod forkserver;
 pub mod handoff;
 mod identity;

@@ -118,12 +118,21 @@ impl ProcessBuilder {
         R: Serialize + DeserializeOwned + 'static,
     {
         let method = self.start_method.unwrap_or_else(get_start_method);
-        if method == StartMethod::Fork {
-            return self.fork(move || f(args));
-        }
         let (encoded, fds) = handoff::collect_fds(|| postcard::to_allocvec(&args));
         let encoded =
             encoded.map_err(|e| Error::Codec(format!("could not encode the arguments: {e}")))?;
+        if method == StartMethod::Fork {
+            // The arguments travel encoded under Fork too: a handle inside them (a queue, a
+            // pipe end) is then handed over explicitly, and the child counts as its holder
+            // from its first instruction, exactly as under the other start methods. Other
+            // handles the child inherits with its parent's memory count for nothing.
+            drop(args);
+            return self.fork(move || {
+                let args = handoff::with_received_fds(fds, || postcard::from_bytes::<A>(&encoded))
+                    .unwrap_or_else(|e| panic!("could not decode the arguments: {e}"));
+                f(args)
+            });
+        }
         let tramp = child::trampoline::<A, R> as Trampoline as usize;
         self.start_fresh(method, tramp, f as usize, &encoded, &fds)
     }

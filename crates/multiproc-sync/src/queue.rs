@@ -304,13 +304,16 @@ impl<T, S: Store<T>> Core<T, S> {
         }
     }
 
-    fn shutdown(&self, immediate: bool) {
+    /// Returns how many items an immediate shutdown dropped.
+    fn shutdown(&self, immediate: bool) -> usize {
         let mut held = self.hold();
         self.shutdown.store(true, Ordering::Relaxed);
+        let mut dropped = 0;
         if immediate {
             let st = held.state();
             while st.items.pop().is_some() {
                 st.unfinished = st.unfinished.saturating_sub(1);
+                dropped += 1;
             }
             self.len.store(0, Ordering::Relaxed);
         }
@@ -318,6 +321,7 @@ impl<T, S: Store<T>> Core<T, S> {
         self.all_done.notify(true);
         self.not_empty.notify(true);
         self.not_full.notify(true);
+        dropped
     }
 }
 
@@ -550,10 +554,13 @@ impl<T> FifoCore<T> {
         }
     }
 
-    fn shutdown(&self, immediate: bool) {
+    /// Returns how many items an immediate shutdown dropped.
+    fn shutdown(&self, immediate: bool) -> usize {
         self.shutdown.store(true, Ordering::SeqCst);
+        let mut dropped = 0;
         if immediate {
             while self.rx.try_recv().is_ok() {
+                dropped += 1;
                 self.give_slot();
                 // Saturating, as in CPython: an item whose task_done already came counts 0.
                 let _ = self
@@ -567,6 +574,7 @@ impl<T> FifoCore<T> {
         }
         self.not_empty.notify(true);
         self.not_full.notify(true);
+        dropped
     }
 }
 
@@ -751,7 +759,14 @@ macro_rules! queue_type {
             /// # Ok::<(), Error>(())
             /// ```
             pub fn shutdown(&self, immediate: bool) {
-                self.core.shutdown(immediate)
+                let dropped = self.core.shutdown(immediate);
+                tracing::debug!(
+                    queue = stringify!($name),
+                    immediate,
+                    dropped,
+                    left = self.qsize(),
+                    "queue shut down: puts now fail, gets fail once it is empty"
+                );
             }
 
             /// Whether `shutdown` was called.

@@ -953,6 +953,11 @@ impl Barrier {
     /// assert!(b.wait().is_err());
     /// ```
     pub fn abort(&self) {
+        tracing::debug!(
+            parties = self.parties(),
+            waiting = self.n_waiting(),
+            "barrier aborted: waiters get Err(BrokenBarrier)"
+        );
         self.raw.abort()
     }
 

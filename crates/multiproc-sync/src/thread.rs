@@ -72,6 +72,17 @@ extern "C" fn join_non_daemon_threads() {
     let me = CURRENT
         .try_with(|c| c.borrow().as_ref().is_some_and(|i| !i.daemon))
         .unwrap_or(false) as u32;
+    if NON_DAEMON.load(Ordering::Acquire) > me && tracing::enabled!(tracing::Level::DEBUG) {
+        let waiting: Vec<String> = registry()
+            .iter()
+            .filter(|i| !i.daemon)
+            .map(|i| i.name.clone())
+            .collect();
+        tracing::debug!(
+            ?waiting,
+            "program exit waits for non-daemon threads (make them daemon or let them finish)"
+        );
+    }
     loop {
         let n = NON_DAEMON.load(Ordering::Acquire);
         if n <= me {
@@ -182,10 +193,10 @@ impl Builder {
         let spawned = std::thread::Builder::new()
             .name(inner.name.clone())
             .spawn(move || {
-                child
-                    .tid
-                    .store(crate::raw::current_tid(), Ordering::Release);
+                let tid = crate::raw::current_tid();
+                child.tid.store(tid, Ordering::Release);
                 child.started.set();
+                tracing::debug!(name = %child.name, ident = tid, daemon = child.daemon, "thread started");
                 let exit = Finished(child.clone());
                 CURRENT.with(|c| *c.borrow_mut() = Some(child));
                 let r = f();
@@ -207,6 +218,12 @@ struct Finished(Arc<Inner>);
 
 impl Drop for Finished {
     fn drop(&mut self) {
+        tracing::debug!(
+            name = %self.0.name,
+            ident = self.0.tid.load(Ordering::Relaxed),
+            panicked = std::thread::panicking(),
+            "thread finished"
+        );
         finish(&self.0);
     }
 }

@@ -69,6 +69,24 @@ impl<F: Futex> RawCondition<F> {
     ///
     /// The calling thread holds `lock`, and every call on this condition uses the same lock.
     pub unsafe fn wait_until(&self, lock: &RawLock<F>, deadline: Option<Instant>) -> bool {
+        // SAFETY: forwarded from the caller; `RawLock::lock` takes the lock back.
+        unsafe { self.wait_until_with(lock, deadline, || lock.lock()) }
+    }
+
+    /// Like [`wait_until`](Self::wait_until), but takes `lock` back with `relock` (which must
+    /// return holding it): for a process-shared wrapper whose lock may have to be taken over
+    /// from a dead owner.
+    ///
+    /// # Safety
+    ///
+    /// As for [`wait_until`](Self::wait_until), and `relock` returns only once the calling
+    /// thread holds `lock`.
+    pub unsafe fn wait_until_with(
+        &self,
+        lock: &RawLock<F>,
+        deadline: Option<Instant>,
+        mut relock: impl FnMut(),
+    ) -> bool {
         let w = self.waiters.load(Ordering::Relaxed);
         self.waiters.store(w + 1, Ordering::Relaxed);
         loop {
@@ -77,7 +95,7 @@ impl<F: Futex> RawCondition<F> {
             unsafe { lock.unlock() };
             let in_time = spin_until(|| self.seq.load(Ordering::Relaxed) != s)
                 || F::wait(&self.seq, s, deadline);
-            lock.lock();
+            relock();
             let t = self.tokens.load(Ordering::Relaxed);
             if t > 0 {
                 self.tokens.store(t - 1, Ordering::Relaxed);

@@ -62,7 +62,10 @@ impl<F: Futex> RawEvent<F> {
     /// Sets the flag and wakes every waiter.
     #[inline]
     pub fn set(&self) {
-        let mut s = self.state.load(Ordering::Relaxed);
+        // A read-modify-write instead of a plain load: it fetches the word's cache line in
+        // exclusive state, so the compare-and-swap below hits locally instead of paying a
+        // second cross-core transfer (a waiter in another process holds the line shared).
+        let mut s = self.state.fetch_or(0, Ordering::Relaxed);
         loop {
             if s & SET != 0 {
                 // Already set: still a release point for what came before (an RMW, so a
@@ -95,6 +98,38 @@ impl<F: Futex> RawEvent<F> {
     pub fn wait_until(&self, deadline: Option<Instant>) -> bool {
         let s = self.state.load(Ordering::Acquire);
         s & SET != 0 || self.wait_slow(s, deadline)
+    }
+
+    /// The event word now, as a starting point for [`woken_since`](Self::woken_since) and
+    /// [`wait_from`](Self::wait_from): for a wrapper that spins its own way before it sleeps
+    /// (a process-shared event spins about as long as a cross-process wake-up costs).
+    ///
+    /// ```
+    /// use multiproc_sync::raw::{RawEvent, ThreadFutex};
+    /// let e = RawEvent::<ThreadFutex>::new();
+    /// let start = e.snapshot();
+    /// assert!(!e.woken_since(start));
+    /// e.set();
+    /// e.clear();
+    /// assert!(e.woken_since(start)); // a set came, even if cleared since
+    /// assert!(e.wait_from(start, None));
+    /// ```
+    #[inline]
+    pub fn snapshot(&self) -> u32 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// Whether the flag is set now, or a `set` came after `start` was taken.
+    #[inline]
+    pub fn woken_since(&self, start: u32) -> bool {
+        let s = self.state.load(Ordering::Acquire);
+        s & SET != 0 || s & !(SET | WAITING) != start & !(SET | WAITING)
+    }
+
+    /// Like [`wait_until`](Self::wait_until), counting every `set` since `start` was taken.
+    #[inline]
+    pub fn wait_from(&self, start: u32, deadline: Option<Instant>) -> bool {
+        start & SET != 0 || self.wait_slow(start, deadline)
     }
 
     #[cold]

@@ -315,6 +315,32 @@ impl<F: Futex> RawRLock<F> {
         }
     }
 
+    /// Takes one level like [`lock_until`](Self::lock_until), but when the calling thread
+    /// does not hold it yet, takes the underlying lock with `take` (which returns whether it
+    /// did): for a process-shared wrapper that may take a dead owner's lock over.
+    ///
+    /// ```
+    /// use multiproc_sync::raw::{RawRLock, ThreadFutex};
+    /// let lock = RawRLock::<ThreadFutex>::new();
+    /// assert!(lock.lock_with(|l| l.try_lock()));
+    /// assert!(lock.lock_with(|_| unreachable!("already ours: re-entered")));
+    /// assert_eq!(lock.depth(), 2);
+    /// // SAFETY: this thread holds both levels.
+    /// unsafe { lock.unlock(); lock.unlock(); }
+    /// ```
+    #[inline]
+    pub fn lock_with(&self, take: impl FnOnce(&RawLock<F>) -> bool) -> bool {
+        if let Some(ok) = self.reenter() {
+            return ok;
+        }
+        if take(&self.lock) {
+            self.depth.store(1, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+
     /// Releases one level; the last one frees the lock.
     ///
     /// # Safety

@@ -1,0 +1,503 @@
+//! Queues and pipes between processes (issue 4's figures): round trip of a u64, one-way
+//! throughput of u64 items (1 producer + 1 consumer, 2 + 2), of 1 KiB and 1 MiB items, and
+//! one 64 MiB item; against the shared-memory spin ping-pong (the hardware floor), a raw pipe,
+//! ipc-channel, crossbeam-channel between threads (the in-process bound), memcpy, and Python's
+//! `multiprocessing` when `python3` is present. All children are started with `Fork`, outside
+//! the timed part.
+
+use std::hint::black_box;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use ipc_channel::ipc;
+use multiproc::{Connection, Pipe, Process, Queue, StartMethod};
+use multiproc_bench::{Measure, PerOp, Report, python_ns};
+
+fn fork<R>(f: impl FnOnce() -> R) -> Process<R>
+where
+    R: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    Process::builder()
+        .start_method(StartMethod::Fork)
+        .spawn_closure(f)
+        .unwrap()
+}
+
+fn start<A, R>(f: fn(A) -> R, args: A) -> Process<R>
+where
+    A: serde::Serialize + serde::de::DeserializeOwned + 'static,
+    R: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    Process::builder()
+        .start_method(StartMethod::Fork)
+        .spawn(f, args)
+        .unwrap()
+}
+
+// ---- round trips ----
+
+fn queue_echo((req, resp): (Queue<u64>, Queue<u64>)) {
+    while let Ok(v) = req.get() {
+        resp.put(v + 1).unwrap();
+    }
+}
+
+fn rt_queue(ops: u64) -> PerOp {
+    let (req, resp) = (Queue::new().unwrap(), Queue::new().unwrap());
+    let child = start(queue_echo, (req.clone(), resp.clone()));
+    let r = Measure::new(9, ops).per_op(|n| {
+        for i in 0..n {
+            req.put(i).unwrap();
+            black_box(resp.get().unwrap());
+        }
+    });
+    drop((req, resp));
+    child.join().unwrap();
+    r
+}
+
+fn pipe_echo(c: Connection<u64>) {
+    while let Ok(v) = c.recv() {
+        c.send(v + 1).unwrap();
+    }
+}
+
+fn rt_pipe(ops: u64) -> PerOp {
+    let (a, b) = Pipe::duplex().unwrap();
+    let child = start(pipe_echo, b);
+    let r = Measure::new(9, ops).per_op(|n| {
+        for i in 0..n {
+            a.send(i).unwrap();
+            black_box(a.recv().unwrap());
+        }
+    });
+    drop(a);
+    child.join().unwrap();
+    r
+}
+
+/// One cache line in anonymous shared memory, inherited by a forked child.
+#[derive(Clone, Copy)]
+struct SharedWord(*mut AtomicU64);
+
+impl SharedWord {
+    fn new() -> Self {
+        // SAFETY: a fresh anonymous shared mapping of one page; checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        SharedWord(p.cast())
+    }
+
+    fn get(&self) -> &'static AtomicU64 {
+        // SAFETY: the page stays mapped for the life of the process (never unmapped), and is
+        // zero-initialised memory, a valid AtomicU64.
+        unsafe { &*self.0 }
+    }
+}
+
+fn rt_spin(ops: u64) -> PerOp {
+    let w = SharedWord::new();
+    let word = w.get();
+    let child = fork(move || {
+        let word = w.get();
+        loop {
+            let v = word.load(Ordering::Acquire);
+            if v == u64::MAX {
+                return;
+            }
+            if v % 2 == 1 {
+                word.store(v + 1, Ordering::Release);
+            }
+            std::hint::spin_loop();
+        }
+    });
+    let mut next = 1;
+    let r = Measure::new(9, ops).per_op(|n| {
+        for _ in 0..n {
+            word.store(next, Ordering::Release);
+            while word.load(Ordering::Acquire) != next + 1 {
+                std::hint::spin_loop();
+            }
+            next += 2;
+        }
+    });
+    word.store(u64::MAX, Ordering::Release);
+    child.join().unwrap();
+    r
+}
+
+fn rt_raw_pipe(ops: u64) -> PerOp {
+    let (mut req_r, mut req_w) = std::io::pipe().unwrap();
+    let (mut resp_r, mut resp_w) = std::io::pipe().unwrap();
+    let child = fork(move || {
+        // The child inherits the parent's write end too (fork copies every descriptor), so
+        // it would never see end-of-file: a stop value ends it.
+        let mut b = [0u8; 8];
+        while req_r.read_exact(&mut b).is_ok() {
+            let v = u64::from_le_bytes(b);
+            if v == u64::MAX || resp_w.write_all(&(v + 1).to_le_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    let r = Measure::new(9, ops).per_op(|n| {
+        let mut b = [0u8; 8];
+        for i in 0..n {
+            req_w.write_all(&i.to_le_bytes()).unwrap();
+            resp_r.read_exact(&mut b).unwrap();
+        }
+    });
+    req_w.write_all(&u64::MAX.to_le_bytes()).unwrap();
+    child.join().unwrap();
+    r
+}
+
+fn rt_ipc_channel(ops: u64) -> PerOp {
+    let (req_tx, req_rx) = ipc::channel::<u64>().unwrap();
+    let (resp_tx, resp_rx) = ipc::channel::<u64>().unwrap();
+    let child = fork(move || {
+        while let Ok(v) = req_rx.recv() {
+            if v == u64::MAX || resp_tx.send(v + 1).is_err() {
+                break;
+            }
+        }
+    });
+    let r = Measure::new(9, ops).per_op(|n| {
+        for i in 0..n {
+            req_tx.send(i).unwrap();
+            black_box(resp_rx.recv().unwrap());
+        }
+    });
+    req_tx.send(u64::MAX).unwrap();
+    child.join().unwrap();
+    r
+}
+
+fn python_round_trip(kind: &str) -> Option<PerOp> {
+    let (setup, child, ping) = if kind == "Queue" {
+        (
+            "a, b = mp.Queue(), mp.Queue()",
+            "def echo(a, b):\n    while True:\n        v = a.get()\n        if v is None: return\n        b.put(v + 1)\n",
+            ("a.put(i); b.get()", "a.put(None)"),
+        )
+    } else {
+        (
+            "a, b = mp.Pipe()",
+            "def echo(_, b):\n    while True:\n        v = b.recv()\n        if v is None: return\n        b.send(v + 1)\n",
+            ("a.send(i); a.recv()", "a.send(None)"),
+        )
+    };
+    run_python(&format!(
+        "import multiprocessing as mp, time\n{child}\nif __name__ == '__main__':\n    mp.set_start_method('fork')\n    {setup}\n    p = mp.Process(target=echo, args=(a, b)); p.start()\n    n = 2000\n    ts = []\n    for _ in range(5):\n        t = time.perf_counter()\n        for i in range(n): {}\n        ts.append((time.perf_counter() - t) / n)\n    {}\n    p.join()\n    ts.sort(); print(ts[2] * 1e9)\n",
+        ping.0, ping.1
+    ))
+}
+
+fn run_python(script: &str) -> Option<PerOp> {
+    let path = std::env::temp_dir().join(format!("multiproc_bench_ipc_{}.py", std::process::id()));
+    std::fs::write(&path, script).ok()?;
+    let r = python_ns(&format!(
+        "import runpy; runpy.run_path({path:?}, run_name='__main__')"
+    ));
+    let _ = std::fs::remove_file(path);
+    r
+}
+
+// ---- one-way streams: a producer child sends 1 + n items; the consumer times the last n ----
+
+fn produce_u64((q, n): (Queue<u64>, u64)) {
+    for i in 0..=n {
+        q.put(i).unwrap();
+    }
+}
+
+fn stream_queue_u64(samples: usize, ops: u64) -> PerOp {
+    Measure::new(samples, ops).per_op_timed(|n| {
+        let q = Queue::new().unwrap();
+        let child = start(produce_u64, (q.clone(), n));
+        q.get().unwrap();
+        let t = Instant::now();
+        for _ in 0..n {
+            black_box(q.get().unwrap());
+        }
+        let e = t.elapsed();
+        child.join().unwrap();
+        e
+    })
+}
+
+fn stream_ipc_channel_u64(samples: usize, ops: u64) -> PerOp {
+    Measure::new(samples, ops).per_op_timed(|n| {
+        let (tx, rx) = ipc::channel::<u64>().unwrap();
+        let child = fork(move || {
+            for i in 0..=n {
+                tx.send(i).unwrap();
+            }
+        });
+        rx.recv().unwrap();
+        let t = Instant::now();
+        for _ in 0..n {
+            black_box(rx.recv().unwrap());
+        }
+        let e = t.elapsed();
+        child.join().unwrap();
+        e
+    })
+}
+
+fn stream_crossbeam_u64(samples: usize, ops: u64, producers: u64) -> PerOp {
+    Measure::new(samples, ops).per_op_timed(|n| {
+        let (tx, rx) = crossbeam_channel::unbounded::<u64>();
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..producers {
+                let tx = tx.clone();
+                s.spawn(move || {
+                    for i in 0..n / producers {
+                        tx.send(i).unwrap();
+                    }
+                });
+            }
+            drop(tx);
+            for _ in 0..producers {
+                let rx = rx.clone();
+                s.spawn(move || while rx.recv().is_ok() {});
+            }
+        });
+        t.elapsed()
+    })
+}
+
+fn drain((q, sum): (Queue<u64>, Queue<(u64, u64)>)) {
+    let (mut count, mut total) = (0, 0);
+    while let Ok(v) = q.get() {
+        count += 1;
+        total += v;
+    }
+    sum.put((count, total)).unwrap();
+}
+
+fn produce_range((q, from, n): (Queue<u64>, u64, u64)) {
+    for i in from..from + n {
+        q.put(i).unwrap();
+    }
+}
+
+/// 2 producer and 2 consumer processes; checks the count and sum; time includes the starts
+/// (four forks, well under 1% of the run).
+fn stream_queue_2p2c(samples: usize, ops: u64) -> PerOp {
+    Measure::new(samples, ops).per_op_timed(|n| {
+        let q = Queue::new().unwrap();
+        let sums = Queue::new().unwrap();
+        let half = n / 2;
+        let t = Instant::now();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| start(drain, (q.clone(), sums.clone())))
+            .collect();
+        let producers: Vec<_> = (0..2)
+            .map(|k| start(produce_range, (q.clone(), k * half, half)))
+            .collect();
+        drop(q);
+        for p in producers {
+            p.join().unwrap();
+        }
+        for c in consumers {
+            c.join().unwrap();
+        }
+        let e = t.elapsed();
+        let (c1, s1) = sums.get().unwrap();
+        let (c2, s2) = sums.get().unwrap();
+        assert_eq!(c1 + c2, 2 * half);
+        assert_eq!(s1 + s2, (0..2 * half).sum::<u64>());
+        e
+    })
+}
+
+fn python_stream(item: &str, n: u32) -> Option<PerOp> {
+    run_python(&format!(
+        "import multiprocessing as mp, time\ndef prod(q, n):\n    x = {item}\n    for _ in range(n + 1): q.put(x)\nif __name__ == '__main__':\n    mp.set_start_method('fork')\n    ts = []\n    for _ in range(3):\n        q = mp.Queue(); p = mp.Process(target=prod, args=(q, {n})); p.start(); q.get()\n        t = time.perf_counter()\n        for _ in range({n}): q.get()\n        ts.append((time.perf_counter() - t) / {n}); p.join()\n    ts.sort(); print(ts[1] * 1e9)\n"
+    ))
+}
+
+// ---- byte items ----
+
+fn produce_bytes((q, size, n): (Queue<()>, usize, u64)) {
+    let item = vec![7u8; size];
+    for _ in 0..=n {
+        q.put_bytes(&item).unwrap();
+    }
+}
+
+fn stream_queue_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
+    Measure::new(samples, ops)
+        .per_op_timed(|n| {
+            let q = Queue::new().unwrap();
+            let child = start(produce_bytes, (q.clone(), size, n));
+            q.get_bytes().unwrap();
+            let t = Instant::now();
+            for _ in 0..n {
+                black_box(q.get_bytes().unwrap());
+            }
+            let e = t.elapsed();
+            child.join().unwrap();
+            e
+        })
+        .with_bytes(size as u64)
+}
+
+fn send_bytes_n((c, size, n): (Connection<()>, usize, u64)) {
+    let item = vec![7u8; size];
+    for _ in 0..=n {
+        c.send_bytes(&item).unwrap();
+    }
+}
+
+fn stream_pipe_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
+    Measure::new(samples, ops)
+        .per_op_timed(|n| {
+            let (rx, tx) = Pipe::simplex().unwrap();
+            let child = start(send_bytes_n, (tx, size, n));
+            rx.recv_bytes().unwrap();
+            let t = Instant::now();
+            for _ in 0..n {
+                black_box(rx.recv_bytes().unwrap());
+            }
+            let e = t.elapsed();
+            child.join().unwrap();
+            e
+        })
+        .with_bytes(size as u64)
+}
+
+fn stream_ipc_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
+    Measure::new(samples, ops)
+        .per_op_timed(|n| {
+            let (tx, rx) = ipc::bytes_channel().unwrap();
+            let child = fork(move || {
+                let item = vec![7u8; size];
+                for _ in 0..=n {
+                    tx.send(&item).unwrap();
+                }
+            });
+            rx.recv().unwrap();
+            let t = Instant::now();
+            for _ in 0..n {
+                black_box(rx.recv().unwrap());
+            }
+            let e = t.elapsed();
+            child.join().unwrap();
+            e
+        })
+        .with_bytes(size as u64)
+}
+
+fn stream_raw_pipe_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
+    Measure::new(samples, ops)
+        .per_op_timed(|n| {
+            let (mut r, mut w) = std::io::pipe().unwrap();
+            let child = fork(move || {
+                let item = vec![7u8; size];
+                for _ in 0..=n {
+                    w.write_all(&item).unwrap();
+                }
+            });
+            let mut buf = vec![0u8; size];
+            r.read_exact(&mut buf).unwrap();
+            let t = Instant::now();
+            for _ in 0..n {
+                let mut item = vec![0u8; size];
+                r.read_exact(&mut item).unwrap();
+                black_box(item);
+            }
+            let e = t.elapsed();
+            child.join().unwrap();
+            e
+        })
+        .with_bytes(size as u64)
+}
+
+fn memcpy(size: usize, samples: usize, ops: u64) -> PerOp {
+    let src = vec![7u8; size];
+    Measure::new(samples, ops)
+        .per_op(|n| {
+            for _ in 0..n {
+                black_box(black_box(&src).to_vec());
+            }
+        })
+        .with_bytes(size as u64)
+}
+
+fn main() {
+    let mut report = Report::new("process queues and pipes: round trip of a u64");
+    let spin = rt_spin(200_000);
+    let raw_pipe = rt_raw_pipe(5_000);
+    let ipcc = rt_ipc_channel(5_000);
+    let queue = rt_queue(100_000);
+    let pipe = rt_pipe(100_000);
+    let mut base = vec![
+        ("shared-memory spin ping-pong", spin),
+        ("raw pipe", raw_pipe),
+        ("ipc-channel", ipcc),
+    ];
+    let py_q = python_round_trip("Queue");
+    let py_p = python_round_trip("Pipe");
+    let mut qb = base.clone();
+    qb.extend(py_q.map(|p| ("Python multiprocessing.Queue", p)));
+    report.rows("Queue put+get round trip", queue, &qb);
+    base.extend(py_p.map(|p| ("Python multiprocessing.Pipe", p)));
+    report.rows("Pipe send+recv round trip", pipe, &base);
+
+    let mut report = Report::new("process queues: one-way u64 items (time per item)");
+    let q1 = stream_queue_u64(5, 1_000_000);
+    let mut b = vec![
+        (
+            "crossbeam-channel, threads",
+            stream_crossbeam_u64(5, 1_000_000, 1),
+        ),
+        ("ipc-channel", stream_ipc_channel_u64(3, 100_000)),
+    ];
+    b.extend(python_stream("0", 50_000).map(|p| ("Python multiprocessing.Queue", p)));
+    report.rows("Queue 1 producer, 1 consumer", q1, &b);
+    let q2 = stream_queue_2p2c(3, 2_000_000);
+    report.rows(
+        "Queue 2 producers, 2 consumers",
+        q2,
+        &[(
+            "crossbeam-channel, threads",
+            stream_crossbeam_u64(3, 2_000_000, 2),
+        )],
+    );
+
+    let mut report = Report::new("process queues and pipes: one-way byte items");
+    for (size, ops, samples) in [
+        (1usize << 10, 100_000u64, 5usize),
+        (1 << 20, 200, 5),
+        (64 << 20, 2, 3),
+    ] {
+        let q = stream_queue_bytes(size, samples, ops);
+        let p = stream_pipe_bytes(size, samples, ops);
+        let mut base = vec![
+            ("ipc-channel bytes", stream_ipc_bytes(size, samples, ops)),
+            ("raw pipe", stream_raw_pipe_bytes(size, samples, ops)),
+            ("memcpy", memcpy(size, samples, ops.min(1000))),
+        ];
+        if size <= 1 << 20 {
+            let n = if size <= 1024 { 20_000 } else { 100 };
+            if let Some(py) = python_stream(&format!("bytes({size})"), n) {
+                base.push(("Python multiprocessing.Queue", py.with_bytes(size as u64)));
+            }
+        }
+        report.rows_sized("Queue put_bytes/get_bytes", size as u64, q, &base);
+        report.rows_sized("Pipe send_bytes/recv_bytes", size as u64, p, &base);
+    }
+}

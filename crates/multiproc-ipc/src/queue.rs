@@ -1,0 +1,465 @@
+//! Process queues: [`Queue`], [`JoinableQueue`] and [`SimpleQueue`], Python's
+//! `multiprocessing.Queue` family, on the shared-memory ring (see the crate docs).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use multiproc_sync::{Error, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::codec;
+use crate::holders::{Handle, OBJECT_OFFSET, WireHandle};
+use crate::ring::{self, GetError, JOINABLE, PutError, Ring};
+use crate::wait::Wait;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A FIFO queue between processes (and threads), Python's `multiprocessing.Queue`.
+///
+/// Items are serialized into shared memory inside `put` and decoded inside `get`, so any
+/// `Serialize + DeserializeOwned` type travels, of any size. A handle is cheap to clone, and
+/// travels to child processes in their spawn arguments (under every start method). A `get` on
+/// an empty queue that no other live handle can ever put to answers `Err(Closed)` instead of
+/// waiting for ever: every other handle was dropped, its process died, or it is itself waiting
+/// in `get` on this queue (so a set of worker processes draining a queue all end once the
+/// producers are gone). A `put` on a full queue that nobody can drain answers `Err(Closed)`
+/// too. The forms with a timeout keep Python's answers (`Empty`, `Full`) and end at their
+/// deadline. Count handles, not threads: give each thread that may put its own clone.
+///
+/// ```
+/// use multiproc_ipc::Queue;
+/// let q = Queue::new()?;
+/// q.put("hello".to_string())?;
+/// q.put("world".to_string())?;
+/// assert_eq!(q.qsize(), 2);
+/// assert_eq!(q.get()?, "hello");
+/// assert_eq!(q.get_nowait()?, "world");
+/// assert!(matches!(q.get_nowait(), Err(multiproc_sync::Error::Empty)));
+/// drop(q.clone());
+/// assert!(matches!(q.get(), Err(multiproc_sync::Error::Closed))); // nobody else can put
+/// # Ok::<(), multiproc_sync::Error>(())
+/// ```
+pub struct Queue<T> {
+    handle: Handle,
+    _items: PhantomData<fn(T) -> T>,
+}
+
+fn wake_ring(base: NonNull<u8>) {
+    // SAFETY: every queue segment holds a `Ring` at OBJECT_OFFSET (checked at creation and on
+    // arrival), which stays mapped while the handle that calls this exists.
+    let ring = unsafe { base.add(OBJECT_OFFSET).cast::<Ring>().as_ref() };
+    ring.wake_everyone();
+}
+
+pub(crate) fn new_ring(maxsize: usize, flags: u64, role: usize) -> Result<Handle> {
+    if maxsize as u64 > ring::MAX_ITEMS {
+        return Err(Error::Invalid(format!(
+            "maxsize {maxsize} is above the limit of {}",
+            ring::MAX_ITEMS
+        )));
+    }
+    Ok(Handle::create::<Ring>(
+        ring::DATA_OFFSET + ring::BASE_CAP as usize,
+        ring::RESERVE,
+        role,
+        |r: &Ring, _| r.init(maxsize as u64, flags),
+        wake_ring,
+    )?)
+}
+
+pub(crate) fn receive_ring(wire: &WireHandle) -> std::result::Result<Handle, String> {
+    Handle::receive::<Ring>(wire, wake_ring)
+}
+
+pub(crate) fn put_error(e: PutError, len: usize) -> Error {
+    match e {
+        PutError::Full => Error::Full,
+        PutError::Closed => Error::Closed,
+        PutError::TooLarge => Error::Invalid(format!(
+            "an item of {len} bytes is larger than a queue or pipe can hold"
+        )),
+    }
+}
+
+pub(crate) fn get_error(e: GetError) -> Error {
+    match e {
+        GetError::Empty => Error::Empty,
+        GetError::Closed => Error::Closed,
+        GetError::Corrupt => Error::Codec(
+            "the shared ring held a malformed record (memory written by someone else); \
+             its items were dropped"
+                .to_owned(),
+        ),
+    }
+}
+
+/// Takes the oldest record of `handle`'s ring and gives its bytes to `take`.
+pub(crate) fn take_record<R>(
+    handle: &Handle,
+    deadline: Option<Instant>,
+    writer_role: usize,
+    take: impl FnOnce(&[u8]) -> R,
+) -> std::result::Result<R, GetError> {
+    let ring: &Ring = handle.state();
+    // A queue consumer that has to sleep marks itself blocked (see `Handle::set_blocked`);
+    // a pipe reader only asks whether a writer is left.
+    let blocked = std::cell::Cell::new(false);
+    let alive = || {
+        if writer_role != handle.role() {
+            return handle.others_alive(writer_role);
+        }
+        if !blocked.replace(true) {
+            handle.set_blocked(true);
+        }
+        handle.putters_alive()
+    };
+    let got = SCRATCH.with(|s| {
+        let mut scratch = s.borrow_mut();
+        ring.get(handle.segment(), &mut scratch, deadline, alive, take)
+    });
+    if blocked.get() {
+        handle.set_blocked(false);
+    }
+    if matches!(got, Err(GetError::Closed)) {
+        tracing::debug!(
+            target: "multiproc::queue",
+            pid = std::process::id(),
+            "get answers Closed: the queue is empty and no live handle can put"
+        );
+    }
+    got
+}
+
+fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+impl<T> Queue<T> {
+    /// A queue with no item limit (Python's `Queue()`): `put` never blocks.
+    pub fn new() -> Result<Self> {
+        Self::with_maxsize(0)
+    }
+
+    /// A queue of at most `maxsize` items (0: no limit; at most 8,388,607).
+    ///
+    /// ```
+    /// let q = multiproc_ipc::Queue::with_maxsize(1)?;
+    /// q.put(1)?;
+    /// assert!(q.full());
+    /// assert!(matches!(q.put_nowait(2), Err(multiproc_sync::Error::Full)));
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
+    pub fn with_maxsize(maxsize: usize) -> Result<Self> {
+        Ok(Self::from_handle(new_ring(maxsize, 0, 0)?))
+    }
+
+    fn from_handle(handle: Handle) -> Self {
+        Queue {
+            handle,
+            _items: PhantomData,
+        }
+    }
+
+    fn ring(&self) -> &Ring {
+        self.handle.state()
+    }
+
+    /// Items in the queue now (Python's `qsize()`; exact, but stale as soon as it returns).
+    pub fn qsize(&self) -> usize {
+        self.ring().len() as usize
+    }
+
+    /// Whether the queue holds no item now.
+    pub fn empty(&self) -> bool {
+        self.ring().len() == 0
+    }
+
+    /// Whether the queue is at its `maxsize` now (never, without a limit).
+    pub fn full(&self) -> bool {
+        let max = self.ring().maxsize();
+        max != 0 && self.ring().len() >= max
+    }
+
+    /// The item limit (0: none).
+    pub fn maxsize(&self) -> usize {
+        self.ring().maxsize() as usize
+    }
+
+    fn put_raw(&self, bytes: &[u8], deadline: Option<Instant>) -> Result<()> {
+        self.handle.touch();
+        let alive = || self.handle.others_alive(0);
+        self.ring()
+            .put(self.handle.segment(), bytes, deadline, alive)
+            .map_err(|e| put_error(e, bytes.len()))
+    }
+
+    /// Puts raw bytes, skipping serialization (the other side takes them with
+    /// [`get_bytes`](Self::get_bytes)).
+    ///
+    /// ```
+    /// let q = multiproc_ipc::Queue::<()>::new()?;
+    /// q.put_bytes(b"raw")?;
+    /// assert_eq!(q.get_bytes()?, b"raw");
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<()> {
+        self.put_raw(bytes, None)
+    }
+
+    /// Takes the next item's raw bytes (see [`put_bytes`](Self::put_bytes)).
+    pub fn get_bytes(&self) -> Result<Vec<u8>> {
+        take_record(&self.handle, None, 0, <[u8]>::to_vec).map_err(get_error)
+    }
+
+    /// Takes the next item's raw bytes, waiting at most `timeout`.
+    pub fn get_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
+        take_record(&self.handle, deadline(timeout), 0, <[u8]>::to_vec).map_err(get_error)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Queue<T> {
+    /// Puts `item`, waiting while the queue is full (bounded queues only).
+    pub fn put(&self, item: T) -> Result<()> {
+        codec::with_encoded(&item, |b| self.put_raw(b, None))
+    }
+
+    /// Puts `item`, waiting at most `timeout` for room; `Err(Full)` after that.
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
+        codec::with_encoded(&item, |b| self.put_raw(b, deadline(timeout)))
+    }
+
+    /// Puts `item` only if there is room now; `Err(Full)` otherwise.
+    pub fn put_nowait(&self, item: T) -> Result<()> {
+        codec::with_encoded(&item, |b| self.put_raw(b, Some(Instant::now())))
+    }
+
+    fn get_until(&self, deadline: Option<Instant>) -> Result<T> {
+        take_record(&self.handle, deadline, 0, codec::decode::<T>).map_err(get_error)?
+    }
+
+    /// Takes the oldest item, waiting as long as it takes; `Err(Closed)` when the queue is
+    /// empty and no other handle is left in any live process.
+    pub fn get(&self) -> Result<T> {
+        self.get_until(None)
+    }
+
+    /// Takes the oldest item, waiting at most `timeout`; `Err(Empty)` after that.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = multiproc_ipc::Queue::<u32>::new()?;
+    /// let _producer = q.clone(); // someone could still put
+    /// let e = q.get_timeout(Duration::from_millis(10));
+    /// assert!(matches!(e, Err(multiproc_sync::Error::Empty)));
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.get_until(deadline(timeout))
+    }
+
+    /// Takes the oldest item if there is one now; `Err(Empty)` otherwise.
+    pub fn get_nowait(&self) -> Result<T> {
+        self.get_until(Some(Instant::now()))
+    }
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Self::from_handle(self.handle.clone())
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("qsize", &self.qsize())
+            .field("maxsize", &self.maxsize())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Serialize for Queue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.handle
+            .send()
+            .map_err(serde::ser::Error::custom)?
+            .serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Queue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let wire = WireHandle::deserialize(d)?;
+        receive_ring(&wire)
+            .map(Self::from_handle)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A [`Queue`] that also counts unfinished tasks, Python's `multiprocessing.JoinableQueue`:
+/// every `put` adds one, [`task_done`](Self::task_done) removes one, [`join`](Self::join)
+/// waits for zero. Everything else is [`Queue`]'s (through `Deref`).
+///
+/// ```
+/// let q = multiproc_ipc::JoinableQueue::new()?;
+/// q.put(5)?;
+/// assert_eq!(q.get()?, 5);
+/// q.task_done()?;
+/// q.join()?; // nothing unfinished: returns at once
+/// assert!(q.task_done().is_err()); // more task_done than puts
+/// # Ok::<(), multiproc_sync::Error>(())
+/// ```
+pub struct JoinableQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T> JoinableQueue<T> {
+    /// A joinable queue with no item limit.
+    pub fn new() -> Result<Self> {
+        Self::with_maxsize(0)
+    }
+
+    /// A joinable queue of at most `maxsize` items (0: no limit).
+    pub fn with_maxsize(maxsize: usize) -> Result<Self> {
+        Ok(JoinableQueue {
+            queue: Queue::from_handle(new_ring(maxsize, JOINABLE, 0)?),
+        })
+    }
+
+    /// Marks one item taken earlier as processed; `Err(Invalid)` when called more times than
+    /// items were put (Python's `ValueError`).
+    pub fn task_done(&self) -> Result<()> {
+        if self.queue.ring().task_done() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(
+                "task_done() called too many times".to_owned(),
+            ))
+        }
+    }
+
+    /// Waits until every item put has been marked done; `Err(Closed)` if some are unfinished
+    /// and no other live handle is left to finish them.
+    pub fn join(&self) -> Result<()> {
+        match self.queue.ring().join(|| self.queue.handle.others_alive(0)) {
+            Wait::Ready | Wait::TimedOut => Ok(()),
+            Wait::Closed => Err(Error::Closed),
+        }
+    }
+}
+
+impl<T> Deref for JoinableQueue<T> {
+    type Target = Queue<T>;
+    fn deref(&self) -> &Queue<T> {
+        &self.queue
+    }
+}
+
+impl<T> Clone for JoinableQueue<T> {
+    fn clone(&self) -> Self {
+        JoinableQueue {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinableQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinableQueue")
+            .field("qsize", &self.queue.qsize())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Serialize for JoinableQueue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.queue.serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(JoinableQueue {
+            queue: Queue::deserialize(d)?,
+        })
+    }
+}
+
+/// An unbounded FIFO queue with the short API of Python's `multiprocessing.SimpleQueue`.
+///
+/// ```
+/// let q = multiproc_ipc::SimpleQueue::new()?;
+/// q.put(vec![1, 2])?;
+/// assert!(!q.empty());
+/// assert_eq!(q.get()?, vec![1, 2]);
+/// # Ok::<(), multiproc_sync::Error>(())
+/// ```
+pub struct SimpleQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
+    /// A new, empty queue.
+    pub fn new() -> Result<Self> {
+        Ok(SimpleQueue {
+            queue: Queue::new()?,
+        })
+    }
+
+    /// Puts `item` (never blocks).
+    pub fn put(&self, item: T) -> Result<()> {
+        self.queue.put(item)
+    }
+
+    /// Takes the oldest item, waiting as long as it takes; `Err(Closed)` when empty and no
+    /// other live handle is left.
+    pub fn get(&self) -> Result<T> {
+        self.queue.get()
+    }
+
+    /// Takes the oldest item, waiting at most `timeout`; `Err(Empty)` after that.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.queue.get_timeout(timeout)
+    }
+
+    /// Whether the queue holds no item now.
+    pub fn empty(&self) -> bool {
+        self.queue.empty()
+    }
+}
+
+impl<T> Clone for SimpleQueue<T> {
+    fn clone(&self) -> Self {
+        SimpleQueue {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for SimpleQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimpleQueue")
+            .field("qsize", &self.queue.qsize())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Serialize for SimpleQueue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.queue.serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(SimpleQueue {
+            queue: Queue::deserialize(d)?,
+        })
+    }
+}

@@ -1,0 +1,176 @@
+//! A process-shared lock that survives its owner's death.
+//!
+//! The word is the thread toolbox's [`RawLock`] (owner tid in bits 0–29, `WAITERS` in bit 31)
+//! on the process-shared futex. Linux's robust futex list would mark a dead owner's word, but
+//! glibc owns each thread's list; instead a waiter that has slept for a while asks the kernel
+//! whether the owner tid still runs (`/proc/<tid>/stat`: gone or zombie means dead) and, if
+//! not, takes the word over with one compare-and-swap from the exact value it saw, so two
+//! rescuers cannot both win. The rescuer learns `owner_died = true`: the data the lock
+//! protects may be half-updated, and the caller decides (queues keep their commit points
+//! outside the lock's critical data, so they need no repair).
+//!
+//! Known limit: a dead owner's tid reused by a new thread before anyone looks makes the
+//! lock wait for that thread instead (Linux hands out pids in order, so reuse takes a full
+//! cycle of `pid_max`).
+
+use std::time::{Duration, Instant};
+
+use multiproc_sync::raw::{Futex, RawLock, SharedFutex, TID_MASK, WAITERS};
+use std::sync::atomic::Ordering;
+
+use crate::sys;
+
+/// A robust, process-shared mutual-exclusion word (4 bytes, all-zero = unlocked).
+#[repr(transparent)]
+#[derive(Debug, Default)]
+pub(crate) struct RobustLock {
+    raw: RawLock<SharedFutex>,
+}
+
+#[cfg(not(multiproc_loom))]
+const _: () = assert!(std::mem::size_of::<RobustLock>() == 4);
+
+/// How long a waiter sleeps before it first checks on the owner, and the most it ever sleeps
+/// between checks.
+const FIRST_CHECK: Duration = Duration::from_millis(1);
+const LAST_CHECK: Duration = Duration::from_millis(50);
+
+impl RobustLock {
+    /// The robust view of a plain lock word (for one embedded in a raw re-entrant lock or
+    /// condition of the thread toolbox).
+    #[inline]
+    pub(crate) fn from_raw(raw: &RawLock<SharedFutex>) -> &RobustLock {
+        // SAFETY: `RobustLock` is `repr(transparent)` over `RawLock<SharedFutex>`, so the
+        // two references have the same layout and validity; the lifetime is carried over.
+        unsafe { &*(raw as *const RawLock<SharedFutex>).cast::<RobustLock>() }
+    }
+
+    /// The plain lock word (to hand to a raw condition).
+    #[inline]
+    pub(crate) fn raw(&self) -> &RawLock<SharedFutex> {
+        &self.raw
+    }
+
+    /// Takes the lock if it is free, or if its owner is dead. `Some(owner_died)` on success.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> Option<bool> {
+        if self.raw.try_lock() {
+            Some(false)
+        } else {
+            self.rescue().then_some(true)
+        }
+    }
+
+    /// Takes the lock, waiting until `deadline` at most (`None`: as long as it takes).
+    /// `Some(owner_died)` on success, `None` when the deadline passed.
+    #[inline]
+    pub(crate) fn lock_until(&self, deadline: Option<Instant>) -> Option<bool> {
+        if self.raw.try_lock() {
+            return Some(false);
+        }
+        self.lock_slow(deadline)
+    }
+
+    #[cold]
+    fn lock_slow(&self, deadline: Option<Instant>) -> Option<bool> {
+        let mut nap = FIRST_CHECK;
+        loop {
+            let now = Instant::now();
+            let until = match deadline {
+                Some(d) if d <= now + nap => Some(d),
+                _ => Some(now + nap),
+            };
+            if self.raw.lock_until(until) {
+                return Some(false);
+            }
+            if self.rescue() {
+                return Some(true);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
+            }
+            nap = (nap * 2).min(LAST_CHECK);
+        }
+    }
+
+    /// Takes the word over if its owner is dead.
+    #[cold]
+    fn rescue(&self) -> bool {
+        let word = self.raw.word();
+        let seen = word.load(Ordering::Relaxed);
+        let owner = seen & TID_MASK;
+        if owner == 0 || !sys::is_dead(owner) {
+            return false;
+        }
+        let mine = SharedFutex::owner_id() | (seen & WAITERS);
+        let rescued = word
+            .compare_exchange(seen, mine, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+        if rescued {
+            tracing::debug!(
+                target: "multiproc::lock",
+                dead_owner_tid = owner,
+                "took over a process-shared lock whose owner died holding it"
+            );
+        }
+        rescued
+    }
+
+    /// Releases the lock.
+    ///
+    /// # Safety
+    /// The calling thread holds the lock (took it with `try_lock`/`lock_until`).
+    #[inline]
+    pub(crate) unsafe fn unlock(&self) {
+        // SAFETY: forwarded contract.
+        unsafe { self.raw.unlock() }
+    }
+
+    /// Whether some live or dead thread holds the word.
+    pub(crate) fn is_locked(&self) -> bool {
+        self.raw.is_locked()
+    }
+
+    /// Whether the calling thread holds the lock.
+    #[allow(dead_code)]
+    pub(crate) fn is_owned_by_current_thread(&self) -> bool {
+        self.raw.is_owned_by_current_thread()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_owner_is_rescued() {
+        let lock = RobustLock::default();
+        // A thread takes the lock and exits without releasing it.
+        std::thread::scope(|s| {
+            s.spawn(|| assert_eq!(lock.try_lock(), Some(false)));
+        });
+        assert!(lock.is_locked() && !lock.is_owned_by_current_thread());
+        assert_eq!(lock.lock_until(None), Some(true));
+        assert!(lock.is_owned_by_current_thread());
+        // SAFETY: held by this thread.
+        unsafe { lock.unlock() };
+        assert_eq!(lock.try_lock(), Some(false));
+        // SAFETY: held by this thread.
+        unsafe { lock.unlock() };
+    }
+
+    #[test]
+    fn a_live_owner_times_out() {
+        let lock = RobustLock::default();
+        assert_eq!(lock.try_lock(), Some(false));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let t = Instant::now();
+                assert_eq!(lock.lock_until(Some(t + Duration::from_millis(20))), None);
+                assert!(t.elapsed() >= Duration::from_millis(20));
+            });
+        });
+        // SAFETY: held by this thread.
+        unsafe { lock.unlock() };
+    }
+}

@@ -1,0 +1,222 @@
+//! Linux backend: `memfd_create`, `mmap`, `/proc/<id>/stat` liveness and `pthread_atfork`
+//! through `libc`; the process-shared futex through `rustix`.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// An anonymous shared-memory file of length 0, close-on-exec. `name` only labels it in
+/// `/proc/<pid>/fd` (as `/memfd:<name>`); it is never visible in `/dev/shm`.
+pub(crate) fn memfd(name: &str) -> io::Result<OwnedFd> {
+    let cname = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: `cname` is a valid NUL-terminated string; the flags are valid.
+    let fd = cvt(unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) })?;
+    // SAFETY: `fd` was just returned by memfd_create and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sets the file's length (growing allocates nothing; shrinking frees the pages past it in
+/// every process that maps them).
+pub(crate) fn set_len(fd: BorrowedFd<'_>, len: usize) -> io::Result<()> {
+    let len = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+    loop {
+        // SAFETY: `fd` is a valid open descriptor for the duration of the call.
+        match cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r.map(drop),
+        }
+    }
+}
+
+/// The file's current length.
+pub(crate) fn file_len(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is valid and `st` is a writable stat buffer.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    usize::try_from(st.st_size).map_err(|_| io::ErrorKind::InvalidData.into())
+}
+
+/// Maps `len` bytes of `fd` shared and read-write. The range past the file's length is
+/// reserved address space only: touching it faults (SIGBUS), so callers keep every access
+/// below the length they set.
+pub(crate) fn map_shared(fd: BorrowedFd<'_>, len: usize) -> io::Result<NonNull<u8>> {
+    // SAFETY: a fresh mapping chosen by the kernel (addr NULL) aliases no Rust object; `fd` is
+    // valid for the call (the mapping keeps its own reference to the file).
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_NORESERVE,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned NULL"))
+}
+
+/// Unmaps a mapping made by [`map_shared`].
+///
+/// # Safety
+/// `ptr`/`len` must be exactly a live mapping from `map_shared`, and nothing may use it after.
+pub(crate) unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
+    // SAFETY: per the contract, this is one whole mapping that nobody uses any more.
+    unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+}
+
+/// Sleeps while `*word == expected` (process-shared futex), at most `timeout`. Spurious
+/// returns are allowed; callers re-check.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
+    use rustix::thread::futex;
+    let ts = timeout.map(|t| futex::Timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: t.subsec_nanos().into(),
+    });
+    // Every outcome (woken, value changed, interrupted, timed out) means "look again".
+    let _ = futex::wait(word, futex::Flags::empty(), expected, ts.as_ref());
+}
+
+/// Wakes every sleeper on `word` (process-shared futex).
+pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    use rustix::thread::futex;
+    let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+}
+
+static PID: AtomicU32 = AtomicU32::new(0);
+
+/// This process's id, cached (glibc no longer caches `getpid`); refreshed in a fork child by
+/// the crate's fork hook, which calls [`refresh_pid`].
+#[inline]
+pub(crate) fn pid() -> u32 {
+    match PID.load(Ordering::Relaxed) {
+        0 => refresh_pid(),
+        p => p,
+    }
+}
+
+/// Re-reads the process id (async-signal-safe: one syscall and a store).
+pub(crate) fn refresh_pid() -> u32 {
+    // SAFETY: getpid has no preconditions.
+    let p = unsafe { libc::getpid() } as u32;
+    PID.store(p, Ordering::Relaxed);
+    p
+}
+
+/// Whether process or thread `id` is gone: no such task, or a zombie / dead one (a killed
+/// child stays a zombie until its parent reaps it, and must already count as dead). Reads
+/// `/proc/<id>/stat` (a few microseconds): call it on slow paths only.
+pub(crate) fn is_dead(id: u32) -> bool {
+    if id == 0 {
+        return true;
+    }
+    let Ok(stat) = std::fs::read(format!("/proc/{id}/stat")) else {
+        return true;
+    };
+    // "pid (comm) S ...": the comm may hold spaces and parentheses, so look after the last ')'.
+    let state = stat
+        .iter()
+        .rposition(|&b| b == b')')
+        .and_then(|i| stat.get(i + 2).copied());
+    matches!(state, None | Some(b'Z' | b'X' | b'x'))
+}
+
+/// Runs `child` in the child after every `fork` of the process.
+pub(crate) fn on_fork_child(child: unsafe extern "C" fn()) -> io::Result<()> {
+    // SAFETY: `child` is a 'static function; the caller guarantees it is async-signal-safe.
+    let rc = unsafe { libc::pthread_atfork(None, None, Some(child)) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+fn shm_path(name: &str) -> io::Result<CString> {
+    let name = name.strip_prefix('/').unwrap_or(name);
+    if name.is_empty() || name.len() > 250 || name.contains('/') || name.contains('\0') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("shared memory name {name:?} must be 1-250 characters without '/'"),
+        ));
+    }
+    CString::new(format!("/{name}")).map_err(|_| io::ErrorKind::InvalidInput.into())
+}
+
+/// Opens (or with `create`, exclusively creates) the named POSIX shared-memory object
+/// `/dev/shm/<name>`, close-on-exec, mode 0600.
+pub(crate) fn shm_open(name: &str, create: bool) -> io::Result<OwnedFd> {
+    let path = shm_path(name)?;
+    let flags = libc::O_RDWR
+        | libc::O_CLOEXEC
+        | if create {
+            libc::O_CREAT | libc::O_EXCL
+        } else {
+            0
+        };
+    // SAFETY: `path` is a valid NUL-terminated string; flags and mode are valid.
+    let fd = cvt(unsafe { libc::shm_open(path.as_ptr(), flags, 0o600) })?;
+    // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Removes the name `/dev/shm/<name>` (the memory lives on while mapped or open).
+pub(crate) fn shm_unlink(name: &str) -> io::Result<()> {
+    let path = shm_path(name)?;
+    // SAFETY: `path` is a valid NUL-terminated string.
+    cvt(unsafe { libc::shm_unlink(path.as_ptr()) }).map(drop)
+}
+
+/// Where named shared-memory objects live.
+const SHM_DIR: &str = "/dev/shm";
+
+/// The names in `/dev/shm` (regular files only; empty if the directory cannot be read).
+pub(crate) fn shm_names() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(SHM_DIR) else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect()
+}
+
+/// A file's identity: (device, inode, owner uid).
+pub(crate) type FileId = (u64, u64, u32);
+
+/// The identity of the file behind `fd`.
+pub(crate) fn fd_id(fd: BorrowedFd<'_>) -> io::Result<FileId> {
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is valid and `st` is a writable stat buffer.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok((st.st_dev, st.st_ino, st.st_uid))
+}
+
+/// The identity of the file that `/dev/shm/<name>` names now (without following links).
+pub(crate) fn shm_id(name: &str) -> io::Result<FileId> {
+    let path = shm_path(name)?;
+    let full = format!("{SHM_DIR}{}", path.to_string_lossy());
+    let md = std::fs::symlink_metadata(full)?;
+    use std::os::unix::fs::MetadataExt;
+    Ok((md.dev(), md.ino(), md.uid()))
+}
+
+/// This process's effective user id.
+pub(crate) fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}

@@ -1,0 +1,20 @@
+//! All operating-system code of the crate lives below this module (mio's `sys/` layering).
+//!
+//! A backend provides:
+//! - `memfd(name)`: an anonymous shared-memory file (freed when its last descriptor and mapping
+//!   are gone, `kill -9` included), close-on-exec; `set_len(fd, len)`; `file_len(fd)`.
+//! - `map_shared(fd, len)` / `unmap(ptr, len)`: a shared mapping that may be longer than the
+//!   file (address space reserved, no memory committed: `MAP_NORESERVE`).
+//! - `pid()`: this process's id (cached, refreshed after `fork`); `is_dead(id)`: whether a
+//!   process or thread id no longer names a running task (gone, zombie or dead).
+//! - `on_fork_child(f)`: a hook run in the child after every `fork`.
+//! - `futex_wait(word, expected, timeout)` / `futex_wake_all(word)`: the process-shared futex
+//!   on a word in shared memory.
+//! - `shm_open`/`shm_unlink` for named segments that unrelated processes open by name;
+//!   `shm_names()` (the names now in `/dev/shm`), `shm_id(name)`/`fd_id(fd)` (a file's
+//!   device, inode and owner, to tell one file from a successor of the same name), `euid()`.
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub(crate) use linux::*;

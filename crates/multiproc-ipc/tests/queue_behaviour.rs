@@ -1,0 +1,121 @@
+//! Python's queue and pipe behaviours in one process: timeouts that wait their full time and
+//! answer `Full`/`Empty`/`Timeout`, qsize, FIFO, simplex directions, poll, empty messages.
+
+use std::time::{Duration, Instant};
+
+use multiproc_ipc::{Error, JoinableQueue, Pipe, Queue, SimpleQueue};
+
+const T: Duration = Duration::from_millis(30);
+
+#[test]
+fn timeouts_wait_their_time_and_answer_full_or_empty() {
+    let q = Queue::with_maxsize(2).unwrap();
+    q.put(1u8).unwrap();
+    q.put(2).unwrap();
+    assert!(q.full());
+    let t = Instant::now();
+    assert!(matches!(q.put_timeout(3, T), Err(Error::Full)));
+    assert!(t.elapsed() >= T);
+    assert!(matches!(q.put_nowait(3), Err(Error::Full)));
+    assert_eq!(q.qsize(), 2);
+    assert_eq!((q.get().unwrap(), q.get().unwrap()), (1, 2));
+    let t = Instant::now();
+    assert!(matches!(q.get_timeout(T), Err(Error::Empty)));
+    assert!(t.elapsed() >= T);
+    assert!(matches!(q.get_nowait(), Err(Error::Empty)));
+    assert!(q.empty() && !q.full());
+}
+
+#[test]
+fn a_blocked_put_resumes_when_a_thread_takes() {
+    let q = Queue::with_maxsize(1).unwrap();
+    q.put(0u32).unwrap();
+    let taker = q.clone();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for i in 0..100 {
+                assert_eq!(taker.get().unwrap(), i);
+            }
+        });
+        for i in 1..100 {
+            q.put(i).unwrap();
+        }
+    });
+}
+
+#[test]
+fn fifo_qsize_and_item_types() {
+    let q = Queue::new().unwrap();
+    for i in 0..1000u32 {
+        q.put((i, format!("item {i}"), vec![i; (i % 7) as usize]))
+            .unwrap();
+    }
+    assert_eq!(q.qsize(), 1000);
+    for i in 0..1000u32 {
+        assert_eq!(
+            q.get().unwrap(),
+            (i, format!("item {i}"), vec![i; (i % 7) as usize])
+        );
+    }
+    let s = SimpleQueue::new().unwrap();
+    s.put(()).unwrap();
+    assert!(!s.empty());
+    s.get().unwrap();
+    assert!(s.empty());
+}
+
+#[test]
+fn joinable_queue_counts_tasks() {
+    let q = JoinableQueue::new().unwrap();
+    q.put('a').unwrap();
+    q.put('b').unwrap();
+    let worker = q.clone();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for _ in 0..2 {
+                worker.get().unwrap();
+                worker.task_done().unwrap();
+            }
+        });
+        q.join().unwrap();
+    });
+    assert!(matches!(q.task_done(), Err(Error::Invalid(_))));
+}
+
+#[test]
+fn pipes_keep_message_boundaries_and_directions() {
+    let (a, b) = Pipe::duplex::<Vec<u8>>().unwrap();
+    for len in [0usize, 1, 7, 8, 9, 4096, 300_000] {
+        a.send(vec![len as u8; len]).unwrap();
+    }
+    for len in [0usize, 1, 7, 8, 9, 4096, 300_000] {
+        assert_eq!(b.recv().unwrap(), vec![len as u8; len]);
+    }
+    assert!(!b.poll(Some(Duration::ZERO)).unwrap());
+    let t = Instant::now();
+    assert!(!b.poll(Some(T)).unwrap());
+    assert!(t.elapsed() >= T);
+    assert!(matches!(b.recv_timeout(T), Err(Error::Timeout)));
+
+    let (rx, tx) = Pipe::simplex::<u8>().unwrap();
+    assert!(matches!(rx.send(1), Err(Error::Invalid(_))));
+    assert!(matches!(tx.recv(), Err(Error::Invalid(_))));
+    tx.send(9).unwrap();
+    assert!(rx.poll(None).unwrap());
+    assert_eq!(rx.recv().unwrap(), 9);
+    drop(tx);
+    assert!(matches!(rx.recv(), Err(Error::Closed)));
+    let (rx, tx) = Pipe::simplex::<u8>().unwrap();
+    drop(rx);
+    assert!(matches!(tx.send(1), Err(Error::Closed)));
+}
+
+#[test]
+fn undecodable_items_are_codec_errors() {
+    let q = Queue::<String>::new().unwrap();
+    q.put_bytes(&[0xFF, 0xFF, 0xFF]).unwrap();
+    assert!(matches!(q.get(), Err(Error::Codec(_))));
+    // The bad item was consumed; the queue goes on.
+    q.put("fine".into()).unwrap();
+    assert_eq!(q.get().unwrap(), "fine");
+}

@@ -1,0 +1,219 @@
+//! Queues and pipes between real processes, under every start method: delivery, `Closed`
+//! instead of hangs when peers drop or die, large items, and no leaked descriptors.
+
+use std::time::{Duration, Instant};
+
+use multiproc_ipc::{Connection, Error, JoinableQueue, Pipe, Queue, SimpleQueue};
+use multiproc_spawn::{Process, StartMethod};
+
+const METHODS: [StartMethod; 3] = [
+    StartMethod::Fork,
+    StartMethod::Spawn,
+    StartMethod::ForkServer,
+];
+
+fn start<A, R>(m: StartMethod, f: fn(A) -> R, args: A) -> Process<R>
+where
+    A: serde::Serialize + serde::de::DeserializeOwned + 'static,
+    R: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    Process::builder().start_method(m).spawn(f, args).unwrap()
+}
+
+fn produce((q, from, n): (Queue<u64>, u64, u64)) {
+    for i in from..from + n {
+        q.put(i).unwrap();
+    }
+}
+
+#[test]
+fn items_cross_every_start_method_then_the_queue_reports_closed() {
+    for m in METHODS {
+        let q = Queue::new().unwrap();
+        let p = start(m, produce, (q.clone(), 0, 1000));
+        for i in 0..1000 {
+            assert_eq!(q.get().unwrap(), i, "{m:?}");
+        }
+        p.join().unwrap();
+        // The child's handle went with it: nobody can put any more.
+        assert!(matches!(q.get(), Err(Error::Closed)), "{m:?}");
+    }
+}
+
+fn work_and_mark_done((q, results): (JoinableQueue<u32>, SimpleQueue<u32>)) {
+    while let Ok(x) = q.get() {
+        results.put(x * 2).unwrap();
+        q.task_done().unwrap();
+    }
+}
+
+#[test]
+fn joinable_queue_join_waits_for_task_done_in_a_child() {
+    for m in METHODS {
+        let q = JoinableQueue::new().unwrap();
+        let results = SimpleQueue::new().unwrap();
+        let p = start(m, work_and_mark_done, (q.clone(), results.clone()));
+        for i in 0..50 {
+            q.put(i).unwrap();
+        }
+        q.join().unwrap();
+        let mut got: Vec<u32> = (0..50).map(|_| results.get().unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..50).map(|i| i * 2).collect::<Vec<_>>());
+        assert!(q.task_done().is_err(), "more task_done calls than items");
+        drop(q);
+        p.join().unwrap(); // its get saw Closed once we dropped ours
+    }
+}
+
+fn echo(c: Connection<u64>) -> u64 {
+    let mut n = 0;
+    while let Ok(v) = c.recv() {
+        c.send(v + 1).unwrap();
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn pipe_ping_pong_under_every_start_method() {
+    for m in METHODS {
+        let (a, b) = Pipe::duplex().unwrap();
+        let p = start(m, echo, b);
+        for i in 0..2000 {
+            a.send(i).unwrap();
+            assert_eq!(a.recv().unwrap(), i + 1);
+        }
+        drop(a);
+        assert_eq!(p.join().unwrap(), 2000, "{m:?}");
+    }
+}
+
+fn put_then_park((q, ready): (Queue<u64>, Queue<u64>)) {
+    q.put(1).unwrap();
+    ready.put(0).unwrap();
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn a_killed_producer_gives_closed_not_a_hang() {
+    for m in [StartMethod::Fork, StartMethod::ForkServer] {
+        let q = Queue::new().unwrap();
+        let ready = Queue::new().unwrap();
+        let p = start(m, put_then_park, (q.clone(), ready.clone()));
+        ready.get().unwrap();
+        assert_eq!(q.get().unwrap(), 1);
+        p.kill().unwrap();
+        let t = Instant::now();
+        assert!(matches!(q.get(), Err(Error::Closed)), "{m:?}");
+        assert!(t.elapsed() < Duration::from_secs(5));
+        // A bounded queue that is full and has no live consumer left: put is Closed too.
+        let b = Queue::with_maxsize(1).unwrap();
+        b.put(1).unwrap();
+        assert!(matches!(b.put(2), Err(Error::Closed)));
+        drop(p);
+    }
+}
+
+fn recv_one_then_park((c, ready): (Connection<u64>, Queue<u64>)) {
+    ready.put(c.recv().unwrap()).unwrap();
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn a_killed_pipe_peer_gives_closed_both_ways() {
+    let (a, b) = Pipe::duplex().unwrap();
+    let ready = Queue::new().unwrap();
+    let p = start(StartMethod::Spawn, recv_one_then_park, (b, ready.clone()));
+    a.send(5).unwrap();
+    assert_eq!(ready.get().unwrap(), 5);
+    p.kill().unwrap();
+    assert!(matches!(a.recv(), Err(Error::Closed)));
+    assert!(
+        a.poll(None).unwrap(),
+        "poll answers at once when the peer is gone"
+    );
+    // Sends are checked cheaply; within a bounded number of unread items they see it too.
+    let mut closed = false;
+    for i in 0..1000 {
+        if matches!(a.send(i), Err(Error::Closed)) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "send to a dead reader must end in Closed");
+    drop(p);
+}
+
+fn checksum((q, n): (Queue<Vec<u8>>, usize)) -> usize {
+    let v = q.get().unwrap();
+    assert_eq!(v.len(), n);
+    v.iter().map(|&b| b as usize).sum()
+}
+
+fn echo_bytes(c: Connection<()>) {
+    while let Ok(b) = c.recv_bytes() {
+        c.send_bytes(&b).unwrap();
+    }
+}
+
+#[test]
+fn sixteen_and_sixty_four_mib_items() {
+    let q = Queue::new().unwrap();
+    let n = 16 << 20;
+    let item: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+    let want: usize = item.iter().map(|&b| b as usize).sum();
+    let p = start(StartMethod::ForkServer, checksum, (q.clone(), n));
+    q.put(item).unwrap();
+    assert_eq!(p.join().unwrap(), want);
+
+    let (a, b) = Pipe::duplex::<()>().unwrap();
+    let p = start(StartMethod::Spawn, echo_bytes, b);
+    let big: Vec<u8> = (0..64 << 20).map(|i: usize| (i % 253) as u8).collect();
+    a.send_bytes(&big).unwrap();
+    a.send_bytes(b"").unwrap();
+    assert_eq!(a.recv_bytes().unwrap(), big);
+    assert_eq!(a.recv_bytes().unwrap(), b"");
+    drop(a);
+    p.join().unwrap();
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn nothing_leaks_after_queues_pipes_and_children() {
+    // Warm up whatever the first spawn opens for good (the fork server's socket).
+    let q = Queue::new().unwrap();
+    start(StartMethod::ForkServer, produce, (q.clone(), 0, 1))
+        .join()
+        .unwrap();
+    drop(q);
+    let before = open_fds();
+    for m in METHODS {
+        let q = Queue::new().unwrap();
+        let (a, b) = Pipe::duplex().unwrap();
+        let p = start(m, produce, (q.clone(), 0, 3));
+        let e = start(m, echo, b);
+        a.send(1).unwrap();
+        assert_eq!(a.recv().unwrap(), 2);
+        drop(a);
+        p.join().unwrap();
+        e.join().unwrap();
+        assert_eq!(q.qsize(), 3);
+    }
+    assert_eq!(open_fds(), before, "descriptors leaked");
+    let shm: Vec<_> = std::fs::read_dir("/dev/shm")
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !shm.iter()
+            .any(|n| n.to_string_lossy().contains("multiproc")),
+        "{shm:?}"
+    );
+}

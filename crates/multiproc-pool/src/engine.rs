@@ -1,0 +1,575 @@
+//! The process-pool engine behind [`Pool`](crate::Pool) and
+//! [`ProcessPoolExecutor`](crate::ProcessPoolExecutor): worker processes, and one supervisor
+//! thread in the parent that dispatches tasks, collects results and replaces dead workers.
+//!
+//! # Dispatch
+//!
+//! Each worker has its own task queue (multiproc-ipc's shared-memory ring); all workers put
+//! their results on one result queue, on which the supervisor sleeps; the parent's other
+//! threads wake it with a one-byte record after they hand it news. The supervisor keeps the not-yet-sent tasks and sends a
+//! worker more only while it holds fewer than a limit: 1 while tasks are slow or their length is
+//! unknown (so a free worker never waits behind a busy one, as with Python's shared queue), and
+//! up to about a millisecond of work when tasks are short, so a worker always has the next task
+//! at hand. A worker runs its tasks in order and reports each result at once, so the oldest
+//! task the supervisor sent it and has no result for is exactly the one it is running.
+//!
+//! # Faults
+//!
+//! A worker's lifeline socket reaches end-of-file the moment the worker dies (`kill -9`
+//! included); a small thread per worker blocks on it and tells the supervisor. The supervisor
+//! then takes in every result already on the result queue, reaps the worker (through its pidfd-backed `Process`), fails the one task it was
+//! running with `Err(WorkerDied { exitcode })`, puts the tasks it had not started back at the
+//! head of the queue, and starts a replacement.
+
+use crate::call::{CallSpec, InitField, Initializer};
+use crate::wire::{self, Cursor, Link};
+use crate::worker::{WorkerArgs, worker_main};
+use crossbeam_channel::{Receiver, Sender};
+use multiproc_ipc::Queue;
+use multiproc_spawn::{Process, StartMethod, get_start_method};
+use multiproc_sync::{Error, Result};
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What to do with a task's outcome, typed by whoever submitted it.
+pub(crate) trait Completion: Send {
+    /// Called just before the task is sent: `false` if it was cancelled meanwhile (it is then
+    /// dropped without [`Completion::finish`]).
+    fn claim(&mut self) -> bool;
+    /// The result bytes, or why there are none.
+    fn finish(self: Box<Self>, outcome: Result<&[u8]>);
+    /// The task will not run (shutdown with `cancel_futures`, terminate).
+    fn cancel(self: Box<Self>) {
+        self.finish(Err(Error::Cancelled));
+    }
+}
+
+/// One task: the call, its encoded arguments and what to do with its result.
+pub(crate) struct Job {
+    pub(crate) call: CallSpec,
+    pub(crate) args: Vec<u8>,
+    pub(crate) done: Box<dyn Completion>,
+}
+
+enum Event {
+    Submit(Vec<Job>),
+    Eof { slot: usize, generation: u64 },
+    Close,
+    CancelPending,
+    Terminate,
+}
+
+/// How the workers are started.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) processes: usize,
+    pub(crate) init: Option<Initializer>,
+    pub(crate) max_tasks: usize,
+    pub(crate) method: Option<StartMethod>,
+}
+
+/// The parent's handle on the engine.
+pub(crate) struct Engine {
+    tx: Sender<Event>,
+    /// The result queue, to wake the supervisor.
+    wake: Queue<()>,
+    pids: Arc<Mutex<Vec<u32>>>,
+    closed: AtomicBool,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
+    processes: usize,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("processes", &self.processes)
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Starts the workers (all of them before returning, so a failure to start is reported
+    /// here) and the supervisor.
+    pub(crate) fn start(cfg: Config) -> Result<Engine> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let results = Queue::new()?;
+        let wake = results.clone();
+        let pids = Arc::new(Mutex::new(vec![0; cfg.processes]));
+        let mut sup = Supervisor {
+            pids: Arc::clone(&pids),
+            workers: (0..cfg.processes).map(|_| None).collect(),
+            cfg,
+            tx: tx.clone(),
+            results,
+            rx,
+            jobs: HashMap::new(),
+            pending: VecDeque::new(),
+            next_id: 0,
+            next_gen: 0,
+            avg_ns: 0.0,
+            closing: false,
+            buf: Vec::new(),
+        };
+        for slot in 0..sup.workers.len() {
+            if let Err(e) = sup.spawn_worker(slot) {
+                sup.kill_all();
+                return Err(e);
+            }
+        }
+        let processes = sup.workers.len();
+        let handle = std::thread::Builder::new()
+            .name("multiproc-pool-supervisor".into())
+            .spawn(move || sup.run())
+            .map_err(Error::Io)?;
+        Ok(Engine {
+            tx,
+            wake,
+            pids,
+            closed: AtomicBool::new(false),
+            supervisor: Mutex::new(Some(handle)),
+            processes,
+        })
+    }
+
+    pub(crate) fn processes(&self) -> usize {
+        self.processes
+    }
+
+    /// The process ids of the live workers.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        let pids = self.pids.lock().unwrap_or_else(|e| e.into_inner());
+        pids.iter().copied().filter(|&p| p != 0).collect()
+    }
+
+    /// Queues jobs; `Err(PoolClosed)` after close, shutdown or terminate.
+    pub(crate) fn submit(&self, jobs: Vec<Job>) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::PoolClosed);
+        }
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        self.send(Event::Submit(jobs))
+    }
+
+    /// Hands the supervisor an event and wakes it.
+    fn send(&self, ev: Event) -> Result<()> {
+        self.tx.send(ev).map_err(|_| Error::PoolClosed)?;
+        let _ = self.wake.put_bytes(&[wire::WAKE]);
+        Ok(())
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// No more submits; the queued work still runs, then the workers exit.
+    pub(crate) fn close(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            let _ = self.send(Event::Close);
+        }
+    }
+
+    /// Cancels every task not sent to a worker yet.
+    pub(crate) fn cancel_pending(&self) {
+        let _ = self.send(Event::CancelPending);
+    }
+
+    /// Kills the workers at once; every outstanding task fails with `Err(Cancelled)`.
+    pub(crate) fn terminate(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _ = self.send(Event::Terminate);
+    }
+
+    /// Waits for the supervisor (and so every worker) to finish; `Err(Invalid)` unless
+    /// `close` or `terminate` came first.
+    pub(crate) fn join(&self) -> Result<()> {
+        if !self.is_closed() {
+            return Err(Error::Invalid(
+                "join needs close() or terminate() first (Python's ValueError)".into(),
+            ));
+        }
+        let handle = self
+            .supervisor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+        Ok(())
+    }
+}
+
+struct Worker {
+    process: Process<()>,
+    tasks: Queue<()>,
+    inflight: VecDeque<u64>,
+    sent: usize,
+    generation: u64,
+    stopping: bool,
+}
+
+struct Supervisor {
+    pids: Arc<Mutex<Vec<u32>>>,
+    cfg: Config,
+    tx: Sender<Event>,
+    rx: Receiver<Event>,
+    results: Queue<()>,
+    workers: Vec<Option<Worker>>,
+    jobs: HashMap<u64, Job>,
+    pending: VecDeque<u64>,
+    next_id: u64,
+    next_gen: u64,
+    /// Moving average of a task's run time in the workers, in ns (0: none seen yet).
+    avg_ns: f64,
+    closing: bool,
+    buf: Vec<u8>,
+}
+
+/// About this much work is kept queued at each worker when tasks are short.
+const QUEUED_WORK_NS: f64 = 1_000_000.0;
+const MAX_IN_FLIGHT: usize = 512;
+
+impl Supervisor {
+    fn run(mut self) {
+        loop {
+            // Sleeps (after a spin) until a worker puts a result or a thread of ours wakes us.
+            match self.results.get_bytes() {
+                Ok(rec) => self.record(&rec),
+                Err(_) => return,
+            }
+            self.drain_results();
+            while let Ok(ev) = self.rx.try_recv() {
+                if self.handle(ev) {
+                    return;
+                }
+            }
+            self.dispatch();
+            if self.closing && self.finished() {
+                return;
+            }
+        }
+    }
+
+    /// Takes in every record already on the result queue.
+    fn drain_results(&mut self) {
+        while let Ok(rec) = self.results.get_bytes_timeout(Duration::ZERO) {
+            self.record(&rec);
+        }
+    }
+
+    /// Handles one event; `true` when the supervisor must stop now (terminate).
+    fn handle(&mut self, ev: Event) -> bool {
+        match ev {
+            Event::Submit(jobs) => {
+                for job in jobs {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    self.jobs.insert(id, job);
+                    self.pending.push_back(id);
+                }
+                if self.closing && self.live_workers() == 0 {
+                    self.fail_pending(|| Error::PoolClosed);
+                }
+            }
+            Event::Eof { slot, generation } => self.worker_ended(slot, generation),
+            Event::Close => self.closing = true,
+            Event::CancelPending => {
+                for id in std::mem::take(&mut self.pending) {
+                    if let Some(job) = self.jobs.remove(&id) {
+                        job.done.cancel();
+                    }
+                }
+            }
+            Event::Terminate => {
+                self.kill_all();
+                for id in std::mem::take(&mut self.pending) {
+                    if let Some(job) = self.jobs.remove(&id) {
+                        job.done.cancel();
+                    }
+                }
+                for (_, job) in self.jobs.drain() {
+                    job.done.finish(Err(Error::Cancelled));
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    fn live_workers(&self) -> usize {
+        self.workers.iter().flatten().count()
+    }
+
+    /// Closing: once nothing is left to run, tell every worker to stop; done when all are gone.
+    fn finished(&mut self) -> bool {
+        if !self.pending.is_empty() {
+            return false;
+        }
+        let mut all_gone = true;
+        for w in self.workers.iter_mut().flatten() {
+            all_gone = false;
+            if w.inflight.is_empty() && !w.stopping {
+                w.stopping = true;
+                let _ = w.tasks.put_bytes(&[wire::STOP]);
+            }
+        }
+        all_gone
+    }
+
+    fn limit(&self) -> usize {
+        if self.avg_ns <= 0.0 {
+            1
+        } else {
+            ((QUEUED_WORK_NS / self.avg_ns) as usize).clamp(1, MAX_IN_FLIGHT)
+        }
+    }
+
+    fn dispatch(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let limit = self.limit();
+        for slot in 0..self.workers.len() {
+            if self.pending.is_empty() {
+                break;
+            }
+            let Some(w) = self.workers[slot].as_mut() else {
+                continue;
+            };
+            if w.stopping {
+                continue;
+            }
+            let mut room = limit.saturating_sub(w.inflight.len());
+            if self.cfg.max_tasks != 0 {
+                room = room.min(self.cfg.max_tasks.saturating_sub(w.sent));
+            }
+            if room == 0 {
+                continue;
+            }
+            wire::begin(&mut self.buf, wire::TASKS);
+            let mut n = 0;
+            while n < room {
+                let Some(id) = self.pending.pop_front() else {
+                    break;
+                };
+                let Some(job) = self.jobs.get_mut(&id) else {
+                    continue;
+                };
+                if !job.done.claim() {
+                    self.jobs.remove(&id);
+                    continue;
+                }
+                wire::push_task(&mut self.buf, id, job.call, &job.args);
+                w.inflight.push_back(id);
+                n += 1;
+            }
+            if n > 0 {
+                w.sent += n;
+                // A failed put means the worker died: its end-of-file event handles that.
+                let _ = w.tasks.put_bytes(&self.buf);
+            }
+        }
+        if self.buf.capacity() > 1 << 20 {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// One record from the result queue.
+    fn record(&mut self, rec: &[u8]) {
+        let mut cur = Cursor(rec);
+        if !matches!(cur.u8(), Ok(wire::RESULT)) {
+            return;
+        }
+        let (Ok(slot), Ok(id), Ok(kind), Ok(ns), Ok(bytes)) =
+            (cur.u32(), cur.u64(), cur.u8(), cur.u64(), cur.bytes())
+        else {
+            return;
+        };
+        if let Some(w) = self.workers.get_mut(slot as usize).and_then(Option::as_mut) {
+            if w.inflight.front() == Some(&id) {
+                w.inflight.pop_front();
+            } else {
+                w.inflight.retain(|&i| i != id);
+            }
+        }
+        let ns = ns.max(1) as f64;
+        self.avg_ns = if self.avg_ns <= 0.0 {
+            ns
+        } else {
+            0.8 * self.avg_ns + 0.2 * ns
+        };
+        let Some(job) = self.jobs.remove(&id) else {
+            return;
+        };
+        let outcome = match kind {
+            wire::OK => Ok(bytes),
+            wire::PANIC => Err(Error::TaskFailed {
+                message: String::from_utf8_lossy(bytes).into_owned(),
+            }),
+            _ => Err(Error::Codec(String::from_utf8_lossy(bytes).into_owned())),
+        };
+        job.done.finish(outcome);
+    }
+
+    fn worker_ended(&mut self, slot: usize, generation: u64) {
+        if self.workers[slot]
+            .as_ref()
+            .is_none_or(|w| w.generation != generation)
+        {
+            return;
+        }
+        // Its last results may still be on the queue: take them in before deciding which task
+        // it held.
+        self.drain_results();
+        let mut w = self.workers[slot].take().expect("checked");
+        self.set_pid(slot, 0);
+        if !w.process.wait_timeout(Duration::from_secs(5)) {
+            // Closed its link but lives on: it is of no use to us any more.
+            let _ = w.process.kill();
+            w.process.wait_timeout(Duration::from_secs(30));
+        }
+        let exitcode = w.process.exitcode().unwrap_or(-9);
+        tracing::debug!(
+            target: "multiproc::pool",
+            slot,
+            pid = w.process.pid(),
+            exitcode,
+            in_flight = w.inflight.len(),
+            "pool worker ended; starting a replacement"
+        );
+        let mut inflight = std::mem::take(&mut w.inflight);
+        // The oldest task in flight is the one it was running: it ended the worker (even with
+        // exit code 0: a worker that retires after `maxtasksperchild` is never sent more than
+        // its quota, so it leaves with nothing in flight). Re-running it would end the next
+        // worker the same way, for ever.
+        if let Some(id) = inflight.pop_front() {
+            if let Some(job) = self.jobs.remove(&id) {
+                job.done.finish(Err(Error::WorkerDied { exitcode }));
+            }
+        }
+        // The tasks it had not started go first to the next worker.
+        while let Some(id) = inflight.pop_back() {
+            self.pending.push_front(id);
+        }
+        drop(w);
+        if !(self.closing && self.pending.is_empty()) {
+            if let Err(e) = self.spawn_worker(slot) {
+                if self.live_workers() == 0 {
+                    let msg = e.to_string();
+                    self.fail_pending(|| Error::ProcessFailed {
+                        exitcode: -1,
+                        message: format!("could not start a pool worker: {msg}"),
+                    });
+                }
+            }
+        }
+    }
+
+    fn fail_pending(&mut self, err: impl Fn() -> Error) {
+        for id in std::mem::take(&mut self.pending) {
+            if let Some(mut job) = self.jobs.remove(&id) {
+                if job.done.claim() {
+                    job.done.finish(Err(err()));
+                }
+            }
+        }
+    }
+
+    fn set_pid(&self, slot: usize, pid: u32) {
+        self.pids.lock().unwrap_or_else(|e| e.into_inner())[slot] = pid;
+    }
+
+    fn kill_all(&mut self) {
+        for w in self.workers.iter().flatten() {
+            let _ = w.process.kill();
+        }
+        for w in self.workers.iter_mut() {
+            if let Some(mut w) = w.take() {
+                w.process.wait_timeout(Duration::from_secs(30));
+            }
+        }
+        for p in self
+            .pids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter_mut()
+        {
+            *p = 0;
+        }
+    }
+
+    fn spawn_worker(&mut self, slot: usize) -> Result<()> {
+        let (mine, theirs) = UnixStream::pair()?;
+        let tasks = Queue::new()?;
+        let method = self.cfg.method.unwrap_or_else(get_start_method);
+        let kind = match method {
+            StartMethod::Fork => "ForkPoolWorker",
+            StartMethod::Spawn => "SpawnPoolWorker",
+            StartMethod::ForkServer => "ForkServerPoolWorker",
+        };
+        self.next_gen += 1;
+        let generation = self.next_gen;
+        let process = Process::builder()
+            .name(format!("{kind}-{generation}"))
+            .daemon(true)
+            .start_method(method)
+            .spawn(
+                worker_main,
+                WorkerArgs {
+                    tasks: tasks.clone(),
+                    results: self.results.clone(),
+                    lifeline: Link(theirs),
+                    slot: slot as u32,
+                    init: self.cfg.init.clone().map(InitField::Pending),
+                    max_tasks: self.cfg.max_tasks,
+                },
+            )?;
+        let tx = self.tx.clone();
+        let wake = self.results.clone();
+        std::thread::Builder::new()
+            .name("multiproc-pool-lifeline".into())
+            .stack_size(64 * 1024)
+            .spawn(move || watch_lifeline(mine, slot, generation, tx, wake))
+            .map_err(Error::Io)?;
+        self.set_pid(slot, process.pid());
+        self.workers[slot] = Some(Worker {
+            process,
+            tasks,
+            inflight: VecDeque::new(),
+            sent: 0,
+            generation,
+            stopping: false,
+        });
+        Ok(())
+    }
+}
+
+/// Blocks on a worker's lifeline until it closes (the worker ended), then tells the supervisor.
+fn watch_lifeline(
+    lifeline: UnixStream,
+    slot: usize,
+    generation: u64,
+    tx: Sender<Event>,
+    wake: Queue<()>,
+) {
+    let mut buf = [0u8; 16];
+    loop {
+        match (&lifeline).read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+    if tx.send(Event::Eof { slot, generation }).is_ok() {
+        let _ = wake.put_bytes(&[wire::WAKE]);
+    }
+}

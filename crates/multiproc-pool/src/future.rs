@@ -1,0 +1,337 @@
+//! `concurrent.futures`' `Future`, `wait`, `as_completed` and `FIRST_COMPLETED`…: the handle to
+//! one task of a [`ThreadPoolExecutor`](crate::ThreadPoolExecutor) or
+//! [`ProcessPoolExecutor`](crate::ProcessPoolExecutor).
+
+use crate::core::{self, Core, Listener};
+use multiproc_sync::{Error, Result};
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// The pending result of a task submitted to an executor (Python's `concurrent.futures.Future`).
+///
+/// Block on it with [`result`](Future::result), poll it with [`done`](Future::done), or
+/// `.await` it from async code: it implements [`std::future::Future`].
+///
+/// ```
+/// use multiproc::futures::ThreadPoolExecutor;
+/// let pool = ThreadPoolExecutor::new(2);
+/// let f = pool.submit(|| 6 * 7)?;
+/// assert_eq!(f.result()?, 42);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+#[must_use = "a Future does nothing unless its result is asked for"]
+pub struct Future<R> {
+    pub(crate) core: Arc<Core<R>>,
+}
+
+impl<R> Future<R> {
+    pub(crate) fn from_core(core: Arc<Core<R>>) -> Self {
+        Future { core }
+    }
+
+    /// Waits for the task and returns its value: `Err(TaskFailed)` if it panicked,
+    /// `Err(WorkerDied)` if its worker process died, `Err(Cancelled)` if it was cancelled.
+    ///
+    /// ```
+    /// use multiproc::futures::ThreadPoolExecutor;
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| -> u8 { panic!("no luck") })?;
+    /// assert!(matches!(f.result(), Err(multiproc::Error::TaskFailed { message }) if message == "no luck"));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn result(self) -> Result<R> {
+        self.core.wait(None);
+        self.core.take()
+    }
+
+    /// Like [`result`](Future::result), but gives up after `timeout` with `Err(Timeout)`; the
+    /// future stays usable then. Once it has returned the value, later calls answer
+    /// `Err(Invalid)`.
+    ///
+    /// ```
+    /// use multiproc::futures::ThreadPoolExecutor;
+    /// use multiproc::threading::Event;
+    /// use std::{sync::Arc, time::Duration};
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let go = Arc::new(Event::new());
+    /// let g = go.clone();
+    /// let mut f = pool.submit(move || g.wait())?;
+    /// assert!(matches!(f.result_timeout(Duration::from_millis(10)), Err(multiproc::Error::Timeout)));
+    /// go.set();
+    /// f.result_timeout(Duration::from_secs(60))?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn result_timeout(&mut self, timeout: Duration) -> Result<R> {
+        if self.core.wait(deadline_after(timeout)) {
+            self.core.take()
+        } else {
+            Err(Error::Timeout)
+        }
+    }
+
+    /// Whether the task finished (with a value or an error) or was cancelled.
+    ///
+    /// ```
+    /// # let pool = multiproc::futures::ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| 1)?;
+    /// let _ = f.done(); // true once it has run
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn done(&self) -> bool {
+        self.core.is_done()
+    }
+
+    /// Whether a worker is running the task right now.
+    ///
+    /// ```
+    /// # let pool = multiproc::futures::ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| 1)?;
+    /// assert!(!(f.running() && f.done()));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn running(&self) -> bool {
+        self.core.state() == core::RUNNING
+    }
+
+    /// Whether the task was cancelled before it started.
+    ///
+    /// ```
+    /// # let pool = multiproc::futures::ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| 1)?;
+    /// if f.cancel() { assert!(f.cancelled()); }
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn cancelled(&self) -> bool {
+        self.core.state() == core::CANCELLED
+    }
+
+    /// Cancels the task if it has not started: `true` if it is cancelled now, `false` if it is
+    /// running or done (Python's rule).
+    ///
+    /// ```
+    /// use multiproc::futures::ThreadPoolExecutor;
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| 1)?;
+    /// f.result()?;
+    /// # let f = pool.submit(|| 1)?;
+    /// # while !f.done() { std::thread::yield_now(); }
+    /// assert!(!f.cancel()); // already done
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn cancel(&self) -> bool {
+        self.core.cancel()
+    }
+
+    /// Calls `f` with this future once it is done (at once, in this thread, if it already is;
+    /// otherwise in the thread that completes it). A panic in `f` is caught and ignored.
+    ///
+    /// ```
+    /// use multiproc::futures::ThreadPoolExecutor;
+    /// use std::sync::mpsc;
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| 5)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// f.add_done_callback(move |f| tx.send(f.done()).unwrap());
+    /// assert!(rx.recv().unwrap());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn add_done_callback(&self, f: impl FnOnce(&Future<R>) + Send + 'static)
+    where
+        R: 'static,
+    {
+        self.core.add_callback(Box::new(move |core: &Arc<Core<R>>| {
+            let view = Future {
+                core: Arc::clone(core),
+            };
+            f(&view);
+        }));
+    }
+}
+
+impl<R> fmt::Debug for Future<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.core.state() {
+            core::PENDING => "pending",
+            core::RUNNING => "running",
+            core::DONE_OK => "finished",
+            core::DONE_ERR => "finished with an error",
+            _ => "cancelled",
+        };
+        f.debug_struct("Future").field("state", &state).finish()
+    }
+}
+
+impl<R> std::future::Future for Future<R> {
+    type Output = Result<R>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R>> {
+        if self.core.is_done() || !self.core.set_waker(cx.waker()) {
+            Poll::Ready(self.core.take())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// When [`wait`] returns (Python's `FIRST_COMPLETED`, `FIRST_EXCEPTION`, `ALL_COMPLETED`).
+///
+/// ```
+/// use multiproc::futures::ReturnWhen;
+/// assert_ne!(ReturnWhen::FirstCompleted, ReturnWhen::AllCompleted);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReturnWhen {
+    /// As soon as any future is done or cancelled.
+    FirstCompleted,
+    /// As soon as any future finishes with an error; if none does, when all are done.
+    FirstException,
+    /// When every future is done or cancelled.
+    AllCompleted,
+}
+
+/// Waits for the futures in `fs` as `when` says, at most `timeout` (`None`: no limit), and
+/// returns the indices of those done and of those not done (Python's `wait`).
+///
+/// ```
+/// use multiproc::futures::{ReturnWhen, ThreadPoolExecutor, wait};
+/// let pool = ThreadPoolExecutor::new(2);
+/// let fs = vec![pool.submit(|| 1)?, pool.submit(|| 2)?];
+/// let (done, not_done) = wait(&fs, None, ReturnWhen::AllCompleted);
+/// assert_eq!((done.len(), not_done.len()), (2, 0));
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+pub fn wait<R>(
+    fs: &[Future<R>],
+    timeout: Option<Duration>,
+    when: ReturnWhen,
+) -> (Vec<usize>, Vec<usize>) {
+    let deadline = timeout.and_then(deadline_after);
+    let satisfied = |fs: &[Future<R>]| {
+        let mut all = true;
+        for f in fs {
+            match f.core.state() {
+                core::DONE_OK | core::CANCELLED => {
+                    if when == ReturnWhen::FirstCompleted {
+                        return true;
+                    }
+                }
+                core::DONE_ERR => {
+                    if when != ReturnWhen::AllCompleted {
+                        return true;
+                    }
+                }
+                _ => all = false,
+            }
+        }
+        all
+    };
+    if !satisfied(fs) {
+        let listener = Arc::new(Listener::default());
+        for (i, f) in fs.iter().enumerate() {
+            f.core.add_listener(&listener, i);
+        }
+        while !satisfied(fs) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            listener.take(deadline);
+        }
+    }
+    (0..fs.len()).partition(|&i| fs[i].core.is_done())
+}
+
+/// Yields the futures of `fs` as they complete, each once (Python's `as_completed`). When
+/// `timeout` passes first, the iteration ends early, and [`AsCompleted::into_pending`] gives back
+/// the futures that are not done.
+///
+/// ```
+/// use multiproc::futures::{ThreadPoolExecutor, as_completed};
+/// let pool = ThreadPoolExecutor::new(2);
+/// let fs: Vec<_> = (0..4).map(|i| pool.submit(move || i * i)).collect::<Result<_, _>>()?;
+/// let mut squares: Vec<i32> = as_completed(fs, None).map(|f| f.result().unwrap()).collect();
+/// squares.sort();
+/// assert_eq!(squares, [0, 1, 4, 9]);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+pub fn as_completed<R>(fs: Vec<Future<R>>, timeout: Option<Duration>) -> AsCompleted<R> {
+    let listener = Arc::new(Listener::default());
+    for (i, f) in fs.iter().enumerate() {
+        f.core.add_listener(&listener, i);
+    }
+    AsCompleted {
+        left: fs.len(),
+        slots: fs.into_iter().map(Some).collect(),
+        ready: Vec::new(),
+        listener,
+        deadline: timeout.and_then(deadline_after),
+    }
+}
+
+/// The iterator of [`as_completed`].
+pub struct AsCompleted<R> {
+    slots: Vec<Option<Future<R>>>,
+    left: usize,
+    ready: Vec<usize>,
+    listener: Arc<Listener>,
+    deadline: Option<Instant>,
+}
+
+impl<R> AsCompleted<R> {
+    /// The futures not yielded yet (those not done when the timeout passed).
+    ///
+    /// ```
+    /// use multiproc::futures::{ThreadPoolExecutor, as_completed};
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let mut it = as_completed(vec![pool.submit(|| 1)?], None);
+    /// assert!(it.next().is_some());
+    /// assert!(it.into_pending().is_empty());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn into_pending(self) -> Vec<Future<R>> {
+        self.slots.into_iter().flatten().collect()
+    }
+}
+
+impl<R> Iterator for AsCompleted<R> {
+    type Item = Future<R>;
+
+    fn next(&mut self) -> Option<Future<R>> {
+        loop {
+            if let Some(i) = self.ready.pop() {
+                if let Some(f) = self.slots[i].take() {
+                    self.left -= 1;
+                    return Some(f);
+                }
+                continue;
+            }
+            if self.left == 0 || self.deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
+            }
+            let mut got = self.listener.take(self.deadline);
+            got.reverse();
+            self.ready = got;
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
+    }
+}
+
+impl<R> fmt::Debug for AsCompleted<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsCompleted")
+            .field("left", &self.left)
+            .finish()
+    }
+}
+
+/// `now + timeout`, or `None` (no limit) when that overflows.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now()
+        .checked_add(timeout)
+        .or_else(|| Instant::now().checked_add(Duration::from_secs(86400 * 365 * 30)))
+}

@@ -1,0 +1,714 @@
+//! `multiprocessing.Pool`: apply, map, imap and friends over a set of worker processes.
+
+use crate::async_result::AsyncResult;
+use crate::call::{self, CallSpec, Initializer};
+use crate::completion::{MapPart, MapState, Single, Unordered, dup};
+use crate::core::Core;
+use crate::engine::{Config, Engine, Job};
+use crossbeam_channel::Receiver;
+use multiproc_spawn::StartMethod;
+use multiproc_sync::{Error, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+
+/// Python's `multiprocessing.Pool`: a fixed number of worker processes that run `fn(A) -> R`
+/// tasks, arguments and results travelling with serde.
+///
+/// Dropping the pool terminates it (Python's `with Pool(…) as p:` block), leaving no process and
+/// no zombie; call [`close`](Pool::close) then [`join`](Pool::join) to let queued work finish.
+///
+/// ```
+/// use multiproc::pool::Pool;
+/// fn square(x: u64) -> u64 { x * x }
+/// let pool = Pool::new(2)?;
+/// assert_eq!(pool.map(square, 1..=5)?, [1, 4, 9, 16, 25]);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+pub struct Pool {
+    engine: Engine,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("processes", &self.engine.processes())
+            .field("closed", &self.engine.is_closed())
+            .finish()
+    }
+}
+
+/// Settings for a [`Pool`]: processes, initializer, maxtasksperchild, start method.
+///
+/// ```
+/// use multiproc::pool::Pool;
+/// use multiproc::StartMethod;
+/// fn hello(tag: String) { let _ = tag; }
+/// let pool = Pool::builder()
+///     .processes(2)
+///     .initializer(hello, "ready".to_string())
+///     .maxtasksperchild(100)
+///     .start_method(StartMethod::Fork)
+///     .build()?;
+/// assert_eq!(pool.processes(), 2);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use = "a builder does nothing until build() is called"]
+pub struct PoolBuilder {
+    processes: usize,
+    init: Option<Initializer>,
+    max_tasks: usize,
+    method: Option<StartMethod>,
+}
+
+impl PoolBuilder {
+    /// The number of worker processes (0, the default: [`cpu_count`](multiproc_spawn::cpu_count)).
+    pub fn processes(mut self, n: usize) -> Self {
+        self.processes = n;
+        self
+    }
+
+    /// `f(args)` runs in each worker when it starts (Python's `initializer`, `initargs`).
+    /// `args` may hold multiproc handles (queues…): they reach every worker, as handles in
+    /// `spawn` arguments do.
+    pub fn initializer<A>(mut self, f: fn(A), args: A) -> Self
+    where
+        A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.init = Some(Initializer::new(f, args));
+        self
+    }
+
+    /// A worker exits after this many tasks and a fresh one replaces it (0, the default: never).
+    pub fn maxtasksperchild(mut self, k: usize) -> Self {
+        self.max_tasks = k;
+        self
+    }
+
+    /// How workers are started (default: [`get_start_method`](multiproc_spawn::get_start_method)).
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    /// Starts the workers.
+    pub fn build(self) -> Result<Pool> {
+        Ok(Pool {
+            engine: self.engine()?,
+        })
+    }
+
+    pub(crate) fn engine(self) -> Result<Engine> {
+        let processes = if self.processes == 0 {
+            multiproc_spawn::cpu_count()
+        } else {
+            self.processes
+        };
+        Engine::start(Config {
+            processes,
+            init: self.init,
+            max_tasks: self.max_tasks,
+            method: self.method,
+        })
+    }
+}
+
+/// Python's default `map` chunk size: `ceil(len / (4 × workers))`.
+pub(crate) fn default_chunksize(len: usize, workers: usize) -> usize {
+    len.div_ceil(4 * workers.max(1)).max(1)
+}
+
+impl Pool {
+    /// A pool of `processes` workers (0: one per CPU), Python's `Pool(processes)`.
+    ///
+    /// ```
+    /// let pool = multiproc::pool::Pool::new(0)?;
+    /// assert_eq!(pool.processes(), multiproc::cpu_count());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn new(processes: usize) -> Result<Pool> {
+        Pool::builder().processes(processes).build()
+    }
+
+    /// A builder for a pool with an initializer, `maxtasksperchild` or a start method.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    /// The number of worker processes.
+    pub fn processes(&self) -> usize {
+        self.engine.processes()
+    }
+
+    /// The process ids of the live workers (a dead worker's replacement appears once started).
+    ///
+    /// ```
+    /// let pool = multiproc::pool::Pool::new(2)?;
+    /// assert_eq!(pool.pids().len(), 2);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn pids(&self) -> Vec<u32> {
+        self.engine.pids()
+    }
+
+    /// Runs `f(args)` in a worker and waits for the result (Python's `apply`).
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// fn pid(_: ()) -> u32 { std::process::id() }
+    /// let pool = Pool::new(1)?;
+    /// assert_ne!(pool.apply(pid, ())?, std::process::id());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn apply<A, R>(&self, f: fn(A) -> R, args: A) -> Result<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.apply_async(f, args)?.get()
+    }
+
+    /// Queues `f(args)` and returns at once (Python's `apply_async`).
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// fn add(p: (i32, i32)) -> i32 { p.0 + p.1 }
+    /// let pool = Pool::new(2)?;
+    /// let results: Vec<_> = (0..4).map(|i| pool.apply_async(add, (i, 10))).collect::<Result<_, _>>()?;
+    /// let sums: Vec<i32> = results.into_iter().map(|r| r.get().unwrap()).collect();
+    /// assert_eq!(sums, [10, 11, 12, 13]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn apply_async<A, R>(&self, f: fn(A) -> R, args: A) -> Result<AsyncResult<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        Ok(AsyncResult::from_core(submit_one(&self.engine, f, &args)?))
+    }
+
+    /// `f` over every item, results in order, with Python's default chunk size (Python's `map`).
+    /// The first failing chunk's error is returned.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// fn inc(x: u64) -> u64 { x + 1 }
+    /// let pool = Pool::new(2)?;
+    /// assert_eq!(pool.map(inc, vec![1, 2, 3])?, [2, 3, 4]);
+    /// assert!(pool.map(inc, Vec::new())?.is_empty());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn map<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_async(f, items)?.get()
+    }
+
+    /// [`map`](Pool::map) with chunks of `chunksize` items per task.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// fn inc(x: u64) -> u64 { x + 1 }
+    /// let pool = Pool::new(2)?;
+    /// assert_eq!(pool.map_chunked(inc, 0..10, 3)?, (1..=10).collect::<Vec<_>>());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn map_chunked<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_async_chunked(f, items, chunksize)?.get()
+    }
+
+    /// [`map`](Pool::map) without waiting (Python's `map_async`).
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// fn inc(x: u64) -> u64 { x + 1 }
+    /// let pool = Pool::new(2)?;
+    /// let r = pool.map_async(inc, [1, 2])?;
+    /// assert_eq!(r.get()?, [2, 3]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn map_async<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        let chunksize = default_chunksize(items.len(), self.processes());
+        self.map_async_chunked(f, items, chunksize)
+    }
+
+    /// [`map_async`](Pool::map_async) with chunks of `chunksize` items per task.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// fn inc(x: u64) -> u64 { x + 1 }
+    /// let pool = Pool::new(2)?;
+    /// assert_eq!(pool.map_async_chunked(inc, [1, 2, 3], 2)?.get()?, [2, 3, 4]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn map_async_chunked<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        if self.engine.is_closed() {
+            return Err(Error::PoolClosed);
+        }
+        let items: Vec<A> = items.into_iter().collect();
+        let chunksize = chunksize.max(1);
+        let chunks = items.len().div_ceil(chunksize);
+        let state = MapState::<R>::new(chunks);
+        let call = CallSpec::chunk::<A, R>(f);
+        let jobs = items
+            .chunks(chunksize)
+            .enumerate()
+            .map(|(index, chunk)| {
+                Ok(Job {
+                    call,
+                    args: call::encode(chunk)?,
+                    done: Box::new(MapPart {
+                        state: Arc::clone(&state),
+                        index,
+                        finished: false,
+                    }),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.engine.submit(jobs)?;
+        Ok(AsyncResult::from_core(Arc::clone(&state.core)))
+    }
+
+    /// Python's `starmap`: `f` takes its arguments as one tuple, so this is [`map`](Pool::map)
+    /// over tuples, kept for the Python name.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// fn pow((base, exp): (u64, u32)) -> u64 { base.pow(exp) }
+    /// let pool = Pool::new(2)?;
+    /// assert_eq!(pool.starmap(pow, [(2, 3), (3, 2)])?, [8, 9]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn starmap<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map(f, items)
+    }
+
+    /// Results in order as they become available, one task per item (Python's `imap`). The
+    /// input is read lazily, a bounded number of tasks ahead; the iterator knows its length
+    /// when the input does ([`ExactSizeIterator`]).
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// fn inc(x: u32) -> u32 { x + 1 }
+    /// let pool = Pool::new(2)?;
+    /// let it = pool.imap(inc, 0..4u32)?;
+    /// assert_eq!(it.len(), 4);
+    /// assert_eq!(it.collect::<Result<Vec<_>, _>>()?, [1, 2, 3, 4]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn imap<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<Imap<'_, A, R, I::IntoIter>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.imap_chunked(f, items, 1)
+    }
+
+    /// [`imap`](Pool::imap) with `chunksize` items per task.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// fn inc(x: u64) -> u64 { x + 1 }
+    /// let pool = Pool::new(2)?;
+    /// let out: Vec<u64> = pool.imap_chunked(inc, 0..100u64, 7)?.map(Result::unwrap).collect();
+    /// assert_eq!(out, (1..=100).collect::<Vec<_>>());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn imap_chunked<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+        chunksize: usize,
+    ) -> Result<Imap<'_, A, R, I::IntoIter>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        Imap::new(&self.engine, f, items.into_iter(), chunksize)
+    }
+
+    /// Results as they finish, in any order, one task per item (Python's `imap_unordered`);
+    /// lazy and exact-size like [`imap`](Pool::imap).
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// fn inc(x: u64) -> u64 { x + 1 }
+    /// let pool = Pool::new(2)?;
+    /// let mut out: Vec<u64> = pool.imap_unordered(inc, 0..4u64)?.map(Result::unwrap).collect();
+    /// out.sort();
+    /// assert_eq!(out, [1, 2, 3, 4]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn imap_unordered<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+    ) -> Result<ImapUnordered<'_, A, R, I::IntoIter>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.imap_unordered_chunked(f, items, 1)
+    }
+
+    /// [`imap_unordered`](Pool::imap_unordered) with `chunksize` items per task.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// fn inc(x: u64) -> u64 { x + 1 }
+    /// let pool = Pool::new(2)?;
+    /// assert_eq!(pool.imap_unordered_chunked(inc, 0..10u64, 3)?.count(), 10);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn imap_unordered_chunked<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+        chunksize: usize,
+    ) -> Result<ImapUnordered<'_, A, R, I::IntoIter>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        if self.engine.is_closed() {
+            return Err(Error::PoolClosed);
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Ok(ImapUnordered {
+            engine: &self.engine,
+            call: CallSpec::chunk::<A, R>(f),
+            input: items.into_iter(),
+            chunksize: chunksize.max(1),
+            window: window(self.processes()),
+            in_flight: 0,
+            items_in_flight: 0,
+            tx,
+            rx,
+            current: VecDeque::new(),
+            _f: std::marker::PhantomData,
+        })
+    }
+
+    /// No more tasks are accepted; those queued still run (Python's `close`).
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// fn inc(x: u64) -> u64 { x + 1 }
+    /// let pool = Pool::new(1)?;
+    /// let r = pool.apply_async(inc, 1)?;
+    /// pool.close();
+    /// assert!(matches!(pool.apply_async(inc, 2), Err(multiproc::Error::PoolClosed)));
+    /// pool.join()?;
+    /// assert_eq!(r.get()?, 2);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn close(&self) {
+        self.engine.close();
+    }
+
+    /// Waits for the workers to exit; after [`close`](Pool::close) (or
+    /// [`terminate`](Pool::terminate)) only, else `Err(Invalid)` (Python's `ValueError`).
+    pub fn join(&self) -> Result<()> {
+        self.engine.join()
+    }
+
+    /// Kills the workers now; every result not ready yet answers `Err(Cancelled)`.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
+    /// let pool = Pool::new(1)?;
+    /// let r = pool.apply_async(nap, 60_000)?;
+    /// pool.terminate();
+    /// assert!(matches!(r.get(), Err(multiproc::Error::Cancelled)));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn terminate(&self) {
+        self.engine.terminate();
+        let _ = self.engine.join();
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// Submits `f(args)` as one task whose result lands in a fresh cell.
+pub(crate) fn submit_one<A, R>(engine: &Engine, f: fn(A) -> R, args: &A) -> Result<Arc<Core<R>>>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    let core = Core::new();
+    engine.submit(vec![Job {
+        call: CallSpec::one::<A, R>(f),
+        args: call::encode(args)?,
+        done: Box::new(Single::new(Arc::clone(&core))),
+    }])?;
+    Ok(core)
+}
+
+/// How many chunks an `imap` keeps submitted ahead of the consumer.
+fn window(processes: usize) -> usize {
+    (8 * processes).max(64)
+}
+
+/// Takes up to `n` items from `input` and encodes them as one chunk.
+fn next_chunk<A: Serialize>(
+    input: &mut impl Iterator<Item = A>,
+    n: usize,
+) -> Result<Option<(Vec<u8>, usize)>> {
+    let chunk: Vec<A> = input.by_ref().take(n).collect();
+    if chunk.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((call::encode(&chunk)?, chunk.len())))
+}
+
+/// The iterator of [`Pool::imap`]: results in input order.
+pub struct Imap<'p, A, R, I> {
+    engine: &'p Engine,
+    call: CallSpec,
+    input: I,
+    chunksize: usize,
+    window: usize,
+    in_flight: VecDeque<(Arc<Core<Vec<R>>>, usize)>,
+    items_in_flight: usize,
+    current: VecDeque<Result<R>>,
+    _f: std::marker::PhantomData<fn(A)>,
+}
+
+impl<'p, A, R, I> Imap<'p, A, R, I>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+    I: Iterator<Item = A>,
+{
+    pub(crate) fn new(
+        engine: &'p Engine,
+        f: fn(A) -> R,
+        input: I,
+        chunksize: usize,
+    ) -> Result<Self> {
+        if engine.is_closed() {
+            return Err(Error::PoolClosed);
+        }
+        Ok(Imap {
+            engine,
+            call: CallSpec::chunk::<A, R>(f),
+            input,
+            chunksize: chunksize.max(1),
+            window: window(engine.processes()),
+            in_flight: VecDeque::new(),
+            items_in_flight: 0,
+            current: VecDeque::new(),
+            _f: std::marker::PhantomData,
+        })
+    }
+
+    fn refill(&mut self) -> Result<()> {
+        if self.in_flight.len() > self.window / 2 {
+            return Ok(());
+        }
+        let mut jobs = Vec::new();
+        while self.in_flight.len() < self.window {
+            let Some((args, len)) = next_chunk(&mut self.input, self.chunksize)? else {
+                break;
+            };
+            let core = Core::new();
+            jobs.push(Job {
+                call: self.call,
+                args,
+                done: Box::new(Single::new(Arc::clone(&core))),
+            });
+            self.in_flight.push_back((core, len));
+            self.items_in_flight += len;
+        }
+        self.engine.submit(jobs)
+    }
+}
+
+impl<A, R, I> Iterator for Imap<'_, A, R, I>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+    I: Iterator<Item = A>,
+{
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        if let Some(r) = self.current.pop_front() {
+            return Some(r);
+        }
+        if let Err(e) = self.refill() {
+            return Some(Err(e));
+        }
+        let (core, len) = self.in_flight.pop_front()?;
+        self.items_in_flight -= len;
+        core.wait(None);
+        match core.take() {
+            Ok(v) => self.current.extend(v.into_iter().map(Ok)),
+            Err(e) => self.current.extend((0..len).map(|_| Err(dup(&e)))),
+        }
+        self.current.pop_front()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let known = self.current.len() + self.items_in_flight;
+        let (lo, hi) = self.input.size_hint();
+        (known + lo, hi.map(|h| h + known))
+    }
+}
+
+impl<A, R, I> ExactSizeIterator for Imap<'_, A, R, I>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+    I: ExactSizeIterator<Item = A>,
+{
+}
+
+impl<A, R, I> Drop for Imap<'_, A, R, I> {
+    fn drop(&mut self) {
+        for (core, _) in &self.in_flight {
+            core.cancel();
+        }
+    }
+}
+
+impl<A, R, I> fmt::Debug for Imap<'_, A, R, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Imap")
+            .field("chunks_in_flight", &self.in_flight.len())
+            .finish()
+    }
+}
+
+/// The iterator of [`Pool::imap_unordered`]: results as they finish.
+pub struct ImapUnordered<'p, A, R, I> {
+    engine: &'p Engine,
+    call: CallSpec,
+    input: I,
+    chunksize: usize,
+    window: usize,
+    in_flight: usize,
+    items_in_flight: usize,
+    tx: crossbeam_channel::Sender<(usize, Result<Vec<R>>)>,
+    rx: Receiver<(usize, Result<Vec<R>>)>,
+    current: VecDeque<Result<R>>,
+    _f: std::marker::PhantomData<fn(A)>,
+}
+
+impl<A, R, I> Iterator for ImapUnordered<'_, A, R, I>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+    I: Iterator<Item = A>,
+{
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        if let Some(r) = self.current.pop_front() {
+            return Some(r);
+        }
+        if self.in_flight <= self.window / 2 {
+            let mut jobs = Vec::new();
+            while self.in_flight < self.window {
+                let (args, len) = match next_chunk(&mut self.input, self.chunksize) {
+                    Ok(Some(c)) => c,
+                    Ok(None) => break,
+                    Err(e) => return Some(Err(e)),
+                };
+                jobs.push(Job {
+                    call: self.call,
+                    args,
+                    done: Box::new(Unordered {
+                        tx: self.tx.clone(),
+                        len,
+                        finished: false,
+                    }),
+                });
+                self.in_flight += 1;
+                self.items_in_flight += len;
+            }
+            if let Err(e) = self.engine.submit(jobs) {
+                return Some(Err(e));
+            }
+        }
+        if self.in_flight == 0 {
+            return None;
+        }
+        let (len, got) = self.rx.recv().ok()?;
+        self.in_flight -= 1;
+        self.items_in_flight -= len;
+        match got {
+            Ok(v) => self.current.extend(v.into_iter().map(Ok)),
+            Err(e) => self.current.extend((0..len).map(|_| Err(dup(&e)))),
+        }
+        self.current.pop_front()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let known = self.current.len() + self.items_in_flight;
+        let (lo, hi) = self.input.size_hint();
+        (known + lo, hi.map(|h| h + known))
+    }
+}
+
+impl<A, R, I> ExactSizeIterator for ImapUnordered<'_, A, R, I>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+    I: ExactSizeIterator<Item = A>,
+{
+}
+
+impl<A, R, I> fmt::Debug for ImapUnordered<'_, A, R, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImapUnordered")
+            .field("chunks_in_flight", &self.in_flight)
+            .finish()
+    }
+}

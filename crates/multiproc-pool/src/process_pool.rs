@@ -1,0 +1,224 @@
+//! `concurrent.futures.ProcessPoolExecutor` on the process-pool engine.
+
+use crate::engine::Engine;
+use crate::future::Future;
+use crate::pool::{Imap, PoolBuilder, submit_one};
+use multiproc_spawn::StartMethod;
+use multiproc_sync::Result;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+
+/// Python's `ProcessPoolExecutor`: `fn(A) -> R` tasks on worker processes, each with a
+/// [`Future`].
+///
+/// Unlike Python's, a worker that dies fails only the task it was running
+/// (`Err(WorkerDied)`) and is replaced; the executor does not break. Dropping it is Python's
+/// `with` block ending: `shutdown(wait = true)`.
+///
+/// ```
+/// use multiproc::futures::ProcessPoolExecutor;
+/// fn cube(x: i64) -> i64 { x * x * x }
+/// let pool = ProcessPoolExecutor::new(2)?;
+/// let f = pool.submit(cube, 3)?;
+/// assert_eq!(f.result()?, 27);
+/// let cubes: Vec<i64> = pool.map(cube, 1..=3)?.collect::<Result<_, _>>()?;
+/// assert_eq!(cubes, [1, 8, 27]);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+pub struct ProcessPoolExecutor {
+    engine: Engine,
+}
+
+impl fmt::Debug for ProcessPoolExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessPoolExecutor")
+            .field("max_workers", &self.engine.processes())
+            .finish()
+    }
+}
+
+/// Settings for a [`ProcessPoolExecutor`].
+///
+/// ```
+/// use multiproc::futures::ProcessPoolExecutor;
+/// fn setup(_: ()) {}
+/// let pool = ProcessPoolExecutor::builder()
+///     .max_workers(2)
+///     .max_tasks_per_child(10)
+///     .initializer(setup, ())
+///     .start_method(multiproc::StartMethod::ForkServer)
+///     .build()?;
+/// assert_eq!(pool.max_workers(), 2);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use = "a builder does nothing until build() is called"]
+pub struct ProcessPoolExecutorBuilder {
+    inner: PoolBuilder,
+}
+
+impl ProcessPoolExecutorBuilder {
+    /// The number of worker processes (0, the default: one per CPU).
+    pub fn max_workers(self, n: usize) -> Self {
+        ProcessPoolExecutorBuilder {
+            inner: self.inner.processes(n),
+        }
+    }
+
+    /// A worker exits after this many tasks and a fresh one replaces it (0: never).
+    pub fn max_tasks_per_child(self, k: usize) -> Self {
+        ProcessPoolExecutorBuilder {
+            inner: self.inner.maxtasksperchild(k),
+        }
+    }
+
+    /// `f(args)` runs in each worker when it starts.
+    pub fn initializer<A>(self, f: fn(A), args: A) -> Self
+    where
+        A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        ProcessPoolExecutorBuilder {
+            inner: self.inner.initializer(f, args),
+        }
+    }
+
+    /// How workers are started (default: the process-wide start method).
+    pub fn start_method(self, method: StartMethod) -> Self {
+        ProcessPoolExecutorBuilder {
+            inner: self.inner.start_method(method),
+        }
+    }
+
+    /// Starts the workers.
+    pub fn build(self) -> Result<ProcessPoolExecutor> {
+        Ok(ProcessPoolExecutor {
+            engine: self.inner.engine()?,
+        })
+    }
+}
+
+impl ProcessPoolExecutor {
+    /// An executor with `max_workers` worker processes (0: one per CPU).
+    ///
+    /// ```
+    /// let pool = multiproc::futures::ProcessPoolExecutor::new(1)?;
+    /// assert_eq!(pool.max_workers(), 1);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn new(max_workers: usize) -> Result<Self> {
+        Self::builder().max_workers(max_workers).build()
+    }
+
+    /// A builder for an executor with a task limit per worker, an initializer or a start method.
+    pub fn builder() -> ProcessPoolExecutorBuilder {
+        ProcessPoolExecutorBuilder::default()
+    }
+
+    /// The number of worker processes.
+    pub fn max_workers(&self) -> usize {
+        self.engine.processes()
+    }
+
+    /// The process ids of the live workers (a dead worker's replacement appears once started).
+    ///
+    /// ```
+    /// let pool = multiproc::futures::ProcessPoolExecutor::new(2)?;
+    /// assert_eq!(pool.pids().len(), 2);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn pids(&self) -> Vec<u32> {
+        self.engine.pids()
+    }
+
+    /// Schedules `f(args)` in a worker; `Err(PoolClosed)` after
+    /// [`shutdown`](ProcessPoolExecutor::shutdown).
+    ///
+    /// ```
+    /// use multiproc::futures::ProcessPoolExecutor;
+    /// fn pid(_: ()) -> u32 { std::process::id() }
+    /// let pool = ProcessPoolExecutor::new(1)?;
+    /// assert_ne!(pool.submit(pid, ())?.result()?, std::process::id());
+    /// pool.shutdown(true, false);
+    /// assert!(matches!(pool.submit(pid, ()), Err(multiproc::Error::PoolClosed)));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn submit<A, R>(&self, f: fn(A) -> R, args: A) -> Result<Future<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        Ok(Future::from_core(submit_one(&self.engine, f, &args)?))
+    }
+
+    /// Python's `map` (chunksize 1): results in input order; the input is read lazily, a
+    /// bounded number of tasks ahead, and the iterator is exact-size when the input is.
+    ///
+    /// ```
+    /// # use multiproc::futures::ProcessPoolExecutor;
+    /// fn inc(x: u8) -> u8 { x + 1 }
+    /// let pool = ProcessPoolExecutor::new(2)?;
+    /// assert_eq!(pool.map(inc, [1, 2])?.len(), 2);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn map<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<Imap<'_, A, R, I::IntoIter>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.map_chunked(f, items, 1)
+    }
+
+    /// Python's `map(…, chunksize=n)`: `chunksize` items per task.
+    ///
+    /// ```
+    /// # use multiproc::futures::ProcessPoolExecutor;
+    /// fn inc(x: u8) -> u8 { x + 1 }
+    /// let pool = ProcessPoolExecutor::new(2)?;
+    /// let out: Vec<u8> = pool.map_chunked(inc, 0..10, 4)?.map(Result::unwrap).collect();
+    /// assert_eq!(out, (1..=10).collect::<Vec<_>>());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn map_chunked<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+        chunksize: usize,
+    ) -> Result<Imap<'_, A, R, I::IntoIter>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        Imap::new(&self.engine, f, items.into_iter(), chunksize)
+    }
+
+    /// Python's `shutdown`: no more submits; with `cancel_futures` the tasks not started are
+    /// cancelled; with `wait` it returns once the workers have finished and exited.
+    ///
+    /// ```
+    /// # use multiproc::futures::ProcessPoolExecutor;
+    /// fn inc(x: u8) -> u8 { x + 1 }
+    /// let pool = ProcessPoolExecutor::new(1)?;
+    /// let f = pool.submit(inc, 1)?;
+    /// pool.shutdown(true, false);
+    /// assert_eq!(f.result()?, 2);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        if cancel_futures {
+            self.engine.cancel_pending();
+        }
+        self.engine.close();
+        if wait {
+            let _ = self.engine.join();
+        }
+    }
+}
+
+impl Drop for ProcessPoolExecutor {
+    fn drop(&mut self) {
+        self.shutdown(true, false);
+    }
+}

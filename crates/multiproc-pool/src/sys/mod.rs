@@ -1,0 +1,16 @@
+//! All operating-system code of the crate lives below this module.
+//!
+//! A backend provides:
+//! - `futex_wait(word, expected, timeout) -> bool`: sleep while `*word == expected`, at most
+//!   `timeout` (`None`: no limit), on the process-private futex; spurious returns are allowed;
+//!   `false` only when the timeout passed.
+//! - `futex_wake_all(word)`: wake every sleeper on `word`.
+//!
+//! The pool's words are plain `std` atomics that only threads of one process touch, so it has
+//! its own futex here rather than `multiproc_sync::raw::ThreadFutex`, whose words become loom
+//! atomics under `--cfg multiproc_loom`.
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub(crate) use linux::*;

@@ -1,0 +1,301 @@
+//! `concurrent.futures.ThreadPoolExecutor`: closures run on a lazily grown set of threads.
+//!
+//! A submit is one allocation for the [`Core`] and one for the boxed task, pushed on a
+//! lock-free channel; an idle worker spins briefly before it parks, so a steady stream of
+//! submits wakes nobody through the kernel.
+
+use crate::core::Core;
+use crate::future::Future;
+use crossbeam_channel::{Receiver, Sender};
+use multiproc_sync::{Error, Result, Thread};
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A task in the queue: run it, or cancel it unstarted.
+trait Task: Send {
+    fn run(self: Box<Self>);
+    fn cancel(self: Box<Self>);
+}
+
+struct Call<F, R> {
+    core: Arc<Core<R>>,
+    f: F,
+}
+
+impl<F: FnOnce() -> R + Send, R: Send> Task for Call<F, R> {
+    fn run(self: Box<Self>) {
+        let Call { core, f } = *self;
+        if core.claim() {
+            let out = catch_unwind(AssertUnwindSafe(f)).map_err(|p| Error::TaskFailed {
+                message: panic_text(&*p),
+            });
+            core.complete(out);
+        }
+    }
+
+    fn cancel(self: Box<Self>) {
+        self.core.cancel();
+    }
+}
+
+/// Turns a panic payload into its text.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panicked with a non-string payload".to_owned()
+    }
+}
+
+static EXECUTOR_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Python's `ThreadPoolExecutor`: runs closures on up to `max_workers` threads, started as they
+/// are needed, and hands back a [`Future`] for each.
+///
+/// Dropping the executor is Python's `with` block ending: `shutdown(wait = true)`.
+///
+/// ```
+/// use multiproc::futures::ThreadPoolExecutor;
+/// let pool = ThreadPoolExecutor::new(4);
+/// let lengths: Vec<usize> = pool
+///     .map(|s: &str| s.len(), ["a", "bb", "ccc"])?
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(lengths, [1, 2, 3]);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+pub struct ThreadPoolExecutor {
+    max_workers: usize,
+    prefix: String,
+    tx: Mutex<Option<Sender<Box<dyn Task>>>>,
+    rx: Receiver<Box<dyn Task>>,
+    threads: Mutex<Vec<Thread<()>>>,
+    started: AtomicUsize,
+    idle: Arc<AtomicUsize>,
+}
+
+impl fmt::Debug for ThreadPoolExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPoolExecutor")
+            .field("max_workers", &self.max_workers)
+            .field("threads", &self.started.load(Ordering::Relaxed))
+            .field("queued", &self.rx.len())
+            .finish()
+    }
+}
+
+impl ThreadPoolExecutor {
+    /// An executor with at most `max_workers` threads; 0 means Python's default,
+    /// `min(32, cpu_count + 4)`.
+    ///
+    /// ```
+    /// let pool = multiproc::futures::ThreadPoolExecutor::new(0);
+    /// assert!(pool.max_workers() >= 5);
+    /// ```
+    pub fn new(max_workers: usize) -> Self {
+        let max_workers = if max_workers == 0 {
+            (multiproc_spawn::cpu_count() + 4).min(32)
+        } else {
+            max_workers
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        ThreadPoolExecutor {
+            max_workers,
+            prefix: format!(
+                "ThreadPoolExecutor-{}",
+                EXECUTOR_COUNTER.fetch_add(1, Ordering::Relaxed)
+            ),
+            tx: Mutex::new(Some(tx)),
+            rx,
+            threads: Mutex::new(Vec::new()),
+            started: AtomicUsize::new(0),
+            idle: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The most threads this executor starts.
+    ///
+    /// ```
+    /// assert_eq!(multiproc::futures::ThreadPoolExecutor::new(3).max_workers(), 3);
+    /// ```
+    pub fn max_workers(&self) -> usize {
+        self.max_workers
+    }
+
+    /// Schedules `f()` and returns its [`Future`]; `Err(PoolClosed)` after
+    /// [`shutdown`](ThreadPoolExecutor::shutdown).
+    ///
+    /// ```
+    /// use multiproc::futures::ThreadPoolExecutor;
+    /// let pool = ThreadPoolExecutor::new(2);
+    /// let f = pool.submit(|| "done")?;
+    /// assert_eq!(f.result()?, "done");
+    /// pool.shutdown(true, false);
+    /// assert!(matches!(pool.submit(|| ()), Err(multiproc::Error::PoolClosed)));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn submit<R, F>(&self, f: F) -> Result<Future<R>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let core = Core::new();
+        let task: Box<dyn Task> = Box::new(Call {
+            core: Arc::clone(&core),
+            f,
+        });
+        {
+            let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+            match &*tx {
+                Some(tx) => {
+                    // The receiver lives in `self`, so the channel cannot be disconnected.
+                    let _ = tx.send(task);
+                }
+                None => return Err(Error::PoolClosed),
+            }
+        }
+        if self.idle.load(Ordering::Acquire) == 0
+            && self.started.load(Ordering::Relaxed) < self.max_workers
+        {
+            self.start_thread();
+        }
+        Ok(Future::from_core(core))
+    }
+
+    #[cold]
+    fn start_thread(&self) {
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        let n = self.started.load(Ordering::Relaxed);
+        if n >= self.max_workers || self.tx.lock().map(|t| t.is_none()).unwrap_or(true) {
+            return;
+        }
+        let rx = self.rx.clone();
+        let idle = Arc::clone(&self.idle);
+        let spawned = Thread::builder()
+            .name(format!("{}_{n}", self.prefix))
+            .daemon(true)
+            .spawn(move || worker(rx, idle));
+        if let Ok(t) = spawned {
+            threads.push(t);
+            self.started.store(n + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// Python's `map`: submits `f(item)` for every item at once and yields the results in
+    /// order. Dropping the iterator cancels the tasks that have not started.
+    ///
+    /// ```
+    /// use multiproc::futures::ThreadPoolExecutor;
+    /// let pool = ThreadPoolExecutor::new(2);
+    /// let out: Vec<u64> = pool.map(|x: u64| x + 1, 0..5)?.map(Result::unwrap).collect();
+    /// assert_eq!(out, [1, 2, 3, 4, 5]);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn map<A, R, F, I>(&self, f: F, items: I) -> Result<Results<R>>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        let f = Arc::new(f);
+        let futures = items
+            .into_iter()
+            .map(|a| {
+                let f = Arc::clone(&f);
+                self.submit(move || f(a))
+            })
+            .collect::<Result<VecDeque<_>>>()?;
+        Ok(Results { futures })
+    }
+
+    /// Python's `shutdown`: no more submits are taken; with `cancel_futures` the queued tasks
+    /// that have not started are cancelled; with `wait` the call returns once every worker has
+    /// finished (every task submitted before it has run or been cancelled).
+    ///
+    /// ```
+    /// use multiproc::futures::ThreadPoolExecutor;
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| 1)?;
+    /// pool.shutdown(true, false);
+    /// assert!(f.done());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        drop(self.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
+        if cancel_futures {
+            while let Ok(task) = self.rx.try_recv() {
+                task.cancel();
+            }
+        }
+        if wait {
+            let me = multiproc_sync::current_thread().ident;
+            let threads =
+                std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+            for t in threads {
+                // A task that shuts its own executor down must not join itself.
+                if t.ident() != me {
+                    let _ = t.join();
+                }
+            }
+        }
+    }
+}
+
+fn worker(rx: Receiver<Box<dyn Task>>, idle: Arc<AtomicUsize>) {
+    loop {
+        idle.fetch_add(1, Ordering::AcqRel);
+        let got = rx.recv();
+        idle.fetch_sub(1, Ordering::AcqRel);
+        match got {
+            Ok(task) => task.run(),
+            Err(_) => return,
+        }
+    }
+}
+
+impl Drop for ThreadPoolExecutor {
+    fn drop(&mut self) {
+        self.shutdown(true, false);
+    }
+}
+
+/// The results of a [`map`](ThreadPoolExecutor::map), in input order; an exact-size iterator.
+/// Dropping it cancels the tasks not started yet.
+pub struct Results<R> {
+    futures: VecDeque<Future<R>>,
+}
+
+impl<R> Iterator for Results<R> {
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        self.futures.pop_front().map(Future::result)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.futures.len(), Some(self.futures.len()))
+    }
+}
+
+impl<R> ExactSizeIterator for Results<R> {}
+
+impl<R> Drop for Results<R> {
+    fn drop(&mut self) {
+        for f in &self.futures {
+            f.cancel();
+        }
+    }
+}
+
+impl<R> fmt::Debug for Results<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Results")
+            .field("left", &self.futures.len())
+            .finish()
+    }
+}

@@ -1,0 +1,81 @@
+//! The worker process: runs the initializer, then tasks as they arrive on its shared-memory
+//! queue, one at a time, and puts each result on the pool's result queue as soon as it has it.
+//! Idle, it spins on the queue for about the cost of a wake-up before it sleeps (the queue's
+//! own policy), so a stream of small tasks costs no system calls.
+
+use crate::call::InitField;
+use crate::thread_pool::panic_text;
+use crate::wire::{self, Cursor, Link};
+use multiproc_ipc::Queue;
+use serde::{Deserialize, Serialize};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+/// What a worker is started with.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WorkerArgs {
+    pub(crate) tasks: Queue<()>,
+    pub(crate) results: Queue<()>,
+    /// Held, never used: its closing tells the parent this worker is gone.
+    pub(crate) lifeline: Link,
+    pub(crate) slot: u32,
+    pub(crate) init: Option<InitField>,
+    /// Exit after this many tasks (0: never), Python's `maxtasksperchild`.
+    pub(crate) max_tasks: usize,
+}
+
+/// The worker's entry point (a plain `fn`, so every start method can run it).
+pub(crate) fn worker_main(args: WorkerArgs) {
+    let WorkerArgs {
+        tasks,
+        results,
+        lifeline,
+        slot,
+        init,
+        max_tasks,
+    } = args;
+    if let Some(InitField::Pending(init)) = init {
+        init.run_here();
+    }
+    let mut value = Vec::new();
+    let mut out = Vec::new();
+    let mut done = 0usize;
+    // `Err(Closed)`: the parent is gone.
+    while let Ok(record) = tasks.get_bytes() {
+        let mut cur = Cursor(&record);
+        if !matches!(cur.u8(), Ok(wire::TASKS)) {
+            break;
+        }
+        while !cur.is_empty() {
+            let Ok((id, call, args)) = cur.task() else {
+                break;
+            };
+            value.clear();
+            let start = Instant::now();
+            let ran = catch_unwind(AssertUnwindSafe(|| call.run(args, &mut value)));
+            let ns = start.elapsed().as_nanos() as u64;
+            match ran {
+                Ok(Ok(())) => wire::result_record(&mut out, slot, id, wire::OK, ns, &value),
+                Ok(Err(msg)) => {
+                    wire::result_record(&mut out, slot, id, wire::FAILED, ns, msg.as_bytes())
+                }
+                Err(p) => {
+                    let msg = panic_text(&*p);
+                    wire::result_record(&mut out, slot, id, wire::PANIC, ns, msg.as_bytes())
+                }
+            }
+            if results.put_bytes(&out).is_err() {
+                return;
+            }
+            done += 1;
+            if max_tasks != 0 && done >= max_tasks {
+                drop(lifeline);
+                return;
+            }
+        }
+        if value.capacity() > 1 << 20 {
+            value = Vec::new();
+        }
+    }
+    drop(lifeline);
+}

@@ -29,8 +29,7 @@
 //!   child finds them consistent), and prepares everything the child needs, because a forked
 //!   child pays a page fault for every page of memory or code it first touches: the child
 //!   allocates nothing on the way to the target, and a small result goes back through a slot
-//!   in a memory page shared with the parent instead of the socket. Socket pairs are reused
-//!   from one Fork child to the next.
+//!   in a memory page shared with the parent instead of the socket.
 //! - **Spawn**: `posix_spawn` of `/proc/self/exe` (the identical executable, even if the file was
 //!   replaced) with the child's end of the socket as the one inherited descriptor. A start-up
 //!   hook that runs before `main` ([`ctor`]) recognises the child by an environment variable,

@@ -190,7 +190,7 @@ impl ProcessBuilder {
         let forked = unsafe { sys::fork() }?;
         match forked {
             sys::Forked::Child => {
-                // Our parent's children, spare pairs, fork server and report channel are not
+                // Our parent's children, outcome slots, fork server and report channel are not
                 // ours. (Each only when there is something to drop: a forked child pays a page
                 // fault for every page it writes, and moving a value out is a write.)
                 if children.capacity() != 0 {
@@ -214,7 +214,7 @@ impl ProcessBuilder {
             }
             sys::Forked::Parent(pid) => {
                 drop((stdout, ident, children, pool, server, parked));
-                let child = Child::forked(pid, name, self.daemon, kit);
+                let child = Child::forked(pid, name, self.daemon, kit.mine, kit.slot, kit.ticket);
                 Ok(register(child, StartMethod::Fork))
             }
         }

@@ -63,14 +63,9 @@ pub(crate) struct Child {
 pub(crate) struct ChildState {
     /// The bootstrap socket; `None` once the handle was dropped (nobody wants the result).
     pub(crate) sock: Option<OwnedFd>,
-    /// For a Fork child: our copy of the child's end of the pair, kept so that the pair can
-    /// serve the next child, and where it and the slot go back to (see [`ForkPool`]).
-    peer: Option<OwnedFd>,
-    ticket: Option<Ticket>,
-    /// For a Fork child: its outcome slot.
+    /// For a Fork child: its outcome slot, and where the slot goes back to (see [`ForkPool`]).
     slot: Option<&'static Slot>,
-    /// The outcome came through the slot: the socket was never written.
-    quiet: bool,
+    ticket: Option<Ticket>,
     reader: FrameReader,
     /// `ResultOk`, `ResultPanic` or `StartFailed`.
     pub(crate) outcome: Option<Frame>,
@@ -81,13 +76,19 @@ pub(crate) struct ChildState {
 }
 
 impl Child {
-    /// A Fork child, reporting through `kit` (our copy of it).
-    pub(crate) fn forked(pid: u32, name: String, daemon: bool, kit: ForkKit) -> Child {
+    /// A Fork child, reporting through `sock` or its outcome `slot`.
+    pub(crate) fn forked(
+        pid: u32,
+        name: String,
+        daemon: bool,
+        sock: OwnedFd,
+        slot: Option<&'static Slot>,
+        ticket: Ticket,
+    ) -> Child {
         let state = ChildState {
-            sock: Some(kit.mine),
-            peer: Some(kit.theirs),
-            ticket: Some(kit.ticket),
-            slot: kit.slot,
+            sock: Some(sock),
+            ticket: Some(ticket),
+            slot,
             ..ChildState::default()
         };
         Child::new(pid, name, daemon, None, state, SPIN)
@@ -304,7 +305,6 @@ impl Child {
                     payload,
                     fds: Vec::new(),
                 });
-                st.quiet = true;
             } else if read || code.is_some() {
                 // After the exit, everything the child wrote is in the socket.
                 self.read_frames(st)?;
@@ -367,20 +367,11 @@ impl Child {
 impl Drop for Child {
     fn drop(&mut self) {
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        let Some(ticket) = st.ticket.take() else {
-            return;
-        };
-        // A finished Fork child's slot is free again, and its pair, read to the end, can serve
-        // the next child. (A record is dropped only once its child is known to have ended.)
-        let pair = match (st.sock.take(), st.peer.take()) {
-            (Some(sock), Some(peer))
-                if st.exit.is_some() && (st.quiet || st.reader.is_drained()) =>
-            {
-                Some((sock, peer))
-            }
-            _ => None,
-        };
-        fork_pool().give_back(pair, &ticket);
+        // A finished Fork child's slot is free again. (A record is dropped only once its child
+        // is known to have ended.)
+        if let Some(ticket) = st.ticket.take() {
+            fork_pool().give_back(&ticket);
+        }
     }
 }
 
@@ -398,15 +389,16 @@ pub(crate) fn children() -> MutexGuard<'static, Vec<Arc<Child>>> {
     STATE.0.children.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// What a Fork child reports through, kept from one child to the next: socket pairs of finished
-/// children, read to the end (making a pair and tearing it down again costs about a tenth of a
-/// whole Fork spawn+join), and the page of outcome slots (see [`crate::slots`]).
+/// What Fork children report through: a socket pair each, and this process's page of outcome
+/// slots (see [`crate::slots`]), handed out one slot per live child.
+///
+/// (Socket pairs are not kept for reuse, though that would save a few microseconds a spawn:
+/// idle descriptors would outlive the children, which programs and tests that count their
+/// descriptors rightly take for a leak.)
 #[derive(Debug)]
 pub(crate) struct ForkPool {
-    /// (our end, the child's end), both close-on-exec.
-    pairs: Vec<(OwnedFd, OwnedFd)>,
-    /// Bumped in each forked child, so that a pair or slot of the parent's (a `Process` handle
-    /// the child inherited and drops) is never taken for one of the child's own.
+    /// Bumped in each forked child, so that a slot of the parent's (a `Process` handle the
+    /// child inherited and drops) is never given out again by the child.
     generation: u64,
     /// This process's page of outcome slots, mapped on first use.
     slots: Option<&'static [Slot]>,
@@ -417,43 +409,37 @@ pub(crate) struct ForkPool {
 /// What one Fork child gets from the [`ForkPool`].
 #[derive(Debug)]
 pub(crate) struct ForkKit {
+    /// Our end of a fresh socket pair (close-on-exec, like the other).
     pub(crate) mine: OwnedFd,
+    /// The child's end.
     pub(crate) theirs: OwnedFd,
     pub(crate) slot: Option<&'static Slot>,
-    /// Where the pair and the slot go back to.
-    ticket: Ticket,
+    /// Where the slot goes back to.
+    pub(crate) ticket: Ticket,
 }
 
-/// How a finished Fork child's pair and slot find their way back to the [`ForkPool`].
+/// How a finished Fork child's slot finds its way back to the [`ForkPool`].
 #[derive(Debug)]
 pub(crate) struct Ticket {
     generation: u64,
     slot: Option<usize>,
 }
 
-/// At most this many idle pairs are kept (two descriptors each).
-const MAX_SPARE_PAIRS: usize = 4;
-
 pub(crate) fn fork_pool() -> MutexGuard<'static, ForkPool> {
     STATE.0.fork_pool.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ForkPool {
-    /// No pairs, no page yet.
+    /// No page yet.
     pub(crate) const EMPTY: ForkPool = ForkPool {
-        pairs: Vec::new(),
         generation: 0,
         slots: None,
         free_slots: 0,
     };
 
-    /// A pair (a spare one, or a fresh one) and, if one is free, an empty slot for a new Fork
-    /// child.
+    /// A socket pair and, if one is free, an empty slot for a new Fork child.
     pub(crate) fn take(&mut self) -> io::Result<ForkKit> {
-        let (mine, theirs) = match self.pairs.pop() {
-            Some(pair) => pair,
-            None => sys::socketpair()?,
-        };
+        let (mine, theirs) = sys::socketpair()?;
         if self.slots.is_none() {
             self.slots = slots::map_page();
             self.free_slots = match self.slots {
@@ -482,29 +468,17 @@ impl ForkPool {
         })
     }
 
-    /// In a forked child: the parent's spare pairs and slots are not ours (the pairs are
-    /// closed here; the page stays mapped, since the child reports through it), and what the
-    /// parent's children hold must never come back.
+    /// In a forked child: the parent's slots are not ours (the page stays mapped, since the
+    /// child reports through it), and what the parent's children hold must never come back.
     pub(crate) fn forget_parents(&mut self) {
-        if !self.pairs.is_empty() {
-            self.pairs.clear();
-        }
         self.slots = None;
         self.free_slots = 0;
         self.generation += 1;
     }
 
-    fn give_back(&mut self, pair: Option<(OwnedFd, OwnedFd)>, ticket: &Ticket) {
-        if self.generation != ticket.generation {
-            return;
-        }
-        if let Some(i) = ticket.slot {
+    fn give_back(&mut self, ticket: &Ticket) {
+        if let Some(i) = ticket.slot.filter(|_| self.generation == ticket.generation) {
             self.free_slots |= 1 << i;
-        }
-        if let Some(pair) = pair {
-            if self.pairs.len() < MAX_SPARE_PAIRS {
-                self.pairs.push(pair);
-            }
         }
     }
 }
@@ -545,7 +519,6 @@ pub(crate) fn adopt_orphan(child: Arc<Child>) {
     {
         let mut st = child.lock();
         st.sock = None;
-        st.peer = None;
     }
     if child.via_server {
         // The fork server reaps it.

@@ -1,8 +1,7 @@
 //! The bootstrap protocol: length-prefixed frames over a Unix stream socket, with descriptors
 //! attached to a frame's first byte (`SCM_RIGHTS`).
 //!
-//! One socket pair per child (a Fork child's pair is reused by the next Fork child once this
-//! one is over and its socket read to the end). The parent's end carries, in order:
+//! One socket pair per child. The parent's end carries, in order:
 //!
 //! | direction | frame | payload | fds |
 //! |---|---|---|---|

@@ -1,5 +1,5 @@
-//! Fork children started by many threads at once each get their own socket pair and outcome
-//! slot, and a Fork child whose parent stopped listening still finishes.
+//! Fork children started by many threads at once each get their own outcome slot, and a Fork
+//! child whose parent stopped listening still finishes.
 
 mod common;
 
@@ -11,7 +11,7 @@ fn fork() -> multiproc_spawn::ProcessBuilder {
     Process::builder().start_method(StartMethod::Fork)
 }
 
-/// Many threads forking at once each get their own pair and slot.
+/// Many threads forking at once each get their own slot.
 #[test]
 fn threads_forking_at_once_get_their_own_answers() {
     let threads: Vec<_> = (0..4u64)

@@ -1,6 +1,6 @@
 //! How a Fork child reports: a small outcome through its slot in a page shared with the parent,
-//! a large one or one with handles through its socket, and socket pairs and slots are reused
-//! from one child to the next without leaking. (Alone in its test binary: it counts descriptors,
+//! a large one or one with handles through its socket, and slots are reused from one child to
+//! the next, leaking nothing. (Alone in its test binary: it counts descriptors,
 //! which Fork children started by other tests at the same time would disturb.)
 
 mod common;
@@ -16,7 +16,7 @@ fn fork() -> multiproc_spawn::ProcessBuilder {
 /// Outcomes of every kind and size, in turn, come back whole, and leave no descriptor behind.
 #[test]
 fn outcomes_of_every_size_and_kind_come_back_in_turn() {
-    // Warm up: the first Fork child leaves a socket pair behind for the next one.
+    // Warm up (the first Fork child maps the page of outcome slots, which is no descriptor).
     assert_eq!(fork().spawn_closure(|| 1).unwrap().join().unwrap(), 1);
     let before = multiproc_spawn::open_fd_count();
     for round in 0..20usize {

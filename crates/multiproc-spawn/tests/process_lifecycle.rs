@@ -263,13 +263,10 @@ fn a_thousand_spawns_leak_nothing() {
             assert_eq!(p.join().unwrap(), i + 1);
         }
         eprintln!("{m:?}: {rounds} spawn+join in {:?}", start.elapsed());
-        // Fork keeps up to four socket pairs of finished children for the next ones (eight
-        // descriptors); under `cargo test` the other tests' Fork children may have filled that
-        // pool meanwhile. A leak would show as a thousand.
-        let fds_after = multiproc_spawn::open_fd_count();
-        assert!(
-            fds_after <= fds_before + 8,
-            "{m:?}: descriptors leaked ({fds_before} before, {fds_after} after)"
+        assert_eq!(
+            multiproc_spawn::open_fd_count(),
+            fds_before,
+            "{m:?}: descriptors leaked"
         );
         let zombies: Vec<u32> = pids.into_iter().filter(|&p| is_zombie_child(p)).collect();
         assert!(zombies.is_empty(), "{m:?}: zombies {zombies:?}");

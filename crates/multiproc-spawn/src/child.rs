@@ -1,14 +1,17 @@
 //! The child's side of a start: read the bootstrap frame, become the named child, run the
-//! target, report its outcome on the bootstrap socket, join our own children, and exit.
+//! target, join our own children, report its outcome (on the bootstrap socket, or in a Fork
+//! child's outcome slot), and exit.
 //!
 //! A fresh child (Spawn, or a fork-server child) gets here from the start-up hook in
 //! [`crate::entry`], before `main` would run; a Fork child gets here straight after `fork()`.
 //! None of them ever returns: they end with `_exit`, so no code of the parent's `main` runs.
 
 use crate::handoff;
-use crate::identity::{self, ProcessInfo};
+use crate::identity::{self, Ident, Identity, ProcessInfo};
 use crate::registry;
+use crate::slots::Slot;
 use crate::start_method::{StartMethod, set_start_method};
+use crate::state::STATE;
 use crate::sys;
 use crate::wire::{self, FrameReader, Kind};
 use serde::de::DeserializeOwned;
@@ -16,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
+use std::sync::MutexGuard;
 
 /// What the parent tells a fresh child, ahead of the argument bytes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,7 +61,7 @@ pub(crate) fn fingerprint() -> isize {
 /// What running the target gave, short of a panic.
 pub(crate) enum Outcome {
     /// The encoded return value and the descriptors of handles inside it.
-    Value(Vec<u8>, Vec<OwnedFd>),
+    Value(Encoded, Vec<OwnedFd>),
     /// The arguments could not be decoded or the result encoded.
     Failed(String),
 }
@@ -85,43 +88,112 @@ pub(crate) fn trampoline<A: DeserializeOwned, R: Serialize>(
 
 /// Encodes a target's return value together with the handles it contains.
 pub(crate) fn encode_value<R: Serialize>(value: &R) -> Outcome {
-    match handoff::collect_fds(|| postcard::to_allocvec(value)) {
+    match handoff::collect_fds(|| postcard::serialize_with_flavor(value, Encoded::default())) {
         (Ok(bytes), fds) => Outcome::Value(bytes, fds),
         (Err(e), _) => Outcome::Failed(format!("could not encode the result: {e}")),
     }
 }
 
-/// The socket to our own parent, kept so that a Fork child of ours can close its copy.
-pub(crate) static PARENT_SOCKET: Mutex<Option<OwnedFd>> = Mutex::new(None);
+/// How many bytes of an encoded result stay inline, off the heap: room for numbers, small
+/// tuples and short strings, while an [`Outcome`] stays small enough to move without a call to
+/// `memcpy` (in a forked child, the first call to a C library routine can cost a page fault).
+const INLINE: usize = 32;
+
+/// A postcard output that keeps a small value inline and moves to the heap only when it grows
+/// past [`INLINE`] bytes. A freshly forked child shares every heap page with its parent
+/// copy-on-write, so each page that `malloc` writes costs it a page fault (about a microsecond
+/// on a virtual machine); a small result then costs none.
+pub(crate) struct Encoded {
+    inline: [u8; INLINE],
+    len: usize,
+    heap: Option<Vec<u8>>,
+}
+
+impl Default for Encoded {
+    fn default() -> Self {
+        Encoded {
+            inline: [0; INLINE],
+            len: 0,
+            heap: None,
+        }
+    }
+}
+
+impl Encoded {
+    /// The encoded bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match &self.heap {
+            Some(v) => v,
+            None => &self.inline[..self.len],
+        }
+    }
+}
+
+impl postcard::ser_flavors::Flavor for Encoded {
+    type Output = Encoded;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if let Some(v) = &mut self.heap {
+            v.extend_from_slice(data);
+        } else if let Some(room) = self.inline.get_mut(self.len..self.len + data.len()) {
+            room.copy_from_slice(data);
+            self.len += data.len();
+        } else {
+            let mut v = Vec::with_capacity((self.len + data.len()).max(2 * INLINE));
+            v.extend_from_slice(&self.inline[..self.len]);
+            v.extend_from_slice(data);
+            self.heap = Some(v);
+        }
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.try_extend(&[data])
+    }
+
+    fn finalize(self) -> postcard::Result<Encoded> {
+        Ok(self)
+    }
+}
+
+/// How a child reports its outcome to its parent.
+#[derive(Debug)]
+pub(crate) struct Report {
+    /// Our end of the socket pair.
+    pub(crate) sock: OwnedFd,
+    /// A Fork child's copy of the parent's end, closed only when the child writes to the socket
+    /// (so that a parent that stopped listening makes that write fail rather than block). A
+    /// child that reports through its slot never pays for closing it.
+    pub(crate) parents_end: Option<OwnedFd>,
+    /// A Fork child's outcome slot, in a page shared with its parent (see [`crate::slots`]).
+    pub(crate) slot: Option<&'static Slot>,
+}
+
+/// Our [`Report`] while the target runs, kept in the process state so that a child the target
+/// forks closes its copies of our descriptors.
+pub(crate) fn parked_report() -> MutexGuard<'static, Option<Report>> {
+    STATE.0.report.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Runs a fresh child (Spawn or fork server) on its bootstrap socket. Never returns.
 pub(crate) fn run_fresh(sock: OwnedFd, via_server: bool) -> ! {
-    sys::ignore_sigpipe();
-    if via_server {
-        let pidfd = sys::pidfd_open(sys::getpid());
-        let fds: Vec<RawFd> = pidfd.iter().map(AsRawFd::as_raw_fd).collect();
-        let hello = sys::getpid().to_le_bytes();
-        if wire::write_frame(sock.as_fd(), Kind::Hello, &[&hello], &fds).is_err() {
-            sys::exit_now(1);
-        }
+    if !via_server {
+        // A fork-server child inherits the server's setting; an exec'd child may not have it.
+        sys::ignore_sigpipe();
     }
     let mut reader = FrameReader::default();
-    let frame = match reader.read_frame(sock.as_fd()) {
-        Ok(Some(f)) if f.kind == Kind::Bootstrap => f,
+    let (payload, fds) = match reader.read_first_frame(sock.as_fd()) {
+        Ok(Some(frame)) if frame.kind == Kind::Bootstrap => (frame.payload, frame.fds),
         // The parent went away before telling us what to run: nobody is left to tell.
         _ => sys::exit_now(1),
     };
-    let parsed = parse_bootstrap(&frame.payload);
+    let parsed = parse_bootstrap(payload);
     let (header, args) = match parsed {
         Ok(p) => p,
         Err(msg) => report_and_exit(sock, msg),
     };
-    take_identity(
-        &header.name,
-        header.daemon,
-        header.parent.clone(),
-        !via_server,
-    );
+    let me = Identity::child(header.name, header.daemon, header.parent);
+    take_identity(&mut identity::lock(), me, !via_server);
     set_start_method(StartMethod::from_u8(header.start_method));
     if header.fingerprint != fingerprint() {
         report_and_exit(
@@ -135,19 +207,42 @@ pub(crate) fn run_fresh(sock: OwnedFd, via_server: bool) -> ! {
     let tramp: Trampoline =
         unsafe { std::mem::transmute::<usize, Trampoline>(address_at(header.trampoline)) };
     let target = address_at(header.target);
-    let fds = frame.fds;
-    let sock_raw = sock.as_raw_fd();
-    *PARENT_SOCKET.lock().unwrap_or_else(|e| e.into_inner()) = Some(sock);
-    let outcome = catch_unwind(AssertUnwindSafe(|| tramp(target, args, fds)));
-    let sock = PARENT_SOCKET
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+    let report = Report {
+        sock,
+        parents_end: None,
+        slot: None,
+    };
+    run_target(report, || tramp(target, args, fds))
+}
+
+/// Runs the target, reports its outcome and exits. While the target runs, the report channel is
+/// parked in the process state, so that a child the target forks closes its copy.
+pub(crate) fn run_target(report: Report, target: impl FnOnce() -> Outcome) -> ! {
+    let sock_raw = report.sock.as_raw_fd();
+    *parked_report() = Some(report);
+    let outcome = catch_unwind(AssertUnwindSafe(target));
+    let report = parked_report()
         .take()
-        .filter(|s| s.as_raw_fd() == sock_raw);
-    match sock {
-        Some(sock) => finish(sock, outcome.map_err(|p| panic_text(&*p))),
+        .filter(|r| r.sock.as_raw_fd() == sock_raw);
+    match report {
+        Some(report) => finish(report, outcome.map_err(|p| panic_text(&*p))),
         None => sys::exit_now(1),
     }
+}
+
+/// Done in the parent just before a `fork()`, so that the child need not: flush standard output
+/// (else the child would print what the parent had buffered a second time, as Python's
+/// `multiprocessing` also guards against) and register the handle-passing thread-locals'
+/// destructors (each registration allocates, which costs a forked child page faults).
+///
+/// Returns standard output locked: held across the fork like multiproc's own locks, so that the
+/// child never inherits it held by another thread (a test harness printing, say), which would
+/// deadlock the child's final flush. Both sides release it right after the fork.
+pub(crate) fn prepare_fork() -> std::io::StdoutLock<'static> {
+    let mut out = std::io::stdout().lock();
+    let _ = out.flush();
+    handoff::warm_up();
+    out
 }
 
 fn parse_bootstrap(payload: &[u8]) -> Result<(Header, &[u8]), String> {
@@ -163,13 +258,13 @@ fn parse_bootstrap(payload: &[u8]) -> Result<(Header, &[u8]), String> {
 /// Takes on the identity the parent chose; a daemon started by Spawn or Fork also starts
 /// watching its parent (a fork-server child has `PR_SET_PDEATHSIG` on the single-threaded
 /// server instead).
-pub(crate) fn take_identity(name: &str, daemon: bool, parent: ProcessInfo, watch_parent: bool) {
-    let parent_pid = parent.pid;
-    {
-        let mut slot = identity::IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
-        identity::become_child(&mut slot, name.to_owned(), daemon, parent);
-    }
-    if daemon && watch_parent {
+pub(crate) fn take_identity(slot: &mut Ident, me: Identity, watch_parent: bool) {
+    let watch = match &me.parent {
+        Some(parent) if me.daemon && watch_parent => Some(parent.pid),
+        _ => None,
+    };
+    identity::become_child(slot, me);
+    if let Some(parent_pid) = watch {
         watch_parent_death(parent_pid);
     }
 }
@@ -211,29 +306,35 @@ pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Reports a failure that happened before the target ran, and exits with 1.
 fn report_and_exit(sock: OwnedFd, reason: String) -> ! {
-    finish(sock, Ok(Outcome::Failed(reason)))
+    let report = Report {
+        sock,
+        parents_end: None,
+        slot: None,
+    };
+    finish(report, Ok(Outcome::Failed(reason)))
 }
 
-/// Sends the outcome (`Err` = a panic's text), joins our own children, and exits:
-/// 0 after a value, 1 after a panic or a failure to decode or encode.
-pub(crate) fn finish(sock: OwnedFd, outcome: Result<Outcome, String>) -> ! {
-    let (kind, payload, fds, code) = match outcome {
-        Ok(Outcome::Value(bytes, fds)) => (Kind::ResultOk, bytes, fds, 0),
-        Ok(Outcome::Failed(msg)) => (Kind::StartFailed, msg.into_bytes(), Vec::new(), 1),
-        Err(panic) => (Kind::ResultPanic, panic.into_bytes(), Vec::new(), 1),
+/// Flushes standard output, joins our own children, then sends the outcome (`Err` = a panic's
+/// text) and exits at once: 0 after a value, 1 after a panic or a failure to decode or encode.
+///
+/// The outcome goes last, just before `_exit`, so that a parent woken by it finds the child
+/// (nearly) gone and needs no second wake-up for the exit.
+pub(crate) fn finish(report: Report, outcome: Result<Outcome, String>) -> ! {
+    let (kind, payload, fds, code) = match &outcome {
+        Ok(Outcome::Value(bytes, fds)) => (Kind::ResultOk, bytes.as_slice(), &fds[..], 0),
+        Ok(Outcome::Failed(msg)) => (Kind::StartFailed, msg.as_bytes(), &[][..], 1),
+        Err(panic) => (Kind::ResultPanic, panic.as_bytes(), &[][..], 1),
     };
+    let _ = std::io::stdout().flush();
+    registry::join_all_children();
+    if let Some(slot) = report.slot {
+        if fds.is_empty() && slot.put(kind, payload) {
+            sys::exit_now(code)
+        }
+    }
+    drop(report.parents_end);
     let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
     // A parent that dropped its handle no longer listens: the child still exits normally.
-    let _ = wire::write_frame(sock.as_fd(), kind, &[&payload], &raw);
-    drop(fds);
-    exit_child(code)
-}
-
-/// The end of every child: flush standard output, join live non-daemon children (terminate
-/// daemon ones), then `_exit` without running the parent's atexit handlers or destructors.
-pub(crate) fn exit_child(code: i32) -> ! {
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    registry::join_all_children();
+    let _ = wire::write_frame(report.sock.as_fd(), kind, &[payload], &raw);
     sys::exit_now(code)
 }

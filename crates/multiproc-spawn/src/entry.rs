@@ -6,6 +6,7 @@
 //! and in an ordinary start it does nothing else.
 
 use crate::{child, forkserver, sys};
+use std::sync::OnceLock;
 
 /// `child:<fd>` (a Spawn child) or `server:<fd>` (the fork server); the descriptor is the
 /// inherited bootstrap socket.
@@ -40,7 +41,10 @@ fn multiproc_start_hook() {
 }
 
 /// Whether the hook ran in this binary: `spawn` refuses to start children otherwise, since a
-/// child would then run the program's `main` again.
+/// child would then run the program's `main` again. (The hook removes the variable, so it is
+/// still set only where the hook did not run. Looked up once: reading the environment takes a
+/// process-wide lock and scans every variable.)
 pub(crate) fn hook_is_linked() -> bool {
-    std::env::var_os(ENV).is_none()
+    static LINKED: OnceLock<bool> = OnceLock::new();
+    *LINKED.get_or_init(|| std::env::var_os(ENV).is_none())
 }

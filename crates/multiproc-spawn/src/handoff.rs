@@ -75,3 +75,10 @@ pub fn recv_fd(index: u32) -> Result<OwnedFd, String> {
             .ok_or_else(|| format!("handle descriptor #{index} is missing from this message"))
     })
 }
+
+/// Touches this thread's transfer slots, so that their destructors are registered now (in a
+/// parent about to fork) rather than in each forked child.
+pub(crate) fn warm_up() {
+    OUTGOING.with(|_| ());
+    INCOMING.with(|_| ());
+}

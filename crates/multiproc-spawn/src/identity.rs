@@ -1,10 +1,10 @@
 //! Who this process is: its name, daemon flag and parent, as Python's `current_process()` and
 //! `parent_process()` report them, plus the `Process-N` naming of its children.
 
+use crate::state::STATE;
 use crate::sys;
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::MutexGuard;
 
 /// A process as `current_process()`, `parent_process()` and `active_children()` describe it.
 ///
@@ -32,16 +32,41 @@ pub(crate) struct Identity {
     pub(crate) parent: Option<ProcessInfo>,
 }
 
-/// `None` in the program's own process ("MainProcess"); set once a child starts.
-pub(crate) static IDENTITY: Mutex<Option<Identity>> = Mutex::new(None);
+impl Identity {
+    /// A child's identity: `name`, started by `parent`.
+    pub(crate) fn child(name: String, daemon: bool, parent: ProcessInfo) -> Identity {
+        Identity {
+            name,
+            daemon,
+            parent: Some(parent),
+        }
+    }
+}
 
-/// Counts the children this process has named, for `Process-N`.
-static CHILD_COUNTER: AtomicUsize = AtomicUsize::new(0);
+/// Who this process is, and how many children it has named.
+#[derive(Debug)]
+pub(crate) struct Ident {
+    /// `None` in the program's own process ("MainProcess"); set once a child starts.
+    pub(crate) me: Option<Identity>,
+    /// Children named so far, for `Process-N`. (Kept under the same lock, on the same memory
+    /// page: every page a forked child writes costs it a copy-on-write fault.)
+    named: usize,
+}
+
+impl Ident {
+    /// The main process's: no identity yet, no child named.
+    pub(crate) const EMPTY: Ident = Ident { me: None, named: 0 };
+}
+
+/// Locks this process's identity (a poisoned lock is still usable: the data is replaced whole).
+pub(crate) fn lock() -> MutexGuard<'static, Ident> {
+    STATE.0.identity.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Returns this process's description: `MainProcess` in the program's own process.
 pub fn current_process() -> ProcessInfo {
-    let guard = IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
-    match &*guard {
+    let guard = lock();
+    match &guard.me {
         Some(id) => ProcessInfo {
             pid: sys::getpid(),
             name: id.name.clone(),
@@ -57,34 +82,28 @@ pub fn current_process() -> ProcessInfo {
 
 /// Returns the process that started this one, or `None` in the program's own process.
 pub fn parent_process() -> Option<ProcessInfo> {
-    let guard = IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
-    guard.as_ref().and_then(|id| id.parent.clone())
+    let guard = lock();
+    guard.me.as_ref().and_then(|id| id.parent.clone())
 }
 
 /// The default name of the next child: `Process-N` from the main process, `<my name>:N` from a
 /// child (Python's identity chain, e.g. `Process-1:2`).
 pub(crate) fn next_child_name() -> String {
-    let n = CHILD_COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
-    let guard = IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
-    match &*guard {
+    let mut guard = lock();
+    guard.named += 1;
+    let n = guard.named;
+    match &guard.me {
         Some(id) => format!("{}:{n}", id.name),
         None => format!("Process-{n}"),
     }
 }
 
-/// Makes this (new child) process `name`, child of `parent`, restarting its own child count.
-pub(crate) fn become_child(
-    slot: &mut Option<Identity>,
-    name: String,
-    daemon: bool,
-    parent: ProcessInfo,
-) {
-    CHILD_COUNTER.store(0, Ordering::Relaxed);
-    *slot = Some(Identity {
-        name,
-        daemon,
-        parent: Some(parent),
-    });
+/// Makes this (new child) process `me`, restarting its own child count. The old identity (our
+/// parent's) is forgotten, not dropped: a forked child that frees memory writes heap pages it
+/// shares copy-on-write with its parent, which costs a page fault each.
+pub(crate) fn become_child(slot: &mut Ident, me: Identity) {
+    slot.named = 0;
+    std::mem::forget(slot.me.replace(me));
 }
 
 /// The number of CPUs this process may run on (its affinity mask and cgroup quota count).

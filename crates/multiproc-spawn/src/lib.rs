@@ -16,25 +16,70 @@
 //!
 //! # How a child starts
 //!
-//! - **Fork**: `fork()` in the caller; the child runs the target (a closure too, with
-//!   `spawn_closure`) and sends the result back over a socket pair.
-//! - **Spawn**: `posix_spawn` of `/proc/self/exe` (the identical executable) with one inherited
-//!   socket. A start-up hook that runs before `main` ([`ctor`]) recognises the child, reads the
-//!   function's address (as an offset from a fixed function, since ASLR moves the binary) and the
-//!   serde-encoded arguments, runs it, sends the result, and exits without ever running `main`.
-//! - **ForkServer** (the default): the first use starts a single-threaded server by a fresh exec,
-//!   which forks each child on request; the child then talks to the parent directly.
+//! Every child gets a Unix socket pair to its parent ("bootstrap socket") and, except under
+//! Fork, a start-up message on it: the target's address, the serde-encoded arguments, the
+//! child's name, daemon flag and parent, with the descriptors of handles inside the arguments
+//! attached (`SCM_RIGHTS`, see [`handoff`]). It answers with one frame: the encoded return value
+//! (plus handles), a panic's text, or why it could not start. Then it exits with `_exit`, so no
+//! code of the parent's `main` and no atexit handler of the parent's ever runs in it.
 //!
-//! Handles of multiproc objects (queues, locks…) travel inside the arguments: their descriptors
-//! ride along with `SCM_RIGHTS` (see [`handoff`]).
+//! - **Fork**: `fork()` in the caller. The child is a copy of the parent, so the target may be a
+//!   closure ([`ProcessBuilder::spawn_closure`]) and its arguments are not encoded at all. The
+//!   parent flushes standard output first, holds multiproc's own locks across the fork (the
+//!   child finds them consistent), and prepares everything the child needs, because a forked
+//!   child pays a page fault for every page of memory or code it first touches: the child
+//!   allocates nothing on the way to the target, and a small result goes back through a slot
+//!   in a memory page shared with the parent instead of the socket.
+//! - **Spawn**: `posix_spawn` of `/proc/self/exe` (the identical executable, even if the file was
+//!   replaced) with the child's end of the socket as the one inherited descriptor. A start-up
+//!   hook that runs before `main` ([`ctor`]) recognises the child by an environment variable,
+//!   reads the start-up message, checks that the executable really is the parent's (by the
+//!   distance between two functions), finds the target from its offset to a fixed function
+//!   (address-space layout randomisation moves the whole binary), runs it, reports, and exits
+//!   without ever running `main`.
+//! - **ForkServer** (the default, as Python 3.14 on Linux): the first use starts a
+//!   single-threaded server, by Spawn's route. The parent sends it a request with the child's
+//!   end of a new socket pair attached, writes the start-up message into its own end, and gets
+//!   the new child's pid and a pidfd of it back from the server. The server forks; the child
+//!   closes every descriptor but its socket, then proceeds as a Spawn child would. A child's
+//!   start cost thus does not grow with the parent's memory or threads.
+//!
+//! Waits look for a short while before they sleep, yielding the CPU (most short children are
+//! over before a sleeping parent could even be woken), and stop looking at once when the CPU
+//! turns out to be wanted by another task (see the `spin` module).
+//!
+//! # How a dead child is detected
+//!
+//! Never by `SIGCHLD` (a library must not take that signal from its program) and never by a
+//! timeout: every wait ends when the child ends, however it ends.
+//!
+//! - A Fork or Spawn child is the caller's own child: a wait asks `waitid(WNOHANG)` whether it
+//!   has exited (which also reaps it), and sleeps, if it must, in one `poll` on the child's
+//!   pidfd (readable once it has exited) and its socket (read meanwhile, so that a child
+//!   writing a large result never blocks). A pid cannot be reused before its process is reaped,
+//!   and signals and reaping take the same lock, so [`Process::kill`] never hits a stranger.
+//! - A fork-server child is the server's child: the server reaps it and sends its exit status
+//!   on the child's socket, and the parent watches the child's pidfd too, so that a dead
+//!   server cannot leave a wait hanging.
+//! - A child that dies before or during start-up, or cannot decode its arguments, is reported
+//!   by [`Process::join`] as `Err(ProcessFailed)` with its exit status or the reason it gave.
+//! - Daemon children die with their parent, `kill -9` included: a fork-server child through
+//!   `PR_SET_PDEATHSIG` on the single-threaded server (which kills its daemons when the parent's
+//!   connection closes), a Fork or Spawn child through a small thread that polls the parent's
+//!   pidfd (`PR_SET_PDEATHSIG` would fire when the parent *thread* ends).
 //!
 //! # Never hang, never leak
 //!
-//! The parent watches a child through its socket and its pidfd, so every wait ends when the
-//! child ends, however it ends. Daemon children die with their parent (`kill -9` too); at a
-//! normal exit live non-daemon children are joined. Every descriptor is close-on-exec; a
-//! dropped handle's child is reaped when it ends.
-#![warn(missing_docs)]
+//! At a normal exit live non-daemon children are joined and daemon ones terminated, as Python
+//! does. Every descriptor is close-on-exec; a dropped handle's child is reaped when it ends.
+//!
+//! # Tracing
+//!
+//! With a [`tracing`](https://docs.rs/tracing) subscriber installed, the crate reports child
+//! starts (pid, name, start method), exits (pid, exit code or signal), the fork server's start,
+//! exit and loss, and the reaping of children whose handles were dropped. Without one, each of
+//! these costs a load of the global level filter.
+#![deny(missing_docs)]
 
 mod child;
 mod entry;
@@ -44,7 +89,10 @@ pub mod handoff;
 mod identity;
 mod process;
 mod registry;
+mod slots;
+mod spin;
 mod start_method;
+mod state;
 pub mod subprocess;
 mod sys;
 mod wire;

@@ -3,10 +3,10 @@
 
 use crate::child::{self, Header, Outcome, Trampoline};
 use crate::handoff;
-use crate::identity::{self, ProcessInfo};
+use crate::identity::{self, Identity, ProcessInfo};
 use crate::registry::{self, Child};
 use crate::start_method::{StartMethod, get_start_method};
-use crate::wire::{self, FrameReader, Kind};
+use crate::wire::{self, Kind};
 use crate::{entry, forkserver, sys};
 use multiproc_sync::{Error, Result};
 use serde::Serialize;
@@ -14,7 +14,6 @@ use serde::de::DeserializeOwned;
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -92,6 +91,15 @@ impl ProcessBuilder {
 
     /// A daemon child is killed when its parent dies (`kill -9` included) and is terminated,
     /// not joined, at the parent's normal exit. Default `false`.
+    ///
+    /// ```
+    /// let p = multiproc_spawn::Process::builder()
+    ///     .daemon(true)
+    ///     .spawn(|_: ()| multiproc_spawn::current_process().daemon, ())
+    ///     .unwrap();
+    /// assert!(p.is_daemon());
+    /// assert!(p.join().unwrap(), "the child knows it is a daemon");
+    /// ```
     pub fn daemon(mut self, daemon: bool) -> Self {
         self.daemon = daemon;
         self
@@ -164,37 +172,50 @@ impl ProcessBuilder {
     {
         check_hook()?;
         let name = self.name.clone().unwrap_or_else(identity::next_child_name);
-        let parent = identity::current_process();
-        let (mine, theirs) = sys::socketpair()?;
+        // Everything the child needs is made here, before the fork: after it, every page the
+        // child writes is a copy-on-write fault, and every one it allocates on is such a page.
+        let me = Identity::child(name.clone(), self.daemon, identity::current_process());
         // Hold every lock whose state the child must find consistent: the child's copy of a
-        // lock held by another thread would stay locked for ever.
-        let ident = identity::IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
+        // lock held by another thread would stay locked for ever. (Standard output's last: code
+        // that holds one of ours may print, a tracing subscriber say, never the other way.)
+        let mut ident = identity::lock();
         let mut children = registry::children();
+        let mut pool = registry::fork_pool();
+        let kit = pool.take()?;
         let mut server = forkserver::server();
-        let mut parent_sock = child::PARENT_SOCKET
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut parked = child::parked_report();
+        let stdout = child::prepare_fork();
         // SAFETY: the locks above are held across the fork, and the child below touches no
         // other lock of ours before it runs the target; it never returns into the caller.
         let forked = unsafe { sys::fork() }?;
         match forked {
             sys::Forked::Child => {
-                drop(mine);
-                // Our parent's children, fork server and bootstrap socket are not ours.
-                std::mem::forget(std::mem::take(&mut *children));
-                drop(server.take());
-                drop(parent_sock.take());
-                drop((ident, children, server, parent_sock));
-                child::take_identity(&name, self.daemon, parent, true);
-                sys::ignore_sigpipe();
-                let outcome = catch_unwind(AssertUnwindSafe(|| child::encode_value(&f())));
-                child::finish(theirs, outcome.map_err(|p| child::panic_text(&*p)))
+                // Our parent's children, outcome slots, fork server and report channel are not
+                // ours. (Each only when there is something to drop: a forked child pays a page
+                // fault for every page it writes, and moving a value out is a write.)
+                if children.capacity() != 0 {
+                    std::mem::forget(std::mem::take(&mut *children));
+                }
+                pool.forget_parents();
+                if server.is_some() {
+                    drop(server.take());
+                }
+                if parked.is_some() {
+                    drop(parked.take());
+                }
+                child::take_identity(&mut ident, me, true);
+                drop((stdout, ident, children, pool, server, parked));
+                let report = child::Report {
+                    sock: kit.theirs,
+                    parents_end: Some(kit.mine),
+                    slot: kit.slot,
+                };
+                child::run_target(report, || child::encode_value(&f()))
             }
             sys::Forked::Parent(pid) => {
-                drop((ident, children, server, parent_sock));
-                drop(theirs);
-                let pidfd = sys::pidfd_open(pid)?;
-                Ok(self.register(pid, name, false, pidfd, mine, FrameReader::default()))
+                drop((stdout, ident, children, pool, server, parked));
+                let child = Child::forked(pid, name, self.daemon, kit.mine, kit.slot, kit.ticket);
+                Ok(register(child, StartMethod::Fork))
             }
         }
     }
@@ -222,77 +243,41 @@ impl ProcessBuilder {
         let (mine, theirs) = sys::socketpair()?;
         let len = (header.len() as u32).to_le_bytes();
         let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
-        let bootstrap = |sock: &OwnedFd| {
-            wire::write_frame(sock.as_fd(), Kind::Bootstrap, &[&len, &header, args], &raw)
+        // A child that died before reading its arguments is reported by join, with its status;
+        // so a failed write is not an error here.
+        let bootstrap = || {
+            let _ = wire::write_frame(mine.as_fd(), Kind::Bootstrap, &[&len, &header, args], &raw);
         };
-        let (pid, pidfd, via_server, reader) = if method == StartMethod::Spawn {
+        let child = if method == StartMethod::Spawn {
             let value = format!("child:{}", theirs.as_raw_fd());
             let pid = sys::spawn_self("--multiproc-child", (entry::ENV, &value), theirs.as_fd())?;
             drop(theirs);
-            let pidfd = sys::pidfd_open(pid)?;
-            // A child that died before reading its arguments is reported by join, with its
-            // status; so a failed write is not an error here.
-            let _ = bootstrap(&mine);
-            (pid, pidfd, false, FrameReader::default())
+            bootstrap();
+            Child::spawned(pid, name, self.daemon, mine)
         } else {
-            forkserver::request_child(self.daemon, &theirs)?;
-            drop(theirs);
-            // Send the arguments before the child asks: it reads them as soon as it exists,
-            // instead of waiting for a round trip through us after its Hello.
-            let _ = bootstrap(&mine);
-            let mut reader = FrameReader::default();
-            let (pid, pidfd) = read_hello(&mine, &mut reader)?;
-            (pid, pidfd, true, reader)
+            // The arguments go out while the server forks: the child reads them as soon as it
+            // exists.
+            let (pid, pidfd) = forkserver::start_child(self.daemon, theirs, bootstrap)?;
+            Child::via_server(pid, name, self.daemon, pidfd, mine)
         };
-        let process = self.register(pid, name, via_server, pidfd, mine, reader);
-        Ok(process)
-    }
-
-    fn register<R>(
-        self,
-        pid: u32,
-        name: String,
-        via_server: bool,
-        pidfd: OwnedFd,
-        sock: OwnedFd,
-        reader: FrameReader,
-    ) -> Process<R> {
-        let child = Arc::new(Child::new(
-            pid,
-            name,
-            self.daemon,
-            via_server,
-            pidfd,
-            sock,
-            reader,
-        ));
-        registry::register(Arc::clone(&child));
-        Process {
-            child,
-            _result: PhantomData,
-        }
+        Ok(register(child, method))
     }
 }
 
-/// Reads a fork-server child's `Hello` (its pid and pidfd), or the server's reason for failing.
-fn read_hello(sock: &OwnedFd, reader: &mut FrameReader) -> Result<(u32, OwnedFd)> {
-    match reader.read_frame_spinning(sock.as_fd(), registry::SPIN)? {
-        Some(frame) if frame.kind == Kind::Hello => {
-            let pid = wire::payload_u32(&frame.payload)?;
-            let pidfd = match frame.fds.into_iter().next() {
-                Some(fd) => fd,
-                None => sys::pidfd_open(pid)?,
-            };
-            Ok((pid, pidfd))
-        }
-        Some(frame) if frame.kind == Kind::ServerError => Err(Error::ProcessFailed {
-            exitcode: 1,
-            message: String::from_utf8_lossy(&frame.payload).into_owned(),
-        }),
-        _ => Err(Error::ProcessFailed {
-            exitcode: 1,
-            message: "the child died before it started (the fork server closed its socket)".into(),
-        }),
+/// Records a started child and hands out its handle.
+fn register<R>(child: Child, method: StartMethod) -> Process<R> {
+    tracing::debug!(
+        pid = child.pid,
+        name = %child.name,
+        daemon = child.daemon,
+        start_method = ?method,
+        "started a child process"
+    );
+    let child = Arc::new(child);
+    registry::register(Arc::clone(&child));
+    Process {
+        child,
+        _result: PhantomData,
     }
 }
 
@@ -325,6 +310,20 @@ impl<R> Process<R> {
     }
 
     /// Whether the child is still running (it is reaped as soon as it is seen to have ended).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// fn nap(ms: u64) {
+    ///     std::thread::sleep(Duration::from_millis(ms))
+    /// }
+    /// let mut p = multiproc_spawn::spawn(nap, 60_000).unwrap();
+    /// assert!(p.is_alive());
+    /// assert!(!p.wait_timeout(Duration::from_millis(10)), "still napping");
+    /// p.terminate().unwrap();
+    /// assert!(p.wait_timeout(Duration::from_secs(30)));
+    /// assert!(!p.is_alive());
+    /// assert_eq!(p.exitcode(), Some(-15)); // killed by SIGTERM
+    /// ```
     pub fn is_alive(&mut self) -> bool {
         !self.poll(Some(Instant::now()))
     }
@@ -361,10 +360,7 @@ impl<R> Process<R> {
     }
 
     fn signal(&self, signal: i32) -> Result<()> {
-        match sys::pidfd_send_signal(self.child.pidfd.as_fd(), signal) {
-            Err(e) if e.raw_os_error() == Some(sys::ESRCH) => Ok(()),
-            other => other.map_err(Error::Io),
-        }
+        self.child.signal(signal).map_err(Error::Io)
     }
 
     fn poll(&self, deadline: Option<Instant>) -> bool {

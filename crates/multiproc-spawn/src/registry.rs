@@ -1,25 +1,44 @@
 //! The parent's record of each child, and the process-wide list of live children.
 //!
-//! A child is watched through two descriptors and never through `SIGCHLD`:
-//! - its bootstrap socket, which brings the outcome frame (and, for a fork-server child, the
-//!   server's `Status` frame with the exit code, since only the server may reap it);
-//! - its pidfd, which becomes readable when it exits, and which `waitid(P_PIDFD)` reaps for a
-//!   direct (Fork or Spawn) child.
+//! A child is watched through its bootstrap socket and its exit, never through `SIGCHLD`:
+//! - the socket brings the outcome frame (and, for a fork-server child, the server's `Status`
+//!   frame with the exit code, since only the server may reap it);
+//! - a direct (Fork or Spawn) child is reaped with `waitid(P_PID, WNOHANG)`; a pidfd, which
+//!   becomes readable when the child exits, is what a wait sleeps on. It is opened only when
+//!   needed (a wait that sleeps, a signal), because most short children are over before that.
+//!   A direct child's pid cannot be recycled before we reap it, and reaping and signalling by
+//!   pid take the same lock, so a signal never reaches a stranger.
 //!
-//! Every wait is one `poll` on those two, so a child that dies at any point (before it read its
-//! arguments, in the middle of writing a 64 MiB result, by `kill -9`) ends every wait: nothing
-//! hangs. Reading the socket while waiting also keeps a child with a large result from blocking.
+//! Every wait first looks without blocking for a short while ([`SPIN`], yielding the CPU between
+//! looks: a child that ends in the meantime, as short ones do, then costs no wake-up at all),
+//! then sleeps in one `poll` on the socket and the pidfd, so a child that dies at any point
+//! (before it read its arguments, in the middle of writing a 64 MiB result, by `kill -9`) ends
+//! every wait: nothing hangs. Reading the socket while sleeping also keeps a child with a large
+//! result from blocking.
 
 use crate::identity::ProcessInfo;
+use crate::slots::{self, Slot};
+use crate::spin::Spinner;
+use crate::state::STATE;
 use crate::sys;
-use crate::wire::{self, Frame, FrameReader, Kind};
+use crate::wire::{Frame, FrameReader, Kind, payload_u32};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How long a wait looks (yielding the CPU between looks) before it sleeps in `poll`.
-pub(crate) const SPIN: Duration = Duration::from_micros(100);
+/// How long after a forked child's start a wait looks (yielding the CPU between looks) before it
+/// sleeps in `poll`. A no-op child, forked onto an idle CPU, takes about 100-150 µs on a small
+/// virtual machine to start there, run and exit, while waking a sleeping thread on another core
+/// costs 60-80 µs: looking for a little longer than that keeps the parent's CPU awake for the
+/// child's exit. Past this, the child is a long one and waits sleep at once. A Spawn child
+/// (an exec, over a millisecond) is never looked for before its outcome arrives.
+pub(crate) const SPIN: Duration = Duration::from_micros(300);
+
+/// How long a wait keeps looking once the outcome has arrived: the child writes it just before
+/// `_exit`, so its exit follows within microseconds, and a second sleep would cost a second
+/// wake-up.
+const EXIT_SPIN: Duration = Duration::from_micros(500);
 
 /// One started child, shared by its `Process` handle and the registry.
 #[derive(Debug)]
@@ -29,7 +48,13 @@ pub(crate) struct Child {
     pub(crate) daemon: bool,
     /// Started by the fork server: the server reaps it and reports its status.
     pub(crate) via_server: bool,
-    pub(crate) pidfd: OwnedFd,
+    /// Until when a wait looks before it sleeps (see [`SPIN`]).
+    spin_until: Instant,
+    /// The pidfd: from the server for its children; opened on first need for a direct child.
+    pidfd: OnceLock<OwnedFd>,
+    /// Whether a direct child has been reaped (its pid may then belong to another process).
+    /// Held while reaping, opening the pidfd and signalling by pid.
+    reaped: Mutex<bool>,
     pub(crate) state: Mutex<ChildState>,
 }
 
@@ -38,8 +63,11 @@ pub(crate) struct Child {
 pub(crate) struct ChildState {
     /// The bootstrap socket; `None` once the handle was dropped (nobody wants the result).
     pub(crate) sock: Option<OwnedFd>,
+    /// For a Fork child: its outcome slot, and where the slot goes back to (see [`ForkPool`]).
+    slot: Option<&'static Slot>,
+    ticket: Option<Ticket>,
     reader: FrameReader,
-    /// `ResultOk`, `ResultPanic`, `StartFailed` or `ServerError`.
+    /// `ResultOk`, `ResultPanic` or `StartFailed`.
     pub(crate) outcome: Option<Frame>,
     /// Python's exit code, once known.
     pub(crate) exit: Option<i32>,
@@ -48,33 +76,79 @@ pub(crate) struct ChildState {
 }
 
 impl Child {
-    /// `reader` holds whatever was already read from `sock` (a fork-server child's `Hello`
-    /// may arrive together with its first frames).
-    pub(crate) fn new(
+    /// A Fork child, reporting through `sock` or its outcome `slot`.
+    pub(crate) fn forked(
         pid: u32,
         name: String,
         daemon: bool,
-        via_server: bool,
+        sock: OwnedFd,
+        slot: Option<&'static Slot>,
+        ticket: Ticket,
+    ) -> Child {
+        let state = ChildState {
+            sock: Some(sock),
+            ticket: Some(ticket),
+            slot,
+            ..ChildState::default()
+        };
+        Child::new(pid, name, daemon, None, state, SPIN)
+    }
+
+    /// A Spawn child.
+    pub(crate) fn spawned(pid: u32, name: String, daemon: bool, sock: OwnedFd) -> Child {
+        let state = ChildState {
+            sock: Some(sock),
+            ..ChildState::default()
+        };
+        Child::new(pid, name, daemon, None, state, Duration::ZERO)
+    }
+
+    /// A fork-server child, with the pidfd the server sent.
+    pub(crate) fn via_server(
+        pid: u32,
+        name: String,
+        daemon: bool,
         pidfd: OwnedFd,
         sock: OwnedFd,
-        reader: FrameReader,
     ) -> Child {
+        let state = ChildState {
+            sock: Some(sock),
+            ..ChildState::default()
+        };
+        Child::new(pid, name, daemon, Some(pidfd), state, SPIN)
+    }
+
+    fn new(
+        pid: u32,
+        name: String,
+        daemon: bool,
+        pidfd: Option<OwnedFd>,
+        state: ChildState,
+        spin: Duration,
+    ) -> Child {
+        let via_server = pidfd.is_some();
+        let cell = OnceLock::new();
+        if let Some(fd) = pidfd {
+            let _ = cell.set(fd);
+        }
         Child {
             pid,
             name,
             daemon,
             via_server,
-            pidfd,
-            state: Mutex::new(ChildState {
-                sock: Some(sock),
-                reader,
-                ..ChildState::default()
-            }),
+            spin_until: Instant::now() + spin,
+            pidfd: cell,
+            reaped: Mutex::new(false),
+            state: Mutex::new(state),
         }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, ChildState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn reaped(&self) -> MutexGuard<'_, bool> {
+        self.reaped.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn info(&self) -> ProcessInfo {
@@ -85,12 +159,48 @@ impl Child {
         }
     }
 
+    /// The child's pidfd, opened now if need be; `Ok(None)` once a direct child was reaped.
+    fn pidfd(&self) -> io::Result<Option<BorrowedFd<'_>>> {
+        if let Some(fd) = self.pidfd.get() {
+            return Ok(Some(fd.as_fd()));
+        }
+        let reaped = self.reaped();
+        if *reaped {
+            return Ok(None);
+        }
+        // Not reaped, so the pid is still this child's (we hold the lock that reaping takes).
+        let fd = sys::pidfd_open(self.pid)?;
+        Ok(Some(self.pidfd.get_or_init(|| fd).as_fd()))
+    }
+
+    /// Sends `signal`; a child that has already ended is not an error.
+    pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
+        let result = match self.pidfd.get() {
+            Some(fd) => sys::pidfd_send_signal(fd.as_fd(), signal),
+            None => {
+                let reaped = self.reaped();
+                if *reaped {
+                    return Ok(());
+                }
+                sys::kill(self.pid, signal)
+            }
+        };
+        match result {
+            Err(e) if e.raw_os_error() == Some(sys::ESRCH) => Ok(()),
+            other => other,
+        }
+    }
+
     /// Makes progress until the child has finished (`Ok(true)`) or `deadline` passes
     /// (`Ok(false)`); `None` waits for ever, a past deadline just looks.
     pub(crate) fn wait(&self, st: &mut ChildState, deadline: Option<Instant>) -> io::Result<bool> {
-        let spin_until = Instant::now() + SPIN;
+        let mut spinner: Option<Spinner> = None;
+        let mut spun_for_exit = false;
+        // While looking, a direct child is only asked whether it has exited (one system call);
+        // its outcome is read once it has, or when a sleep is woken by it.
+        let mut read = self.via_server;
         loop {
-            self.absorb(st)?;
+            self.absorb(st, read)?;
             if st.exit.is_some() {
                 return Ok(true);
             }
@@ -99,51 +209,129 @@ impl Child {
             if timeout == Some(Duration::ZERO) {
                 return Ok(false);
             }
-            // A short-lived child ends within tens of microseconds, while waking a sleeping
-            // thread on another core costs about as much again: look a while before sleeping.
-            if now < spin_until {
-                std::thread::yield_now();
+            let spinner = spinner.get_or_insert_with(|| Spinner::until(self.spin_until));
+            if !spun_for_exit && (st.outcome.is_some() || st.reader.eof()) {
+                // The outcome is in (the exit follows at once): progress.
+                spun_for_exit = true;
+                spinner.progress();
+                spinner.extend(now + EXIT_SPIN);
+            }
+            if spinner.spin() {
                 continue;
             }
-            let mut fds: Vec<(RawFd, bool)> = Vec::with_capacity(2);
-            if let Some(sock) = &st.sock {
-                if !st.reader.eof() {
-                    fds.push((sock.as_raw_fd(), false));
-                }
-            }
-            if !self.via_server || st.sock.is_none() || st.reader.eof() {
-                fds.push((self.pidfd.as_raw_fd(), false));
-            }
-            sys::poll(&fds, timeout)?;
+            read = true;
+            self.sleep(st, timeout)?;
         }
     }
 
-    /// Takes in whatever has arrived, without blocking.
-    fn absorb(&self, st: &mut ChildState) -> io::Result<()> {
-        self.read_frames(st)?;
+    /// Sleeps until the socket or the exit has news, or `timeout` passes.
+    #[cold]
+    fn sleep(&self, st: &ChildState, timeout: Option<Duration>) -> io::Result<()> {
+        let mut fds: Vec<(RawFd, bool)> = Vec::with_capacity(2);
+        let listening = st.sock.is_some() && !st.reader.eof();
+        if let Some(sock) = &st.sock {
+            // A direct child's socket is of no more interest once its outcome is in.
+            if listening && (self.via_server || st.outcome.is_none()) {
+                fds.push((sock.as_raw_fd(), false));
+            }
+        }
+        if !self.via_server || !listening {
+            match self.pidfd()? {
+                Some(fd) => fds.push((fd.as_raw_fd(), false)),
+                // Reaped already: the next look finds out.
+                None => return Ok(()),
+            }
+        }
+        sys::poll(&fds, timeout).map(drop)
+    }
+
+    /// Takes in whatever has arrived, without blocking; `read`: also read the socket of a
+    /// direct child that is still running.
+    fn absorb(&self, st: &mut ChildState, read: bool) -> io::Result<()> {
         if st.exit.is_some() {
+            // Everything was read when the exit was seen.
             return Ok(());
         }
-        if !self.via_server {
-            match sys::waitid_pidfd(self.pidfd.as_fd(), true) {
-                Ok(Some(code)) => {
-                    st.exit = Some(code);
-                    // Everything it wrote before exiting is in the socket now.
-                    self.read_frames(st)?;
-                }
-                Ok(None) => {}
-                // Reaped elsewhere (the orphan reaper): the status is lost, not the child.
-                Err(e) if e.raw_os_error() == Some(sys::ECHILD) => {
-                    st.exit = Some(guess_exit(st));
-                }
-                Err(e) => return Err(e),
+        self.absorb_running(st, read)?;
+        if let Some(code) = st.exit {
+            if code < 0 {
+                tracing::debug!(
+                    pid = self.pid,
+                    name = %self.name,
+                    exitcode = code,
+                    signal = %sys::signal_name(-code),
+                    note = st.note.as_deref(),
+                    "child process was killed by a signal"
+                );
+            } else {
+                tracing::debug!(
+                    pid = self.pid,
+                    name = %self.name,
+                    exitcode = code,
+                    note = st.note.as_deref(),
+                    "child process exited"
+                );
             }
-        } else if st.sock.is_none() || st.reader.eof() {
+        }
+        Ok(())
+    }
+
+    fn absorb_running(&self, st: &mut ChildState, read: bool) -> io::Result<()> {
+        if !self.via_server {
+            let code = {
+                let mut reaped = self.reaped();
+                match sys::waitid_pid(self.pid, true) {
+                    Ok(Some(code)) => {
+                        *reaped = true;
+                        Some(code)
+                    }
+                    Ok(None) => None,
+                    // Reaped elsewhere (the orphan reaper): the status is lost, not the child.
+                    Err(e) if e.raw_os_error() == Some(sys::ECHILD) => {
+                        *reaped = true;
+                        Some(i32::MIN)
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            let slot = if code.is_some() {
+                st.slot.and_then(Slot::take)
+            } else {
+                None
+            };
+            if let Some((kind, payload)) = slot {
+                st.outcome = Some(Frame {
+                    kind,
+                    payload,
+                    fds: Vec::new(),
+                });
+            } else if read || code.is_some() {
+                // After the exit, everything the child wrote is in the socket.
+                self.read_frames(st)?;
+            }
+            if let Some(code) = code {
+                st.exit = Some(if code == i32::MIN {
+                    guess_exit(st)
+                } else {
+                    code
+                });
+            }
+            return Ok(());
+        }
+        self.read_frames(st)?;
+        if st.exit.is_none() && (st.sock.is_none() || st.reader.eof()) {
             // The server is gone (or we stopped listening): the pidfd still tells when it ends.
-            let ready = sys::poll(&[(self.pidfd.as_raw_fd(), false)], Some(Duration::ZERO))?;
+            let Some(fd) = self.pidfd()? else {
+                return Ok(());
+            };
+            let ready = sys::poll(&[(fd.as_raw_fd(), false)], Some(Duration::ZERO))?;
             if ready[0].readable {
                 st.exit = Some(guess_exit(st));
                 if st.sock.is_some() {
+                    tracing::warn!(
+                        pid = self.pid,
+                        "the fork server died before reporting a child's exit status"
+                    );
                     st.note = Some("the fork server died before reporting the exit status".into());
                 }
             }
@@ -155,19 +343,35 @@ impl Child {
         let Some(sock) = &st.sock else {
             return Ok(());
         };
-        while !st.reader.eof() && st.reader.fill(sock.as_fd(), true)? {}
-        while let Some(frame) = st.reader.next_frame()? {
-            match frame.kind {
-                Kind::Status => st.exit = Some(wire::payload_u32(&frame.payload)? as i32),
-                Kind::ResultOk | Kind::ResultPanic | Kind::StartFailed => st.outcome = Some(frame),
-                Kind::ServerError => {
-                    st.outcome = Some(frame);
-                    st.exit = Some(1);
+        loop {
+            st.reader.fill_available(sock.as_fd())?;
+            let mut took = false;
+            while let Some(frame) = st.reader.next_frame()? {
+                took = true;
+                match frame.kind {
+                    Kind::Status => st.exit = Some(payload_u32(&frame.payload)? as i32),
+                    Kind::ResultOk | Kind::ResultPanic | Kind::StartFailed => {
+                        st.outcome = Some(frame)
+                    }
+                    Kind::Hello | Kind::Bootstrap | Kind::Request | Kind::ServerError => {}
                 }
-                Kind::Hello | Kind::Bootstrap | Kind::Request => {}
+            }
+            // Go on only if the reader stopped for lack of room.
+            if !took || st.reader.eof() || st.reader.is_drained() {
+                return Ok(());
             }
         }
-        Ok(())
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        // A finished Fork child's slot is free again. (A record is dropped only once its child
+        // is known to have ended.)
+        if let Some(ticket) = st.ticket.take() {
+            fork_pool().give_back(&ticket);
+        }
     }
 }
 
@@ -181,10 +385,102 @@ fn guess_exit(st: &ChildState) -> i32 {
 }
 
 /// Every child this process started that has not been seen to finish.
-static CHILDREN: Mutex<Vec<Arc<Child>>> = Mutex::new(Vec::new());
-
 pub(crate) fn children() -> MutexGuard<'static, Vec<Arc<Child>>> {
-    CHILDREN.lock().unwrap_or_else(|e| e.into_inner())
+    STATE.0.children.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What Fork children report through: a socket pair each, and this process's page of outcome
+/// slots (see [`crate::slots`]), handed out one slot per live child.
+///
+/// (Socket pairs are not kept for reuse, though that would save a few microseconds a spawn:
+/// idle descriptors would outlive the children, which programs and tests that count their
+/// descriptors rightly take for a leak.)
+#[derive(Debug)]
+pub(crate) struct ForkPool {
+    /// Bumped in each forked child, so that a slot of the parent's (a `Process` handle the
+    /// child inherited and drops) is never given out again by the child.
+    generation: u64,
+    /// This process's page of outcome slots, mapped on first use.
+    slots: Option<&'static [Slot]>,
+    /// Which slots are free (bit i: slot i).
+    free_slots: u64,
+}
+
+/// What one Fork child gets from the [`ForkPool`].
+#[derive(Debug)]
+pub(crate) struct ForkKit {
+    /// Our end of a fresh socket pair (close-on-exec, like the other).
+    pub(crate) mine: OwnedFd,
+    /// The child's end.
+    pub(crate) theirs: OwnedFd,
+    pub(crate) slot: Option<&'static Slot>,
+    /// Where the slot goes back to.
+    pub(crate) ticket: Ticket,
+}
+
+/// How a finished Fork child's slot finds its way back to the [`ForkPool`].
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    generation: u64,
+    slot: Option<usize>,
+}
+
+pub(crate) fn fork_pool() -> MutexGuard<'static, ForkPool> {
+    STATE.0.fork_pool.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ForkPool {
+    /// No page yet.
+    pub(crate) const EMPTY: ForkPool = ForkPool {
+        generation: 0,
+        slots: None,
+        free_slots: 0,
+    };
+
+    /// A socket pair and, if one is free, an empty slot for a new Fork child.
+    pub(crate) fn take(&mut self) -> io::Result<ForkKit> {
+        let (mine, theirs) = sys::socketpair()?;
+        if self.slots.is_none() {
+            self.slots = slots::map_page();
+            self.free_slots = match self.slots {
+                Some(page) if page.len() < 64 => (1u64 << page.len()) - 1,
+                Some(_) => u64::MAX,
+                None => 0,
+            };
+        }
+        let (slot, index) = match self.slots {
+            Some(page) if self.free_slots != 0 => {
+                let i = self.free_slots.trailing_zeros() as usize;
+                self.free_slots &= !(1 << i);
+                page[i].reset();
+                (Some(&page[i]), Some(i))
+            }
+            _ => (None, None),
+        };
+        Ok(ForkKit {
+            mine,
+            theirs,
+            slot,
+            ticket: Ticket {
+                generation: self.generation,
+                slot: index,
+            },
+        })
+    }
+
+    /// In a forked child: the parent's slots are not ours (the page stays mapped, since the
+    /// child reports through it), and what the parent's children hold must never come back.
+    pub(crate) fn forget_parents(&mut self) {
+        self.slots = None;
+        self.free_slots = 0;
+        self.generation += 1;
+    }
+
+    fn give_back(&mut self, ticket: &Ticket) {
+        if let Some(i) = ticket.slot.filter(|_| self.generation == ticket.generation) {
+            self.free_slots |= 1 << i;
+        }
+    }
 }
 
 /// Records a new child, and makes sure live children are joined at normal exit.
@@ -220,33 +516,54 @@ pub(crate) fn active_children() -> Vec<ProcessInfo> {
 /// Hands a still-running child whose handle was dropped to a small reaper thread, so that it
 /// never lingers as a zombie (fork-server children are reaped by the server).
 pub(crate) fn adopt_orphan(child: Arc<Child>) {
-    child.lock().sock = None;
+    {
+        let mut st = child.lock();
+        st.sock = None;
+    }
     if child.via_server {
+        // The fork server reaps it.
         return;
     }
+    tracing::debug!(
+        pid = child.pid,
+        name = %child.name,
+        "a running child's handle was dropped; a reaper thread will reap it"
+    );
     let reaper = Arc::clone(&child);
     let spawned = std::thread::Builder::new()
         .name("multiproc-reaper".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            let _ = sys::poll(&[(reaper.pidfd.as_raw_fd(), false)], None);
+            // Sleep without the state lock, which `active_children` takes.
+            if let Ok(Some(fd)) = reaper.pidfd() {
+                let _ = sys::poll(&[(fd.as_raw_fd(), false)], None);
+            }
             let done = {
                 let mut st = reaper.lock();
                 reaper.wait(&mut st, None).unwrap_or(true)
             };
             if done {
+                tracing::debug!(pid = reaper.pid, name = %reaper.name, "reaped an orphaned child");
                 unregister(&reaper);
             }
         });
     // Without a thread the child stays registered and is reaped by `active_children` or exit.
-    drop(spawned);
+    if let Err(e) = spawned {
+        tracing::warn!(pid = child.pid, error = %e, "could not start a reaper thread");
+    }
 }
 
 /// Python's exit rule: terminate live daemon children, then join every live child.
 pub(crate) fn join_all_children() {
-    let list: Vec<Arc<Child>> = std::mem::take(&mut *children());
+    let list: Vec<Arc<Child>> = {
+        let mut children = children();
+        if children.is_empty() {
+            return;
+        }
+        std::mem::take(&mut *children)
+    };
     for child in list.iter().filter(|c| c.daemon) {
-        let _ = sys::pidfd_send_signal(child.pidfd.as_fd(), sys::SIGTERM);
+        let _ = child.signal(sys::SIGTERM);
     }
     for child in &list {
         let mut st = child.lock();

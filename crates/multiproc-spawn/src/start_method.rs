@@ -1,7 +1,8 @@
 //! The three ways Python starts a child process, and the process-wide default.
 
+use crate::state::STATE;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 
 /// How a child process is started.
 ///
@@ -25,7 +26,7 @@ pub enum StartMethod {
 }
 
 impl StartMethod {
-    pub(crate) fn to_u8(self) -> u8 {
+    pub(crate) const fn to_u8(self) -> u8 {
         match self {
             StartMethod::Fork => 0,
             StartMethod::Spawn => 1,
@@ -42,8 +43,6 @@ impl StartMethod {
     }
 }
 
-static METHOD: AtomicU8 = AtomicU8::new(2);
-
 /// Sets the start method that `spawn` and builders without `.start_method(…)` use, in this
 /// process (children inherit it).
 ///
@@ -54,10 +53,13 @@ static METHOD: AtomicU8 = AtomicU8::new(2);
 /// set_start_method(StartMethod::ForkServer);
 /// ```
 pub fn set_start_method(method: StartMethod) {
-    METHOD.store(method.to_u8(), Ordering::Relaxed);
+    STATE
+        .0
+        .start_method
+        .store(method.to_u8(), Ordering::Relaxed);
 }
 
 /// The start method in force (`ForkServer` unless changed, as Python 3.14 on Linux).
 pub fn get_start_method() -> StartMethod {
-    StartMethod::from_u8(METHOD.load(Ordering::Relaxed))
+    StartMethod::from_u8(STATE.0.start_method.load(Ordering::Relaxed))
 }

@@ -5,18 +5,20 @@
 //!
 //! | direction | frame | payload | fds |
 //! |---|---|---|---|
-//! | child → parent | `Hello` (fork-server children only) | child pid (u32) | the child's pidfd |
-//! | parent → child | `Bootstrap` | header length (u32), postcard header, argument bytes | handles in the args |
+//! | parent → child | `Bootstrap` (not for Fork children) | header length (u32), postcard header, argument bytes | handles in the args |
 //! | child → parent | `ResultOk` / `ResultPanic` / `StartFailed` | result bytes / panic text / reason | handles in the result |
 //! | server → parent | `Status` (fork-server children only) | exit code (i32) | |
-//! | server → parent | `ServerError` | reason | |
 //!
-//! The fork server's control socket carries `Request` frames (daemon flag, with the child's end
-//! of a fresh socket pair attached).
+//! A Fork child leaves a small outcome without handles in its slot of a page shared with the
+//! parent instead (see [`crate::slots`]). The fork server's control socket carries `Request`
+//! frames from the parent (daemon flag, with the child's end of a fresh socket pair attached),
+//! each answered by the server with `Hello` (the child's pid, with a pidfd of it attached) or
+//! `ServerError` (why it could not fork).
 
+use crate::spin::Spinner;
 use crate::sys;
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -35,7 +37,7 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn from_u8(b: u8) -> Option<Kind> {
+    pub(crate) fn from_u8(b: u8) -> Option<Kind> {
         Some(match b {
             1 => Kind::Hello,
             2 => Kind::Bootstrap,
@@ -50,14 +52,28 @@ impl Kind {
     }
 }
 
+/// The most slices one frame is written from ([`write_frame`]'s `parts`).
+const MAX_PARTS: usize = 4;
+
 /// Frame header: payload length (u32 LE), kind (u8), descriptor count (u8), two zero bytes.
 const HEADER: usize = 8;
+
+/// Bytes a [`FrameReader`] keeps inline: a frame that fits needs no read buffer on the heap.
+const SMALL: usize = 128;
 
 /// One received frame.
 #[derive(Debug)]
 pub(crate) struct Frame {
     pub(crate) kind: Kind,
     pub(crate) payload: Vec<u8>,
+    pub(crate) fds: Vec<OwnedFd>,
+}
+
+/// A received frame whose payload is still in the reader's buffer.
+#[derive(Debug)]
+pub(crate) struct FrameView<'a> {
+    pub(crate) kind: Kind,
+    pub(crate) payload: &'a [u8],
     pub(crate) fds: Vec<OwnedFd>,
 }
 
@@ -82,43 +98,86 @@ pub(crate) fn write_frame(
     head[..4].copy_from_slice(&len32.to_le_bytes());
     head[4] = kind as u8;
     head[5] = fds.len() as u8;
-    // Small frames go out in one system call; large ones send the header first, then stream.
-    if len <= 64 * 1024 {
-        let mut buf = Vec::with_capacity(HEADER + len);
-        buf.extend_from_slice(&head);
-        for p in parts {
-            buf.extend_from_slice(p);
-        }
-        return send_all(sock, &buf, fds);
+    // Header and parts leave in one gathered system call (more only if a signal cuts a large
+    // frame short): no copy and no allocation, which matters in a freshly forked child, where
+    // every heap page it writes is a copy-on-write fault.
+    let mut storage = [IoSlice::new(&[]); 1 + MAX_PARTS];
+    if parts.len() > MAX_PARTS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many parts in one frame",
+        ));
     }
-    send_all(sock, &head, fds)?;
-    for p in parts {
-        send_all(sock, p, &[])?;
+    storage[0] = IoSlice::new(&head);
+    for (slot, part) in storage[1..].iter_mut().zip(parts) {
+        *slot = IoSlice::new(part);
+    }
+    let mut iov = &mut storage[..1 + parts.len()];
+    let mut fds = fds;
+    let mut left = HEADER + len;
+    while left > 0 {
+        let n = sys::send_with_fds(sock, iov, fds, false)?;
+        left -= n;
+        fds = &[];
+        IoSlice::advance_slices(&mut iov, n);
     }
     Ok(())
 }
 
-fn send_all(sock: BorrowedFd<'_>, mut data: &[u8], mut fds: &[RawFd]) -> io::Result<()> {
-    while !data.is_empty() {
-        let n = sys::send_with_fds(sock, data, fds, false)?;
-        data = &data[n..];
-        fds = &[];
-    }
-    Ok(())
+/// What one read found.
+enum Got {
+    /// Nothing (a non-blocking read of an empty socket).
+    Nothing,
+    /// Some bytes, and the socket is empty now.
+    All,
+    /// Some bytes; there may be more.
+    More,
+    /// The peer closed its end.
+    Eof,
+    /// No room: complete frames are waiting to be taken first.
+    Full,
 }
 
 /// Reassembles frames from a stream socket, keeping descriptors in arrival order.
 ///
-/// `buf[start..end]` holds received bytes not yet handed out; `buf` beyond `end` is spare,
-/// already-initialised room, so each byte of the buffer is zeroed at most once however many
-/// reads a large frame takes.
-#[derive(Debug, Default)]
+/// Bytes arrive in `small[start..end]`, inline, so that a reader that sees only small frames
+/// (most results, every control frame) never allocates a read buffer: one allocation fewer per
+/// child, and in a forked process one page fault fewer. A frame too big for it moves to
+/// `large`, a buffer of exactly its payload's size, which the payload is read into directly and
+/// which is then handed over whole: a 64 MiB result is received without a copy.
+#[derive(Debug)]
 pub(crate) struct FrameReader {
-    buf: Vec<u8>,
+    small: [u8; SMALL],
     start: usize,
     end: usize,
+    large: Option<Large>,
     fds: VecDeque<OwnedFd>,
     eof: bool,
+    /// The last look found the socket empty (or closed).
+    drained: bool,
+}
+
+/// A frame too big for the inline buffer, arriving.
+#[derive(Debug)]
+struct Large {
+    kind: u8,
+    nfds: u8,
+    payload: Vec<u8>,
+    filled: usize,
+}
+
+impl Default for FrameReader {
+    fn default() -> Self {
+        FrameReader {
+            small: [0; SMALL],
+            start: 0,
+            end: 0,
+            large: None,
+            fds: VecDeque::new(),
+            eof: false,
+            drained: false,
+        }
+    }
 }
 
 impl FrameReader {
@@ -127,107 +186,229 @@ impl FrameReader {
         self.eof
     }
 
+    /// Whether the last look found nothing more in the socket and every byte and descriptor
+    /// received has been handed out in a frame.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.drained && self.start == self.end && self.large.is_none() && self.fds.is_empty()
+    }
+
     /// Reads what is available (`nonblocking`) or at least something (blocking). Returns
     /// `Ok(false)` when nothing was there (nonblocking) and `Ok(true)` otherwise (EOF included).
     pub(crate) fn fill(&mut self, sock: BorrowedFd<'_>, nonblocking: bool) -> io::Result<bool> {
+        Ok(!matches!(self.read_some(sock, nonblocking)?, Got::Nothing))
+    }
+
+    /// Reads what has arrived, without blocking: everything, unless the inline buffer fills up
+    /// with small frames first (then take them with [`FrameReader::next_frame`] and call again;
+    /// [`FrameReader::is_drained`] tells).
+    pub(crate) fn fill_available(&mut self, sock: BorrowedFd<'_>) -> io::Result<()> {
+        loop {
+            match self.read_some(sock, true)? {
+                Got::More => {}
+                Got::All | Got::Nothing | Got::Eof | Got::Full => return Ok(()),
+            }
+        }
+    }
+
+    /// The length of the frame whose header starts `small[start..]`, once the header is in.
+    fn pending_frame_len(&self) -> Option<usize> {
+        let head = self.small.get(self.start..self.end)?.get(..HEADER)?;
+        Some(HEADER + u32::from_le_bytes(head[..4].try_into().unwrap()) as usize)
+    }
+
+    fn read_some(&mut self, sock: BorrowedFd<'_>, nonblocking: bool) -> io::Result<Got> {
         if self.eof {
-            return Ok(true);
+            return Ok(Got::Eof);
         }
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-        // Room for the rest of the current frame, at least 64 KiB.
-        let pending = self.end - self.start;
-        let frame_len = if pending >= HEADER {
-            HEADER
-                + u32::from_le_bytes(self.buf[self.start..self.start + 4].try_into().unwrap())
-                    as usize
+        self.move_large_frame_out();
+        if let Some(large) = &self.large {
+            if large.filled == large.payload.len() {
+                return Ok(Got::Full);
+            }
         } else {
-            0
-        };
-        let want = frame_len.saturating_sub(pending).max(64 * 1024);
-        if self.start > 0 && self.buf.len() - self.end < want {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.buf.len() < self.end + want {
-            self.buf.resize(self.end + want, 0);
+            if self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+            } else if self.start > 0
+                && (self.end == SMALL
+                    || self
+                        .pending_frame_len()
+                        .is_some_and(|n| n > SMALL - self.start))
+            {
+                // Make room at the end of the inline buffer.
+                self.small.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.end == SMALL {
+                return Ok(Got::Full);
+            }
         }
         let mut fds = Vec::new();
-        let r = sys::recv_with_fds(sock, &mut self.buf[self.end..], &mut fds, nonblocking);
-        self.fds.extend(fds);
-        match r {
+        let (r, room) = match &mut self.large {
+            Some(large) => {
+                let room = large.payload.len() - large.filled;
+                let into = &mut large.payload[large.filled..];
+                (sys::recv_with_fds(sock, into, &mut fds, nonblocking), room)
+            }
+            None => {
+                let into = &mut self.small[self.end..];
+                let room = into.len();
+                (sys::recv_with_fds(sock, into, &mut fds, nonblocking), room)
+            }
+        };
+        let got_fds = !fds.is_empty();
+        if got_fds {
+            self.fds.extend(fds);
+        }
+        self.drained = false;
+        let got = match r {
             Ok(0) => {
                 self.eof = true;
-                Ok(true)
+                Got::Eof
             }
+            // A read shorter than the room offered emptied the socket, unless it stopped
+            // early at a message that carried descriptors.
             Ok(n) => {
-                self.end += n;
-                Ok(true)
+                match &mut self.large {
+                    Some(large) => large.filled += n,
+                    None => self.end += n,
+                }
+                if n < room && !got_fds {
+                    Got::All
+                } else {
+                    Got::More
+                }
             }
             Err(e) => match e.kind() {
-                io::ErrorKind::WouldBlock => Ok(false),
+                io::ErrorKind::WouldBlock => Got::Nothing,
                 // A peer that died with unread data in its buffer resets the connection.
                 io::ErrorKind::ConnectionReset => {
                     self.eof = true;
-                    Ok(true)
+                    Got::Eof
                 }
-                _ => Err(e),
+                _ => return Err(e),
             },
+        };
+        self.drained = matches!(got, Got::Nothing | Got::All | Got::Eof);
+        self.move_large_frame_out();
+        Ok(got)
+    }
+
+    /// Once the header of a frame too big for the inline buffer is in, gives it a buffer of its
+    /// own, with the part of its payload received so far.
+    fn move_large_frame_out(&mut self) {
+        if self.large.is_some() {
+            return;
         }
+        let Some(frame_len) = self.pending_frame_len() else {
+            return;
+        };
+        if frame_len <= SMALL {
+            return;
+        }
+        let head = &self.small[self.start..self.start + HEADER];
+        let (kind, nfds) = (head[4], head[5]);
+        let mut payload = vec![0u8; frame_len - HEADER];
+        let got = &self.small[self.start + HEADER..self.end];
+        payload[..got.len()].copy_from_slice(got);
+        self.large = Some(Large {
+            kind,
+            nfds,
+            payload,
+            filled: got.len(),
+        });
+        self.start = 0;
+        self.end = 0;
     }
 
     /// The next complete frame, if one has arrived.
     pub(crate) fn next_frame(&mut self) -> io::Result<Option<Frame>> {
-        let avail = &self.buf[self.start..self.end];
-        if avail.len() < HEADER {
-            return Ok(None);
-        }
-        let len = u32::from_le_bytes(avail[..4].try_into().unwrap()) as usize;
-        if avail.len() < HEADER + len {
-            return Ok(None);
-        }
-        let kind = Kind::from_u8(avail[4])
+        let (kind, nfds) = match &self.large {
+            Some(large) if large.filled == large.payload.len() => (large.kind, large.nfds),
+            Some(_) => return Ok(None),
+            None => {
+                let Some(frame_len) = self.pending_frame_len() else {
+                    return Ok(None);
+                };
+                if self.end - self.start < frame_len {
+                    return Ok(None);
+                }
+                (self.small[self.start + 4], self.small[self.start + 5])
+            }
+        };
+        let kind = Kind::from_u8(kind)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown frame kind"))?;
-        let nfds = avail[5] as usize;
+        let nfds = nfds as usize;
         if self.fds.len() < nfds {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "frame lost its descriptors",
             ));
         }
-        let payload = if len > 1 << 20 && self.start == 0 && self.end == HEADER + len {
-            // A big frame that fills the buffer: hand the buffer over instead of copying it.
-            let mut whole = std::mem::take(&mut self.buf);
-            whole.truncate(self.end);
-            whole.drain(..HEADER);
-            self.end = 0;
-            whole
-        } else {
-            let p = avail[HEADER..HEADER + len].to_vec();
-            self.start += HEADER + len;
-            p
+        let payload = match self.large.take() {
+            Some(large) => large.payload,
+            None => {
+                let frame_len = self.pending_frame_len().expect("checked above");
+                let p = self.small[self.start + HEADER..self.start + frame_len].to_vec();
+                self.start += frame_len;
+                p
+            }
         };
         let fds = self.fds.drain(..nfds).collect();
         Ok(Some(Frame { kind, payload, fds }))
     }
 
-    /// Blocks until one whole frame has arrived; `Ok(None)` if the peer closed first.
-    pub(crate) fn read_frame(&mut self, sock: BorrowedFd<'_>) -> io::Result<Option<Frame>> {
-        self.read_frame_spinning(sock, Duration::ZERO)
-    }
-
-    /// Like [`FrameReader::read_frame`], but looks without blocking (yielding the CPU between
-    /// looks) for up to `spin` before it sleeps: a reply that comes within microseconds then
-    /// costs no wake-up.
-    pub(crate) fn read_frame_spinning(
+    /// Blocks until one whole frame has arrived and returns its kind, its payload where it was
+    /// received (no copy, no allocation for a small one) and its descriptors; `Ok(None)` if the
+    /// peer closed first. For a reader that needs only this one frame (a child's start-up
+    /// message).
+    pub(crate) fn read_first_frame(
         &mut self,
         sock: BorrowedFd<'_>,
-        spin: Duration,
-    ) -> io::Result<Option<Frame>> {
-        let spin_until = Instant::now() + spin;
+    ) -> io::Result<Option<FrameView<'_>>> {
+        loop {
+            let complete = match &self.large {
+                Some(large) => large.filled == large.payload.len(),
+                None => self
+                    .pending_frame_len()
+                    .is_some_and(|n| self.end - self.start >= n),
+            };
+            if complete {
+                break;
+            }
+            if self.eof {
+                return Ok(None);
+            }
+            self.fill(sock, false)?;
+        }
+        let (kind, nfds, range) = match &self.large {
+            Some(large) => (large.kind, large.nfds, 0..large.payload.len()),
+            None => {
+                let n = self.pending_frame_len().expect("complete");
+                let head = &self.small[self.start..];
+                (head[4], head[5], self.start + HEADER..self.start + n)
+            }
+        };
+        let kind = Kind::from_u8(kind)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown frame kind"))?;
+        if self.fds.len() < nfds as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "frame lost its descriptors",
+            ));
+        }
+        let fds = self.fds.drain(..nfds as usize).collect();
+        let payload = match &self.large {
+            Some(large) => &large.payload[range],
+            None => &self.small[range],
+        };
+        Ok(Some(FrameView { kind, payload, fds }))
+    }
+
+    /// Blocks until one whole frame has arrived; `Ok(None)` if the peer closed first.
+    #[cfg(test)]
+    pub(crate) fn read_frame(&mut self, sock: BorrowedFd<'_>) -> io::Result<Option<Frame>> {
         loop {
             if let Some(f) = self.next_frame()? {
                 return Ok(Some(f));
@@ -235,9 +416,31 @@ impl FrameReader {
             if self.eof {
                 return Ok(None);
             }
-            let spinning = Instant::now() < spin_until;
-            if !self.fill(sock, spinning)? {
-                std::thread::yield_now();
+            self.fill(sock, false)?;
+        }
+    }
+
+    /// Blocks until one whole frame has arrived (`Ok(None)` if the peer closed first), looking
+    /// without blocking (yielding the CPU between looks) for up to `spin` before it sleeps: a
+    /// reply that comes within microseconds then costs no wake-up.
+    pub(crate) fn read_frame_spinning(
+        &mut self,
+        sock: BorrowedFd<'_>,
+        spin: Duration,
+    ) -> io::Result<Option<Frame>> {
+        let mut spinner = Spinner::until(Instant::now() + spin);
+        let mut spinning = true;
+        loop {
+            if let Some(f) = self.next_frame()? {
+                return Ok(Some(f));
+            }
+            if self.eof {
+                return Ok(None);
+            }
+            if self.fill(sock, spinning)? {
+                spinner.progress();
+            } else {
+                spinning = spinner.spin();
             }
         }
     }
@@ -281,6 +484,48 @@ mod tests {
         let f = r.read_frame(b.as_fd()).unwrap().unwrap();
         assert_eq!((f.kind, f.payload.len()), (Kind::ResultPanic, 0));
         assert!(r.read_frame(b.as_fd()).unwrap().is_none());
+    }
+
+    #[test]
+    fn many_small_frames_and_a_large_one_in_between() {
+        let (a, b) = sys::socketpair().unwrap();
+        let (x, _y) = sys::socketpair().unwrap();
+        let big: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        for i in 0..40u32 {
+            let fds = if i.is_multiple_of(7) {
+                vec![x.as_raw_fd()]
+            } else {
+                vec![]
+            };
+            write_frame(a.as_fd(), Kind::Status, &[&i.to_le_bytes()], &fds).unwrap();
+            if i == 20 {
+                write_frame(a.as_fd(), Kind::ResultOk, &[&big[..10], &big[10..]], &[]).unwrap();
+            }
+        }
+        drop(a);
+        let mut r = FrameReader::default();
+        let mut seen = Vec::new();
+        loop {
+            r.fill_available(b.as_fd()).unwrap();
+            while let Some(f) = r.next_frame().unwrap() {
+                match f.kind {
+                    Kind::Status => {
+                        let i = payload_u32(&f.payload).unwrap();
+                        assert_eq!(f.fds.len(), usize::from(i.is_multiple_of(7)), "frame {i}");
+                        seen.push(i);
+                    }
+                    _ => {
+                        assert_eq!(f.payload, big);
+                        assert_eq!(seen.len(), 21);
+                    }
+                }
+            }
+            if r.eof() {
+                break;
+            }
+        }
+        assert_eq!(seen, (0..40).collect::<Vec<_>>());
+        assert!(r.is_drained());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! "-1 and errno" into an `io::Error` in one place.
 
 use std::ffi::{CString, OsStr, OsString};
-use std::io;
+use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -51,11 +51,16 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
 #[repr(C, align(8))]
 struct CmsgBuf([u8; 1024 + 64]);
 
-/// Sends `data` (at least one byte) with `fds` attached, and returns how many bytes went out.
-/// Never raises `SIGPIPE`: a closed peer is `Err(BrokenPipe)`.
+/// Control-message buffer for a few descriptors (up to twelve), aligned for cmsghdr.
+#[repr(C, align(8))]
+struct SmallCmsgBuf([u8; 64]);
+
+/// Sends `data` (one or more slices, gathered by the kernel: no copy here; at least one byte in
+/// all) with `fds` attached, and returns how many bytes went out. Never raises `SIGPIPE`: a
+/// closed peer is `Err(BrokenPipe)`.
 pub(crate) fn send_with_fds(
     sock: BorrowedFd<'_>,
-    data: &[u8],
+    data: &[IoSlice<'_>],
     fds: &[RawFd],
     nonblocking: bool,
 ) -> io::Result<usize> {
@@ -63,23 +68,31 @@ pub(crate) fn send_with_fds(
         fds.len() <= MAX_FDS_PER_MESSAGE,
         "too many fds in one message"
     );
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    let mut cmsg = CmsgBuf([0; 1024 + 64]);
+    // A small control buffer lives on the stack, a large one on the heap; none is made for a
+    // message without descriptors (zeroing a kilobyte costs a forked child a `memset` call).
+    let mut small = SmallCmsgBuf([0; 64]);
+    let mut large: Option<Box<CmsgBuf>> = None;
     // SAFETY: msghdr is plain data; all-zero is a valid empty header.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    // IoSlice is guaranteed ABI-compatible with `struct iovec`; sendmsg only reads through it.
+    msg.msg_iov = data.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = data.len();
     if !fds.is_empty() {
         let bytes = std::mem::size_of_val(fds);
         // SAFETY: CMSG_SPACE only computes a size.
         let space = unsafe { libc::CMSG_SPACE(bytes as u32) } as usize;
-        msg.msg_control = cmsg.0.as_mut_ptr().cast();
+        msg.msg_control = if space <= small.0.len() {
+            small.0.as_mut_ptr().cast()
+        } else {
+            large
+                .insert(Box::new(CmsgBuf([0; 1024 + 64])))
+                .0
+                .as_mut_ptr()
+                .cast()
+        };
         msg.msg_controllen = space;
-        // SAFETY: msg_control points at `space` bytes of our aligned buffer (space ≤ its size
-        // because fds.len() ≤ MAX_FDS_PER_MESSAGE), so the first header and its data fit.
+        // SAFETY: msg_control points at at least `space` bytes of an aligned buffer (space ≤
+        // 1088 because fds.len() ≤ MAX_FDS_PER_MESSAGE), so the first header and its data fit.
         unsafe {
             let hdr = libc::CMSG_FIRSTHDR(&msg);
             (*hdr).cmsg_level = libc::SOL_SOCKET;
@@ -89,7 +102,8 @@ pub(crate) fn send_with_fds(
         }
     }
     let flags = libc::MSG_NOSIGNAL | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
-    // SAFETY: msg points at live buffers for the duration of the call.
+    // SAFETY: msg points at live buffers (the caller's slices, our control buffer) for the
+    // duration of the call.
     retry(|| cvt(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, flags) } as libc::c_long))
         .map(|n| n as usize)
 }
@@ -106,13 +120,15 @@ pub(crate) fn recv_with_fds(
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    let mut cmsg = CmsgBuf([0; 1024 + 64]);
+    // Left uninitialised: the kernel writes the headers it reports, and only those are read
+    // (zeroing a kilobyte here cost a forked child a call to `memset`).
+    let mut cmsg = MaybeUninit::<CmsgBuf>::uninit();
     // SAFETY: msghdr is plain data; all-zero is a valid empty header.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.0.as_mut_ptr().cast();
-    msg.msg_controllen = cmsg.0.len();
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of::<CmsgBuf>();
     let flags = libc::MSG_CMSG_CLOEXEC | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
     // SAFETY: msg points at live, writable buffers of the sizes it states.
     let n =
@@ -230,18 +246,15 @@ pub(crate) type ExitCode = i32;
 /// Reaps the child behind `pidfd`: `Ok(Some(code))` once it has exited, `Ok(None)` while it
 /// runs (only with `nohang`). `Err` with `ECHILD` if it was already reaped.
 pub(crate) fn waitid_pidfd(pidfd: BorrowedFd<'_>, nohang: bool) -> io::Result<Option<ExitCode>> {
+    waitid(libc::P_PIDFD, pidfd.as_raw_fd() as libc::id_t, nohang)
+}
+
+fn waitid(idtype: libc::idtype_t, id: libc::id_t, nohang: bool) -> io::Result<Option<ExitCode>> {
     let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
     let options = libc::WEXITED | if nohang { libc::WNOHANG } else { 0 };
     retry(|| {
         // SAFETY: info is writable memory for one siginfo_t.
-        cvt(unsafe {
-            libc::waitid(
-                libc::P_PIDFD,
-                pidfd.as_raw_fd() as libc::id_t,
-                info.as_mut_ptr(),
-                options,
-            )
-        } as libc::c_long)
+        cvt(unsafe { libc::waitid(idtype, id, info.as_mut_ptr(), options) } as libc::c_long)
     })?;
     // SAFETY: zero-initialised and possibly filled by the kernel: valid either way.
     let info = unsafe { info.assume_init() };
@@ -256,6 +269,18 @@ pub(crate) fn waitid_pidfd(pidfd: BorrowedFd<'_>, nohang: bool) -> io::Result<Op
     } else {
         -status
     }))
+}
+
+/// Reaps our child `pid`, like [`waitid_pidfd`]. The caller must know that `pid` is still an
+/// unreaped child of this process (else the pid may name another process by now).
+pub(crate) fn waitid_pid(pid: u32, nohang: bool) -> io::Result<Option<ExitCode>> {
+    waitid(libc::P_PID, pid as libc::id_t, nohang)
+}
+
+/// Sends `signal` to process `pid`. Race-free only for an unreaped child of ours.
+pub(crate) fn kill(pid: u32, signal: i32) -> io::Result<()> {
+    // SAFETY: a plain system call with integer arguments.
+    cvt(unsafe { libc::kill(pid as libc::pid_t, signal) } as libc::c_long).map(drop)
 }
 
 /// What `fork` returned in this process.
@@ -273,6 +298,10 @@ pub(crate) enum Forked {
 /// In a multi-threaded parent, the child has only the calling thread; locks that other threads
 /// held stay locked for ever in the child. The caller must ensure the child touches no such lock
 /// (multiproc holds its own locks across the fork) before it execs or exits.
+///
+/// Inlined, so that a forked child resumes in its caller's code: each page of code a child
+/// first runs costs it a page fault.
+#[inline(always)]
 pub(crate) unsafe fn fork() -> io::Result<Forked> {
     // SAFETY: the caller upholds the contract above.
     let pid = cvt(unsafe { libc::fork() } as libc::c_long)?;
@@ -371,6 +400,34 @@ pub(crate) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
         .map(drop)
 }
 
+/// Maps `len` bytes of zeroed memory shared with every child this process forks from now on
+/// (`MAP_SHARED | MAP_ANONYMOUS`). It is never unmapped.
+pub(crate) fn map_shared(len: usize) -> io::Result<std::ptr::NonNull<u8>> {
+    // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing; it aliases no
+    // Rust object.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    std::ptr::NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
+}
+
+/// The size of a memory page.
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf only reads a value.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 { n as usize } else { 4096 }
+}
+
 /// Ends the calling process at once with `code`: no atexit handlers, no destructors.
 pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit is always safe to call; it does not return.
@@ -402,18 +459,17 @@ pub(crate) fn set_parent_death_signal() -> io::Result<()> {
     .map(drop)
 }
 
-/// Closes every descriptor from 3 up, except those in `keep`.
-pub(crate) fn close_fds_except(keep: &[RawFd]) {
-    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&fd| fd >= 3).collect();
-    keep.sort_unstable();
+/// Closes every descriptor from 3 up, except `keep`. (Without allocating: in a freshly forked
+/// child every heap page written is a copy-on-write fault.)
+pub(crate) fn close_fds_except(keep: RawFd) {
     let mut first: u32 = 3;
-    for fd in keep {
-        let fd = fd as u32;
-        if fd > first {
+    if keep >= 3 {
+        let keep = keep as u32;
+        if keep > first {
             // SAFETY: closing descriptors this process owns; nothing else uses them after fork.
-            unsafe { libc::close_range(first, fd - 1, 0) };
+            unsafe { libc::close_range(first, keep - 1, 0) };
         }
-        first = fd + 1;
+        first = keep + 1;
     }
     // SAFETY: as above.
     unsafe { libc::close_range(first, u32::MAX, 0) };

@@ -1,11 +1,15 @@
 //! The operating-system layer of the spawn crate: every system call lives below this module.
 //!
 //! A backend provides:
-//! - sockets: `socketpair`, `send_with_fds`, `recv_with_fds` (SCM_RIGHTS), `poll`;
+//! - sockets: `socketpair`, `send_with_fds` (gathered slices), `recv_with_fds` (SCM_RIGHTS),
+//!   `poll`;
 //! - processes: `fork`, `spawn_self` (a fresh exec of this very binary), `pidfd_open`,
-//!   `pidfd_send_signal`, `waitid_pidfd`, `exit_now`, `getpid`, `getppid`;
-//! - child set-up: `set_parent_death_signal`, `close_fds_except`, `ignore_sigpipe`;
-//! - process exit: `register_atexit`; names: `signal_name`.
+//!   `pidfd_send_signal`, `kill`, `waitid_pidfd`, `waitid_pid`, `exit_now`, `kill_self`,
+//!   `getpid`, `getppid`;
+//! - memory: `map_shared` (a page shared with forked children), `page_size`;
+//! - child set-up: `set_parent_death_signal`, `close_fds_except`, `ignore_sigpipe`,
+//!   `own_fd`, `set_cloexec`;
+//! - process exit: `register_atexit`; names: `signal_name`; leak checks: `open_fd_count`.
 //!
 //! Linux is the backend that works fully; another OS gets a sibling file with the same items.
 

@@ -109,6 +109,14 @@ fn test() -> DynResult {
         ],
     )?;
     tidy::check(&root())?;
+    if !has_nextest() {
+        // The suite relies on nextest: per-test timeouts turn a hang into a failure, and one
+        // process per test keeps the descriptor-leak checks exact. Install it once.
+        eprintln!("cargo-nextest is not installed: installing it (once)");
+        if let Err(e) = run("cargo", &["install", "cargo-nextest", "--locked"]) {
+            eprintln!("could not install cargo-nextest ({e}); falling back to `cargo test`");
+        }
+    }
     if has_nextest() {
         let profile = if std::env::var_os("CI").is_some() {
             "ci"
@@ -128,7 +136,17 @@ fn test() -> DynResult {
         )?;
     } else {
         eprintln!("cargo-nextest is not installed: running `cargo test` (no per-test timeouts)");
-        run("cargo", &["test", "--workspace", "--all-targets"])?;
+        // One test at a time: the leak checks count this process's descriptors.
+        run(
+            "cargo",
+            &[
+                "test",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "--test-threads=1",
+            ],
+        )?;
     }
     run("cargo", &["test", "--workspace", "--doc"])?;
     // Reuses the check build, so it costs seconds: broken intra-doc links and missing docs

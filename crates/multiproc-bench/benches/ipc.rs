@@ -215,6 +215,18 @@ fn run_python(script: &str) -> Option<PerOp> {
 
 // ---- one-way streams: a producer child sends 1 + n items; the consumer times the last n ----
 
+/// Takes one item untimed (the producer is up), times `n` more, then joins the producer.
+fn time_stream(n: u64, child: Process<()>, mut take_one: impl FnMut()) -> std::time::Duration {
+    take_one();
+    let t = Instant::now();
+    for _ in 0..n {
+        take_one();
+    }
+    let e = t.elapsed();
+    child.join().unwrap();
+    e
+}
+
 fn produce_u64((q, n): (Queue<u64>, u64)) {
     for i in 0..=n {
         q.put(i).unwrap();
@@ -225,14 +237,9 @@ fn stream_queue_u64(samples: usize, ops: u64) -> PerOp {
     Measure::new(samples, ops).per_op_timed(|n| {
         let q = Queue::new().unwrap();
         let child = start(produce_u64, (q.clone(), n));
-        q.get().unwrap();
-        let t = Instant::now();
-        for _ in 0..n {
+        time_stream(n, child, || {
             black_box(q.get().unwrap());
-        }
-        let e = t.elapsed();
-        child.join().unwrap();
-        e
+        })
     })
 }
 
@@ -244,14 +251,9 @@ fn stream_ipc_channel_u64(samples: usize, ops: u64) -> PerOp {
                 tx.send(i).unwrap();
             }
         });
-        rx.recv().unwrap();
-        let t = Instant::now();
-        for _ in 0..n {
+        time_stream(n, child, || {
             black_box(rx.recv().unwrap());
-        }
-        let e = t.elapsed();
-        child.join().unwrap();
-        e
+        })
     })
 }
 
@@ -343,14 +345,9 @@ fn stream_queue_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
         .per_op_timed(|n| {
             let q = Queue::new().unwrap();
             let child = start(produce_bytes, (q.clone(), size, n));
-            q.get_bytes().unwrap();
-            let t = Instant::now();
-            for _ in 0..n {
+            time_stream(n, child, || {
                 black_box(q.get_bytes().unwrap());
-            }
-            let e = t.elapsed();
-            child.join().unwrap();
-            e
+            })
         })
         .with_bytes(size as u64)
 }
@@ -367,14 +364,9 @@ fn stream_pipe_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
         .per_op_timed(|n| {
             let (rx, tx) = Pipe::simplex().unwrap();
             let child = start(send_bytes_n, (tx, size, n));
-            rx.recv_bytes().unwrap();
-            let t = Instant::now();
-            for _ in 0..n {
+            time_stream(n, child, || {
                 black_box(rx.recv_bytes().unwrap());
-            }
-            let e = t.elapsed();
-            child.join().unwrap();
-            e
+            })
         })
         .with_bytes(size as u64)
 }
@@ -389,14 +381,9 @@ fn stream_ipc_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
                     tx.send(&item).unwrap();
                 }
             });
-            rx.recv().unwrap();
-            let t = Instant::now();
-            for _ in 0..n {
+            time_stream(n, child, || {
                 black_box(rx.recv().unwrap());
-            }
-            let e = t.elapsed();
-            child.join().unwrap();
-            e
+            })
         })
         .with_bytes(size as u64)
 }
@@ -411,17 +398,11 @@ fn stream_raw_pipe_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
                     w.write_all(&item).unwrap();
                 }
             });
-            let mut buf = vec![0u8; size];
-            r.read_exact(&mut buf).unwrap();
-            let t = Instant::now();
-            for _ in 0..n {
+            time_stream(n, child, || {
                 let mut item = vec![0u8; size];
                 r.read_exact(&mut item).unwrap();
                 black_box(item);
-            }
-            let e = t.elapsed();
-            child.join().unwrap();
-            e
+            })
         })
         .with_bytes(size as u64)
 }

@@ -196,6 +196,7 @@ mod tests {
                 let w = signal.wait(None, || flag.load(Ordering::Acquire), || true);
                 assert_eq!(w, Wait::Ready);
             });
+            // Not a synchronisation: makes the waiter likely asleep (the wake path).
             std::thread::sleep(Duration::from_millis(5));
             flag.store(true, Ordering::Release);
             signal.notify();

@@ -104,6 +104,8 @@ fn wait_first_completed_wakes_when_one_finishes_later() {
         pool.submit(move || n.wait()).unwrap(),
     ];
     let t = std::thread::spawn(move || {
+        // Not a synchronisation: the result is the same either way; the pause makes `wait`
+        // likely to be asleep already, so its wake-up path is the one exercised.
         std::thread::sleep(Duration::from_millis(20));
         gate.set();
     });
@@ -333,6 +335,7 @@ fn a_future_can_be_awaited() {
         .unwrap();
     let quick = pool.submit(|| 2).unwrap();
     let opener = std::thread::spawn(move || {
+        // Not a synchronisation: lets the await register its waker first (the path tested).
         std::thread::sleep(Duration::from_millis(10));
         gate.set();
     });

@@ -34,6 +34,7 @@ fn waiter_sleeps_and_is_woken() {
         c2.take().unwrap()
     });
     assert!(c.claim());
+    // Not a synchronisation: makes the waiter likely asleep, so the wake path is exercised.
     std::thread::sleep(Duration::from_millis(20));
     c.complete(Ok("hi".into()));
     assert_eq!(t.join().unwrap(), "hi");

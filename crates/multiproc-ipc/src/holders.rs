@@ -485,8 +485,8 @@ impl Handle {
         hdr.live_count(0) > hdr.live_count(BLOCKED)
     }
 
-    #[allow(dead_code)]
     /// Live handles of `role`, all processes (slow: see [`Handle::others_alive`]).
+    #[cfg(test)]
     pub(crate) fn live_holders(&self, role: usize) -> u64 {
         header(&self.shared.segment).live_count(role)
     }

@@ -132,7 +132,7 @@ impl RobustLock {
     }
 
     /// Whether the calling thread holds the lock.
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub(crate) fn is_owned_by_current_thread(&self) -> bool {
         self.raw.is_owned_by_current_thread()
     }

@@ -2,24 +2,13 @@
 //! (the lock with `previous_owner_died`, the barrier broken), never hang. Python's
 //! `multiprocessing` deadlocks for ever in every one of these cases.
 
+mod common;
+use common::{METHODS, start};
+
 use std::time::{Duration, Instant};
 
 use multiproc_ipc::{Array, Barrier, Condition, Error, Event, Lock, RLock, Semaphore, Value};
-use multiproc_spawn::{Process, StartMethod};
-
-const METHODS: [StartMethod; 3] = [
-    StartMethod::Fork,
-    StartMethod::Spawn,
-    StartMethod::ForkServer,
-];
-
-fn start<A, R>(m: StartMethod, f: fn(A) -> R, args: A) -> Process<R>
-where
-    A: serde::Serialize + serde::de::DeserializeOwned + 'static,
-    R: serde::Serialize + serde::de::DeserializeOwned + 'static,
-{
-    Process::builder().start_method(m).spawn(f, args).unwrap()
-}
+use multiproc_spawn::StartMethod;
 
 fn park() -> ! {
     loop {

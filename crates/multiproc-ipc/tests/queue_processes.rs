@@ -1,24 +1,13 @@
 //! Queues and pipes between real processes, under every start method: delivery, `Closed`
 //! instead of hangs when peers drop or die, large items, and no leaked descriptors.
 
+mod common;
+use common::{METHODS, start};
+
 use std::time::{Duration, Instant};
 
 use multiproc_ipc::{Connection, Error, JoinableQueue, Pipe, Queue, SimpleQueue};
-use multiproc_spawn::{Process, StartMethod};
-
-const METHODS: [StartMethod; 3] = [
-    StartMethod::Fork,
-    StartMethod::Spawn,
-    StartMethod::ForkServer,
-];
-
-fn start<A, R>(m: StartMethod, f: fn(A) -> R, args: A) -> Process<R>
-where
-    A: serde::Serialize + serde::de::DeserializeOwned + 'static,
-    R: serde::Serialize + serde::de::DeserializeOwned + 'static,
-{
-    Process::builder().start_method(m).spawn(f, args).unwrap()
-}
+use multiproc_spawn::StartMethod;
 
 fn produce((q, from, n): (Queue<u64>, u64, u64)) {
     for i in from..from + n {

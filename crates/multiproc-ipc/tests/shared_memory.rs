@@ -3,26 +3,14 @@
 //! leaves `/dev/shm` when unlinked, when its last holder drops it, and when every holder was
 //! killed (swept by the next `create`/`open`/`sweep`).
 
+mod common;
+use common::{METHODS, start};
+
 use std::io::ErrorKind;
 use std::time::Duration;
 
 use multiproc_ipc::shared_memory::{SharedMemory, sweep};
 use multiproc_ipc::{Error, Event};
-use multiproc_spawn::{Process, StartMethod};
-
-const METHODS: [StartMethod; 3] = [
-    StartMethod::Fork,
-    StartMethod::Spawn,
-    StartMethod::ForkServer,
-];
-
-fn start<A, R>(m: StartMethod, f: fn(A) -> R, args: A) -> Process<R>
-where
-    A: serde::Serialize + serde::de::DeserializeOwned + 'static,
-    R: serde::Serialize + serde::de::DeserializeOwned + 'static,
-{
-    Process::builder().start_method(m).spawn(f, args).unwrap()
-}
 
 fn on_disk(name: &str) -> bool {
     std::path::Path::new("/dev/shm").join(name).exists()

@@ -4,29 +4,18 @@
 //! `_TestCondition`, `_TestBarrier`, `_TestValue`, `_TestArray`), synchronised with events
 //! and joins, never with sleeps.
 
+mod common;
+use common::{METHODS, start};
+
 use std::time::{Duration, Instant};
 
 use multiproc_ipc::{
     Array, Barrier, BoundedSemaphore, Condition, Error, Event, Lock, Queue, RLock, Semaphore, Value,
 };
-use multiproc_spawn::{Process, StartMethod};
-
-const METHODS: [StartMethod; 3] = [
-    StartMethod::Fork,
-    StartMethod::Spawn,
-    StartMethod::ForkServer,
-];
+use multiproc_spawn::StartMethod;
 
 const SHORT: Duration = Duration::from_millis(30);
 const LONG: Duration = Duration::from_secs(60);
-
-fn start<A, R>(m: StartMethod, f: fn(A) -> R, args: A) -> Process<R>
-where
-    A: serde::Serialize + serde::de::DeserializeOwned + 'static,
-    R: serde::Serialize + serde::de::DeserializeOwned + 'static,
-{
-    Process::builder().start_method(m).spawn(f, args).unwrap()
-}
 
 /// What a child sees of a lock its parent holds: (try_acquire got it, acquire_timeout got
 /// it, the timeout was waited out).

@@ -1,24 +1,13 @@
 //! `Pool` and `ProcessPoolExecutor`: Python's behaviours under every start method (ported from
 //! CPython's `_test_multiprocessing.TestPool` and `test_concurrent_futures` where noted).
 
+mod common;
+use common::{METHODS, pool};
+
 use multiproc::futures::{ProcessPoolExecutor, ReturnWhen, as_completed, wait};
 use multiproc::pool::Pool;
 use multiproc::{Error, StartMethod};
 use std::time::{Duration, Instant};
-
-const METHODS: [StartMethod; 3] = [
-    StartMethod::Fork,
-    StartMethod::Spawn,
-    StartMethod::ForkServer,
-];
-
-fn pool(method: StartMethod, n: usize) -> Pool {
-    Pool::builder()
-        .processes(n)
-        .start_method(method)
-        .build()
-        .unwrap()
-}
 
 fn sqr(x: i64) -> i64 {
     x * x

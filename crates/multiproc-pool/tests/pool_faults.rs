@@ -2,25 +2,13 @@
 //! and is replaced; a panicking task fails alone; terminate with 10,000 tasks queued returns
 //! and fails them all; dropping a busy pool leaves no process and no zombie. Every start method.
 
+mod common;
+use common::{METHODS, pool};
+
 use multiproc::futures::ProcessPoolExecutor;
-use multiproc::pool::Pool;
 use multiproc::{Error, StartMethod};
 use std::path::Path;
 use std::time::Duration;
-
-const METHODS: [StartMethod; 3] = [
-    StartMethod::Fork,
-    StartMethod::Spawn,
-    StartMethod::ForkServer,
-];
-
-fn pool(method: StartMethod, n: usize) -> Pool {
-    Pool::builder()
-        .processes(n)
-        .start_method(method)
-        .build()
-        .unwrap()
-}
 
 fn inc(x: u64) -> u64 {
     x + 1

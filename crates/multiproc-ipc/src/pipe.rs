@@ -121,7 +121,7 @@ impl<T> Connection<T> {
         if reader_gone {
             return Err(Error::Closed);
         }
-        ring.put(tx.segment(), bytes, None, || tx.others_alive(READER))
+        ring.put(tx.segment(), bytes, None, None, || tx.others_alive(READER))
             .map_err(|e| put_error(e, bytes.len()))
     }
 

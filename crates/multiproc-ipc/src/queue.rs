@@ -84,6 +84,7 @@ pub(crate) fn put_error(e: PutError, len: usize) -> Error {
         PutError::TooLarge => Error::Invalid(format!(
             "an item of {len} bytes is larger than a queue or pipe can hold"
         )),
+        PutError::Attach(why) => Error::Codec(why),
     }
 }
 
@@ -121,7 +122,13 @@ pub(crate) fn take_record<R>(
     };
     let got = SCRATCH.with(|s| {
         let mut scratch = s.borrow_mut();
-        ring.get(handle.segment(), &mut scratch, deadline, alive, take)
+        ring.get(
+            handle.segment(),
+            &mut scratch,
+            deadline,
+            alive,
+            |bytes, _| take(bytes),
+        )
     });
     if blocked.get() {
         handle.set_blocked(false);
@@ -195,7 +202,7 @@ impl<T> Queue<T> {
         self.handle.touch();
         let alive = || self.handle.others_alive(0);
         self.ring()
-            .put(self.handle.segment(), bytes, deadline, alive)
+            .put(self.handle.segment(), bytes, None, deadline, alive)
             .map_err(|e| put_error(e, bytes.len()))
     }
 

@@ -114,7 +114,20 @@ pub(crate) enum PutError {
     Closed,
     /// The record can never fit (larger than the reserve or than a u32 length).
     TooLarge,
+    /// The `attach` hook failed (its reason); nothing was written.
+    #[cfg_attr(not(test), expect(dead_code, reason = "no caller fails a hook yet"))]
+    Attach(String),
 }
+
+/// Work done beside a record, under the put lock, just before the record is written: called
+/// with the record's position (a 40-bit stream offset, unique among the records in the
+/// ring), it may send something that must travel in the same order as the records (the
+/// descriptors of handles inside an item). A record put with a hook is flagged, and
+/// [`Ring::get`] hands its position to the consumer.
+pub(crate) type Attach<'a> = Option<&'a mut dyn FnMut(u64) -> Result<(), PutError>>;
+
+/// Header flag: the record was put with an [`Attach`] hook.
+const ATTACHED: u64 = 1 << 32;
 
 /// Why a get failed.
 #[derive(Debug, PartialEq, Eq)]
@@ -219,6 +232,7 @@ impl Ring {
         &self,
         seg: &Segment,
         payload: &[u8],
+        mut attach: Attach<'_>,
         deadline: Option<Instant>,
         mut alive: impl FnMut() -> bool,
     ) -> Result<(), PutError> {
@@ -269,13 +283,18 @@ impl Ring {
                     }
                 }
             }
+            let mut header = payload.len() as u64;
+            if let Some(hook) = attach.as_mut() {
+                hook(pos(tail))?;
+                header |= ATTACHED;
+            }
             // SAFETY: we hold the put lock, so no other producer writes; the bytes from `tail`
             // to `tail + need` are free (checked against `head` above, and consumers never
             // read past `tail`), and lie inside the file (below DATA_OFFSET + cap). The header
             // is 8-aligned and never wraps (records are 8-aligned, cap a power of two).
             unsafe {
                 let at = Self::data(seg).add((pos(tail) & (cap - 1)) as usize);
-                at.cast::<u64>().write(payload.len() as u64);
+                at.cast::<u64>().write(header);
                 self.write_at(seg, cap, pos(tail) + HEADER, payload);
             }
             if self.config.flags.load(Ordering::Relaxed) & JOINABLE != 0 {
@@ -384,7 +403,8 @@ impl Ring {
     }
 
     /// Takes the oldest record and hands its payload to `take` (a view that is valid only
-    /// during the call: it may point into the ring). Waits (spin, then sleep) until `deadline`
+    /// during the call: it may point into the ring), with the record's position when it was
+    /// put with an [`Attach`] hook; `take` runs under the get lock. Waits (spin, then sleep) until `deadline`
     /// while the ring is empty; `alive()` says whether any other live holder could put.
     pub(crate) fn get<R>(
         &self,
@@ -392,7 +412,7 @@ impl Ring {
         scratch: &mut Vec<u8>,
         deadline: Option<Instant>,
         mut alive: impl FnMut() -> bool,
-        take: impl FnOnce(&[u8]) -> R,
+        take: impl FnOnce(&[u8], Option<u64>) -> R,
     ) -> Result<R, GetError> {
         loop {
             if !self.is_ready() {
@@ -435,19 +455,23 @@ impl Ring {
                 self.space.0.notify_after_rmw();
                 return Err(GetError::Corrupt);
             }
+            let attached = (header & ATTACHED != 0).then_some(pos(head));
             let start = pos(head) + HEADER;
             let off = (start & (cap - 1)) as usize;
             let result = if off + len <= cap as usize {
                 // SAFETY: the payload is contiguous in the data area, fully written before
                 // `tail` was published, and no producer writes it before `head` moves past
                 // it, which happens only below, after `take` has returned.
-                take(unsafe { std::slice::from_raw_parts(Self::data(seg).add(off), len) })
+                take(
+                    unsafe { std::slice::from_raw_parts(Self::data(seg).add(off), len) },
+                    attached,
+                )
             } else {
                 scratch.clear();
                 scratch.resize(len, 0);
                 // SAFETY: as above, in two pieces around the end of the data area.
                 unsafe { self.read_at(seg, cap, start, scratch) };
-                take(scratch)
+                take(scratch, attached)
             };
             let new_head = advance(head, rec);
             self.get.at.store(new_head, Ordering::Release);
@@ -550,7 +574,7 @@ mod tests {
             &mut scratch,
             Some(Instant::now()),
             || true,
-            |s| s.to_vec(),
+            |s, _| s.to_vec(),
         )
     }
 
@@ -564,13 +588,13 @@ mod tests {
             .map(|i| vec![i as u8; (i * 997) % 20_000])
             .collect();
         for it in &items[..10] {
-            r.put(seg, it, None, || true).unwrap();
+            r.put(seg, it, None, None, || true).unwrap();
         }
         for it in &items[..5] {
             assert_eq!(&get_vec(&h).unwrap(), it);
         }
         for it in &items[10..] {
-            r.put(seg, it, None, || true).unwrap();
+            r.put(seg, it, None, None, || true).unwrap();
         }
         assert!(r.config.cap.load(Ordering::Relaxed) > BASE_CAP);
         assert_eq!(r.len(), 195);
@@ -580,7 +604,7 @@ mod tests {
         assert_eq!(get_vec(&h), Err(GetError::Empty));
         // 8 MiB item: grows, and the emptied ring shrinks back.
         let big = vec![7u8; 8 << 20];
-        r.put(seg, &big, None, || true).unwrap();
+        r.put(seg, &big, None, None, || true).unwrap();
         assert!(r.config.cap.load(Ordering::Relaxed) >= 16 << 20);
         assert_eq!(get_vec(&h).unwrap(), big);
         assert_eq!(r.config.cap.load(Ordering::Relaxed), BASE_CAP);
@@ -588,17 +612,43 @@ mod tests {
     }
 
     #[test]
+    fn attached_records_carry_their_position() {
+        let h = ring(0);
+        let r: &Ring = h.state();
+        let seg = h.segment();
+        let mut seen = Vec::new();
+        let mut hook = |p: u64| {
+            seen.push(p);
+            Ok(())
+        };
+        r.put(seg, b"plain", None, None, || true).unwrap();
+        r.put(seg, b"with", Some(&mut hook), None, || true).unwrap();
+        let mut fail = |_: u64| Err(PutError::Attach("no".into()));
+        let e = r.put(seg, b"never", Some(&mut fail), None, || true);
+        assert_eq!(e, Err(PutError::Attach("no".into())));
+        assert_eq!(seen, [record_len(5)]);
+        let mut scratch = Vec::new();
+        let mut take = || r.get(seg, &mut scratch, None, || true, |b, at| (b.to_vec(), at));
+        assert_eq!(take().unwrap(), (b"plain".to_vec(), None));
+        assert_eq!(take().unwrap(), (b"with".to_vec(), Some(record_len(5))));
+        assert_eq!(r.len(), 0);
+    }
+
+    #[test]
     fn bounded_by_items() {
         let h = ring(2);
         let r: &Ring = h.state();
         let seg = h.segment();
-        r.put(seg, b"a", None, || true).unwrap();
-        r.put(seg, b"", None, || true).unwrap();
+        r.put(seg, b"a", None, None, || true).unwrap();
+        r.put(seg, b"", None, None, || true).unwrap();
         assert_eq!(
-            r.put(seg, b"c", Some(Instant::now()), || true),
+            r.put(seg, b"c", None, Some(Instant::now()), || true),
             Err(PutError::Full)
         );
-        assert_eq!(r.put(seg, b"c", None, || false), Err(PutError::Closed));
+        assert_eq!(
+            r.put(seg, b"c", None, None, || false),
+            Err(PutError::Closed)
+        );
         assert_eq!(get_vec(&h).unwrap(), b"a");
         assert_eq!(get_vec(&h).unwrap(), b"");
         assert!(r.task_done() && r.task_done());

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use ipc_channel::ipc;
 use multiproc::{Connection, Pipe, Process, Queue, StartMethod};
-use multiproc_bench::{Measure, PerOp, Report, python_ns};
+use multiproc_bench::{Measure, PerOp, Report, alternate, python_ns};
 
 fn fork<R>(f: impl FnOnce() -> R) -> Process<R>
 where
@@ -46,7 +46,7 @@ fn queue_echo((req, resp): (Queue<u64>, Queue<u64>)) {
 fn rt_queue(ops: u64) -> PerOp {
     let (req, resp) = (Queue::new().unwrap(), Queue::new().unwrap());
     let child = start(queue_echo, (req.clone(), resp.clone()));
-    let r = Measure::new(9, ops).per_op(|n| {
+    let r = Measure::new(3, ops).per_op(|n| {
         for i in 0..n {
             req.put(i).unwrap();
             black_box(resp.get().unwrap());
@@ -66,7 +66,7 @@ fn pipe_echo(c: Connection<u64>) {
 fn rt_pipe(ops: u64) -> PerOp {
     let (a, b) = Pipe::duplex().unwrap();
     let child = start(pipe_echo, b);
-    let r = Measure::new(9, ops).per_op(|n| {
+    let r = Measure::new(3, ops).per_op(|n| {
         for i in 0..n {
             a.send(i).unwrap();
             black_box(a.recv().unwrap());
@@ -122,7 +122,7 @@ fn rt_spin(ops: u64) -> PerOp {
         }
     });
     let mut next = 1;
-    let r = Measure::new(9, ops).per_op(|n| {
+    let r = Measure::new(3, ops).per_op(|n| {
         for _ in 0..n {
             word.store(next, Ordering::Release);
             while word.load(Ordering::Acquire) != next + 1 {
@@ -420,11 +420,18 @@ fn memcpy(size: usize, samples: usize, ops: u64) -> PerOp {
 
 fn main() {
     let mut report = Report::new("process queues and pipes: round trip of a u64");
-    let spin = rt_spin(200_000);
+    // Fresh processes each round, alternating ours and the floor: the three medians come
+    // from the same spread of CPU placements.
+    let [spin, queue, pipe] = alternate(
+        5,
+        [
+            &mut || rt_spin(100_000),
+            &mut || rt_queue(50_000),
+            &mut || rt_pipe(50_000),
+        ],
+    );
     let raw_pipe = rt_raw_pipe(5_000);
     let ipcc = rt_ipc_channel(5_000);
-    let queue = rt_queue(100_000);
-    let pipe = rt_pipe(100_000);
     let mut base = vec![
         ("shared-memory spin ping-pong", spin),
         ("raw pipe", raw_pipe),

@@ -5,7 +5,7 @@
 //! ≤ 3× a raw shared-memory spin round trip.
 
 use multiproc::{Barrier, Event, Lock, Process, StartMethod, Value};
-use multiproc_bench::{Measure, PerOp, Report, python_ns};
+use multiproc_bench::{Measure, PerOp, Report, alternate, python_ns};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -164,7 +164,7 @@ fn pong_events((a, b, n): (Event, Event, u64)) {
 
 /// Round trips: we set `a` and wait for `b`; a child waits for `a`, clears it, sets `b`.
 fn event_ping_pong() -> PerOp {
-    Measure::new(7, 20_000).per_op_timed(|n| {
+    Measure::new(1, 20_000).per_op_timed(|n| {
         let a = Event::new().unwrap();
         let b = Event::new().unwrap();
         let child = Process::builder()
@@ -207,7 +207,7 @@ fn shared_word() -> &'static AtomicU64 {
 
 /// The floor: two processes spinning on one shared word, passing a counter back and forth.
 fn raw_spin_ping_pong() -> PerOp {
-    Measure::new(7, 20_000).per_op_timed(|n| {
+    Measure::new(1, 20_000).per_op_timed(|n| {
         let word = shared_word();
         let child = Process::builder()
             .start_method(StartMethod::Fork)
@@ -314,11 +314,14 @@ fn main() {
         ),
         None => r.figure("Value += 1 under its lock, 2 processes", ours),
     }
+    // One fresh pair of processes per sample, alternating ours and the floor, so that both
+    // medians come from the same spread of CPU placements.
+    let [event, spin] = alternate(9, [&mut event_ping_pong, &mut raw_spin_ping_pong]);
     r.row(
         "Event ping-pong, 2 processes (round trip)",
-        event_ping_pong(),
+        event,
         "raw shared-word spin round trip",
-        raw_spin_ping_pong(),
+        spin,
     );
     r.row(
         "Barrier cycle, 2 processes",

@@ -93,6 +93,35 @@ impl Measure {
     }
 }
 
+/// Measures several figures in alternation, `rounds` rounds of each in turn (A B C A B C …),
+/// and returns each figure's median round. For figures taken between processes, whose
+/// conditions drift within a run (which CPU each process lands on, a neighbour's load):
+/// measured one after the other they would compare two different moments, alternated their
+/// ratio compares like with like. Each closure measures one round (typically a short
+/// [`Measure`] with its own processes).
+///
+/// ```
+/// use multiproc_bench::{Measure, alternate};
+/// let quick = || Measure::new(3, 100).per_op(|n| (0..n).for_each(|i| { std::hint::black_box(i); }));
+/// let [a, b] = alternate(3, [&mut { quick }, &mut { quick }]);
+/// assert!(a.ns >= 0.0 && b.ns >= 0.0);
+/// ```
+pub fn alternate<const N: usize>(
+    rounds: usize,
+    mut figures: [&mut dyn FnMut() -> PerOp; N],
+) -> [PerOp; N] {
+    let mut taken: [Vec<PerOp>; N] = std::array::from_fn(|_| Vec::new());
+    for _ in 0..rounds.max(1) {
+        for (f, t) in figures.iter_mut().zip(taken.iter_mut()) {
+            t.push(f());
+        }
+    }
+    taken.map(|mut t| {
+        t.sort_by(|a, b| a.ns.total_cmp(&b.ns));
+        t[t.len() / 2]
+    })
+}
+
 /// The columns of one TSV row, in order (tab-separated, one row per figure and baseline).
 ///
 /// | # | column | content |

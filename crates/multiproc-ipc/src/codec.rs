@@ -24,20 +24,34 @@ pub(crate) fn with_encoded<T: Serialize, R>(
     item: &T,
     send: impl FnOnce(&[u8]) -> Result<R>,
 ) -> Result<R> {
+    // Small items (the common case) go through a buffer on the stack: no thread-local lookup
+    // and no capacity checks on a hot path measured in tens of nanoseconds.
+    let mut small = [0u8; SMALL];
+    match postcard::to_slice(item, &mut small) {
+        Ok(bytes) => return send(bytes),
+        Err(postcard::Error::SerializeBufferFull) => {}
+        Err(e) => return Err(codec_error(e)),
+    }
     let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
     buf.clear();
-    let buf = postcard::to_extend(item, buf).map_err(|e| {
-        Error::Codec(format!(
-            "{e} (a multiproc handle inside a queue or pipe item cannot travel: pass handles \
-             to a child in its spawn arguments)"
-        ))
-    })?;
+    let buf = postcard::to_extend(item, buf).map_err(codec_error)?;
     let result = send(&buf);
     // Keep the buffer for the next item unless it grew huge.
     if buf.capacity() <= 1 << 20 {
         BUF.with(|b| *b.borrow_mut() = buf);
     }
     result
+}
+
+/// Items that encode to at most this many bytes skip the heap buffer.
+const SMALL: usize = 128;
+
+#[cold]
+fn codec_error(e: postcard::Error) -> Error {
+    Error::Codec(format!(
+        "{e} (a multiproc handle inside a queue or pipe item cannot travel: pass handles \
+         to a child in its spawn arguments)"
+    ))
 }
 
 /// Decodes one item.

@@ -19,12 +19,13 @@
 //!   themselves, gets `Err(Closed)` instead of waiting for ever. Timed waits keep Python's
 //!   answers (`Empty`, `Full`).
 //! - **The ring** (one per queue, one per pipe direction) stores variable-size records; a
-//!   producer commits a record by moving `tail` after copying it in, a consumer by moving
-//!   `head` after reading it (each one store of a 40-bit position and a 24-bit count), so a
-//!   process killed mid-call loses at most the item it held. Producers share a robust put
-//!   lock, consumers a robust get lock (a dead holder is replaced); each side caches the
-//!   other's position. A record larger than the ring makes it grow inside a 64 GiB
-//!   address-space reserve; an emptied large ring shrinks.
+//!   producer commits a record with one release store of its header word, which is the word
+//!   a waiting consumer polls (so a hand-off moves one cache line), after zeroing the header
+//!   word past it; a consumer commits by moving `head` after reading the record. A process
+//!   killed mid-call loses at most the item it held. Producers share a robust put lock,
+//!   consumers a robust get lock (a dead holder is replaced). A record larger than the ring
+//!   makes it grow inside a 64 GiB address-space reserve; an emptied large ring gives its
+//!   memory back.
 //! - **Blocking** spins for about the cost of a futex wake-up (~50 µs), then sleeps on a
 //!   futex word in the segment; the waking side pays a system call only when someone sleeps.
 //!   A sleeper wakes every 20 ms to check that its peers still live.

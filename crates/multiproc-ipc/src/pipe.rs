@@ -173,7 +173,7 @@ impl<T> Connection<T> {
         let ring: &Ring = rx.state();
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         Ok(
-            match ring.wait_ready(deadline, || rx.others_alive(WRITER)) {
+            match ring.wait_ready(rx.segment(), deadline, || rx.others_alive(WRITER)) {
                 Wait::Ready | Wait::Closed => true,
                 Wait::TimedOut => false,
             },

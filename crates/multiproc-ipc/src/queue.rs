@@ -101,6 +101,7 @@ pub(crate) fn get_error(e: GetError) -> Error {
 }
 
 /// Takes the oldest record of `handle`'s ring and gives its bytes to `take`.
+#[inline]
 pub(crate) fn take_record<R>(
     handle: &Handle,
     deadline: Option<Instant>,

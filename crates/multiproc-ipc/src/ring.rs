@@ -5,24 +5,38 @@
 //! The ring's state ([`Ring`]) sits at the segment's object offset; the data area starts at
 //! [`DATA_OFFSET`] and is `cap` bytes (a power of two) of the segment's file, inside an
 //! address-space reserve of [`RESERVE`] bytes mapped once by every process. A record is an
-//! 8-byte header (payload length, a tag) and the payload padded to 8 bytes; it may wrap
-//! around the end of the data area.
+//! 8-byte header word (`READY`, flags, payload length) and the payload padded to 8 bytes; its
+//! payload may wrap around the end of the data area, its header never does.
 //!
 //! # Protocol
 //! Producers serialize on the put lock and consumers on the get lock (both robust: a holder
 //! that dies is replaced, see [`RobustLock`]). `tail` and `head` each pack a byte position
-//! (low 40 bits) with an item count (high 24 bits), so one store publishes both, and that store
-//! is the commit point: a producer copies its record in *before* it moves `tail`, a consumer
-//! moves `head` only *after* it has read its record. A process killed at any instruction
-//! therefore leaves either the old or the new state: a half-written record is invisible and
-//! is overwritten by the next producer, a half-read one is still there for the next consumer.
+//! (low 40 bits) with an item count (high 24 bits).
+//!
+//! A record is committed by one release store of its header word, and a consumer learns
+//! that the next record is there by loading that word: the word it polls is the one the
+//! producer writes, so a hand-off between two processes moves one cache line, as a bare
+//! shared-memory ping-pong does (consumers never read `tail`, producers read `head` only
+//! when their cached copy says the ring is full). What makes the header word trustworthy is
+//! the terminator: a producer zeroes the header word just past its record *before* it
+//! commits, so the word at `head` is always either zero or a header committed in this lap,
+//! never stale payload bytes or an old lap's header. Every ring keeps room for that
+//! terminator, and a ring that moves its records (grow, shrink) zeroes the word at `tail`.
+//!
+//! A process killed at any instruction leaves either the old or the new state: a
+//! half-written record is invisible (its header is still zero) and is overwritten by the next
+//! producer; a half-read one is still there for the next consumer, since `head` moves only
+//! after the read. A producer killed between its commit and its `tail` store left a record
+//! that consumers may already take: the next producer, told by the lock that its previous
+//! owner died, finds the committed header at `tail` and moves `tail` past it.
 //!
 //! A record that does not fit makes the producer grow the ring: with the get lock also held
 //! (lock order: put, then get), it lengthens the file, copies the live bytes whose position
 //! maps elsewhere under the doubled capacity into the new upper half (the old copies are left
 //! intact), and only then publishes the new capacity: dying before that store changes nothing.
 //! When a consumer empties a large ring it shrinks it back (if it can take the put lock at
-//! once), which gives the memory back to the system.
+//! once) and gives the memory of the upper part back to the system; the file itself never
+//! gets shorter, because a consumer polling with a stale capacity may still read there.
 
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,21 +63,36 @@ const CNT_SHIFT: u32 = 40;
 const CNT_MASK: u64 = (1 << 24) - 1;
 const HEADER: u64 = 8;
 
+/// Header word: the record is committed (a zero word means "nothing here yet").
+const READY: u64 = 1 << 63;
+/// Header word: the record was put with an [`Attach`] hook.
+const ATTACHED: u64 = 1 << 32;
+/// Header word: the payload length.
+const LEN_MASK: u64 = u32::MAX as u64;
+
 /// Flags fixed at creation.
 pub(crate) const JOINABLE: u64 = 1;
 
 #[repr(C, align(128))]
 #[derive(Debug, Default)]
-struct Side {
+struct Producers {
     lock: RobustLock,
     _pad: u32,
-    /// Position and count, packed (see the module docs).
-    at: AtomicU64,
-    /// The other side's `at` as this side last loaded it (producers: `head`, consumers:
-    /// `tail`), so a busy side re-reads the other side's cache line only when the stale value
-    /// is not enough: once per batch instead of once per item. Written under this side's lock;
-    /// a stale value only ever understates what the other side did.
-    seen: AtomicU64,
+    /// Where the next record goes, and the count of records put (packed, see the module docs).
+    tail: AtomicU64,
+    /// `head` as a producer last loaded it, so that producers read the consumers' cache line
+    /// only when this stale copy says the ring is full: once per lap instead of once per item.
+    /// Written under the put lock; it only ever understates how far consumers are.
+    seen_head: AtomicU64,
+}
+
+#[repr(C, align(128))]
+#[derive(Debug, Default)]
+struct Consumers {
+    lock: RobustLock,
+    _pad: u32,
+    /// The next record to take, and the count of records taken.
+    head: AtomicU64,
 }
 
 #[repr(C, align(128))]
@@ -85,8 +114,8 @@ struct Tasks {
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct Ring {
-    put: Side,
-    get: Side,
+    put: Producers,
+    get: Consumers,
     config: Config,
     data: Padded<Signal>,
     space: Padded<Signal>,
@@ -126,9 +155,6 @@ pub(crate) enum PutError {
 /// [`Ring::get`] hands its position to the consumer.
 pub(crate) type Attach<'a> = Option<&'a mut dyn FnMut(u64) -> Result<(), PutError>>;
 
-/// Header flag: the record was put with an [`Attach`] hook.
-const ATTACHED: u64 = 1 << 32;
-
 /// Why a get failed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum GetError {
@@ -136,7 +162,7 @@ pub(crate) enum GetError {
     Empty,
     /// No item, and no live holder could ever put one.
     Closed,
-    /// The ring held a record that makes no sense (memory corrupted by someone else); the
+    /// The ring held a record that makes no sense (memory written by someone else); the
     /// ring was emptied to stay usable.
     Corrupt,
 }
@@ -161,15 +187,28 @@ fn used(tail: u64, head: u64) -> u64 {
     pos(tail).wrapping_sub(pos(head)) & POS_MASK
 }
 
+/// Records between `head` and `tail`. A consumer may take a committed record a moment before
+/// its producer moves `tail` past it, so "one fewer than none" reads as none.
 #[inline]
 fn items(tail: u64, head: u64) -> u64 {
-    count(tail).wrapping_sub(count(head)) & CNT_MASK
+    match count(tail).wrapping_sub(count(head)) & CNT_MASK {
+        CNT_MASK => 0,
+        n => n,
+    }
 }
 
 /// Bytes a record of `len` payload bytes takes.
 #[inline]
 pub(crate) fn record_len(len: usize) -> u64 {
     HEADER + (len as u64).next_multiple_of(8)
+}
+
+/// Whether a header word read at `head` describes a record that fits a ring of `cap` bytes
+/// (with the terminator after it).
+#[inline]
+fn plausible(header: u64, cap: u64) -> bool {
+    header & !(READY | ATTACHED | LEN_MASK) == 0
+        && record_len((header & LEN_MASK) as usize) + HEADER <= cap
 }
 
 /// Releases a robust lock when dropped (also when a decoder panics).
@@ -195,16 +234,16 @@ impl Ring {
     #[inline]
     pub(crate) fn backlog_hint(&self) -> u64 {
         items(
-            self.put.at.load(Ordering::Relaxed),
-            self.put.seen.load(Ordering::Relaxed),
+            self.put.tail.load(Ordering::Relaxed),
+            self.put.seen_head.load(Ordering::Relaxed),
         )
     }
 
     /// Items in the ring now.
     #[inline]
     pub(crate) fn len(&self) -> u64 {
-        let head = self.get.at.load(Ordering::Acquire);
-        let tail = self.put.at.load(Ordering::Acquire);
+        let head = self.get.head.load(Ordering::Acquire);
+        let tail = self.put.tail.load(Ordering::Acquire);
         items(tail, head)
     }
 
@@ -217,17 +256,35 @@ impl Ring {
     #[inline]
     fn has_room(&self) -> bool {
         let max = self.maxsize();
-        max == 0
-            || items(
-                self.put.at.load(Ordering::Relaxed),
-                self.put.seen.load(Ordering::Relaxed),
-            ) < max
-            || self.len() < max
+        max == 0 || self.backlog_hint() < max || self.len() < max
+    }
+
+    fn data(seg: &Segment) -> *mut u8 {
+        // SAFETY: DATA_OFFSET is inside the reserve of every ring segment.
+        unsafe { seg.base().as_ptr().add(DATA_OFFSET) }
+    }
+
+    /// The header word of the record at position `at` in a ring of capacity `cap`.
+    ///
+    /// `cap` may be stale (a consumer polling without the get lock): any capacity ever
+    /// published lies inside the file, which never gets shorter, so the word is always
+    /// addressable; a stale answer is only a hint that the caller checks under the lock.
+    #[inline]
+    fn header(seg: &Segment, cap: u64, at: u64) -> &AtomicU64 {
+        // SAFETY: `at & (cap - 1)` is 8-aligned (positions advance by multiples of 8) and
+        // below `cap`, and `DATA_OFFSET + cap` is within the file (see above), so the word is
+        // mapped, aligned and lives as long as `seg`. Other processes access header words
+        // only through atomics, except producers copying payload over words that no consumer
+        // is entitled to read as a header (free space past the terminator); a racing read
+        // of such a word by a stale poller is an atomic load of plain memory that can return
+        // any value, which is why it is only a hint.
+        unsafe { AtomicU64::from_ptr(Self::data(seg).add((at & (cap - 1)) as usize).cast()) }
     }
 
     /// Appends one record with `payload`. Waits (spin, then sleep) while the queue is at its
     /// item limit or the reserve is exhausted, until `deadline`; `alive()` says whether any
-    /// other live holder could still make room.
+    /// other live holder could still make room. `attach`: see [`Attach`].
+    #[inline]
     pub(crate) fn put(
         &self,
         seg: &Segment,
@@ -236,7 +293,9 @@ impl Ring {
         deadline: Option<Instant>,
         mut alive: impl FnMut() -> bool,
     ) -> Result<(), PutError> {
-        let need = record_len(payload.len());
+        // The record and the terminator after it.
+        let rec = record_len(payload.len());
+        let need = rec + HEADER;
         if payload.len() > u32::MAX as usize || DATA_OFFSET as u64 + need > seg.reserve() as u64 {
             return Err(PutError::TooLarge);
         }
@@ -248,17 +307,20 @@ impl Ring {
                     Wait::Closed => return Err(PutError::Closed),
                 }
             }
-            if self.put.lock.lock_until(deadline).is_none() {
+            let Some(owner_died) = self.put.lock.lock_until(deadline) else {
                 return Err(PutError::Full);
-            }
+            };
             let held = Held(&self.put.lock);
-            let tail = self.put.at.load(Ordering::Relaxed);
+            if owner_died {
+                self.repair_tail(seg);
+            }
+            let tail = self.put.tail.load(Ordering::Relaxed);
             let max = self.maxsize();
             let mut cap = self.config.cap.load(Ordering::Acquire);
-            let mut head = self.put.seen.load(Ordering::Relaxed);
+            let mut head = self.put.seen_head.load(Ordering::Relaxed);
             if (max != 0 && items(tail, head) >= max) || used(tail, head) + need > cap {
-                head = self.get.at.load(Ordering::Acquire);
-                self.put.seen.store(head, Ordering::Relaxed);
+                head = self.get.head.load(Ordering::Acquire);
+                self.put.seen_head.store(head, Ordering::Relaxed);
             }
             if max != 0 && items(tail, head) >= max {
                 drop(held);
@@ -271,8 +333,8 @@ impl Ring {
                         // The reserve is full: wait for consumers like a bounded queue.
                         drop(held);
                         let fits = || {
-                            let t = self.put.at.load(Ordering::Acquire);
-                            let h = self.get.at.load(Ordering::Acquire);
+                            let t = self.put.tail.load(Ordering::Acquire);
+                            let h = self.get.head.load(Ordering::Acquire);
                             used(t, h) + need <= self.config.cap.load(Ordering::Acquire)
                         };
                         match self.space.0.wait(deadline, fits, &mut alive) {
@@ -283,27 +345,40 @@ impl Ring {
                     }
                 }
             }
-            let mut header = payload.len() as u64;
+            let mut header = READY | payload.len() as u64;
             if let Some(hook) = attach.as_mut() {
                 hook(pos(tail))?;
                 header |= ATTACHED;
             }
             // SAFETY: we hold the put lock, so no other producer writes; the bytes from `tail`
             // to `tail + need` are free (checked against `head` above, and consumers never
-            // read past `tail`), and lie inside the file (below DATA_OFFSET + cap). The header
-            // is 8-aligned and never wraps (records are 8-aligned, cap a power of two).
-            unsafe {
-                let at = Self::data(seg).add((pos(tail) & (cap - 1)) as usize);
-                at.cast::<u64>().write(header);
-                self.write_at(seg, cap, pos(tail) + HEADER, payload);
-            }
+            // read past the header word at `tail`, which is still zero) and lie inside the
+            // file (below DATA_OFFSET + cap).
+            unsafe { self.write_at(seg, cap, pos(tail) + HEADER, payload) };
+            // The terminator first, then the commit: a consumer that sees this header also
+            // sees a zero where the next one will be.
+            Self::header(seg, cap, pos(tail) + rec).store(0, Ordering::Relaxed);
             if self.config.flags.load(Ordering::Relaxed) & JOINABLE != 0 {
                 self.tasks.unfinished.fetch_add(1, Ordering::AcqRel);
             }
-            self.put.at.store(advance(tail, need), Ordering::Release);
+            Self::header(seg, cap, pos(tail)).store(header, Ordering::Release);
+            self.put.tail.store(advance(tail, rec), Ordering::Release);
             drop(held);
             self.data.0.notify_after_rmw();
             return Ok(());
+        }
+    }
+
+    /// After taking over the put lock from a dead producer: moves `tail` past the record it
+    /// committed but did not count, if it died between the two stores.
+    #[cold]
+    fn repair_tail(&self, seg: &Segment) {
+        let tail = self.put.tail.load(Ordering::Relaxed);
+        let cap = self.config.cap.load(Ordering::Acquire);
+        let header = Self::header(seg, cap, pos(tail)).load(Ordering::Acquire);
+        if header & READY != 0 && plausible(header, cap) {
+            let rec = record_len((header & LEN_MASK) as usize);
+            self.put.tail.store(advance(tail, rec), Ordering::Release);
         }
     }
 
@@ -313,8 +388,8 @@ impl Ring {
     fn grow(&self, seg: &Segment, need: u64) -> Option<u64> {
         self.get.lock.lock_until(None)?;
         let _held = Held(&self.get.lock);
-        let tail = self.put.at.load(Ordering::Relaxed);
-        let head = self.get.at.load(Ordering::Relaxed);
+        let tail = self.put.tail.load(Ordering::Relaxed);
+        let head = self.get.head.load(Ordering::Relaxed);
         let cap = self.config.cap.load(Ordering::Relaxed);
         let live = used(tail, head);
         if live + need <= cap {
@@ -325,9 +400,10 @@ impl Ring {
         if new_cap > limit {
             return None;
         }
-        seg.set_len(DATA_OFFSET + new_cap as usize).ok()?;
+        seg.grow_to(DATA_OFFSET + new_cap as usize).ok()?;
         // Move each live byte whose offset differs under the new capacity; the destinations
-        // lie in the fresh upper half, so the old copies stay valid until `cap` is published.
+        // lie in the upper half that no live byte occupies, so the old copies stay valid
+        // until `cap` is published.
         let mut p = pos(head);
         let end = pos(head) + live;
         let data = Self::data(seg);
@@ -338,7 +414,8 @@ impl Ring {
             if from != to {
                 // SAFETY: both ranges lie inside the (just lengthened) file; `to..to + run` is
                 // in the upper half that no live byte occupies, so they do not overlap, and
-                // with both locks held no other process touches either.
+                // with both locks held no other process writes either (a stale poller may
+                // read; see `header`).
                 unsafe {
                     ptr::copy_nonoverlapping(
                         data.add(from as usize),
@@ -349,13 +426,9 @@ impl Ring {
             }
             p += run;
         }
+        Self::header(seg, new_cap, pos(tail)).store(0, Ordering::Relaxed);
         self.config.cap.store(new_cap, Ordering::Release);
         Some(new_cap)
-    }
-
-    fn data(seg: &Segment) -> *mut u8 {
-        // SAFETY: DATA_OFFSET is inside the reserve of every ring segment.
-        unsafe { seg.base().as_ptr().add(DATA_OFFSET) }
     }
 
     /// # Safety
@@ -374,7 +447,7 @@ impl Ring {
     }
 
     /// # Safety
-    /// As for `write_at`, for reading (a record before `tail`, under the get lock).
+    /// As for `write_at`, for reading (a committed record, under the get lock).
     unsafe fn read_at(&self, seg: &Segment, cap: u64, at: u64, out: &mut [u8]) {
         let data = Self::data(seg);
         let off = (at & (cap - 1)) as usize;
@@ -386,26 +459,30 @@ impl Ring {
         }
     }
 
-    /// Whether an item is there to take.
+    /// Whether an item is there to take (a hint: another consumer may take it first).
     #[inline]
-    pub(crate) fn is_ready(&self) -> bool {
-        let head = self.get.at.load(Ordering::Relaxed);
-        self.get.seen.load(Ordering::Relaxed) != head || self.put.at.load(Ordering::Acquire) != head
+    pub(crate) fn is_ready(&self, seg: &Segment) -> bool {
+        let cap = self.config.cap.load(Ordering::Acquire);
+        let head = self.get.head.load(Ordering::Relaxed);
+        Self::header(seg, cap, pos(head)).load(Ordering::Acquire) & READY != 0
     }
 
     /// Waits until an item is there (without taking it); see [`Ring::get`] for the rest.
     pub(crate) fn wait_ready(
         &self,
+        seg: &Segment,
         deadline: Option<Instant>,
         alive: impl FnMut() -> bool,
     ) -> Wait {
-        self.data.0.wait(deadline, || self.is_ready(), alive)
+        self.data.0.wait(deadline, || self.is_ready(seg), alive)
     }
 
     /// Takes the oldest record and hands its payload to `take` (a view that is valid only
     /// during the call: it may point into the ring), with the record's position when it was
-    /// put with an [`Attach`] hook; `take` runs under the get lock. Waits (spin, then sleep) until `deadline`
-    /// while the ring is empty; `alive()` says whether any other live holder could put.
+    /// put with an [`Attach`] hook; `take` runs under the get lock. Waits (spin, then sleep)
+    /// until `deadline` while the ring is empty; `alive()` says whether any other live holder
+    /// could put.
+    #[inline]
     pub(crate) fn get<R>(
         &self,
         seg: &Segment,
@@ -415,53 +492,43 @@ impl Ring {
         take: impl FnOnce(&[u8], Option<u64>) -> R,
     ) -> Result<R, GetError> {
         loop {
-            if !self.is_ready() {
-                match self.wait_ready(deadline, &mut alive) {
+            if !self.is_ready(seg) {
+                match self.wait_ready(seg, deadline, &mut alive) {
                     Wait::Ready => {}
                     Wait::TimedOut => return Err(GetError::Empty),
                     Wait::Closed => return Err(GetError::Closed),
                 }
             }
+            // A consumer that died holding the lock left `head` at a record boundary (it
+            // moves only after a whole read): nothing to repair.
             if self.get.lock.lock_until(deadline).is_none() {
                 return Err(GetError::Empty);
             }
             let held = Held(&self.get.lock);
-            let head = self.get.at.load(Ordering::Relaxed);
-            let mut tail = self.get.seen.load(Ordering::Relaxed);
-            if head == tail {
-                tail = self.put.at.load(Ordering::Acquire);
-                self.get.seen.store(tail, Ordering::Relaxed);
-                if head == tail {
-                    // Another consumer was faster.
-                    drop(held);
-                    continue;
-                }
-            }
+            let head = self.get.head.load(Ordering::Relaxed);
             let cap = self.config.cap.load(Ordering::Acquire);
-            // SAFETY: `head < tail`, so a whole record starts at `head` and we hold the get
-            // lock; the header is 8-aligned and never wraps (records are 8-aligned and cap a
-            // power of two).
-            let header = unsafe {
-                Self::data(seg)
-                    .add((pos(head) & (cap - 1)) as usize)
-                    .cast::<u64>()
-                    .read()
-            };
-            let len = (header & u64::from(u32::MAX)) as usize;
-            let rec = record_len(len);
-            if rec > used(tail, head) {
-                self.get.at.store(tail, Ordering::Release);
+            let header = Self::header(seg, cap, pos(head)).load(Ordering::Acquire);
+            if header == 0 {
+                // Another consumer was faster.
+                drop(held);
+                continue;
+            }
+            if header & READY == 0 || !plausible(header, cap) {
+                let tail = self.put.tail.load(Ordering::Acquire);
+                self.get.head.store(tail, Ordering::Release);
                 drop(held);
                 self.space.0.notify_after_rmw();
                 return Err(GetError::Corrupt);
             }
+            let len = (header & LEN_MASK) as usize;
             let attached = (header & ATTACHED != 0).then_some(pos(head));
             let start = pos(head) + HEADER;
             let off = (start & (cap - 1)) as usize;
             let result = if off + len <= cap as usize {
                 // SAFETY: the payload is contiguous in the data area, fully written before
-                // `tail` was published, and no producer writes it before `head` moves past
-                // it, which happens only below, after `take` has returned.
+                // its header was committed (seen above with Acquire), and no producer writes
+                // it before `head` moves past it, which happens only below, after `take` has
+                // returned.
                 take(
                     unsafe { std::slice::from_raw_parts(Self::data(seg).add(off), len) },
                     attached,
@@ -473,9 +540,11 @@ impl Ring {
                 unsafe { self.read_at(seg, cap, start, scratch) };
                 take(scratch, attached)
             };
-            let new_head = advance(head, rec);
-            self.get.at.store(new_head, Ordering::Release);
-            if cap > SHRINK_ABOVE && new_head == self.put.at.load(Ordering::Acquire) {
+            let new_head = advance(head, record_len(len));
+            self.get.head.store(new_head, Ordering::Release);
+            if cap > SHRINK_ABOVE
+                && Self::header(seg, cap, pos(new_head)).load(Ordering::Relaxed) == 0
+            {
                 self.shrink(seg);
             }
             drop(held);
@@ -488,17 +557,24 @@ impl Ring {
     /// lock held.
     #[cold]
     fn shrink(&self, seg: &Segment) {
-        if self.put.lock.try_lock().is_none() {
+        let Some(owner_died) = self.put.lock.try_lock() else {
             return;
-        }
+        };
         let _held = Held(&self.put.lock);
-        if self.put.at.load(Ordering::Relaxed) != self.get.at.load(Ordering::Relaxed) {
+        if owner_died {
+            self.repair_tail(seg);
+        }
+        let tail = self.put.tail.load(Ordering::Relaxed);
+        if pos(tail) != pos(self.get.head.load(Ordering::Relaxed)) {
             return;
         }
-        // Empty: any position maps anywhere, so no bytes move. Publish the smaller capacity
-        // before cutting the file, so nobody addresses the part that goes away.
+        // Empty: any position maps anywhere, so no bytes move; only the word at `tail`, where
+        // the next header goes, must read zero under the smaller capacity.
+        let cap = self.config.cap.load(Ordering::Relaxed);
+        Self::header(seg, BASE_CAP, pos(tail)).store(0, Ordering::Relaxed);
         self.config.cap.store(BASE_CAP, Ordering::Release);
-        let _ = seg.set_len(DATA_OFFSET + BASE_CAP as usize);
+        let from = DATA_OFFSET + BASE_CAP as usize;
+        let _ = seg.discard(from, (cap - BASE_CAP) as usize);
     }
 
     /// Joinable queues: one fewer unfinished task; false when none is unfinished.
@@ -608,7 +684,14 @@ mod tests {
         assert!(r.config.cap.load(Ordering::Relaxed) >= 16 << 20);
         assert_eq!(get_vec(&h).unwrap(), big);
         assert_eq!(r.config.cap.load(Ordering::Relaxed), BASE_CAP);
-        assert_eq!(r.tasks.unfinished.load(Ordering::Relaxed), 201);
+        // The file keeps its length (a stale poller may still read there), but its memory
+        // past the base capacity went back to the system.
+        let len = crate::sys::file_len(seg.fd()).unwrap() as u64;
+        assert!(len >= DATA_OFFSET as u64 + (16 << 20));
+        assert!(crate::sys::file_memory(seg.fd()).unwrap() <= DATA_OFFSET as u64 + BASE_CAP);
+        r.put(seg, b"after", None, None, || true).unwrap();
+        assert_eq!(get_vec(&h).unwrap(), b"after");
+        assert_eq!(r.tasks.unfinished.load(Ordering::Relaxed), 202);
     }
 
     #[test]
@@ -632,6 +715,51 @@ mod tests {
         assert_eq!(take().unwrap(), (b"plain".to_vec(), None));
         assert_eq!(take().unwrap(), (b"with".to_vec(), Some(record_len(5))));
         assert_eq!(r.len(), 0);
+    }
+
+    /// What a producer killed between its commit and its `tail` store leaves: a committed
+    /// record past `tail`, and the put lock held by a dead thread.
+    fn die_after_commit(r: &Ring, seg: &Segment, payload: &[u8]) {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert_eq!(r.put.lock.try_lock(), Some(false));
+                let tail = r.put.tail.load(Ordering::Relaxed);
+                let cap = r.config.cap.load(Ordering::Relaxed);
+                let rec = record_len(payload.len());
+                // SAFETY: as in `put`: we hold the put lock and the ring has room.
+                unsafe { r.write_at(seg, cap, pos(tail) + HEADER, payload) };
+                Ring::header(seg, cap, pos(tail) + rec).store(0, Ordering::Relaxed);
+                Ring::header(seg, cap, pos(tail))
+                    .store(READY | payload.len() as u64, Ordering::Release);
+                // ... and the thread ends holding the lock, `tail` not moved.
+            });
+        });
+    }
+
+    #[test]
+    fn a_record_committed_by_a_dead_producer_is_counted_once() {
+        let h = ring(0);
+        let r: &Ring = h.state();
+        let seg = h.segment();
+        r.put(seg, b"a", None, None, || true).unwrap();
+        die_after_commit(r, seg, b"b");
+        assert_eq!(r.len(), 1, "b is not counted yet");
+        // The next producer takes the lock over and moves `tail` past b before writing c.
+        r.put(seg, b"c", None, None, || true).unwrap();
+        assert_eq!(r.len(), 3);
+        for want in [&b"a"[..], b"b", b"c"] {
+            assert_eq!(get_vec(&h).unwrap(), want);
+        }
+        assert_eq!(get_vec(&h), Err(GetError::Empty));
+
+        // Consumers may take such a record before any producer repairs `tail`.
+        die_after_commit(r, seg, b"d");
+        assert_eq!(get_vec(&h).unwrap(), b"d");
+        assert_eq!(r.len(), 0, "head one past tail reads as empty");
+        r.put(seg, b"e", None, None, || true).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(get_vec(&h).unwrap(), b"e");
+        assert_eq!(get_vec(&h), Err(GetError::Empty));
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! whether the owner tid still runs (`/proc/<tid>/stat`: gone or zombie means dead) and, if
 //! not, takes the word over with one compare-and-swap from the exact value it saw, so two
 //! rescuers cannot both win. The rescuer learns `owner_died = true`: the data the lock
-//! protects may be half-updated, and the caller decides (queues keep their commit points
-//! outside the lock's critical data, so they need no repair).
+//! protects may be half-updated, and the caller decides (a queue's producer moves `tail` past
+//! a record its dead predecessor committed but did not count; see `ring.rs`).
 //!
 //! Known limit: a dead owner's tid reused by a new thread before anyone looks makes the
 //! lock wait for that thread instead (Linux hands out pids in order, so reuse takes a full

@@ -63,6 +63,22 @@ impl Segment {
         sys::set_len(self.fd.as_fd(), len)
     }
 
+    /// Makes the file at least `len` bytes long (never shorter): memory that some process may
+    /// still address with a stale length must not go away under it (a read past the end of
+    /// the file faults), so objects that shrink [`discard`](Self::discard) instead.
+    pub(crate) fn grow_to(&self, len: usize) -> io::Result<()> {
+        if sys::file_len(self.fd.as_fd())? >= len {
+            return Ok(());
+        }
+        self.set_len(len)
+    }
+
+    /// Gives the memory of `len` bytes at `offset` back to the system; the range stays
+    /// addressable and reads as zeros.
+    pub(crate) fn discard(&self, offset: usize, len: usize) -> io::Result<()> {
+        sys::punch_hole(self.fd.as_fd(), offset, len)
+    }
+
     /// The first byte of the mapping (page aligned).
     #[inline]
     pub(crate) fn base(&self) -> NonNull<u8> {

@@ -1,24 +1,32 @@
-//! Loom model of the ring's index protocol (`cargo xtask loom`).
+//! Loom model of the ring's record protocol (`cargo xtask loom`).
 //!
 //! The real ring lives in shared memory and copies bytes, which loom cannot follow; this model
-//! keeps its protocol exactly — producers serialised by the put lock, consumers by the get
-//! lock, the record written before `tail` is published (Release) and read only after `tail`
-//! is seen (Acquire), `head` published after the read and seen by producers before they
-//! reuse the space — on one-word records in `UnsafeCell`s, so that loom reports any torn or
-//! racy access, and checks that no item is lost, duplicated or reordered per producer.
-//! Keep the orderings in step with `ring.rs` (`Ring::put`, `Ring::get`).
+//! keeps its protocol exactly, on one-word records in `UnsafeCell`s with one header word
+//! each: producers serialised by the put lock, consumers by the get lock; a producer writes
+//! the payload, zeroes the *next* slot's header (the terminator), commits its header
+//! (Release) and then moves `tail`; a consumer polls the header at `head` (Acquire), reads
+//! the payload and moves `head` (Release) without ever reading `tail`; producers reuse a
+//! slot only once `head` (Acquire) says it was read, and keep one slot free for the
+//! terminator. Loom reports any torn or racy payload access (a consumer trusting a stale
+//! header would read a slot a producer is writing), and the tests check that no item is
+//! lost, duplicated or reordered per producer. Keep the orderings in step with `ring.rs`
+//! (`Ring::put`, `Ring::get`).
 
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicU64, Ordering};
 use loom::sync::{Arc, Mutex};
 
-const CAP: u64 = 2;
+/// Slots in the model ring: two records and the terminator's slot, so that slots are reused
+/// within the tests' three items.
+const CAP: u64 = 3;
+const READY: u64 = 1 << 63;
 
 struct Model {
     put_lock: Mutex<()>,
     get_lock: Mutex<()>,
     tail: AtomicU64,
     head: AtomicU64,
+    headers: [AtomicU64; CAP as usize],
     cells: [UnsafeCell<u64>; CAP as usize],
 }
 
@@ -29,20 +37,29 @@ impl Model {
             get_lock: Mutex::new(()),
             tail: AtomicU64::new(0),
             head: AtomicU64::new(0),
-            cells: [UnsafeCell::new(0), UnsafeCell::new(0)],
+            headers: std::array::from_fn(|_| AtomicU64::new(0)),
+            cells: std::array::from_fn(|_| UnsafeCell::new(0)),
         }
+    }
+
+    fn slot(at: u64) -> usize {
+        (at % CAP) as usize
     }
 
     fn try_put(&self, v: u64) -> bool {
         let _held = self.put_lock.lock().unwrap();
         let tail = self.tail.load(Ordering::Relaxed);
         let head = self.head.load(Ordering::Acquire);
-        if tail - head == CAP {
+        // The record and the terminator after it must fit.
+        if tail - head + 2 > CAP {
             return false;
         }
-        // SAFETY: the slot at `tail` is free (head is past its last use) and we hold the
-        // put lock; loom checks that no consumer reads it concurrently.
-        self.cells[(tail % CAP) as usize].with_mut(|p| unsafe { *p = v });
+        // SAFETY: the slot at `tail` is free (head is past its last use, and its header is
+        // the previous producer's terminator, so no consumer reads it) and we hold the put
+        // lock; loom checks that no consumer reads it concurrently.
+        self.cells[Self::slot(tail)].with_mut(|p| unsafe { *p = v });
+        self.headers[Self::slot(tail + 1)].store(0, Ordering::Relaxed);
+        self.headers[Self::slot(tail)].store(READY | v, Ordering::Release);
         self.tail.store(tail + 1, Ordering::Release);
         true
     }
@@ -50,12 +67,18 @@ impl Model {
     fn try_get(&self) -> Option<u64> {
         let _held = self.get_lock.lock().unwrap();
         let head = self.head.load(Ordering::Relaxed);
-        let tail = self.tail.load(Ordering::Acquire);
-        if head == tail {
+        let header = self.headers[Self::slot(head)].load(Ordering::Acquire);
+        if header == 0 {
             return None;
         }
-        // SAFETY: the record at `head` was published by `tail`'s Release store, seen above.
-        let v = self.cells[(head % CAP) as usize].with(|p| unsafe { *p });
+        // SAFETY: the record at `head` was committed by the header's Release store, seen
+        // above with Acquire.
+        let v = self.cells[Self::slot(head)].with(|p| unsafe { *p });
+        assert_eq!(
+            header,
+            READY | v,
+            "a header committed in this lap, never a stale one"
+        );
         self.head.store(head + 1, Ordering::Release);
         Some(v)
     }
@@ -108,5 +131,21 @@ fn loom_ring_one_producer_two_consumers() {
         let mut all = vec![mine, theirs[0], theirs[1]];
         all.sort_unstable();
         assert_eq!(all, [1, 2, 3]);
+    });
+}
+
+#[test]
+fn loom_ring_slot_reuse_after_a_lap() {
+    // Four items through three slots: the fourth lands where the first was, and the consumer
+    // may look at that slot while the producer is still writing it. Only the third item's
+    // terminator stops it from taking the first item's header for a new record.
+    loom::model(|| {
+        let m = Arc::new(Model::new());
+        let m2 = m.clone();
+        let consumer = loom::thread::spawn(move || [m2.get(), m2.get(), m2.get(), m2.get()]);
+        for v in 1..=4 {
+            m.put(v);
+        }
+        assert_eq!(consumer.join().unwrap(), [1, 2, 3, 4]);
     });
 }

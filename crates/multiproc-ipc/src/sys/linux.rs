@@ -38,13 +38,46 @@ pub(crate) fn set_len(fd: BorrowedFd<'_>, len: usize) -> io::Result<()> {
     }
 }
 
+/// Frees the pages of `len` bytes at `offset` of the file without changing its length: they
+/// read as zeros afterwards, in every process that maps them, and cost no memory until
+/// written again.
+pub(crate) fn punch_hole(fd: BorrowedFd<'_>, offset: usize, len: usize) -> io::Result<()> {
+    let off = libc::off_t::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let len = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+    loop {
+        // SAFETY: `fd` is a valid open descriptor for the duration of the call; the call
+        // takes no pointers.
+        match cvt(unsafe {
+            libc::fallocate(
+                fd.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                off,
+                len,
+            )
+        }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r.map(drop),
+        }
+    }
+}
+
 /// The file's current length.
 pub(crate) fn file_len(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    usize::try_from(stat(fd)?.st_size).map_err(|_| io::ErrorKind::InvalidData.into())
+}
+
+/// The memory the file holds now, in bytes (less than its length where it has holes).
+#[cfg(test)]
+pub(crate) fn file_memory(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    Ok(u64::try_from(stat(fd)?.st_blocks).unwrap_or(0) * 512)
+}
+
+fn stat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `fd` is valid and `st` is a writable stat buffer.
     cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
-    usize::try_from(st.st_size).map_err(|_| io::ErrorKind::InvalidData.into())
+    Ok(st)
 }
 
 /// Maps `len` bytes of `fd` shared and read-write. The range past the file's length is

@@ -136,6 +136,41 @@ fn rt_spin(ops: u64) -> PerOp {
     r
 }
 
+/// The floor for a request and its reply on two one-way channels (what any pair of queues,
+/// or the two directions of a duplex pipe, must move): each side writes its own cache line
+/// and spins on the other's. On this VM that costs over twice the one-line ping-pong above,
+/// where a reply overwrites the request in the line the requester is already spinning on.
+fn rt_spin_two_lines(ops: u64) -> PerOp {
+    let (req, resp) = (SharedWord::new(), SharedWord::new());
+    let child = fork(move || {
+        let (req, resp) = (req.get(), resp.get());
+        loop {
+            let v = req.load(Ordering::Acquire);
+            if v == u64::MAX {
+                return;
+            }
+            if v != resp.load(Ordering::Relaxed) {
+                resp.store(v, Ordering::Release);
+            }
+            std::hint::spin_loop();
+        }
+    });
+    let (req, resp) = (req.get(), resp.get());
+    let mut next = 1;
+    let r = Measure::new(3, ops).per_op(|n| {
+        for _ in 0..n {
+            req.store(next, Ordering::Release);
+            while resp.load(Ordering::Acquire) != next {
+                std::hint::spin_loop();
+            }
+            next += 1;
+        }
+    });
+    req.store(u64::MAX, Ordering::Release);
+    child.join().unwrap();
+    r
+}
+
 fn rt_raw_pipe(ops: u64) -> PerOp {
     let (mut req_r, mut req_w) = std::io::pipe().unwrap();
     let (mut resp_r, mut resp_w) = std::io::pipe().unwrap();
@@ -422,10 +457,11 @@ fn main() {
     let mut report = Report::new("process queues and pipes: round trip of a u64");
     // Fresh processes each round, alternating ours and the floor: the three medians come
     // from the same spread of CPU placements.
-    let [spin, queue, pipe] = alternate(
+    let [spin, spin2, queue, pipe] = alternate(
         5,
         [
             &mut || rt_spin(100_000),
+            &mut || rt_spin_two_lines(100_000),
             &mut || rt_queue(50_000),
             &mut || rt_pipe(50_000),
         ],
@@ -434,6 +470,7 @@ fn main() {
     let ipcc = rt_ipc_channel(5_000);
     let mut base = vec![
         ("shared-memory spin ping-pong", spin),
+        ("spin ping-pong, one line per direction", spin2),
         ("raw pipe", raw_pipe),
         ("ipc-channel", ipcc),
     ];

@@ -271,13 +271,13 @@ impl Ring {
     /// addressable; a stale answer is only a hint that the caller checks under the lock.
     #[inline]
     fn header(seg: &Segment, cap: u64, at: u64) -> &AtomicU64 {
+        // Other processes access header words only through atomics, except producers
+        // copying payload over words that no consumer is entitled to read as a header (free
+        // space past the terminator); a racing read of such a word by a stale poller is an
+        // atomic load of plain memory that can return any value, hence only a hint.
         // SAFETY: `at & (cap - 1)` is 8-aligned (positions advance by multiples of 8) and
         // below `cap`, and `DATA_OFFSET + cap` is within the file (see above), so the word is
-        // mapped, aligned and lives as long as `seg`. Other processes access header words
-        // only through atomics, except producers copying payload over words that no consumer
-        // is entitled to read as a header (free space past the terminator); a racing read
-        // of such a word by a stale poller is an atomic load of plain memory that can return
-        // any value, which is why it is only a hint.
+        // mapped, aligned and lives as long as `seg`.
         unsafe { AtomicU64::from_ptr(Self::data(seg).add((at & (cap - 1)) as usize).cast()) }
     }
 

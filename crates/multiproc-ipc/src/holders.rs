@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use multiproc_spawn::handoff;
 use serde::{Deserialize, Serialize};
 
+use crate::channel::Channel;
+use crate::codec;
 use crate::segment::Segment;
 use crate::sys;
 
@@ -57,6 +59,14 @@ pub(crate) enum Kind {
     Value = 4,
     /// A named `SharedMemory` segment (in `/dev/shm`).
     Shm = 5,
+}
+
+impl Kind {
+    /// Whether objects of this kind have a descriptor channel beside their segment (rings:
+    /// the handles inside their items travel on it, see [`crate::channel`]).
+    fn has_channel(self) -> bool {
+        self == Kind::Queue
+    }
 }
 
 #[repr(C)]
@@ -108,6 +118,8 @@ pub(crate) unsafe trait SharedState: Sync {
 /// One process's attachment to a segment: the mapping and its holder slot.
 struct Shared {
     segment: Segment,
+    /// A ring's descriptor channel (one per process and object, like the mapping).
+    channel: Option<Channel>,
     /// Our slot, valid while `owner` is our pid (a fork child inherits a stale one).
     slot: AtomicUsize,
     /// The process that registered `slot`.
@@ -327,8 +339,14 @@ impl Handle {
             (&raw mut (*h).object_len).write(std::mem::size_of::<S>() as u64);
             AtomicU64::from_ptr(&raw mut (*h).magic).store(MAGIC, Ordering::Release);
         }
+        let channel = if S::KIND.has_channel() {
+            Some(Channel::new()?)
+        } else {
+            None
+        };
         let shared = Shared {
             segment,
+            channel,
             slot: AtomicUsize::new(NO_SLOT),
             owner: AtomicU32::new(0),
             on_release,
@@ -356,6 +374,7 @@ impl Handle {
         install_fork_hook();
         let shared = Shared {
             segment,
+            channel: None,
             slot: AtomicUsize::new(NO_SLOT),
             owner: AtomicU32::new(0),
             on_release,
@@ -514,8 +533,17 @@ impl Handle {
                 hdr.kind
             ));
         }
+        let channel = match (S::KIND.has_channel(), wire.chan) {
+            (true, Some([tx, rx])) => Some(Channel::from_fds(
+                handoff::recv_fd(tx)?,
+                handoff::recv_fd(rx)?,
+            )?),
+            (false, None) => None,
+            _ => return Err("a handle arrived with the wrong descriptors".to_owned()),
+        };
         let shared = Shared {
             segment,
+            channel,
             slot: AtomicUsize::new(NO_SLOT),
             owner: AtomicU32::new(0),
             on_release,
@@ -533,24 +561,59 @@ impl Handle {
         Ok(handle)
     }
 
-    /// Describes this handle for another process (inside `Serialize`): the descriptor goes
-    /// into the transfer under way, and the handle counts as held by us until the receiver
-    /// has registered.
+    /// Describes this handle for another process (inside `Serialize`): the descriptors (the
+    /// segment's, and a ring's channel) go into the transfer under way, and the handle counts
+    /// as held by us until the receiver has registered. Inside a queue item or pipe message,
+    /// the count is taken back if the item is not delivered (see [`codec::note_sent`]).
     pub(crate) fn send(&self) -> Result<WireHandle, String> {
         self.touch();
         let fd = handoff::send_fd(self.shared.segment.fd().as_fd())?;
+        let chan = match &self.shared.channel {
+            Some(c) => {
+                let [tx, rx] = c.fds();
+                Some([handoff::send_fd(tx)?, handoff::send_fd(rx)?])
+            }
+            None => None,
+        };
         let slot = self.shared.slot.load(Ordering::Relaxed);
         let me = sys::pid();
         if !header(&self.shared.segment).adjust(slot, me, self.role, 1, false) {
             return Err("too many handles to one shared object in flight".to_owned());
         }
+        let _not_in_an_item = codec::note_sent(Sent {
+            shared: Arc::clone(&self.shared),
+            slot,
+            role: self.role,
+        });
         Ok(WireHandle {
             fd,
+            chan,
             reserve: self.shared.segment.reserve() as u64,
             role: self.role as u8,
             from_pid: me,
             from_slot: slot as u32,
         })
+    }
+
+    /// The ring's descriptor channel (rings only).
+    #[inline]
+    pub(crate) fn channel(&self) -> Option<&Channel> {
+        self.shared.channel.as_ref()
+    }
+}
+
+/// A handle serialized into a queue item or pipe message: its in-flight count, to take back
+/// if the item is not delivered.
+pub(crate) struct Sent {
+    shared: Arc<Shared>,
+    slot: usize,
+    role: usize,
+}
+
+impl Sent {
+    /// Takes back the count that [`Handle::send`] added (the item did not go out).
+    pub(crate) fn take_back(self) {
+        header(&self.shared.segment).adjust(self.slot, sys::pid(), self.role, -1, true);
     }
 }
 
@@ -632,11 +695,13 @@ impl Drop for Handle {
     }
 }
 
-/// A handle as it travels: the descriptor's index in the message, and who vouches for it
-/// until the receiver has registered.
+/// A handle as it travels: the descriptors' indices in the message (the segment's, and a
+/// ring's channel: sending end, receiving end), and who vouches for it until the receiver has
+/// registered.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct WireHandle {
     fd: u32,
+    chan: Option<[u32; 2]>,
     reserve: u64,
     role: u8,
     from_pid: u32,

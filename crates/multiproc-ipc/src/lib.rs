@@ -58,6 +58,7 @@
 mod sys;
 
 mod barrier;
+mod channel;
 mod codec;
 mod holders;
 mod object;

@@ -1,8 +1,9 @@
 //! Handles inside queue items and pipe messages, between processes that are already running,
-//! under every start method: a queue sent through a queue and used both ways, a lock, event
-//! and value inside a pipe message, many producers and consumers exchanging items that carry
-//! handles, `kill -9` of a producer right after such a put and of processes at random points,
-//! no leaked descriptors, and `Closed` counting a handle that arrived in an item as a holder.
+//! under every start method: a queue sent through a queue and used both ways, a lock, event,
+//! value and named shared memory inside a pipe message, many producers and consumers
+//! exchanging items that carry handles, `kill -9` of a producer right after such a put and of
+//! processes at random points, no leaked descriptors or `/dev/shm` names, and `Closed`
+//! counting a handle that arrived in an item as a holder.
 
 mod common;
 use common::{METHODS, start};
@@ -10,6 +11,7 @@ use common::{METHODS, start};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use multiproc_ipc::shared_memory::SharedMemory;
 use multiproc_ipc::{Connection, Error, Event, Lock, Pipe, Queue, Value};
 use multiproc_spawn::StartMethod;
 
@@ -59,36 +61,44 @@ fn a_queue_inside_an_item_reaches_a_running_child_and_works_both_ways() {
 }
 
 /// The objects that travel in a pipe message, and a word.
-type Kit = (Lock, Event, Value<u64>, String);
+type Kit = (Lock, Event, Value<u64>, SharedMemory, String);
+
+fn on_disk(name: &str) -> bool {
+    std::path::Path::new("/dev/shm").join(name).exists()
+}
 
 /// Receives a kit: reports whether its lock was held elsewhere (in the value) and sets the
-/// event; then adds 10 under the lock. Sends back a kit of its own making.
+/// event; then adds 10 under the lock, and answers in the shared memory. Sends back a kit
+/// of its own making.
 fn use_kit(conn: Connection<Kit>) {
-    let (lock, ready, value, word) = conn.recv().unwrap();
+    let (lock, ready, value, shm, word) = conn.recv().unwrap();
     assert_eq!(word, "x");
+    let mut asked = [0u8; 4];
+    shm.read_at(0, &mut asked).unwrap();
+    assert_eq!(&asked, b"ping");
+    shm.write_at(4, b"pong").unwrap();
     value.set(u64::from(lock.try_acquire().is_none()));
     ready.set();
     let guard = lock.acquire();
     assert!(!guard.previous_owner_died());
     *value.lock() += 10;
     drop(guard);
-    let mine = (
-        Lock::new().unwrap(),
-        Event::new().unwrap(),
+    let lock2 = Lock::new().unwrap();
+    let event2 = Event::new().unwrap();
+    event2.set();
+    let shm2 = SharedMemory::create(None, 16).unwrap();
+    shm2.write_at(0, b"mine").unwrap();
+    let held = lock2.acquire();
+    let kit = (
+        lock2.clone(),
+        event2,
         Value::new(42).unwrap(),
-        "back".to_owned(),
+        shm2,
+        "back".into(),
     );
-    mine.1.set();
-    let held = mine.0.acquire();
-    conn.send((
-        mine.0.clone(),
-        mine.1.clone(),
-        mine.2.clone(),
-        mine.3.clone(),
-    ))
-    .unwrap();
+    conn.send(kit).unwrap();
     // The parent sees our lock held until we let go; then we are done.
-    assert_eq!(conn.recv().unwrap().3, "release");
+    assert_eq!(conn.recv().unwrap().4, "release");
     drop(held);
 }
 
@@ -100,23 +110,40 @@ fn a_lock_an_event_and_a_value_inside_a_pipe_message() {
         let lock = Lock::new().unwrap();
         let ready = Event::new().unwrap();
         let value = Value::new(0u64).unwrap();
+        let shm = SharedMemory::create(None, 8).unwrap();
+        shm.write_at(0, b"ping").unwrap();
         let guard = lock.acquire();
-        a.send((lock.clone(), ready.clone(), value.clone(), "x".into()))
-            .unwrap();
+        let kit = (
+            lock.clone(),
+            ready.clone(),
+            value.clone(),
+            shm.clone(),
+            "x".into(),
+        );
+        a.send(kit).unwrap();
         assert!(ready.wait_timeout(Duration::from_secs(60)), "{m:?}");
         assert_eq!(value.get(), 1, "{m:?}: the child saw our lock held");
         drop(guard);
         // The child's own objects, sent back while it runs.
-        let (lock2, event2, value2, word) = a.recv().unwrap();
+        let (lock2, event2, value2, shm2, word) = a.recv().unwrap();
         assert_eq!(word, "back");
         assert!(event2.is_set());
         assert_eq!(value2.get(), 42);
+        let mut theirs = [0u8; 4];
+        shm2.read_at(0, &mut theirs).unwrap();
+        assert_eq!(&theirs, b"mine");
         assert!(lock2.try_acquire().is_none(), "{m:?}: held by the child");
-        a.send((lock2.clone(), event2, value2, "release".into()))
+        let name2 = shm2.name().to_owned();
+        a.send((lock2.clone(), event2, value2, shm2, "release".into()))
             .unwrap();
         p.join().unwrap();
         assert_eq!(value.get(), 11, "{m:?}");
+        let mut answer = [0u8; 4];
+        shm.read_at(4, &mut answer).unwrap();
+        assert_eq!(&answer, b"pong", "{m:?}");
         drop(lock2.acquire()); // released by the child
+        // The child's segment went with the last holder, the child itself.
+        assert!(!on_disk(&name2), "{m:?}");
     }
 }
 
@@ -182,14 +209,19 @@ fn many_producers_and_consumers_exchange_items_that_carry_handles() {
     }
 }
 
-/// Makes a queue and an event of its own, puts a value in the queue, puts both handles in
-/// `outer`, says so, and waits to be killed.
-fn put_own_handles_and_park((outer, ready): (Queue<(Queue<u64>, Event)>, Event)) {
+/// What a producer about to be killed makes and hands over.
+type Own = (Queue<u64>, Event, SharedMemory);
+
+/// Makes a queue, an event and a named segment of its own, puts a value in the queue and
+/// bytes in the segment, puts the three handles in `outer`, says so, and waits to be killed.
+fn put_own_handles_and_park((outer, ready): (Queue<Own>, Event)) {
     let mine = Queue::new().unwrap();
     mine.put(7).unwrap();
     let event = Event::new().unwrap();
     event.set();
-    outer.put((mine, event)).unwrap();
+    let shm = SharedMemory::create(None, 8).unwrap();
+    shm.write_at(0, b"alive").unwrap();
+    outer.put((mine, event, shm)).unwrap();
     ready.set();
     park();
 }
@@ -219,12 +251,18 @@ fn kill_producers(_: ()) -> (usize, usize) {
         assert!(p.wait_timeout(Duration::from_secs(60)));
         drop(p);
         // The only holder of these objects is dead; their descriptors were in the socket.
-        let (theirs, event) = outer.get().unwrap();
+        let (theirs, event, shm) = outer.get().unwrap();
         assert!(event.is_set(), "{m:?}");
         assert_eq!(theirs.get().unwrap(), 7, "{m:?}");
         theirs.put(8).unwrap();
         assert_eq!(theirs.get().unwrap(), 8);
         assert!(matches!(theirs.get(), Err(Error::Closed)), "{m:?}");
+        let mut bytes = [0u8; 5];
+        shm.read_at(0, &mut bytes).unwrap();
+        assert_eq!(&bytes, b"alive", "{m:?}");
+        let name = shm.name().to_owned();
+        drop(shm);
+        assert!(!on_disk(&name), "{m:?}: {name} left in /dev/shm");
     }
     (before, open_fds())
 }

@@ -8,11 +8,19 @@
 //! that is either its old or its new state; and a slot whose pid is dead (gone or a zombie)
 //! simply stops counting. A waiter that finds no live holder of the other role gets `Closed`.
 //!
-//! Handles that travel to another process count as held by the sender until the receiver has
-//! registered its own slot ("in flight"), so the object is never seen without its holders.
-//! The price: a child that dies before it has decoded its arguments leaves that count with
-//! its sender until the sender drops its own handles (Python hangs in that case too; the
-//! spawn crate reports the child's death to whoever joins it).
+//! Handles that travel to another process (in spawn arguments, or inside a queue item or pipe
+//! message) count as held by the sender until the receiver has registered its own slot ("in
+//! flight"), so the object is never seen without its holders. The count sits in the sender's
+//! slot, beside its own handles: the receiver takes it away, and otherwise it goes only when
+//! the sender process exits (its slot stops counting); dropping the sender's own handles
+//! leaves it. So a handle that is never received keeps its object counted as held by the
+//! sender for as long as the sender lives: a child that dies before it has decoded its
+//! arguments (Python hangs in that case too; the spawn crate reports the child's death to
+//! whoever joins it), an item that is never taken from its queue (or the queue is dropped
+//! with it: the kernel then closes its descriptors), or an item whose descriptors were lost
+//! with a consumer killed while taking it. A handle in an item whose `put` fails is taken back
+//! at once (see [`codec::note_sent`]); one whose sender died before it was received counts
+//! for nobody until it is.
 //! A forked child inherits copies of every handle of its parent, most of which it never
 //! uses (Python's classic "close the other pipe end in the child"): those copies count for
 //! nothing. Handles passed in spawn arguments are transferred explicitly (under `Fork` too),

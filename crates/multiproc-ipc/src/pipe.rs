@@ -195,7 +195,10 @@ impl<T> Connection<T> {
 }
 
 impl<T: Serialize + DeserializeOwned> Connection<T> {
-    /// Sends `item` (never blocks: the pipe grows); `Err(Closed)` when the other end is gone.
+    /// Sends `item`; `Err(Closed)` when the other end is gone. Never blocks (the pipe grows),
+    /// except that an item with handles inside (queues, locks, pipe ends…, which travel as in
+    /// a [`Queue`](crate::Queue): see "Handles inside items" there) waits while some 550 such
+    /// items lie unread.
     pub fn send(&self, item: T) -> Result<()> {
         codec::with_encoded(&item, |b, h| self.send_raw(b, h))
     }

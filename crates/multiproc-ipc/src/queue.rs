@@ -24,7 +24,10 @@ thread_local! {
 ///
 /// Items are serialized into shared memory inside `put` and decoded inside `get`, so any
 /// `Serialize + DeserializeOwned` type travels, of any size. A handle is cheap to clone, and
-/// travels to child processes in their spawn arguments (under every start method). A `get` on
+/// travels to child processes in their spawn arguments (under every start method) and inside
+/// items of a queue or pipe to processes that are already running, as do the other handles of
+/// this crate (locks, events, values, shared memory, pipe ends; see the example below and
+/// "Handles inside items"). A `get` on
 /// an empty queue that no other live handle can ever put to answers `Err(Closed)` instead of
 /// waiting for ever: every other handle was dropped, its process died, or it is itself waiting
 /// in `get` on this queue (so a set of worker processes draining a queue all end once the
@@ -45,6 +48,44 @@ thread_local! {
 /// assert!(matches!(q.get(), Err(multiproc_sync::Error::Closed))); // nobody else can put
 /// # Ok::<(), multiproc_sync::Error>(())
 /// ```
+///
+/// A queue sent through a queue (between processes it works the same way: a worker that is
+/// already running can be handed a queue to answer on):
+///
+/// ```
+/// use multiproc_ipc::{Lock, Queue};
+/// let inbox: Queue<(Queue<String>, Lock)> = Queue::new()?;
+/// let answers = Queue::new()?;
+/// inbox.put((answers.clone(), Lock::new()?))?;
+///
+/// let (reply_to, lock) = inbox.get()?; // a new handle to the same queue and lock
+/// let _guard = lock.acquire();
+/// reply_to.put("done".to_string())?;
+/// assert_eq!(answers.get()?, "done");
+/// # Ok::<(), multiproc_sync::Error>(())
+/// ```
+///
+/// # Handles inside items
+///
+/// The descriptors of the handles inside an item travel on a socket beside the queue, in the
+/// order of the items (see the crate docs). What that adds to the queue's behaviour:
+///
+/// - Such an item costs a few system calls to put and to take (and the receiver maps each
+///   object it receives); items without handles cost nothing more.
+/// - The socket holds the descriptors of some 550 items (more where `net.core.wmem_max`
+///   allows) that nobody has taken yet. Past that, a `put` of an item *with handles* waits
+///   like a put on a full bounded queue, also on an unbounded queue: `put_timeout` and
+///   `put_nowait` answer `Err(Full)` at their deadline, and `put` answers `Err(Closed)` when no
+///   other live handle could take an item. Items without handles never wait for it.
+/// - Descriptors in flight count against the sender's `ulimit -n`; past it the `put` answers
+///   `Err(Codec)`. A failed `put` writes nothing and takes back the handles it counted as sent.
+/// - A handle received counts as a holder like any other (for `Closed`). Until it is
+///   received, it counts as held by its sender, as long as the sender lives: an item that is
+///   never taken (dropped with the queue: the kernel then closes its descriptors) keeps its
+///   objects counted as held by the process that put it, until that process exits.
+/// - If a process is killed while it takes such an item, after it received the descriptors
+///   and before it finished, that item is lost: the next `get` answers `Err(Codec)` for it
+///   and the queue goes on. (A killed producer loses nothing that was put.)
 pub struct Queue<T> {
     handle: Handle,
     _items: PhantomData<fn(T) -> T>,
@@ -166,7 +207,8 @@ fn deadline(timeout: Duration) -> Option<Instant> {
 }
 
 impl<T> Queue<T> {
-    /// A queue with no item limit (Python's `Queue()`): `put` never blocks.
+    /// A queue with no item limit (Python's `Queue()`): `put` never blocks (but for items with
+    /// handles, see "Handles inside items").
     pub fn new() -> Result<Self> {
         Self::with_maxsize(0)
     }
@@ -263,7 +305,8 @@ impl<T> Queue<T> {
 }
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
-    /// Puts `item`, waiting while the queue is full (bounded queues only).
+    /// Puts `item`, waiting while the queue is full (bounded queues only, and for an item with
+    /// handles, while the socket beside the queue is: see "Handles inside items").
     pub fn put(&self, item: T) -> Result<()> {
         codec::with_encoded(&item, |b, h| self.put_raw(b, h, None))
     }
@@ -454,7 +497,7 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
         })
     }
 
-    /// Puts `item` (never blocks).
+    /// Puts `item` (never blocks, but for items with handles: see [`Queue`]).
     pub fn put(&self, item: T) -> Result<()> {
         self.queue.put(item)
     }

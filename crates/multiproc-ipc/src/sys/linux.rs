@@ -1,5 +1,6 @@
 //! Linux backend: `memfd_create`, `mmap`, `/proc/<id>/stat` liveness and `pthread_atfork`
-//! through `libc`; the process-shared futex through `rustix`.
+//! through `libc`; the process-shared futex and the descriptor channel's `AF_UNIX` datagram
+//! sockets (`SCM_RIGHTS`) through `rustix`.
 
 use std::ffi::CString;
 use std::io;

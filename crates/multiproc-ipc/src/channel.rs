@@ -130,6 +130,12 @@ impl Channel {
         Ok(Channel { tx, rx })
     }
 
+    /// Shrinks the socket's buffer to the kernel's minimum, so that a test fills it quickly.
+    #[cfg(test)]
+    pub(crate) fn shrink_for_test(&self) {
+        sys::set_send_buffer(self.tx.as_fd(), 0).unwrap();
+    }
+
     /// Both sockets (to hand to another process), sending end first.
     pub(crate) fn fds(&self) -> [BorrowedFd<'_>; 2] {
         [self.tx.as_fd(), self.rx.as_fd()]

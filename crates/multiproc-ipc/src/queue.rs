@@ -680,6 +680,34 @@ mod tests {
     }
 
     #[test]
+    fn a_full_channel_holds_up_items_with_handles_only() {
+        let q: Queue<Option<Queue<u8>>> = Queue::new().unwrap();
+        q.handle.channel().unwrap().shrink_for_test();
+        let inner = Queue::new().unwrap();
+        let mut put = 0;
+        while q.put_nowait(Some(inner.clone())).is_ok() {
+            put += 1;
+            assert!(put < 10_000, "the socket never filled");
+        }
+        assert!(put > 0);
+        assert!(matches!(
+            q.put_timeout(Some(inner.clone()), Duration::from_millis(20)),
+            Err(Error::Full)
+        ));
+        // Items without handles still go in; and nobody else could take: Closed, not a hang.
+        q.put(None).unwrap();
+        assert!(matches!(q.put(Some(inner.clone())), Err(Error::Closed)));
+        // The failed puts took their counts back: ours and the `put` items' are left.
+        assert_eq!(inner.handle.live_holders(0), 1 + put);
+        for _ in 0..put {
+            q.get().unwrap().unwrap().put(1).unwrap();
+        }
+        assert!(q.get().unwrap().is_none());
+        q.put(Some(inner.clone())).unwrap(); // room again
+        assert_eq!(inner.qsize(), put as usize);
+    }
+
+    #[test]
     fn raw_bytes_of_an_item_with_handles_drop_the_handles() {
         let q: Queue<(u8, Queue<u8>)> = Queue::new().unwrap();
         let inner = Queue::new().unwrap();

@@ -298,6 +298,50 @@ fn a_handle_that_arrived_inside_an_item_counts_as_a_holder() {
     }
 }
 
+/// Fills its descriptor table, then takes an item with handles: there is no room for their
+/// descriptors. `None` if the table never filled (a huge `ulimit -n`).
+fn take_without_room(q: Queue<Queue<u8>>) -> Option<(String, u8)> {
+    let mut files = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => files.push(f),
+            Err(_) => break,
+        }
+        if files.len() > 1 << 17 {
+            return None;
+        }
+    }
+    let lost = match q.get() {
+        Err(Error::Codec(m)) => m,
+        other => panic!("expected a codec error, got {other:?}"),
+    };
+    drop(files);
+    // The next item is whole, and its handle works.
+    let next = q.get().unwrap();
+    Some((lost, next.get().unwrap()))
+}
+
+#[test]
+fn a_receiver_without_room_for_descriptors_loses_that_item_only() {
+    let q = Queue::new().unwrap();
+    let (first, second) = (Queue::new().unwrap(), Queue::new().unwrap());
+    first.put(1).unwrap();
+    second.put(2).unwrap();
+    q.put(first).unwrap();
+    q.put(second).unwrap();
+    // A fresh process: filling the descriptor table would disturb this one's other tests.
+    match start(StartMethod::Spawn, take_without_room, q)
+        .join()
+        .unwrap()
+    {
+        Some((lost, next)) => {
+            assert!(lost.contains("ulimit"), "{lost}");
+            assert_eq!(next, 2);
+        }
+        None => eprintln!("skipped: the descriptor table never filled"),
+    }
+}
+
 // ---- kill -9 at random points, with a handle in every item ----
 
 /// A sequence number and a value that holds it: the handle proves it arrived working.

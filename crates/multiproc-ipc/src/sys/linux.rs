@@ -248,6 +248,14 @@ pub(crate) fn dgram_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((tx, rx))
 }
 
+/// Sets a socket's send buffer (tests: a small buffer fills after a few datagrams).
+#[cfg(test)]
+pub(crate) fn set_send_buffer(sock: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    Ok(rustix::net::sockopt::set_socket_send_buffer_size(
+        sock, bytes,
+    )?)
+}
+
 /// Whether `fd` is an `AF_UNIX` datagram socket.
 pub(crate) fn is_unix_dgram(fd: BorrowedFd<'_>) -> bool {
     use rustix::net::{AddressFamily, SocketType, sockopt};

@@ -8,11 +8,19 @@
 //! that is either its old or its new state; and a slot whose pid is dead (gone or a zombie)
 //! simply stops counting. A waiter that finds no live holder of the other role gets `Closed`.
 //!
-//! Handles that travel to another process count as held by the sender until the receiver has
-//! registered its own slot ("in flight"), so the object is never seen without its holders.
-//! The price: a child that dies before it has decoded its arguments leaves that count with
-//! its sender until the sender drops its own handles (Python hangs in that case too; the
-//! spawn crate reports the child's death to whoever joins it).
+//! Handles that travel to another process (in spawn arguments, or inside a queue item or pipe
+//! message) count as held by the sender until the receiver has registered its own slot ("in
+//! flight"), so the object is never seen without its holders. The count sits in the sender's
+//! slot, beside its own handles: the receiver takes it away, and otherwise it goes only when
+//! the sender process exits (its slot stops counting); dropping the sender's own handles
+//! leaves it. So a handle that is never received keeps its object counted as held by the
+//! sender for as long as the sender lives: a child that dies before it has decoded its
+//! arguments (Python hangs in that case too; the spawn crate reports the child's death to
+//! whoever joins it), an item that is never taken from its queue (or the queue is dropped
+//! with it: the kernel then closes its descriptors), or an item whose descriptors were lost
+//! with a consumer killed while taking it. A handle in an item whose `put` fails is taken back
+//! at once (see [`codec::note_sent`]); one whose sender died before it was received counts
+//! for nobody until it is.
 //! A forked child inherits copies of every handle of its parent, most of which it never
 //! uses (Python's classic "close the other pipe end in the child"): those copies count for
 //! nothing. Handles passed in spawn arguments are transferred explicitly (under `Fork` too),
@@ -28,6 +36,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use multiproc_spawn::handoff;
 use serde::{Deserialize, Serialize};
 
+use crate::channel::Channel;
+use crate::codec;
 use crate::segment::Segment;
 use crate::sys;
 
@@ -57,6 +67,14 @@ pub(crate) enum Kind {
     Value = 4,
     /// A named `SharedMemory` segment (in `/dev/shm`).
     Shm = 5,
+}
+
+impl Kind {
+    /// Whether objects of this kind have a descriptor channel beside their segment (rings:
+    /// the handles inside their items travel on it, see [`crate::channel`]).
+    fn has_channel(self) -> bool {
+        self == Kind::Queue
+    }
 }
 
 #[repr(C)]
@@ -108,6 +126,8 @@ pub(crate) unsafe trait SharedState: Sync {
 /// One process's attachment to a segment: the mapping and its holder slot.
 struct Shared {
     segment: Segment,
+    /// A ring's descriptor channel (one per process and object, like the mapping).
+    channel: Option<Channel>,
     /// Our slot, valid while `owner` is our pid (a fork child inherits a stale one).
     slot: AtomicUsize,
     /// The process that registered `slot`.
@@ -327,8 +347,14 @@ impl Handle {
             (&raw mut (*h).object_len).write(std::mem::size_of::<S>() as u64);
             AtomicU64::from_ptr(&raw mut (*h).magic).store(MAGIC, Ordering::Release);
         }
+        let channel = if S::KIND.has_channel() {
+            Some(Channel::new()?)
+        } else {
+            None
+        };
         let shared = Shared {
             segment,
+            channel,
             slot: AtomicUsize::new(NO_SLOT),
             owner: AtomicU32::new(0),
             on_release,
@@ -356,6 +382,7 @@ impl Handle {
         install_fork_hook();
         let shared = Shared {
             segment,
+            channel: None,
             slot: AtomicUsize::new(NO_SLOT),
             owner: AtomicU32::new(0),
             on_release,
@@ -514,8 +541,17 @@ impl Handle {
                 hdr.kind
             ));
         }
+        let channel = match (S::KIND.has_channel(), wire.chan) {
+            (true, Some([tx, rx])) => Some(Channel::from_fds(
+                handoff::recv_fd(tx)?,
+                handoff::recv_fd(rx)?,
+            )?),
+            (false, None) => None,
+            _ => return Err("a handle arrived with the wrong descriptors".to_owned()),
+        };
         let shared = Shared {
             segment,
+            channel,
             slot: AtomicUsize::new(NO_SLOT),
             owner: AtomicU32::new(0),
             on_release,
@@ -533,24 +569,59 @@ impl Handle {
         Ok(handle)
     }
 
-    /// Describes this handle for another process (inside `Serialize`): the descriptor goes
-    /// into the transfer under way, and the handle counts as held by us until the receiver
-    /// has registered.
+    /// Describes this handle for another process (inside `Serialize`): the descriptors (the
+    /// segment's, and a ring's channel) go into the transfer under way, and the handle counts
+    /// as held by us until the receiver has registered. Inside a queue item or pipe message,
+    /// the count is taken back if the item is not delivered (see [`codec::note_sent`]).
     pub(crate) fn send(&self) -> Result<WireHandle, String> {
         self.touch();
         let fd = handoff::send_fd(self.shared.segment.fd().as_fd())?;
+        let chan = match &self.shared.channel {
+            Some(c) => {
+                let [tx, rx] = c.fds();
+                Some([handoff::send_fd(tx)?, handoff::send_fd(rx)?])
+            }
+            None => None,
+        };
         let slot = self.shared.slot.load(Ordering::Relaxed);
         let me = sys::pid();
         if !header(&self.shared.segment).adjust(slot, me, self.role, 1, false) {
             return Err("too many handles to one shared object in flight".to_owned());
         }
+        let _not_in_an_item = codec::note_sent(Sent {
+            shared: Arc::clone(&self.shared),
+            slot,
+            role: self.role,
+        });
         Ok(WireHandle {
             fd,
+            chan,
             reserve: self.shared.segment.reserve() as u64,
             role: self.role as u8,
             from_pid: me,
             from_slot: slot as u32,
         })
+    }
+
+    /// The ring's descriptor channel (rings only).
+    #[inline]
+    pub(crate) fn channel(&self) -> Option<&Channel> {
+        self.shared.channel.as_ref()
+    }
+}
+
+/// A handle serialized into a queue item or pipe message: its in-flight count, to take back
+/// if the item is not delivered.
+pub(crate) struct Sent {
+    shared: Arc<Shared>,
+    slot: usize,
+    role: usize,
+}
+
+impl Sent {
+    /// Takes back the count that [`Handle::send`] added (the item did not go out).
+    pub(crate) fn take_back(self) {
+        header(&self.shared.segment).adjust(self.slot, sys::pid(), self.role, -1, true);
     }
 }
 
@@ -632,11 +703,13 @@ impl Drop for Handle {
     }
 }
 
-/// A handle as it travels: the descriptor's index in the message, and who vouches for it
-/// until the receiver has registered.
+/// A handle as it travels: the descriptors' indices in the message (the segment's, and a
+/// ring's channel: sending end, receiving end), and who vouches for it until the receiver has
+/// registered.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct WireHandle {
     fd: u32,
+    chan: Option<[u32; 2]>,
     reserve: u64,
     role: u8,
     from_pid: u32,

@@ -38,10 +38,15 @@
 //!   the last holder to go unlinks the name, and `create`/`open` sweep away segments whose
 //!   holders were all killed.
 //! - **Handles travel** to children inside their spawn arguments, under every start method
-//!   (their descriptors ride along, see `multiproc_spawn::handoff`). A handle *inside a queue
-//!   item or pipe message* is not supported yet: the `put`/`send` fails with `Err(Codec)`
-//!   before anything is written. A child killed before it decoded its arguments leaves their
-//!   handles counted with the sender until the sender drops its own (a documented limit).
+//!   (their descriptors ride along, see `multiproc_spawn::handoff`), and inside queue items
+//!   and pipe messages to processes that are already running. Every ring has a *descriptor
+//!   channel* beside it, a pair of Unix datagram sockets that travels with it; a `put` of an
+//!   item with handles sends their descriptors there, under the put lock and tagged with the
+//!   record's position, so they lie in record order, and the `get` that takes the record
+//!   takes them. Items without handles never touch it. A handle in flight counts as held by
+//!   its sender until the receiver has registered, or until the sender exits: a child killed
+//!   before it decoded its arguments, or an item that is never taken, leaves the object
+//!   counted as held by the sender for as long as the sender lives (a documented limit).
 //!
 //! The process pools of [`multiproc_pool`](../multiproc_pool/index.html) are built on these
 //! queues: one task queue per worker and one result queue per pool, carrying raw bytes.
@@ -51,6 +56,14 @@
 //! let q: Queue<(u32, String)> = Queue::new()?;
 //! q.put((1, "one".into()))?;
 //! assert_eq!(q.get()?, (1, "one".to_string()));
+//!
+//! // Handles travel inside items too: here a reply queue, sent through a queue.
+//! let requests: Queue<(u32, Queue<u32>)> = Queue::new()?;
+//! let replies = Queue::new()?;
+//! requests.put((20, replies.clone()))?;
+//! let (n, reply_to) = requests.get()?; // in a server process, typically
+//! reply_to.put(n + 1)?;
+//! assert_eq!(replies.get()?, 21);
 //! # Ok::<(), multiproc_sync::Error>(())
 //! ```
 #![deny(missing_docs)]
@@ -59,6 +72,7 @@
 mod sys;
 
 mod barrier;
+mod channel;
 mod codec;
 mod holders;
 mod object;

@@ -14,9 +14,9 @@ use multiproc_sync::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::codec;
+use crate::codec::{self, Handles};
 use crate::holders::{Handle, WireHandle};
-use crate::queue::{get_error, new_ring, put_error, receive_ring, take_record};
+use crate::queue::{get_error, new_ring, put_error, put_with_handles, receive_ring, take_record};
 use crate::ring::{GetError, Ring};
 use crate::wait::Wait;
 
@@ -101,7 +101,7 @@ impl<T> Connection<T> {
             .ok_or_else(|| Error::Invalid("this end of a simplex pipe only sends".to_owned()))
     }
 
-    fn send_raw(&self, bytes: &[u8]) -> Result<()> {
+    fn send_raw(&self, bytes: &[u8], handles: Option<&Handles>) -> Result<()> {
         let tx = self.tx()?;
         tx.touch();
         let ring: &Ring = tx.state();
@@ -121,12 +121,25 @@ impl<T> Connection<T> {
         if reader_gone {
             return Err(Error::Closed);
         }
-        ring.put(tx.segment(), bytes, None, None, || tx.others_alive(READER))
-            .map_err(|e| put_error(e, bytes.len()))
+        match handles {
+            None => ring
+                .put(tx.segment(), bytes, None, None, || tx.others_alive(READER))
+                .map_err(|e| put_error(e, bytes.len())),
+            Some(h) => put_with_handles(tx, bytes, h, None, || tx.others_alive(READER)),
+        }
     }
 
-    fn recv_until<R>(&self, deadline: Option<Instant>, take: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        take_record(self.rx()?, deadline, WRITER, take).map_err(|e| match e {
+    /// Receives one message and gives it to `take` with the ring and, when the message
+    /// carries descriptors, its position (see [`codec::decode`]).
+    #[inline]
+    fn recv_until<R>(
+        &self,
+        deadline: Option<Instant>,
+        take: impl FnOnce(&Handle, &[u8], Option<u64>) -> R,
+    ) -> Result<R> {
+        let rx = self.rx()?;
+        let take = |bytes: &[u8], at| take(rx, bytes, at);
+        take_record(rx, deadline, WRITER, take).map_err(|e| match e {
             GetError::Empty => Error::Timeout,
             e => get_error(e),
         })
@@ -134,7 +147,7 @@ impl<T> Connection<T> {
 
     /// Sends raw bytes as one message (Python's `send_bytes`).
     pub fn send_bytes(&self, buf: &[u8]) -> Result<()> {
-        self.send_raw(buf)
+        self.send_raw(buf, None)
     }
 
     /// Receives one whole message as raw bytes (Python's `recv_bytes`).
@@ -148,12 +161,12 @@ impl<T> Connection<T> {
     /// # Ok::<(), multiproc_sync::Error>(())
     /// ```
     pub fn recv_bytes(&self) -> Result<Vec<u8>> {
-        self.recv_until(None, <[u8]>::to_vec)
+        self.recv_until(None, codec::raw)
     }
 
     /// Receives one message's raw bytes, waiting at most `timeout`; `Err(Timeout)` after that.
     pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
-        self.recv_until(Instant::now().checked_add(timeout), <[u8]>::to_vec)
+        self.recv_until(Instant::now().checked_add(timeout), codec::raw)
     }
 
     /// Whether a message can be received without waiting, waiting at most `timeout` for one
@@ -182,9 +195,12 @@ impl<T> Connection<T> {
 }
 
 impl<T: Serialize + DeserializeOwned> Connection<T> {
-    /// Sends `item` (never blocks: the pipe grows); `Err(Closed)` when the other end is gone.
+    /// Sends `item`; `Err(Closed)` when the other end is gone. Never blocks (the pipe grows),
+    /// except that an item with handles inside (queues, locks, pipe ends…, which travel as in
+    /// a [`Queue`](crate::Queue): see "Handles inside items" there) waits while some 550 such
+    /// items lie unread.
     pub fn send(&self, item: T) -> Result<()> {
-        codec::with_encoded(&item, |b| self.send_raw(b))
+        codec::with_encoded(&item, |b, h| self.send_raw(b, h))
     }
 
     /// Receives the next message, waiting as long as it takes; `Err(Closed)` once the other end

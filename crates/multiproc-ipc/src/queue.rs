@@ -11,7 +11,7 @@ use multiproc_sync::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::codec;
+use crate::codec::{self, Handles};
 use crate::holders::{Handle, OBJECT_OFFSET, WireHandle};
 use crate::ring::{self, GetError, JOINABLE, PutError, Ring};
 use crate::wait::Wait;
@@ -24,7 +24,10 @@ thread_local! {
 ///
 /// Items are serialized into shared memory inside `put` and decoded inside `get`, so any
 /// `Serialize + DeserializeOwned` type travels, of any size. A handle is cheap to clone, and
-/// travels to child processes in their spawn arguments (under every start method). A `get` on
+/// travels to child processes in their spawn arguments (under every start method) and inside
+/// items of a queue or pipe to processes that are already running, as do the other handles of
+/// this crate (locks, events, values, shared memory, pipe ends; see the example below and
+/// "Handles inside items"). A `get` on
 /// an empty queue that no other live handle can ever put to answers `Err(Closed)` instead of
 /// waiting for ever: every other handle was dropped, its process died, or it is itself waiting
 /// in `get` on this queue (so a set of worker processes draining a queue all end once the
@@ -45,6 +48,44 @@ thread_local! {
 /// assert!(matches!(q.get(), Err(multiproc_sync::Error::Closed))); // nobody else can put
 /// # Ok::<(), multiproc_sync::Error>(())
 /// ```
+///
+/// A queue sent through a queue (between processes it works the same way: a worker that is
+/// already running can be handed a queue to answer on):
+///
+/// ```
+/// use multiproc_ipc::{Lock, Queue};
+/// let inbox: Queue<(Queue<String>, Lock)> = Queue::new()?;
+/// let answers = Queue::new()?;
+/// inbox.put((answers.clone(), Lock::new()?))?;
+///
+/// let (reply_to, lock) = inbox.get()?; // a new handle to the same queue and lock
+/// let _guard = lock.acquire();
+/// reply_to.put("done".to_string())?;
+/// assert_eq!(answers.get()?, "done");
+/// # Ok::<(), multiproc_sync::Error>(())
+/// ```
+///
+/// # Handles inside items
+///
+/// The descriptors of the handles inside an item travel on a socket beside the queue, in the
+/// order of the items (see the crate docs). What that adds to the queue's behaviour:
+///
+/// - Such an item costs a few system calls to put and to take (and the receiver maps each
+///   object it receives); items without handles cost nothing more.
+/// - The socket holds the descriptors of some 550 items (more where `net.core.wmem_max`
+///   allows) that nobody has taken yet. Past that, a `put` of an item *with handles* waits
+///   like a put on a full bounded queue, also on an unbounded queue: `put_timeout` and
+///   `put_nowait` answer `Err(Full)` at their deadline, and `put` answers `Err(Closed)` when no
+///   other live handle could take an item. Items without handles never wait for it.
+/// - Descriptors in flight count against the sender's `ulimit -n`; past it the `put` answers
+///   `Err(Codec)`. A failed `put` writes nothing and takes back the handles it counted as sent.
+/// - A handle received counts as a holder like any other (for `Closed`). Until it is
+///   received, it counts as held by its sender, as long as the sender lives: an item that is
+///   never taken (dropped with the queue: the kernel then closes its descriptors) keeps its
+///   objects counted as held by the process that put it, until that process exits.
+/// - If a process is killed while it takes such an item, after it received the descriptors
+///   and before it finished, that item is lost: the next `get` answers `Err(Codec)` for it
+///   and the queue goes on. (A killed producer loses nothing that was put.)
 pub struct Queue<T> {
     handle: Handle,
     _items: PhantomData<fn(T) -> T>,
@@ -100,13 +141,37 @@ pub(crate) fn get_error(e: GetError) -> Error {
     }
 }
 
-/// Takes the oldest record of `handle`'s ring and gives its bytes to `take`.
+/// Appends a record with `bytes` to `handle`'s ring whose item carries the descriptors of
+/// `handles`: they are sent on the ring's channel from the ring's attach hook, so that they
+/// lie in the channel in record order (see [`crate::channel`]). `alive()`: whether another
+/// live holder could still make room. (Items without handles call [`Ring::put`] directly:
+/// even an untaken branch here cost the `u64` round trip a few nanoseconds.)
+#[cold]
+pub(crate) fn put_with_handles(
+    handle: &Handle,
+    bytes: &[u8],
+    handles: &Handles,
+    deadline: Option<Instant>,
+    alive: impl Fn() -> bool,
+) -> Result<()> {
+    let ring: &Ring = handle.state();
+    let channel = handle
+        .channel()
+        .ok_or_else(|| Error::Codec("this ring has no descriptor channel".to_owned()))?;
+    let mut send = |at: u64| channel.send(at, handles.nonce, &handles.fds, deadline, &mut &alive);
+    ring.put(handle.segment(), bytes, Some(&mut send), deadline, &alive)
+        .map_err(|e| put_error(e, bytes.len()))
+}
+
+/// Takes the oldest record of `handle`'s ring and gives its bytes to `take`, with the
+/// record's position when its item carries descriptors (`take` runs under the get lock and
+/// takes them from the channel).
 #[inline]
 pub(crate) fn take_record<R>(
     handle: &Handle,
     deadline: Option<Instant>,
     writer_role: usize,
-    take: impl FnOnce(&[u8]) -> R,
+    take: impl FnOnce(&[u8], Option<u64>) -> R,
 ) -> std::result::Result<R, GetError> {
     let ring: &Ring = handle.state();
     // A queue consumer that has to sleep marks itself blocked (see `Handle::set_blocked`);
@@ -123,13 +188,7 @@ pub(crate) fn take_record<R>(
     };
     let got = SCRATCH.with(|s| {
         let mut scratch = s.borrow_mut();
-        ring.get(
-            handle.segment(),
-            &mut scratch,
-            deadline,
-            alive,
-            |bytes, _| take(bytes),
-        )
+        ring.get(handle.segment(), &mut scratch, deadline, alive, take)
     });
     if blocked.get() {
         handle.set_blocked(false);
@@ -149,7 +208,8 @@ fn deadline(timeout: Duration) -> Option<Instant> {
 }
 
 impl<T> Queue<T> {
-    /// A queue with no item limit (Python's `Queue()`): `put` never blocks.
+    /// A queue with no item limit (Python's `Queue()`): `put` never blocks (but for items with
+    /// handles, see "Handles inside items").
     pub fn new() -> Result<Self> {
         Self::with_maxsize(0)
     }
@@ -199,12 +259,26 @@ impl<T> Queue<T> {
         self.ring().maxsize() as usize
     }
 
-    fn put_raw(&self, bytes: &[u8], deadline: Option<Instant>) -> Result<()> {
+    fn put_raw(
+        &self,
+        bytes: &[u8],
+        handles: Option<&Handles>,
+        deadline: Option<Instant>,
+    ) -> Result<()> {
         self.handle.touch();
         let alive = || self.handle.others_alive(0);
-        self.ring()
-            .put(self.handle.segment(), bytes, None, deadline, alive)
-            .map_err(|e| put_error(e, bytes.len()))
+        match handles {
+            None => self
+                .ring()
+                .put(self.handle.segment(), bytes, None, deadline, alive)
+                .map_err(|e| put_error(e, bytes.len())),
+            Some(h) => put_with_handles(&self.handle, bytes, h, deadline, alive),
+        }
+    }
+
+    fn take_bytes(&self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+        let ring = &self.handle;
+        take_record(ring, deadline, 0, |b, at| codec::raw(ring, b, at)).map_err(get_error)
     }
 
     /// Puts raw bytes, skipping serialization (the other side takes them with
@@ -217,38 +291,42 @@ impl<T> Queue<T> {
     /// # Ok::<(), multiproc_sync::Error>(())
     /// ```
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<()> {
-        self.put_raw(bytes, None)
+        self.put_raw(bytes, None, None)
     }
 
     /// Takes the next item's raw bytes (see [`put_bytes`](Self::put_bytes)).
     pub fn get_bytes(&self) -> Result<Vec<u8>> {
-        take_record(&self.handle, None, 0, <[u8]>::to_vec).map_err(get_error)
+        self.take_bytes(None)
     }
 
     /// Takes the next item's raw bytes, waiting at most `timeout`.
     pub fn get_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
-        take_record(&self.handle, deadline(timeout), 0, <[u8]>::to_vec).map_err(get_error)
+        self.take_bytes(deadline(timeout))
     }
 }
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
-    /// Puts `item`, waiting while the queue is full (bounded queues only).
+    /// Puts `item`, waiting while the queue is full (bounded queues only, and for an item with
+    /// handles, while the socket beside the queue is: see "Handles inside items").
     pub fn put(&self, item: T) -> Result<()> {
-        codec::with_encoded(&item, |b| self.put_raw(b, None))
+        codec::with_encoded(&item, |b, h| self.put_raw(b, h, None))
     }
 
     /// Puts `item`, waiting at most `timeout` for room; `Err(Full)` after that.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
-        codec::with_encoded(&item, |b| self.put_raw(b, deadline(timeout)))
+        codec::with_encoded(&item, |b, h| self.put_raw(b, h, deadline(timeout)))
     }
 
     /// Puts `item` only if there is room now; `Err(Full)` otherwise.
     pub fn put_nowait(&self, item: T) -> Result<()> {
-        codec::with_encoded(&item, |b| self.put_raw(b, Some(Instant::now())))
+        codec::with_encoded(&item, |b, h| self.put_raw(b, h, Some(Instant::now())))
     }
 
+    #[inline]
     fn get_until(&self, deadline: Option<Instant>) -> Result<T> {
-        take_record(&self.handle, deadline, 0, codec::decode::<T>).map_err(get_error)?
+        let ring = &self.handle;
+        take_record(ring, deadline, 0, |b, at| codec::decode::<T>(ring, b, at))
+            .map_err(get_error)?
     }
 
     /// Takes the oldest item, waiting as long as it takes; `Err(Closed)` when the queue is
@@ -420,7 +498,7 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
         })
     }
 
-    /// Puts `item` (never blocks).
+    /// Puts `item` (never blocks, but for items with handles: see [`Queue`]).
     pub fn put(&self, item: T) -> Result<()> {
         self.queue.put(item)
     }
@@ -469,5 +547,175 @@ impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
         Ok(SimpleQueue {
             queue: Queue::deserialize(d)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::Attach;
+    use std::os::fd::{AsFd, OwnedFd};
+
+    fn devnull_fds(n: usize) -> Vec<OwnedFd> {
+        let file = std::fs::File::open("/dev/null").unwrap();
+        (0..n)
+            .map(|_| file.as_fd().try_clone_to_owned().unwrap())
+            .collect()
+    }
+
+    /// What a producer killed between its datagram and its commit leaves: the datagram (with
+    /// `fds`) and no record.
+    fn put_orphan(q: &Queue<Queue<u8>>, fds: &[OwnedFd]) {
+        let channel = q.handle.channel().unwrap();
+        let mut send_then_die = |at: u64| {
+            channel.send(at, 0xDEAD, fds, None, &mut || true)?;
+            Err(PutError::Attach("killed".into()))
+        };
+        let attach: Attach<'_> = Some(&mut send_then_die);
+        let e = q
+            .ring()
+            .put(q.handle.segment(), b"x", attach, None, || true);
+        assert_eq!(e, Err(PutError::Attach("killed".into())));
+    }
+
+    #[test]
+    fn a_queue_travels_in_a_queue_and_works() {
+        let q: Queue<Queue<u8>> = Queue::new().unwrap();
+        let inner = Queue::new().unwrap();
+        q.put(inner.clone()).unwrap();
+        let got = q.get().unwrap();
+        got.put(3).unwrap();
+        assert_eq!(inner.get().unwrap(), 3);
+        assert_eq!(
+            inner.handle.live_holders(0),
+            2,
+            "in flight moved to the receiver"
+        );
+    }
+
+    #[test]
+    fn an_orphan_datagram_at_the_same_position_is_skipped() {
+        let q: Queue<Queue<u8>> = Queue::new().unwrap();
+        put_orphan(&q, &devnull_fds(3));
+        let inner = Queue::new().unwrap();
+        q.put(inner.clone()).unwrap();
+        // Had the orphan's descriptors been taken, the handle could not be made.
+        q.get().unwrap().put(4).unwrap();
+        assert_eq!(inner.get().unwrap(), 4);
+    }
+
+    #[test]
+    fn a_consumer_killed_after_taking_the_descriptors_loses_only_that_item() {
+        let q: Queue<Queue<u8>> = Queue::new().unwrap();
+        let (first, second) = (Queue::new().unwrap(), Queue::new().unwrap());
+        q.put(first.clone()).unwrap();
+        q.put(second.clone()).unwrap();
+        // A consumer that dies after it received the descriptors, before its commit.
+        let channel = q.handle.channel().unwrap();
+        let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut scratch = Vec::new();
+            let ring = q.ring();
+            ring.get(
+                q.handle.segment(),
+                &mut scratch,
+                None,
+                || true,
+                |b, at| {
+                    let nonce = u64::from_le_bytes(b[..8].try_into().unwrap());
+                    channel.take(at.unwrap(), nonce).unwrap();
+                    panic!("killed");
+                },
+            )
+        }));
+        assert!(killed.is_err());
+        assert_eq!(q.qsize(), 2, "not committed");
+        match q.get() {
+            Err(Error::Codec(m)) => assert!(m.contains("lost"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        q.get().unwrap().put(5).unwrap();
+        assert_eq!(second.get().unwrap(), 5);
+        // The lost handle stays counted with its sender (this process) until it exits.
+        assert_eq!(first.handle.live_holders(0), 2);
+    }
+
+    #[test]
+    fn a_failed_put_takes_the_in_flight_counts_back() {
+        let inner: Queue<u8> = Queue::new().unwrap();
+        let full: Queue<Option<Queue<u8>>> = Queue::with_maxsize(1).unwrap();
+        full.put(None).unwrap();
+        for _ in 0..3 {
+            let e = full.put_nowait(Some(inner.clone()));
+            assert!(matches!(e, Err(Error::Full)));
+        }
+        assert!(matches!(
+            full.put_timeout(Some(inner.clone()), Duration::from_millis(1)),
+            Err(Error::Full)
+        ));
+        assert_eq!(inner.handle.live_holders(0), 1);
+        // Nobody else can put: Closed, not a wait for an item that never went out.
+        assert!(matches!(inner.get(), Err(Error::Closed)));
+    }
+
+    #[test]
+    fn an_item_never_taken_keeps_its_handles_counted_with_the_sender() {
+        let inner: Queue<u8> = Queue::new().unwrap();
+        let probe = inner.clone();
+        let q: Queue<Queue<u8>> = Queue::new().unwrap();
+        q.put(inner).unwrap();
+        drop(q);
+        // `inner` itself is gone, but the handle in the (dropped) queue's item still counts.
+        assert_eq!(probe.handle.live_holders(0), 2);
+    }
+
+    #[test]
+    fn items_with_hundreds_of_descriptors_travel_in_parts() {
+        let q: Queue<Vec<Queue<u16>>> = Queue::new().unwrap();
+        let many: Vec<Queue<u16>> = (0..120).map(|_| Queue::new().unwrap()).collect();
+        q.put(many.clone()).unwrap(); // 360 descriptors: two datagrams
+        let got = q.get().unwrap();
+        for (i, (a, b)) in got.iter().zip(&many).enumerate() {
+            a.put(i as u16).unwrap();
+            assert_eq!(b.get().unwrap(), i as u16);
+        }
+    }
+
+    #[test]
+    fn a_full_channel_holds_up_items_with_handles_only() {
+        let q: Queue<Option<Queue<u8>>> = Queue::new().unwrap();
+        q.handle.channel().unwrap().shrink_for_test();
+        let inner = Queue::new().unwrap();
+        let mut put = 0;
+        while q.put_nowait(Some(inner.clone())).is_ok() {
+            put += 1;
+            assert!(put < 10_000, "the socket never filled");
+        }
+        assert!(put > 0);
+        assert!(matches!(
+            q.put_timeout(Some(inner.clone()), Duration::from_millis(20)),
+            Err(Error::Full)
+        ));
+        // Items without handles still go in; and nobody else could take: Closed, not a hang.
+        q.put(None).unwrap();
+        assert!(matches!(q.put(Some(inner.clone())), Err(Error::Closed)));
+        // The failed puts took their counts back: ours and the `put` items' are left.
+        assert_eq!(inner.handle.live_holders(0), 1 + put);
+        for _ in 0..put {
+            q.get().unwrap().unwrap().put(1).unwrap();
+        }
+        assert!(q.get().unwrap().is_none());
+        q.put(Some(inner.clone())).unwrap(); // room again
+        assert_eq!(inner.qsize(), put as usize);
+    }
+
+    #[test]
+    fn raw_bytes_of_an_item_with_handles_drop_the_handles() {
+        let q: Queue<(u8, Queue<u8>)> = Queue::new().unwrap();
+        let inner = Queue::new().unwrap();
+        q.put((9, inner.clone())).unwrap();
+        q.put((10, inner.clone())).unwrap();
+        let bytes = q.get_bytes().unwrap();
+        assert_eq!(bytes[0], 9, "the item's bytes, without the nonce");
+        assert_eq!(q.get().unwrap().0, 10, "the next item still has its handle");
     }
 }

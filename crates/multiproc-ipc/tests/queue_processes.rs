@@ -1,5 +1,6 @@
 //! Queues and pipes between real processes, under every start method: delivery, `Closed`
-//! instead of hangs when peers drop or die, large items, and no leaked descriptors.
+//! instead of hangs when peers drop or die, large items, and no leaked descriptors (queues
+//! inside items included).
 
 mod common;
 use common::{METHODS, start};
@@ -175,6 +176,11 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// Takes a queue from `inbox` (sent after this process started) and puts into it.
+fn answer_on_queue_from_inbox(inbox: Queue<Queue<u64>>) {
+    inbox.get().unwrap().put(1).unwrap();
+}
+
 #[test]
 fn nothing_leaks_after_queues_pipes_and_children() {
     // Warm up whatever the first spawn opens for good (the fork server's socket).
@@ -189,11 +195,17 @@ fn nothing_leaks_after_queues_pipes_and_children() {
         let (a, b) = Pipe::duplex().unwrap();
         let p = start(m, produce, (q.clone(), 0, 3));
         let e = start(m, echo, b);
+        let inbox = Queue::new().unwrap();
+        let r = start(m, answer_on_queue_from_inbox, inbox.clone());
         a.send(1).unwrap();
         assert_eq!(a.recv().unwrap(), 2);
+        let answers = Queue::new().unwrap();
+        inbox.put(answers.clone()).unwrap();
+        assert_eq!(answers.get().unwrap(), 1);
         drop(a);
         p.join().unwrap();
         e.join().unwrap();
+        r.join().unwrap();
         assert_eq!(q.qsize(), 3);
     }
     assert_eq!(open_fds(), before, "descriptors leaked");

@@ -1,11 +1,12 @@
 //! Handing descriptors to another process inside serialized values.
 //!
 //! A multiproc handle (a queue, a lock, a pipe end…) is a descriptor of shared memory or a
-//! socket. When such a handle is serialized as part of a child's arguments (or result), its
-//! `Serialize` impl calls [`send_fd`], which duplicates the descriptor into a side list and
-//! writes only its index; the list travels beside the bytes (`SCM_RIGHTS`), and on the other side
-//! `Deserialize` calls [`recv_fd`] with that index. Outside such a transfer, `send_fd` answers an
-//! error that says how to pass the handle instead.
+//! socket. When such a handle is serialized as part of a child's arguments (or result), or of
+//! a queue item or pipe message, its `Serialize` impl calls [`send_fd`], which duplicates the
+//! descriptor into a side list and writes only its index; the list travels beside the bytes
+//! (`SCM_RIGHTS`: on the bootstrap socket, or on the socket beside the queue), and on the
+//! other side `Deserialize` calls [`recv_fd`] with that index. Outside such a transfer,
+//! `send_fd` answers an error that says how to pass the handle instead.
 //!
 //! ```
 //! use multiproc_spawn::handoff;

@@ -91,7 +91,7 @@ pub(crate) fn write_frame(
     if fds.len() > sys::MAX_FDS_PER_MESSAGE {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "more than 253 handles in one message",
+            "more than 253 descriptors (those of the handles in it) in one message",
         ));
     }
     let mut head = [0u8; HEADER];

@@ -162,8 +162,9 @@ pub use multiproc_ipc::{Connection, JoinableQueue, Pipe, Queue, SimpleQueue};
 
 /// Process-shared locks, events, conditions, semaphores and barriers (Python's
 /// `multiprocessing.Lock` … `Barrier`), and shared values and arrays (`Value`, `Array`):
-/// they live in shared memory, travel to children in their spawn arguments, and recover
-/// when a holder is killed (`LockGuard::previous_owner_died`, a broken `Barrier`).
+/// they live in shared memory, travel to children in their spawn arguments and to running
+/// processes inside queue items and pipe messages, and recover when a holder is killed
+/// (`LockGuard::previous_owner_died`, a broken `Barrier`).
 ///
 /// ```
 /// use multiproc::{Lock, Value};

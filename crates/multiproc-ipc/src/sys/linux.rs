@@ -1,5 +1,6 @@
 //! Linux backend: `memfd_create`, `mmap`, `/proc/<id>/stat` liveness and `pthread_atfork`
-//! through `libc`; the process-shared futex through `rustix`.
+//! through `libc`; the process-shared futex and the descriptor channel's `AF_UNIX` datagram
+//! sockets (`SCM_RIGHTS`) through `rustix`.
 
 use std::ffi::CString;
 use std::io;
@@ -252,4 +253,132 @@ pub(crate) fn shm_id(name: &str) -> io::Result<FileId> {
 pub(crate) fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
+}
+
+/// The most descriptors one `SCM_RIGHTS` message carries (the kernel's `SCM_MAX_FD`).
+pub(crate) const MAX_FDS_PER_DATAGRAM: usize = 253;
+
+/// The send buffer asked for a descriptor channel: the kernel caps it at `net.core.wmem_max`
+/// (212,992 bytes by default, then doubled), which holds some 550 small datagrams.
+const CHANNEL_SNDBUF: usize = 4 << 20;
+
+/// Control-message room for [`MAX_FDS_PER_DATAGRAM`] descriptors.
+const CMSG_ROOM: usize = rustix::cmsg_space!(ScmRights(MAX_FDS_PER_DATAGRAM));
+
+/// A connected pair of `AF_UNIX` datagram sockets, both close-on-exec: what is sent on the
+/// first arrives at the second. The first gets as large a send buffer as the system allows
+/// an unprivileged process (it holds the datagrams not yet received).
+pub(crate) fn dgram_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair, sockopt};
+    let (tx, rx) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    // Best effort: the default buffer works too, it just fills sooner.
+    let _ = sockopt::set_socket_send_buffer_size(&tx, CHANNEL_SNDBUF);
+    Ok((tx, rx))
+}
+
+/// Sets a socket's send buffer (tests: a small buffer fills after a few datagrams).
+#[cfg(test)]
+pub(crate) fn set_send_buffer(sock: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    Ok(rustix::net::sockopt::set_socket_send_buffer_size(
+        sock, bytes,
+    )?)
+}
+
+/// Whether `fd` is an `AF_UNIX` datagram socket.
+pub(crate) fn is_unix_dgram(fd: BorrowedFd<'_>) -> bool {
+    use rustix::net::{AddressFamily, SocketType, sockopt};
+    sockopt::socket_type(fd) == Ok(SocketType::DGRAM)
+        && sockopt::socket_domain(fd) == Ok(AddressFamily::UNIX)
+}
+
+/// Retries a socket call while it fails with `EINTR`.
+fn retry_net<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::TOOMANYREFS) => {
+                return Err(io::Error::other(
+                    "more descriptors are in flight between processes than `ulimit -n` allows",
+                ));
+            }
+            r => return r.map_err(io::Error::from),
+        }
+    }
+}
+
+/// Sends `data` as one datagram with `fds` attached (at most [`MAX_FDS_PER_DATAGRAM`]),
+/// without waiting: `Err(WouldBlock)` when the socket's buffer is full. Never raises
+/// `SIGPIPE`.
+pub(crate) fn send_dgram(
+    sock: BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
+    use std::mem::MaybeUninit;
+    let mut room = [MaybeUninit::<u8>::uninit(); CMSG_ROOM];
+    let mut control = SendAncillaryBuffer::new(&mut room);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("more than {MAX_FDS_PER_DATAGRAM} descriptors in one datagram"),
+        ));
+    }
+    let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+    let sent = retry_net(|| sendmsg(sock, &[io::IoSlice::new(data)], &mut control, flags))?;
+    if sent != data.len() {
+        return Err(io::Error::other("a datagram went out short"));
+    }
+    Ok(())
+}
+
+/// Copies the first bytes of the oldest datagram into `buf` without taking it (nor the
+/// descriptors it carries); its length, or `Err(WouldBlock)` when there is none.
+pub(crate) fn peek_dgram(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    use rustix::net::{RecvAncillaryBuffer, RecvFlags, recvmsg};
+    // No control buffer: the kernel installs none of the descriptors of a peeked datagram.
+    let mut control = RecvAncillaryBuffer::default();
+    let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT | RecvFlags::TRUNC;
+    let got = retry_net(|| recvmsg(sock, &mut [io::IoSliceMut::new(buf)], &mut control, flags))?;
+    Ok(got.bytes)
+}
+
+/// Takes the oldest datagram: its first bytes into `buf`, its descriptors (close-on-exec)
+/// appended to `fds`. Returns its length and whether every descriptor arrived (`false` when
+/// this process has no room for them: `ulimit -n`; the kernel closes those that did not
+/// fit). `Err(WouldBlock)` when there is none.
+pub(crate) fn recv_dgram(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<(usize, bool)> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, recvmsg};
+    use std::mem::MaybeUninit;
+    let mut room = [MaybeUninit::<u8>::uninit(); CMSG_ROOM];
+    let mut control = RecvAncillaryBuffer::new(&mut room);
+    let flags = RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC | RecvFlags::TRUNC;
+    let got = retry_net(|| recvmsg(sock, &mut [io::IoSliceMut::new(buf)], &mut control, flags))?;
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    Ok((got.bytes, !got.flags.contains(ReturnFlags::CTRUNC)))
+}
+
+/// Sleeps until `sock` may take another datagram, at most `timeout`. Spurious returns are
+/// allowed; callers try again.
+pub(crate) fn wait_writable(sock: BorrowedFd<'_>, timeout: std::time::Duration) {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let ts = Timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: timeout.subsec_nanos().into(),
+    };
+    // Every outcome (ready, timed out, interrupted) means "try again".
+    let _ = poll(&mut [PollFd::new(&sock, PollFlags::OUT)], Some(&ts));
 }

@@ -13,6 +13,12 @@
 //! - `shm_open`/`shm_unlink` for named segments that unrelated processes open by name;
 //!   `shm_names()` (the names now in `/dev/shm`), `shm_id(name)`/`fd_id(fd)` (a file's
 //!   device, inode and owner, to tell one file from a successor of the same name), `euid()`.
+//! - The descriptor channel beside a ring (see `channel.rs`): `dgram_pair()` (a connected
+//!   pair of local datagram sockets, close-on-exec), `is_unix_dgram(fd)`, `send_dgram(sock,
+//!   data, fds)` (one datagram with descriptors attached, without waiting),
+//!   `peek_dgram(sock, buf)` (the oldest datagram's bytes, without taking it or its
+//!   descriptors), `recv_dgram(sock, buf, fds)` (take it, with its descriptors),
+//!   `wait_writable(sock, timeout)`, and `MAX_FDS_PER_DATAGRAM`.
 
 #[cfg(target_os = "linux")]
 mod linux;

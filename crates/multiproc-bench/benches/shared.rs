@@ -162,6 +162,11 @@ fn pong_events((a, b, n): (Event, Event, u64)) {
     }
 }
 
+/// Untimed round trips before each timed run of a two-process ping-pong: a freshly forked
+/// child often starts on its parent's CPU, and until the scheduler moves it every round trip
+/// is a context switch; without this a median compares scheduler luck.
+const SETTLE: u64 = 20_000;
+
 /// Round trips: we set `a` and wait for `b`; a child waits for `a`, clears it, sets `b`.
 fn event_ping_pong() -> PerOp {
     Measure::new(1, 20_000).per_op_timed(|n| {
@@ -169,12 +174,13 @@ fn event_ping_pong() -> PerOp {
         let b = Event::new().unwrap();
         let child = Process::builder()
             .start_method(StartMethod::Fork)
-            .spawn(pong_events, (a.clone(), b.clone(), n + 1))
+            .spawn(pong_events, (a.clone(), b.clone(), SETTLE + n))
             .unwrap();
-        // One untimed round: the child is running.
-        a.set();
-        b.wait();
-        b.clear();
+        for _ in 0..SETTLE {
+            a.set();
+            b.wait();
+            b.clear();
+        }
         let start = Instant::now();
         for _ in 0..n {
             a.set();
@@ -209,28 +215,27 @@ fn shared_word() -> &'static AtomicU64 {
 fn raw_spin_ping_pong() -> PerOp {
     Measure::new(1, 20_000).per_op_timed(|n| {
         let word = shared_word();
+        let rounds = SETTLE + n;
         let child = Process::builder()
             .start_method(StartMethod::Fork)
             .spawn_closure(move || {
-                for i in 0..=n {
-                    while word.load(Ordering::Acquire) != 2 * i + 1 {
+                for i in 1..=rounds {
+                    while word.load(Ordering::Acquire) != 2 * i - 1 {
                         std::hint::spin_loop();
                     }
-                    word.store(2 * i + 2, Ordering::Release);
+                    word.store(2 * i, Ordering::Release);
                 }
             })
             .unwrap();
-        word.store(1, Ordering::Release);
-        while word.load(Ordering::Acquire) != 2 {
-            std::hint::spin_loop();
-        }
-        let start = Instant::now();
-        for i in 1..=n {
-            word.store(2 * i + 1, Ordering::Release);
-            while word.load(Ordering::Acquire) != 2 * i + 2 {
+        let mut round = |i: u64| {
+            word.store(2 * i - 1, Ordering::Release);
+            while word.load(Ordering::Acquire) != 2 * i {
                 std::hint::spin_loop();
             }
-        }
+        };
+        (1..=SETTLE).for_each(&mut round);
+        let start = Instant::now();
+        (SETTLE + 1..=rounds).for_each(&mut round);
         let t = start.elapsed();
         child.join().unwrap();
         t

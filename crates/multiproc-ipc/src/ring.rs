@@ -283,7 +283,6 @@ impl Ring {
     /// Appends one record with `payload`. Waits (spin, then sleep) while the queue is at its
     /// item limit or the reserve is exhausted, until `deadline`; `alive()` says whether any
     /// other live holder could still make room. `attach`: see [`Attach`].
-    #[inline]
     pub(crate) fn put(
         &self,
         seg: &Segment,
@@ -481,7 +480,6 @@ impl Ring {
     /// put with an [`Attach`] hook; `take` runs under the get lock. Waits (spin, then sleep)
     /// until `deadline` while the ring is empty; `alive()` says whether any other live holder
     /// could put.
-    #[inline]
     pub(crate) fn get<R>(
         &self,
         seg: &Segment,

@@ -248,11 +248,24 @@ fn run_python(script: &str) -> Option<PerOp> {
     r
 }
 
-// ---- one-way streams: a producer child sends 1 + n items; the consumer times the last n ----
+// ---- one-way streams: a producer child sends 1 + settle + n items; the consumer times the
+// last n ----
 
-/// Takes one item untimed (the producer is up), times `n` more, then joins the producer.
-fn time_stream(n: u64, child: Process<()>, mut take_one: impl FnMut()) -> std::time::Duration {
-    take_one();
+/// Items a u64 stream lets pass untimed first: a freshly forked producer often starts on its
+/// consumer's CPU, and until the scheduler moves it the two take turns on one CPU.
+const SETTLE: u64 = 100_000;
+
+/// Takes `1 + settle` items untimed (the producer is up and placed), times `n` more, then
+/// joins the producer.
+fn time_stream(
+    n: u64,
+    settle: u64,
+    child: Process<()>,
+    mut take_one: impl FnMut(),
+) -> std::time::Duration {
+    for _ in 0..=settle {
+        take_one();
+    }
     let t = Instant::now();
     for _ in 0..n {
         take_one();
@@ -263,7 +276,7 @@ fn time_stream(n: u64, child: Process<()>, mut take_one: impl FnMut()) -> std::t
 }
 
 fn produce_u64((q, n): (Queue<u64>, u64)) {
-    for i in 0..=n {
+    for i in 0..=n + SETTLE {
         q.put(i).unwrap();
     }
 }
@@ -272,7 +285,7 @@ fn stream_queue_u64(samples: usize, ops: u64) -> PerOp {
     Measure::new(samples, ops).per_op_timed(|n| {
         let q = Queue::new().unwrap();
         let child = start(produce_u64, (q.clone(), n));
-        time_stream(n, child, || {
+        time_stream(n, SETTLE, child, || {
             black_box(q.get().unwrap());
         })
     })
@@ -282,11 +295,11 @@ fn stream_ipc_channel_u64(samples: usize, ops: u64) -> PerOp {
     Measure::new(samples, ops).per_op_timed(|n| {
         let (tx, rx) = ipc::channel::<u64>().unwrap();
         let child = fork(move || {
-            for i in 0..=n {
+            for i in 0..=n + SETTLE {
                 tx.send(i).unwrap();
             }
         });
-        time_stream(n, child, || {
+        time_stream(n, SETTLE, child, || {
             black_box(rx.recv().unwrap());
         })
     })
@@ -380,7 +393,7 @@ fn stream_queue_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
         .per_op_timed(|n| {
             let q = Queue::new().unwrap();
             let child = start(produce_bytes, (q.clone(), size, n));
-            time_stream(n, child, || {
+            time_stream(n, 0, child, || {
                 black_box(q.get_bytes().unwrap());
             })
         })
@@ -399,7 +412,7 @@ fn stream_pipe_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
         .per_op_timed(|n| {
             let (rx, tx) = Pipe::simplex().unwrap();
             let child = start(send_bytes_n, (tx, size, n));
-            time_stream(n, child, || {
+            time_stream(n, 0, child, || {
                 black_box(rx.recv_bytes().unwrap());
             })
         })
@@ -416,7 +429,7 @@ fn stream_ipc_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
                     tx.send(&item).unwrap();
                 }
             });
-            time_stream(n, child, || {
+            time_stream(n, 0, child, || {
                 black_box(rx.recv().unwrap());
             })
         })
@@ -433,7 +446,7 @@ fn stream_raw_pipe_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
                     w.write_all(&item).unwrap();
                 }
             });
-            time_stream(n, child, || {
+            time_stream(n, 0, child, || {
                 let mut item = vec![0u8; size];
                 r.read_exact(&mut item).unwrap();
                 black_box(item);

@@ -166,7 +166,6 @@ pub(crate) fn put_with_handles(
 /// Takes the oldest record of `handle`'s ring and gives its bytes to `take`, with the
 /// record's position when its item carries descriptors (`take` runs under the get lock and
 /// takes them from the channel).
-#[inline]
 pub(crate) fn take_record<R>(
     handle: &Handle,
     deadline: Option<Instant>,

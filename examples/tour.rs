@@ -14,6 +14,7 @@
 //! 2. Queues and pipes between processes (shared memory)
 //!    3 worker processes summed 1..=3000 from a Queue -> 4501500
 //!    Pipe: 10000 round trips with a child, {n} ns each
+//!    a Queue made after the child started, sent to it inside an item: reply 42
 //!    a producer killed with SIGKILL: get() -> closed: the other side is gone
 //!
 //! 3. Failures are errors, never hangs
@@ -73,6 +74,13 @@ fn sum_chunks((tasks, sums): (Queue<Vec<u64>>, Queue<u64>)) {
 fn echo(conn: Connection<u32>) {
     while let Ok(v) = conn.recv() {
         conn.send(v).unwrap();
+    }
+}
+
+/// Answers each request on the queue that came with it.
+fn answer_on(requests: Queue<(u32, Queue<u32>)>) {
+    while let Ok((x, reply)) = requests.get() {
+        reply.put(2 * x).unwrap();
     }
 }
 
@@ -153,6 +161,16 @@ fn main() -> multiproc::Result<()> {
     println!("   Pipe: {rounds} round trips with a child, {each} ns each");
     drop(here);
     echo.join()?;
+    let requests = Queue::new()?;
+    let server = multiproc::spawn(answer_on, requests.clone())?;
+    let reply = Queue::new()?; // the child has never heard of this queue
+    requests.put((21, reply.clone()))?;
+    println!(
+        "   a Queue made after the child started, sent to it inside an item: reply {}",
+        reply.get()?
+    );
+    drop(requests);
+    server.join()?;
     let q: Queue<u32> = Queue::new()?;
     let mut producer = multiproc::spawn(put_then_sleep, q.clone())?;
     q.get()?;

@@ -26,12 +26,13 @@
 //! nothing. Handles passed in spawn arguments are transferred explicitly (under `Fork` too),
 //! and an inherited copy that the child does use registers the child on first use.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::os::fd::AsFd;
 use std::ptr::NonNull;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use multiproc_spawn::handoff;
 use serde::{Deserialize, Serialize};
@@ -195,6 +196,29 @@ impl Shared {
 
 /// Serializes late registrations of one process (fork children), which are rare.
 static REGISTER: parking_lot::Mutex<()> = parking_lot::const_mutex(());
+
+/// The objects this process has mapped, by the identity of their file: a handle that arrives
+/// for an object already mapped here shares that mapping (and channel) instead of mapping
+/// another reserve (a ring's is 64 GiB of address space: a process that kept a few thousand
+/// separate mappings of received queues would run out of it). A fork child inherits the
+/// table with the mappings it describes.
+static MAPPED: parking_lot::Mutex<Option<HashMap<sys::FileId, Weak<Shared>>>> =
+    parking_lot::const_mutex(None);
+
+/// The live mapping of the file `id` in this process, if there is one.
+fn mapped(id: sys::FileId) -> Option<Arc<Shared>> {
+    MAPPED.lock().as_ref()?.get(&id)?.upgrade()
+}
+
+/// Records a new mapping (and forgets the dead ones now and then).
+fn remember(id: sys::FileId, shared: &Arc<Shared>) {
+    let mut table = MAPPED.lock();
+    let table = table.get_or_insert_with(HashMap::new);
+    if table.len() >= 64 && table.len().is_power_of_two() {
+        table.retain(|_, w| w.strong_count() > 0);
+    }
+    table.insert(id, Arc::downgrade(shared));
+}
 
 impl SegmentHeader {
     /// Takes a free (or dead) slot for this process with `counts` handles.
@@ -408,10 +432,11 @@ impl Handle {
                 "more than {SLOTS} live processes hold this object"
             )));
         }
-        Ok(Handle {
-            shared: Arc::new(shared),
-            role,
-        })
+        let shared = Arc::new(shared);
+        if let Ok(id) = sys::fd_id(shared.segment.fd()) {
+            remember(id, &shared);
+        }
+        Ok(Handle { shared, role })
     }
 
     /// Makes sure this process counts as a holder (a fork child's first use of an inherited
@@ -473,6 +498,35 @@ impl Handle {
         })
     }
 
+    /// A handle that arrived for an object this process has mapped already: one more counted
+    /// handle in `role` on that mapping.
+    fn on_mapping(shared: Arc<Shared>, role: usize) -> io::Result<Handle> {
+        let me = sys::pid();
+        let hdr = header(&shared.segment);
+        let slot = shared.slot.load(Ordering::Relaxed);
+        let ours = shared.owner.load(Ordering::Acquire) == me
+            && slot_pid(hdr.slots.get(slot).map_or(0, |c| c.load(Ordering::Relaxed))) == me;
+        if ours {
+            if !hdr.adjust(slot, me, role, 1, false) {
+                return Err(io::Error::other(
+                    "too many handles to one shared object in this process",
+                ));
+            }
+        } else {
+            // No counted handle here yet (all dropped, or only a fork child's inherited
+            // copies): register a slot holding this one.
+            shared.owner.store(0, Ordering::Release);
+            let mut counts = [0, 0];
+            counts[role] = 1;
+            if shared.slot(counts).is_none() {
+                return Err(io::Error::other(format!(
+                    "more than {SLOTS} live processes hold this object"
+                )));
+            }
+        }
+        Ok(Handle { shared, role })
+    }
+
     /// Whether a live process (this one included) holds a handle of `role` other than this
     /// one. Cheap when the answer is "no" without looking at liveness; otherwise reads `/proc`
     /// for each other holder: call it on slow paths.
@@ -525,6 +579,34 @@ impl Handle {
         on_release: fn(NonNull<u8>),
     ) -> Result<Handle, String> {
         let fd = handoff::recv_fd(wire.fd)?;
+        if wire.role <= 1
+            && let Some(shared) = sys::fd_id(fd.as_fd()).ok().and_then(mapped)
+        {
+            // Already mapped here: the new descriptors are not needed.
+            if let Some([tx, rx]) = wire.chan {
+                drop((handoff::recv_fd(tx)?, handoff::recv_fd(rx)?));
+            }
+            let kind = header(&shared.segment).kind;
+            if kind != S::KIND as u32 {
+                return Err(format!(
+                    "the descriptor is not a multiproc {:?} (kind {kind})",
+                    S::KIND
+                ));
+            }
+            if wire.chan.is_some() != S::KIND.has_channel() {
+                return Err("a handle arrived with the wrong descriptors".to_owned());
+            }
+            let handle =
+                Self::on_mapping(shared, usize::from(wire.role)).map_err(|e| e.to_string())?;
+            header(&handle.shared.segment).adjust(
+                wire.from_slot as usize,
+                wire.from_pid,
+                usize::from(wire.role),
+                -1,
+                true,
+            );
+            return Ok(handle);
+        }
         let reserve = usize::try_from(wire.reserve).map_err(|e| e.to_string())?;
         let min = OBJECT_OFFSET + std::mem::size_of::<S>();
         let segment = Segment::attach(fd, reserve, min).map_err(|e| e.to_string())?;
@@ -761,6 +843,29 @@ mod tests {
         );
         drop(got);
         assert!(!h.others_alive(0));
+    }
+
+    #[test]
+    fn a_handle_received_for_a_mapped_object_shares_its_mapping() {
+        let h = Handle::create::<Probe>(0, 1 << 16, 0, |_, _| {}, noop).unwrap();
+        let mut received = Vec::new();
+        for _ in 0..3 {
+            let (wire, fds) = handoff::collect_fds(|| h.send());
+            let got =
+                handoff::with_received_fds(fds, || Handle::receive::<Probe>(&wire.unwrap(), noop));
+            received.push(got.unwrap());
+        }
+        // One mapping, and the counts add up: four handles, none in flight.
+        for r in &received {
+            assert!(Arc::ptr_eq(&r.shared, &h.shared));
+        }
+        // Four counted handles in one slot, none left in flight.
+        assert_eq!(h.live_holders(0), 4);
+        let slot = h.shared.slot.load(Ordering::Relaxed);
+        let cell = header(&h.shared.segment).slots[slot].load(Ordering::Relaxed);
+        assert_eq!(slot_count(cell, 0), 4);
+        drop(received);
+        assert_eq!(h.live_holders(0), 1);
     }
 
     #[test]

@@ -480,3 +480,26 @@ fn never_taken(_: ()) -> (usize, usize) {
     drop(b);
     (before, open_fds())
 }
+
+/// Keeps every handle it receives (the same queue each time), then answers on one of them.
+fn keep_them_all((inbox, n): (Queue<Queue<u64>>, usize)) -> u64 {
+    let kept: Vec<Queue<u64>> = (0..n).map(|_| inbox.get().unwrap()).collect();
+    kept[n / 2].put(7).unwrap();
+    kept.len() as u64
+}
+
+#[test]
+fn the_same_queue_received_thousands_of_times_is_mapped_once() {
+    // Each ring reserves 64 GiB of address space: 3,000 separate mappings would need 192 TiB,
+    // more than a process has (128 TiB), so this passes only if a handle that arrives for an
+    // object already mapped in the process shares that mapping.
+    let n = 3_000;
+    let inbox: Queue<Queue<u64>> = Queue::new().unwrap();
+    let target: Queue<u64> = Queue::new().unwrap();
+    let child = start(StartMethod::Spawn, keep_them_all, (inbox.clone(), n));
+    for _ in 0..n {
+        inbox.put(target.clone()).unwrap();
+    }
+    assert_eq!(target.get().unwrap(), 7);
+    assert_eq!(child.join().unwrap(), n as u64);
+}

@@ -119,3 +119,23 @@ fn undecodable_items_are_codec_errors() {
     q.put("fine".into()).unwrap();
     assert_eq!(q.get().unwrap(), "fine");
 }
+
+#[test]
+fn running_out_of_descriptors_or_address_space_is_an_error() {
+    // Each queue holds descriptors (its memory file and descriptor channel) and reserves
+    // 64 GiB of address space; whichever runs out first, `new` answers an error.
+    let mut queues = Vec::new();
+    let err = loop {
+        match Queue::<u8>::new() {
+            Ok(q) => queues.push(q),
+            Err(e) => break e,
+        }
+        assert!(queues.len() < 100_000, "no limit reached");
+    };
+    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    // Everything made so far still works, and room comes back when queues go.
+    queues[0].put(1).unwrap();
+    assert_eq!(queues[0].get().unwrap(), 1);
+    queues.truncate(queues.len() / 2);
+    Queue::<u8>::new().unwrap();
+}

@@ -6,10 +6,9 @@
 //! counting a handle that arrived in an item as a holder.
 
 mod common;
-use common::{METHODS, start};
+use common::{METHODS, kill_rounds, start};
 
-use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use multiproc_ipc::shared_memory::SharedMemory;
 use multiproc_ipc::{Connection, Error, Event, Lock, Pipe, Queue, Value};
@@ -347,114 +346,35 @@ fn a_receiver_without_room_for_descriptors_loses_that_item_only() {
 /// A sequence number and a value that holds it: the handle proves it arrived working.
 type Item = (u64, Value<u64>);
 
-fn next(rng: &mut u64) -> u64 {
-    // xorshift64*
-    *rng ^= *rng >> 12;
-    *rng ^= *rng << 25;
-    *rng ^= *rng >> 27;
-    rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
-}
-
 fn check(it: &Item) {
     assert_eq!(it.1.get(), it.0, "item {} arrived with another value", it.0);
 }
 
-fn produce_forever(q: Queue<Item>) {
+fn produce_forever((q, _seed): (Queue<Item>, u64)) {
     for seq in 0.. {
         q.put((seq, Value::new(seq).unwrap())).unwrap();
     }
 }
 
-fn forward_forever((q, out): (Queue<Item>, Queue<Item>)) {
-    loop {
-        let it = q.get().unwrap();
-        out.put(it).unwrap();
-    }
-}
-
-fn spin_for(d: Duration) {
-    let t = Instant::now();
-    while t.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
-
 #[test]
 fn kill_dash_nine_producers_and_consumers_of_items_with_handles() {
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    // One queue survives every round: datagrams left by a killed producer, or taken by a
-    // killed consumer, must not break it.
-    let q: Queue<Item> = Queue::with_maxsize(16).unwrap();
-    let out: Queue<Item> = Queue::new().unwrap();
-    for round in 0..40u64 {
-        let method = [StartMethod::Fork, StartMethod::ForkServer][(round % 2) as usize];
-        if round % 2 == 0 {
-            // A producer killed while it puts: every item it committed arrives once, in
-            // order, with a working handle.
-            let p = start(method, produce_forever, q.clone());
-            let want = 1 + next(&mut rng) % 20;
-            for seq in 0..want {
-                let it = q.get().unwrap();
-                assert_eq!(it.0, seq, "round {round}");
-                check(&it);
+    // Datagrams left by a killed producer, or taken by a killed consumer, must not break the
+    // queue; a consumer killed after it took an item's descriptors costs that item alone,
+    // reported as lost.
+    kill_rounds(
+        40,
+        16,
+        produce_forever,
+        |seq, _| Value::new(seq).unwrap(),
+        check,
+        |e| match e {
+            Error::Codec(m) => {
+                assert!(m.contains("lost"), "{m}");
+                true
             }
-            spin_for(Duration::from_micros(next(&mut rng) % 2_000));
-            p.kill().unwrap();
-            drop(p);
-            let mut expect = want;
-            loop {
-                match q.get() {
-                    Ok(it) => {
-                        assert_eq!(it.0, expect, "round {round}: lost or duplicated");
-                        check(&it);
-                        expect += 1;
-                    }
-                    Err(Error::Closed) => break,
-                    Err(e) => panic!("round {round}: {e}"),
-                }
-            }
-        } else {
-            // A consumer killed while it takes and forwards: at most the item it held is
-            // missing (taken, or its descriptors lost: `Err(Codec)`), none twice.
-            let total = 10 + next(&mut rng) % 30;
-            for seq in 0..total.min(16) {
-                q.put((seq, Value::new(seq).unwrap())).unwrap();
-            }
-            let c = start(method, forward_forever, (q.clone(), out.clone()));
-            for seq in 16..total {
-                q.put((seq, Value::new(seq).unwrap())).unwrap();
-            }
-            let mut seen = HashSet::new();
-            let first = out.get().unwrap(); // the consumer is up
-            check(&first);
-            seen.insert(first.0);
-            spin_for(Duration::from_micros(next(&mut rng) % 3_000));
-            c.kill().unwrap();
-            let _ = c.join();
-            let mut lost = 0;
-            for source in [&out, &q] {
-                loop {
-                    match source.get_nowait() {
-                        Ok(it) => {
-                            check(&it);
-                            assert!(seen.insert(it.0), "round {round}: item {} twice", it.0);
-                        }
-                        Err(Error::Codec(m)) => {
-                            assert!(m.contains("lost"), "{m}");
-                            lost += 1;
-                        }
-                        Err(_) => break,
-                    }
-                }
-            }
-            let missing = total - seen.len() as u64;
-            assert!(missing <= 1, "round {round}: {missing} items lost");
-            assert!(lost <= missing, "round {round}");
-        }
-    }
-    // Still a working queue.
-    q.put((7, Value::new(7).unwrap())).unwrap();
-    check(&q.get().unwrap());
+            _ => false,
+        },
+    );
 }
 
 /// An item that holds its own queue and a pipe end: every descriptor is in the queue's own

@@ -2,8 +2,8 @@
 //! `kill -9`s producers and consumers at random points: no item lost (but the one a killed
 //! consumer held), duplicated or torn, and the survivors keep using the queue.
 
-use std::collections::HashSet;
-use std::time::{Duration, Instant};
+mod common;
+use common::{kill_rounds, next};
 
 use multiproc_ipc::{Error, Queue};
 use multiproc_spawn::{Process, StartMethod};
@@ -106,14 +106,6 @@ fn check_whole(it: &Item) {
     );
 }
 
-fn next(rng: &mut u64) -> u64 {
-    // xorshift64*
-    *rng ^= *rng >> 12;
-    *rng ^= *rng << 25;
-    *rng ^= *rng >> 27;
-    rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
-}
-
 fn produce_forever((q, seed): (Queue<Item>, u64)) {
     let mut rng = seed | 1;
     for seq in 0.. {
@@ -121,91 +113,16 @@ fn produce_forever((q, seed): (Queue<Item>, u64)) {
     }
 }
 
-fn forward_forever((q, out): (Queue<Item>, Queue<Item>)) {
-    loop {
-        let it = q.get().unwrap();
-        out.put(it).unwrap();
-    }
-}
-
-fn spin_for(d: Duration) {
-    let t = Instant::now();
-    while t.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
-
 #[test]
 fn kill_dash_nine_producers_and_consumers_a_hundred_times() {
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    // One queue survives all hundred rounds: whatever a killed process left behind (a
-    // half-written record, a lock held by a dead owner) must not break it.
-    let q: Queue<Item> = Queue::with_maxsize(32).unwrap();
-    let out: Queue<Item> = Queue::new().unwrap();
-    for round in 0..100u64 {
-        let method = [StartMethod::Fork, StartMethod::ForkServer][(round % 2) as usize];
-        if round % 2 == 0 {
-            // A producer is killed while it puts: every item it committed arrives exactly
-            // once, in order, whole.
-            let p = Process::builder()
-                .start_method(method)
-                .spawn(produce_forever, (q.clone(), next(&mut rng)))
-                .unwrap();
-            // At least one item first: a child killed before it has even decoded its
-            // arguments leaves its handles counted as in flight (see the holders docs).
-            let want = 1 + next(&mut rng) % 40;
-            for seq in 0..want {
-                let it = q.get().unwrap();
-                assert_eq!(it.0, seq, "round {round}");
-                check_whole(&it);
-            }
-            spin_for(Duration::from_micros(next(&mut rng) % 2_000));
-            p.kill().unwrap();
-            drop(p);
-            let mut expect = want;
-            loop {
-                match q.get() {
-                    Ok(it) => {
-                        assert_eq!(it.0, expect, "round {round}: lost or duplicated");
-                        check_whole(&it);
-                        expect += 1;
-                    }
-                    Err(Error::Closed) => break,
-                    Err(e) => panic!("round {round}: {e}"),
-                }
-            }
-        } else {
-            // A consumer is killed while it takes and forwards: at most the item it held is
-            // missing, none twice, none torn.
-            let total = 20 + next(&mut rng) % 60;
-            for seq in 0..total.min(32) {
-                q.put(item(seq, &mut rng)).unwrap();
-            }
-            let c = Process::builder()
-                .start_method(method)
-                .spawn(forward_forever, (q.clone(), out.clone()))
-                .unwrap();
-            for seq in 32..total {
-                q.put(item(seq, &mut rng)).unwrap();
-            }
-            let mut seen = HashSet::new();
-            let first = out.get().unwrap(); // the consumer is up (see above)
-            check_whole(&first);
-            seen.insert(first.0);
-            spin_for(Duration::from_micros(next(&mut rng) % 3_000));
-            c.kill().unwrap();
-            let _ = c.join();
-            for source in [&out, &q] {
-                while let Ok(it) = source.get_nowait() {
-                    check_whole(&it);
-                    assert!(seen.insert(it.0), "round {round}: item {} twice", it.0);
-                }
-            }
-            let missing = total - seen.len() as u64;
-            assert!(missing <= 1, "round {round}: {missing} items lost");
-        }
-    }
-    // Still a working queue.
-    q.put((7, vec![7])).unwrap();
-    assert_eq!(q.get().unwrap(), (7, vec![7]));
+    // Payloads of every size, so that kills land mid-copy of large records too; a torn item
+    // fails `check_whole`.
+    kill_rounds(
+        100,
+        32,
+        produce_forever,
+        |seq, rng| item(seq, rng).1,
+        check_whole,
+        |_| false,
+    );
 }

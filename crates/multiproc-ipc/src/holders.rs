@@ -19,7 +19,8 @@
 //! whoever joins it), an item that is never taken from its queue (or the queue is dropped
 //! with it: the kernel then closes its descriptors), or an item whose descriptors were lost
 //! with a consumer killed while taking it. A handle in an item whose `put` fails is taken back
-//! at once (see [`codec::note_sent`]); one whose sender died before it was received counts
+//! at once (see [`codec::note_sent`]), and so is one in the arguments of a child that could
+//! not be started (`handoff::on_undo`); one whose sender died before it was received counts
 //! for nobody until it is.
 //! A forked child inherits copies of every handle of its parent, most of which it never
 //! uses (Python's classic "close the other pipe end in the child"): those copies count for
@@ -670,11 +671,14 @@ impl Handle {
         if !header(&self.shared.segment).adjust(slot, me, self.role, 1, false) {
             return Err("too many handles to one shared object in flight".to_owned());
         }
-        let _not_in_an_item = codec::note_sent(Sent {
+        if let Some(sent) = codec::note_sent(Sent {
             shared: Arc::clone(&self.shared),
             slot,
             role: self.role,
-        });
+        }) {
+            // Not inside an item: in spawn arguments, taken back if the child never starts.
+            handoff::on_undo(move || sent.take_back());
+        }
         Ok(WireHandle {
             fd,
             chan,

@@ -218,3 +218,30 @@ fn nothing_leaks_after_queues_pipes_and_children() {
         "{shm:?}"
     );
 }
+
+/// Serializes as an error: spawn arguments that fail half-way, after a handle in them.
+#[derive(serde::Deserialize)]
+struct Unencodable;
+
+impl serde::Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("this value does not encode"))
+    }
+}
+
+fn never_runs(_: (Queue<u64>, Unencodable)) {}
+
+#[test]
+fn a_child_that_never_starts_does_not_keep_its_handles_counted() {
+    for m in METHODS {
+        let q: Queue<u64> = Queue::new().unwrap();
+        let failed = multiproc_spawn::Process::builder()
+            .start_method(m)
+            .spawn(never_runs, (q.clone(), Unencodable));
+        assert!(matches!(failed, Err(Error::Codec(_))), "{m:?}");
+        // The queue was serialized (and counted as in flight to the child) before the
+        // arguments failed: that count must be gone, or this `get` would wait for ever for
+        // a child that does not exist.
+        assert!(matches!(q.get(), Err(Error::Closed)), "{m:?}");
+    }
+}

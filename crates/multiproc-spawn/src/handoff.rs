@@ -25,6 +25,77 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 thread_local! {
     static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
     static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
+    static UNDO: RefCell<Option<Vec<UndoAction>>> = const { RefCell::new(None) };
+}
+
+/// One action registered with [`on_undo`].
+type UndoAction = Box<dyn FnOnce()>;
+
+/// What to undo if a transfer never reaches the other side (see [`collect_transfer`]): runs
+/// the undo actions registered with [`on_undo`] when dropped, unless [`Undo::delivered`] was
+/// called first.
+#[must_use = "dropping it undoes the transfer; call `delivered()` once it went out"]
+pub struct Undo(Vec<UndoAction>);
+
+impl Undo {
+    /// The transfer went out: nothing is to be undone.
+    pub fn delivered(mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        for undo in self.0.drain(..) {
+            undo();
+        }
+    }
+}
+
+impl std::fmt::Debug for Undo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Undo({} actions)", self.0.len())
+    }
+}
+
+/// [`collect_fds`] for a transfer that may fail after the values were serialized (a child
+/// that cannot be started): also returns the undo actions that the handles registered with
+/// [`on_undo`] (a handle counts as held by the sender while it travels; undoing takes that
+/// count back).
+///
+/// ```
+/// use multiproc_spawn::handoff;
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// let undone = Rc::new(Cell::new(false));
+/// let flag = undone.clone();
+/// let ((), fds, undo) = handoff::collect_transfer(|| {
+///     assert!(handoff::on_undo(move || flag.set(true)));
+/// });
+/// assert!(fds.is_empty());
+/// drop(undo); // the transfer failed
+/// assert!(undone.get());
+/// assert!(!handoff::on_undo(|| ())); // no transfer under way
+/// ```
+pub fn collect_transfer<T>(f: impl FnOnce() -> T) -> (T, Vec<OwnedFd>, Undo) {
+    let outer = UNDO.with(|u| u.borrow_mut().replace(Vec::new()));
+    let (value, fds) = collect_fds(f);
+    let undo = UNDO
+        .with(|u| std::mem::replace(&mut *u.borrow_mut(), outer))
+        .unwrap_or_default();
+    (value, fds, Undo(undo))
+}
+
+/// Called by a handle's `Serialize` inside [`collect_transfer`]: `undo` runs if the transfer
+/// fails. False (and `undo` is dropped) when no such transfer is under way.
+pub fn on_undo(undo: impl FnOnce() + 'static) -> bool {
+    UNDO.with(|u| match u.borrow_mut().as_mut() {
+        Some(list) => {
+            list.push(Box::new(undo));
+            true
+        }
+        None => false,
+    })
 }
 
 /// Runs `f` (which serializes values) and returns the descriptors its handles handed over with
@@ -82,4 +153,5 @@ pub fn recv_fd(index: u32) -> Result<OwnedFd, String> {
 pub(crate) fn warm_up() {
     OUTGOING.with(|_| ());
     INCOMING.with(|_| ());
+    UNDO.with(|_| ());
 }

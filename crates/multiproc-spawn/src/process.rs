@@ -118,23 +118,30 @@ impl ProcessBuilder {
         R: Serialize + DeserializeOwned + 'static,
     {
         let method = self.start_method.unwrap_or_else(get_start_method);
-        let (encoded, fds) = handoff::collect_fds(|| postcard::to_allocvec(&args));
+        // Handles inside the arguments count as held by us until the child registers; if
+        // the child never starts (or the arguments cannot be encoded), `undo` takes that back.
+        let (encoded, fds, undo) = handoff::collect_transfer(|| postcard::to_allocvec(&args));
         let encoded =
             encoded.map_err(|e| Error::Codec(format!("could not encode the arguments: {e}")))?;
-        if method == StartMethod::Fork {
+        let started = if method == StartMethod::Fork {
             // The arguments travel encoded under Fork too: a handle inside them (a queue, a
             // pipe end) is then handed over explicitly, and the child counts as its holder
             // from its first instruction, exactly as under the other start methods. Other
             // handles the child inherits with its parent's memory count for nothing.
             drop(args);
-            return self.fork(move || {
+            self.fork(move || {
                 let args = handoff::with_received_fds(fds, || postcard::from_bytes::<A>(&encoded))
                     .unwrap_or_else(|e| panic!("could not decode the arguments: {e}"));
                 f(args)
-            });
+            })
+        } else {
+            let tramp = child::trampoline::<A, R> as Trampoline as usize;
+            self.start_fresh(method, tramp, f as usize, &encoded, &fds)
+        };
+        if started.is_ok() {
+            undo.delivered();
         }
-        let tramp = child::trampoline::<A, R> as Trampoline as usize;
-        self.start_fresh(method, tramp, f as usize, &encoded, &fds)
+        started
     }
 
     /// Starts a closure in a forked child (the `Fork` start method only: a closure cannot be

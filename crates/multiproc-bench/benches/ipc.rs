@@ -381,9 +381,14 @@ fn python_stream(item: &str, n: u32) -> Option<PerOp> {
 
 // ---- byte items ----
 
+/// Items a byte stream lets pass untimed first (see [`SETTLE`]): 16 MiB worth.
+fn settle_bytes(size: usize) -> u64 {
+    ((16 << 20) / size.max(1)) as u64
+}
+
 fn produce_bytes((q, size, n): (Queue<()>, usize, u64)) {
     let item = vec![7u8; size];
-    for _ in 0..=n {
+    for _ in 0..=n + settle_bytes(size) {
         q.put_bytes(&item).unwrap();
     }
 }
@@ -393,7 +398,7 @@ fn stream_queue_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
         .per_op_timed(|n| {
             let q = Queue::new().unwrap();
             let child = start(produce_bytes, (q.clone(), size, n));
-            time_stream(n, 0, child, || {
+            time_stream(n, settle_bytes(size), child, || {
                 black_box(q.get_bytes().unwrap());
             })
         })
@@ -402,7 +407,7 @@ fn stream_queue_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
 
 fn send_bytes_n((c, size, n): (Connection<()>, usize, u64)) {
     let item = vec![7u8; size];
-    for _ in 0..=n {
+    for _ in 0..=n + settle_bytes(size) {
         c.send_bytes(&item).unwrap();
     }
 }
@@ -412,7 +417,7 @@ fn stream_pipe_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
         .per_op_timed(|n| {
             let (rx, tx) = Pipe::simplex().unwrap();
             let child = start(send_bytes_n, (tx, size, n));
-            time_stream(n, 0, child, || {
+            time_stream(n, settle_bytes(size), child, || {
                 black_box(rx.recv_bytes().unwrap());
             })
         })
@@ -425,11 +430,11 @@ fn stream_ipc_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
             let (tx, rx) = ipc::bytes_channel().unwrap();
             let child = fork(move || {
                 let item = vec![7u8; size];
-                for _ in 0..=n {
+                for _ in 0..=n + settle_bytes(size) {
                     tx.send(&item).unwrap();
                 }
             });
-            time_stream(n, 0, child, || {
+            time_stream(n, settle_bytes(size), child, || {
                 black_box(rx.recv().unwrap());
             })
         })
@@ -442,11 +447,11 @@ fn stream_raw_pipe_bytes(size: usize, samples: usize, ops: u64) -> PerOp {
             let (mut r, mut w) = std::io::pipe().unwrap();
             let child = fork(move || {
                 let item = vec![7u8; size];
-                for _ in 0..=n {
+                for _ in 0..=n + settle_bytes(size) {
                     w.write_all(&item).unwrap();
                 }
             });
-            time_stream(n, 0, child, || {
+            time_stream(n, settle_bytes(size), child, || {
                 let mut item = vec![0u8; size];
                 r.read_exact(&mut item).unwrap();
                 black_box(item);

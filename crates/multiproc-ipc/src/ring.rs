@@ -45,6 +45,7 @@ use std::time::Instant;
 use crate::holders::{Kind, OBJECT_OFFSET, SharedState};
 use crate::robust::RobustLock;
 use crate::segment::Segment;
+use crate::sys;
 use crate::wait::{Signal, Wait};
 
 /// Where the data area starts in the segment.
@@ -53,8 +54,12 @@ pub(crate) const DATA_OFFSET: usize = OBJECT_OFFSET + 4096;
 pub(crate) const RESERVE: usize = DATA_OFFSET + (64 << 30);
 /// A new ring's capacity, and what an emptied ring shrinks back to.
 pub(crate) const BASE_CAP: u64 = 256 << 10;
-/// An emptied ring larger than this gives its memory back.
+/// An emptied ring larger than this gives its memory back...
 const SHRINK_ABOVE: u64 = 4 << 20;
+/// ... unless it grew less than this many milliseconds ago: a stream whose producer runs
+/// ahead in bursts would otherwise give the memory back each time its consumer catches up
+/// and fault it in again on the next burst (a 1 KiB stream spent most of its time there).
+const SHRINK_AFTER_MS: u64 = 20;
 /// The largest queue `maxsize` (item counts are 24-bit).
 pub(crate) const MAX_ITEMS: u64 = (1 << 23) - 1;
 
@@ -101,6 +106,8 @@ struct Config {
     cap: AtomicU64,
     maxsize: AtomicU64,
     flags: AtomicU64,
+    /// When the ring last grew ([`sys::monotonic_ms`]).
+    grown_at: AtomicU64,
 }
 
 #[repr(C, align(128))]
@@ -425,6 +432,9 @@ impl Ring {
             p += run;
         }
         Self::header(seg, new_cap, pos(tail)).store(0, Ordering::Relaxed);
+        self.config
+            .grown_at
+            .store(sys::monotonic_ms(), Ordering::Relaxed);
         self.config.cap.store(new_cap, Ordering::Release);
         Some(new_cap)
     }
@@ -541,6 +551,8 @@ impl Ring {
             self.get.head.store(new_head, Ordering::Release);
             if cap > SHRINK_ABOVE
                 && Self::header(seg, cap, pos(new_head)).load(Ordering::Relaxed) == 0
+                && sys::monotonic_ms().saturating_sub(self.config.grown_at.load(Ordering::Relaxed))
+                    >= SHRINK_AFTER_MS
             {
                 self.shrink(seg);
             }
@@ -679,6 +691,12 @@ mod tests {
         let big = vec![7u8; 8 << 20];
         r.put(seg, &big, None, None, || true).unwrap();
         assert!(r.config.cap.load(Ordering::Relaxed) >= 16 << 20);
+        // Just grown: emptying it keeps the memory (the next burst would need it again).
+        assert_eq!(get_vec(&h).unwrap(), big);
+        assert!(r.config.cap.load(Ordering::Relaxed) >= 16 << 20);
+        // Grown a while ago (moved back in time here, not waited for): emptying it shrinks.
+        r.put(seg, &big, None, None, || true).unwrap();
+        r.config.grown_at.store(0, Ordering::Relaxed);
         assert_eq!(get_vec(&h).unwrap(), big);
         assert_eq!(r.config.cap.load(Ordering::Relaxed), BASE_CAP);
         // The file keeps its length (a stale poller may still read there), but its memory
@@ -688,7 +706,7 @@ mod tests {
         assert!(crate::sys::file_memory(seg.fd()).unwrap() <= DATA_OFFSET as u64 + BASE_CAP);
         r.put(seg, b"after", None, None, || true).unwrap();
         assert_eq!(get_vec(&h).unwrap(), b"after");
-        assert_eq!(r.tasks.unfinished.load(Ordering::Relaxed), 202);
+        assert_eq!(r.tasks.unfinished.load(Ordering::Relaxed), 203);
     }
 
     #[test]

@@ -62,6 +62,16 @@ pub(crate) fn punch_hole(fd: BorrowedFd<'_>, offset: usize, len: usize) -> io::R
     }
 }
 
+/// Milliseconds on the system's monotonic clock: the same clock in every process, so a
+/// timestamp one process stores in shared memory means the same to all.
+pub(crate) fn monotonic_ms() -> u64 {
+    // SAFETY: an all-zero `timespec` is a valid value of this plain C struct.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `ts` is a writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
+}
+
 /// The file's current length.
 pub(crate) fn file_len(fd: BorrowedFd<'_>) -> io::Result<usize> {
     usize::try_from(stat(fd)?.st_size).map_err(|_| io::ErrorKind::InvalidData.into())

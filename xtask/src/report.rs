@@ -20,6 +20,14 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::DynResult;
 
+#[path = "../../crates/multiproc-bench/src/units.rs"]
+#[allow(
+    unreachable_pub,
+    reason = "public in the benchmark crate, whose file this is"
+)]
+mod units;
+use units::size_label;
+
 /// One TSV row: multiproc's figure against one peer (or against none).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Row {
@@ -247,22 +255,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// An item size in binary units, as the harness prints it (`8 B`, `1 KiB`, `64 MiB`).
-fn size_label(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if v.fract() == 0.0 {
-        format!("{v} {}", UNITS[unit])
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 /// `v` with three significant digits (for 1 ≤ v < 1000): `1.18`, `21.8`, `160`.

@@ -16,6 +16,9 @@
 //! `cargo xtask bench --report` also draws throughput and latency against item size. The file
 //! format between the harness and xtask is [`TSV_COLUMNS`].
 
+mod units;
+pub use units::size_label;
+
 use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -329,22 +332,6 @@ fn tsv_line(
         ratio,
         size.map(|s| s.to_string()).unwrap_or_default()
     )
-}
-
-/// An item size as the report shows it: `8 B`, `1 KiB`, `64 MiB`, `1.5 KiB`.
-pub fn size_label(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if v.fract() == 0.0 {
-        format!("{v} {}", UNITS[unit])
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 /// Formats a per-op time with a unit that keeps 3 significant digits, plus GB/s if it moves data.

@@ -78,10 +78,22 @@ impl Signal {
     pub(crate) fn wait(
         &self,
         deadline: Option<Instant>,
+        ready: impl FnMut() -> bool,
+        alive: impl FnMut() -> bool,
+    ) -> Wait {
+        self.wait_paced::<1>(deadline, ready, alive)
+    }
+
+    /// [`wait`](Self::wait), spinning with `PACE` pause instructions between two looks at
+    /// `ready()` (see [`spin`]): for a waiter whose every look reads a cache line that the
+    /// side it waits for writes all the time, and so slows that side down.
+    pub(crate) fn wait_paced<const PACE: u32>(
+        &self,
+        deadline: Option<Instant>,
         mut ready: impl FnMut() -> bool,
         mut alive: impl FnMut() -> bool,
     ) -> Wait {
-        if spin(&mut ready, deadline) {
+        if spin::<PACE>(&mut ready, deadline) {
             return Wait::Ready;
         }
         loop {
@@ -120,15 +132,26 @@ impl Signal {
 /// first fifth spins on the CPU (a partner on another core answers in well under a
 /// microsecond); the rest yields the CPU between checks, so that on a machine with more
 /// runnable threads than cores the partner we wait for can run instead of being spun against.
+/// `PACE`: pause instructions between two checks (1 but for [`Signal::wait_paced`]).
 #[inline]
-pub(crate) fn spin(ready: &mut impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
+pub(crate) fn spin<const PACE: u32>(
+    ready: &mut impl FnMut() -> bool,
+    deadline: Option<Instant>,
+) -> bool {
+    let pause = || {
+        for _ in 0..PACE {
+            std::hint::spin_loop();
+        }
+    };
     // The first microseconds without reading the clock (a clock read costs more than a
     // cache-line hand-off on a VM, and a partner on another core usually answers by then).
-    for _ in 0..FIRST_CHECKS {
+    // A slower pace makes fewer checks between two clock reads, for the same time.
+    let checks = |n: u32| (n / PACE).max(1);
+    for _ in 0..checks(FIRST_CHECKS) {
         if ready() {
             return true;
         }
-        std::hint::spin_loop();
+        pause();
     }
     if ready() {
         return true;
@@ -140,8 +163,8 @@ pub(crate) fn spin(ready: &mut impl FnMut() -> bool, deadline: Option<Instant>) 
     };
     let (busy_stop, stop) = (bound(start + SPIN_FOR / 5), bound(start + SPIN_FOR));
     loop {
-        for _ in 0..64 {
-            std::hint::spin_loop();
+        for _ in 0..checks(64) {
+            pause();
             if ready() {
                 return true;
             }

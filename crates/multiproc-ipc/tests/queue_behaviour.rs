@@ -28,19 +28,30 @@ fn timeouts_wait_their_time_and_answer_full_or_empty() {
 
 #[test]
 fn a_blocked_put_resumes_when_a_thread_takes() {
-    let q = Queue::with_maxsize(1).unwrap();
-    q.put(0u32).unwrap();
-    let taker = q.clone();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            for i in 0..100 {
-                assert_eq!(taker.get().unwrap(), i);
-            }
-        });
-        for i in 1..100 {
+    // A hand-off queue, and long ones whose waiting producers look at the room less often.
+    for maxsize in [1, 128, 300] {
+        let q = Queue::with_maxsize(maxsize).unwrap();
+        for i in 0..maxsize as u32 {
             q.put(i).unwrap();
         }
-    });
+        assert!(q.full());
+        let t = Instant::now();
+        assert!(matches!(q.put_timeout(0, T), Err(Error::Full)));
+        assert!(t.elapsed() >= T, "maxsize {maxsize}");
+        let taker = q.clone();
+        let n = 20 * maxsize as u32;
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                for i in 0..n {
+                    assert_eq!(taker.get().unwrap(), i);
+                }
+            });
+            for i in maxsize as u32..n {
+                q.put(i).unwrap();
+            }
+        });
+        assert!(q.empty());
+    }
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Pools and executors: per-task overhead of `Pool(2).map` of 200,000 `x + 1` tasks (default
 //! chunk size) and of 20,000 with chunk size 1, `ProcessPoolExecutor` submit + result of 20,000
 //! tasks, and `ThreadPoolExecutor` submit of 100,000 closures against rayon's `spawn` and
-//! `std::thread::scope` chunks; each against Python's same call when `python3` is present.
+//! `std::thread::scope` chunks; each against Python's same call when `python3` is present, and
+//! the executor also against procspawn's `Pool` (the Rust crate's process pool).
 
 use multiproc::futures::{ProcessPoolExecutor, ThreadPoolExecutor};
 use multiproc::pool::Pool;
@@ -91,7 +92,21 @@ fn sequential(n: u64) -> PerOp {
     })
 }
 
+/// procspawn's `Pool` of 2 processes: spawn + join of `n` tasks of `x + 1`, per task.
+fn procspawn_pool(n: u64) -> PerOp {
+    let pool = procspawn::Pool::new(2).unwrap();
+    pool.spawn(1u64, inc).join().unwrap();
+    Measure::new(5, n).per_op(|n| {
+        let handles: Vec<_> = (0..n).map(|i| pool.spawn(i, inc)).collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    })
+}
+
 fn main() {
+    // procspawn's pool workers start here, and serve inside `init`.
+    procspawn::init();
     let mut report = Report::new("process pools (2 workers, per task)");
     let pool = Pool::new(2).unwrap();
     pool.map(inc, 0..1000).unwrap();
@@ -152,6 +167,12 @@ fn main() {
     } else {
         report.figure("ProcessPoolExecutor submit+result, 20,000", ours);
     }
+    report.row(
+        "ProcessPoolExecutor submit+result, 20,000",
+        ours,
+        "procspawn Pool(2) spawn+join",
+        procspawn_pool(2_000),
+    );
     drop(ex);
 
     let mut report = Report::new("thread pools (2 threads, submit of 100,000 closures)");

@@ -1,5 +1,6 @@
 //! Process start-up: spawn + join of a no-op target under each start method, against raw
-//! `fork`+`_exit`+`waitpid`, `Command` of this same binary, and Python's `multiprocessing`;
+//! `fork`+`_exit`+`waitpid`, `Command` of this same binary, procspawn (the Rust crate that
+//! also starts this binary again to run a function) and Python's `multiprocessing`;
 //! again with the parent holding 512 MiB of touched memory; and `subprocess::run` of
 //! `/bin/true` against std's `Command`.
 
@@ -51,6 +52,15 @@ fn command_of_self() -> PerOp {
     })
 }
 
+/// procspawn's spawn+join of a no-op function: like our `Spawn`, it runs this binary again.
+fn procspawn_join() -> PerOp {
+    Measure::new(9, 20).per_op(|n| {
+        for _ in 0..n {
+            procspawn::spawn((), |()| ()).join().unwrap();
+        }
+    })
+}
+
 /// Python's multiprocessing spawn+join of a no-op target, per start method, in ns.
 fn python(method: &str, n: u32) -> Option<PerOp> {
     let script = format!(
@@ -82,6 +92,8 @@ if __name__ == '__main__':
 }
 
 fn main() {
+    // procspawn's children start here, and run their function inside `init`.
+    procspawn::init();
     if std::env::var_os(NOOP_ENV).is_some() {
         return;
     }
@@ -94,6 +106,9 @@ fn main() {
     let ours_spawn = spawn_join(StartMethod::Spawn);
     let cmd = command_of_self();
     report.row("Spawn", ours_spawn, "Command of the same binary", cmd);
+    let peer = procspawn_join();
+    report.row("Spawn", ours_spawn, "procspawn spawn+join", peer);
+    report.row("ForkServer", ours_fs, "procspawn spawn+join", peer);
     for (name, ours, n) in [
         ("fork", ours_fork, 40),
         ("forkserver", ours_fs, 10),

@@ -5,31 +5,9 @@
 //! ≤ 3× a raw shared-memory spin round trip.
 
 use multiproc::{Barrier, Event, Lock, Process, StartMethod, Value};
-use multiproc_bench::{Measure, PerOp, Report, alternate, python_ns};
-use std::hint::black_box;
+use multiproc_bench::{BenchLock, Measure, PerOp, Report, alternate, python_ns, uncontended};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-
-/// One small trait over "take and release a lock", so ours and the baselines run one loop.
-trait BenchLock {
-    fn with(&self, f: impl FnOnce());
-}
-
-impl BenchLock for Lock {
-    #[inline]
-    fn with(&self, f: impl FnOnce()) {
-        let _g = self.acquire();
-        f()
-    }
-}
-
-impl BenchLock for multiproc_sync::Lock {
-    #[inline]
-    fn with(&self, f: impl FnOnce()) {
-        let _g = self.acquire();
-        f()
-    }
-}
 
 /// A robust, process-shared pthread mutex in an anonymous shared mapping (what C programs
 /// use for the same job).
@@ -74,16 +52,6 @@ impl BenchLock for PthreadRobust {
             libc::pthread_mutex_unlock(self.m);
         }
     }
-}
-
-fn uncontended<L: BenchLock>(l: &L) -> PerOp {
-    Measure::new(15, 2_000_000).per_op(|n| {
-        for i in 0..n {
-            l.with(|| {
-                black_box(i);
-            });
-        }
-    })
 }
 
 fn increment_child((v, ready, go, n): (Value<u64>, Event, Event, u64)) {

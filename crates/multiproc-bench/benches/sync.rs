@@ -2,53 +2,14 @@
 //! baseline in the same run. Goals: uncontended Lock ≤ 1.1× parking_lot, Queue throughput
 //! ≥ 0.7× a bounded crossbeam channel, Thread spawn+join ≤ 1.2× std.
 
-use multiproc_bench::{Measure, PerOp, Report, python_ns};
+use multiproc_bench::{BenchLock, Measure, PerOp, Report, python_ns, uncontended};
 use multiproc_sync::queue::Queue;
 use multiproc_sync::{Condition, Event, Lock, Thread};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// One small trait over "take and release a lock", so ours and the baselines run the same loop.
-trait BenchLock: Send + Sync + 'static {
-    fn with(&self, f: impl FnOnce());
-}
-
-impl BenchLock for Lock {
-    #[inline]
-    fn with(&self, f: impl FnOnce()) {
-        let _g = self.acquire();
-        f()
-    }
-}
-
-impl BenchLock for std::sync::Mutex<()> {
-    #[inline]
-    fn with(&self, f: impl FnOnce()) {
-        let _g = self.lock().unwrap();
-        f()
-    }
-}
-
-impl BenchLock for parking_lot::Mutex<()> {
-    #[inline]
-    fn with(&self, f: impl FnOnce()) {
-        let _g = self.lock();
-        f()
-    }
-}
-
-fn uncontended<L: BenchLock>(l: L) -> PerOp {
-    Measure::new(15, 2_000_000).per_op(|n| {
-        for i in 0..n {
-            l.with(|| {
-                black_box(i);
-            });
-        }
-    })
-}
-
-fn hammer<L: BenchLock>(l: L) -> PerOp {
+fn hammer<L: BenchLock + Send + Sync + 'static>(l: L) -> PerOp {
     let l = Arc::new(l);
     Measure::new(7, 200_000).per_op_timed(|n| {
         let l2 = l.clone();
@@ -236,18 +197,18 @@ fn crossbeam_ping_pong() -> PerOp {
 
 fn main() {
     let mut r = Report::new("sync");
-    let ours = uncontended(Lock::new());
+    let ours = uncontended(&Lock::new());
     r.row(
         "Lock acquire+release, uncontended",
         ours,
         "parking_lot::Mutex",
-        uncontended(parking_lot::Mutex::new(())),
+        uncontended(&parking_lot::Mutex::new(())),
     );
     r.row(
         "Lock acquire+release, uncontended",
         ours,
         "std::sync::Mutex",
-        uncontended(std::sync::Mutex::new(())),
+        uncontended(&std::sync::Mutex::new(())),
     );
     let ours = hammer(Lock::new());
     r.row(

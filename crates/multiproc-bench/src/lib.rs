@@ -16,7 +16,9 @@
 //! `cargo xtask bench --report` also draws throughput and latency against item size. The file
 //! format between the harness and xtask is [`TSV_COLUMNS`].
 
+mod locks;
 mod units;
+pub use locks::{BenchLock, uncontended};
 pub use units::size_label;
 
 use std::io::Write;

@@ -539,7 +539,66 @@ impl Ring {
     pub(crate) fn is_ready(&self, seg: &Segment) -> bool {
         let cap = self.config.cap.load(Ordering::Acquire);
         let head = self.get.head.load(Ordering::Relaxed);
-        Self::header(seg, cap, pos(head)).load(Ordering::Acquire) & READY != 0
+        // Not just READY: producers only ever leave a zero or a committed header at `head`,
+        // so any other word there was written by someone else, and `get` must look at it
+        // (and answer `Corrupt`) rather than wait behind it for ever.
+        Self::header(seg, cap, pos(head)).load(Ordering::Acquire) != 0
+    }
+
+    /// Whether `head` is somewhere no producer will ever commit a record: only memory
+    /// written by someone else (a scribbled header made a consumer jump) gets it there, and
+    /// consumers would then wait for ever. Two ways:
+    /// - `head` is behind `tail` but the word at `head` is zero: a committed header is never
+    ///   zeroed before it is taken, so `head` is not at a record;
+    /// - `head` is past `tail` by more than the one record a producer may have committed
+    ///   without counting it yet (it is about to, or it died there and the next producer
+    ///   repairs `tail`).
+    ///
+    /// A hint without the get lock (`head` may move between the loads);
+    /// [`reset_if_lost`](Self::reset_if_lost) decides under it. Called only on the way to a
+    /// sleep or at a timeout, never per item: it reads the producers' line.
+    #[cold]
+    fn head_lost(&self, seg: &Segment) -> bool {
+        let head = self.get.head.load(Ordering::Acquire);
+        let tail = self.put.tail.load(Ordering::Acquire);
+        let cap = self.config.cap.load(Ordering::Acquire);
+        let used = used(tail, head);
+        if used == 0 {
+            return false;
+        }
+        if used <= cap {
+            return Self::header(seg, cap, pos(head)).load(Ordering::Acquire) == 0;
+        }
+        let lead = pos(head).wrapping_sub(pos(tail)) & POS_MASK;
+        let header = Self::header(seg, cap, pos(tail)).load(Ordering::Acquire);
+        !(header & READY != 0
+            && plausible(header, cap)
+            && record_len((header & LEN_MASK) as usize) == lead)
+    }
+
+    /// Under the get lock, if `head` is lost (see [`head_lost`](Self::head_lost)): drops
+    /// whatever lies between it and `tail` and moves it to `tail`; true if it did.
+    #[cold]
+    fn reset_if_lost(&self, seg: &Segment, deadline: Option<Instant>) -> bool {
+        if self.get.lock.lock_until(deadline).is_none() {
+            return false;
+        }
+        let held = Held(&self.get.lock);
+        if !self.head_lost(seg) {
+            return false;
+        }
+        self.discard_to_tail(held);
+        true
+    }
+
+    /// Drops every record from `head` to `tail` (the ring held something no producer wrote)
+    /// and releases the get lock.
+    #[cold]
+    fn discard_to_tail(&self, held: Held<'_>) {
+        let tail = self.put.tail.load(Ordering::Acquire);
+        self.get.head.store(tail, Ordering::Release);
+        drop(held);
+        self.space.0.notify_after_rmw();
     }
 
     /// Waits until an item is there (without taking it); see [`Ring::get`] for the rest.
@@ -567,10 +626,26 @@ impl Ring {
     ) -> Result<R, GetError> {
         loop {
             if !self.is_ready(seg) {
-                match self.wait_ready(seg, deadline, &mut alive) {
+                // Before each sleep (and at a timeout), also make sure that the ring is not
+                // broken in a way that no producer would ever mend (see `head_lost`).
+                let mut broken = false;
+                let waited = self.wait_ready(seg, deadline, || {
+                    broken = self.head_lost(seg);
+                    !broken && alive()
+                });
+                match waited {
                     Wait::Ready => {}
-                    Wait::TimedOut => return Err(GetError::Empty),
-                    Wait::Closed => return Err(GetError::Closed),
+                    Wait::TimedOut if !self.head_lost(seg) => return Err(GetError::Empty),
+                    Wait::Closed if !broken => return Err(GetError::Closed),
+                    Wait::TimedOut | Wait::Closed => {
+                        if self.reset_if_lost(seg, deadline) {
+                            return Err(GetError::Corrupt);
+                        }
+                        if deadline.is_some_and(|d| d <= Instant::now()) {
+                            return Err(GetError::Empty);
+                        }
+                        continue;
+                    }
                 }
             }
             // A consumer that died holding the lock left `head` at a record boundary (it
@@ -588,10 +663,7 @@ impl Ring {
                 continue;
             }
             if header & READY == 0 || !plausible(header, cap) {
-                let tail = self.put.tail.load(Ordering::Acquire);
-                self.get.head.store(tail, Ordering::Release);
-                drop(held);
-                self.space.0.notify_after_rmw();
+                self.discard_to_tail(held);
                 return Err(GetError::Corrupt);
             }
             let len = (header & LEN_MASK) as usize;
@@ -842,6 +914,8 @@ mod tests {
         die_after_commit(r, seg, b"d");
         assert_eq!(get_vec(&h).unwrap(), b"d");
         assert_eq!(r.len(), 0, "head one past tail reads as empty");
+        // Legitimate, not a lost head (see `head_lost`): nothing is dropped or taken again.
+        assert_eq!(get_vec(&h), Err(GetError::Empty));
         r.put(seg, b"e", None, None, || true).unwrap();
         assert_eq!(r.len(), 1);
         assert_eq!(get_vec(&h).unwrap(), b"e");
@@ -866,5 +940,59 @@ mod tests {
         assert_eq!(get_vec(&h).unwrap(), b"a");
         assert_eq!(get_vec(&h).unwrap(), b"");
         assert!(r.task_done() && r.task_done());
+    }
+
+    #[test]
+    fn scribbled_records_are_errors_and_the_ring_recovers() {
+        // Another process may write anything into the shared memory. Garbage over live
+        // records must make `get` answer records or `Corrupt`, never panic or loop, and the
+        // ring must work again afterwards.
+        let h = ring(0);
+        let r: &Ring = h.state();
+        let seg = h.segment();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let (mut taken, mut corrupt) = (0, 0);
+        for round in 0..2_000u64 {
+            for i in 0..1 + next() % 8 {
+                let item = vec![i as u8; (next() % 300) as usize];
+                r.put(seg, &item, None, None, || true).unwrap();
+            }
+            let cap = r.config.cap.load(Ordering::Relaxed);
+            let (head, tail) = (
+                pos(r.get.head.load(Ordering::Relaxed)),
+                pos(r.put.tail.load(Ordering::Relaxed)),
+            );
+            for _ in 0..1 + next() % 3 {
+                let at = head + (next() % (tail - head)) / 8 * 8;
+                let junk = match next() % 4 {
+                    0 => next(),
+                    1 => READY | (next() & LEN_MASK),
+                    2 => READY | ATTACHED | (next() % 512),
+                    _ => READY | (next() % 4096),
+                };
+                Ring::header(seg, cap, at).store(junk, Ordering::Relaxed);
+            }
+            let mut gets = 0;
+            loop {
+                match get_vec(&h) {
+                    Ok(_) => taken += 1,
+                    Err(GetError::Corrupt) => corrupt += 1,
+                    Err(GetError::Empty) => break,
+                    Err(e) => panic!("round {round}: {e:?}"),
+                }
+                gets += 1;
+                assert!(gets < 10_000, "round {round}: get never runs dry");
+            }
+            let probe = format!("round {round}").into_bytes();
+            r.put(seg, &probe, None, None, || true).unwrap();
+            assert_eq!(get_vec(&h).unwrap(), probe, "round {round}");
+        }
+        assert!(taken > 0 && corrupt > 0, "taken {taken}, corrupt {corrupt}");
     }
 }

@@ -16,8 +16,9 @@
 //! multiset (every printed line matches a distinct expected line and none is left over), because
 //! threads and processes interleave their output. A line `...` allows extra printed lines.
 
-use crate::{DynResult, root, run};
+use crate::{DynResult, root, run, target_dir};
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -70,11 +71,19 @@ fn example_names() -> DynResult<Vec<String>> {
         .collect())
 }
 
+/// Where `cargo build --release --examples` puts example `name` under `target`.
+pub(crate) fn example_exe(target: &Path, name: &str) -> PathBuf {
+    target
+        .join("release")
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
 fn run_one(name: &str) -> DynResult {
     let source = std::fs::read_to_string(root().join("examples").join(format!("{name}.rs")))?;
     let expected = Expected::parse(&source)
         .ok_or_else(|| format!("examples/{name}.rs has no `Expected output:` block"))?;
-    let exe = root().join("target/release/examples").join(name);
+    let exe = example_exe(&target_dir(), name);
     eprintln!("$ {}", exe.display());
     let mut child = Command::new(&exe)
         .current_dir(root())

@@ -7,7 +7,8 @@
 //!   with warnings denied, and every example run to completion with its output checked.
 //! - `cargo xtask examples [NAME…]`: build and run the examples, checking each one's output.
 //! - `cargo xtask bench [--report] [FILTER…]`: run the benchmarks; each prints figure, value,
-//!   baseline, ratio. With `--report` every row also goes to `target/bench-report.tsv`, and
+//!   baseline, ratio. With `--report` every row also goes to `bench-report.tsv` in cargo's
+//!   target directory (wherever `CARGO_TARGET_DIR` or a cargo config puts it), and
 //!   `BENCHMARKS.md` and the SVG charts in `docs/charts/` are written from it (see `report.rs`).
 //! - `cargo xtask report`: redraw `BENCHMARKS.md` and the charts from the last TSV.
 //! - `cargo xtask loom`: the loom model checks (`--cfg multiproc_loom`).
@@ -213,10 +214,50 @@ fn multiproc_bench_columns() -> &'static str {
 }
 
 fn tsv_path() -> PathBuf {
-    root().join("target").join("bench-report.tsv")
+    target_dir().join("bench-report.tsv")
 }
 
-/// Writes BENCHMARKS.md and the charts from `target/bench-report.tsv`.
+/// Cargo's target directory for this workspace, found the way cargo finds it
+/// (`CARGO_TARGET_DIR`, `build.target-dir` in any cargo config, or `<root>/target`), by asking
+/// `cargo metadata`. Asked once per run: every later call returns the same path.
+pub(crate) fn target_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        target_dir_with_env(&[], &[]).unwrap_or_else(|e| {
+            // Without cargo metadata nothing else xtask runs would work either; say why once.
+            eprintln!("xtask: cannot ask cargo for the target directory ({e}); assuming target/");
+            root().join("target")
+        })
+    })
+    .clone()
+}
+
+/// [`target_dir`] as `cargo metadata` answers it with extra environment variables set (the
+/// tests use this to point `CARGO_TARGET_DIR` elsewhere without touching their own process),
+/// and `unset` removed.
+fn target_dir_with_env(env: &[(&str, &str)], unset: &[&str]) -> DynResult<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["metadata", "--format-version", "1", "--no-deps"]);
+    for key in unset {
+        cmd.env_remove(key);
+    }
+    let out = cmd
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("`cargo metadata` failed with {}", out.status).into());
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let dir = meta["target_directory"]
+        .as_str()
+        .ok_or("`cargo metadata` printed no target_directory")?;
+    Ok(PathBuf::from(dir))
+}
+
+/// Writes BENCHMARKS.md and the charts from `bench-report.tsv` in the target directory.
 fn report_from_tsv() -> DynResult {
     let tsv = tsv_path();
     let text = std::fs::read_to_string(&tsv).map_err(|e| {
@@ -240,12 +281,49 @@ fn report_from_tsv() -> DynResult {
 }
 
 fn loom() -> DynResult {
+    // Its own directory beside the normal builds: `--cfg multiproc_loom` rebuilds everything,
+    // and sharing the directory would throw the normal builds away each time.
+    let loom_dir = target_dir().join("loom");
     run_env(
         "cargo",
         &["test", "--release", "--workspace", "--lib", "--", "loom_"],
         &[
             ("RUSTFLAGS", "--cfg multiproc_loom"),
-            ("CARGO_TARGET_DIR", "target/loom"),
+            (
+                "CARGO_TARGET_DIR",
+                loom_dir.to_str().ok_or("non-UTF-8 path")?,
+            ),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_dir_follows_cargo_target_dir() {
+        let elsewhere = std::env::temp_dir().join("multiproc-xtask-elsewhere");
+        let got = target_dir_with_env(&[("CARGO_TARGET_DIR", elsewhere.to_str().unwrap())], &[])
+            .expect("cargo metadata runs");
+        assert_eq!(got, elsewhere);
+    }
+
+    #[test]
+    fn target_dir_follows_a_cargo_config() {
+        // `build.target-dir` in its environment form, with `CARGO_TARGET_DIR` out of the way.
+        let elsewhere = std::env::temp_dir().join("multiproc-xtask-config");
+        let got = target_dir_with_env(
+            &[("CARGO_BUILD_TARGET_DIR", elsewhere.to_str().unwrap())],
+            &["CARGO_TARGET_DIR"],
+        )
+        .expect("cargo metadata runs");
+        assert_eq!(got, elsewhere);
+    }
+
+    #[test]
+    fn examples_are_looked_for_under_the_target_dir() {
+        let exe = examples::example_exe(Path::new("/elsewhere"), "tour");
+        assert!(exe.starts_with("/elsewhere/release/examples"), "{exe:?}");
+    }
 }

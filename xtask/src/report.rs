@@ -401,7 +401,7 @@ pub(crate) fn write(
     md.push_str(
         "Reproduce: `cargo xtask bench --report` (all benchmarks, under 10 minutes on 2 cores), \
          or `cargo xtask bench sync` for one bench without touching this file. \
-         `cargo xtask report` redraws this page from `target/bench-report.tsv`.\n",
+         `cargo xtask report` redraws this page from `bench-report.tsv` in cargo's target directory.\n",
     );
     for (group, rows) in groups(rows) {
         let base = slug(&group);

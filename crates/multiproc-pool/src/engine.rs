@@ -6,12 +6,21 @@
 //!
 //! Each worker has its own task queue (multiproc-ipc's shared-memory ring); all workers put
 //! their results on one result queue, on which the supervisor sleeps; the parent's other
-//! threads wake it with a one-byte record after they hand it news. The supervisor keeps the not-yet-sent tasks and sends a
-//! worker more only while it holds fewer than a limit: 1 while tasks are slow or their length is
-//! unknown (so a free worker never waits behind a busy one, as with Python's shared queue), and
-//! up to about a millisecond of work when tasks are short, so a worker always has the next task
-//! at hand. A worker runs its tasks in order and reports each result at once, so the oldest
-//! task the supervisor sent it and has no result for is exactly the one it is running.
+//! threads wake it with a one-byte record after they hand it news. The supervisor keeps the
+//! not-yet-sent tasks and sends each to the worker with the fewest in flight, while that worker
+//! holds fewer than a limit: 1 while tasks are slow or their length is unknown, and up to about
+//! a millisecond of work when tasks are short, so a worker always has the next task at hand
+//! and a stream of small tasks costs no wake-ups. A worker runs its tasks in order and reports
+//! each result at once, so the oldest task the supervisor sent it and has no result for is
+//! exactly the one it is running.
+//!
+//! Queued tasks are no promise: a short-task history can be followed by a long task, and the
+//! tasks queued behind it must not wait while another worker idles (Python's shared queue
+//! never lets them). So every task is its own record, and whenever a worker is idle and
+//! nothing is pending, the supervisor takes records back from the busiest worker's queue
+//! (the queue gives each record to one consumer: the worker or the supervisor, never both)
+//! and hands them to the idle one. A chunk of `map`/`imap` is one task, so chunking keeps its
+//! batching.
 //!
 //! # Faults
 //!
@@ -333,54 +342,137 @@ impl Supervisor {
         }
     }
 
+    /// Hands out the pending tasks, then lets idle workers take queued tasks back from busy
+    /// ones: no task waits at one worker while another has nothing to do.
     fn dispatch(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let limit = self.limit();
-        for slot in 0..self.workers.len() {
-            if self.pending.is_empty() {
+        loop {
+            self.hand_out();
+            if !self.pending.is_empty() || !self.steal_for_idle() {
                 break;
-            }
-            let Some(w) = self.workers[slot].as_mut() else {
-                continue;
-            };
-            if w.stopping {
-                continue;
-            }
-            let mut room = limit.saturating_sub(w.inflight.len());
-            if self.cfg.max_tasks != 0 {
-                room = room.min(self.cfg.max_tasks.saturating_sub(w.sent));
-            }
-            if room == 0 {
-                continue;
-            }
-            wire::begin(&mut self.buf, wire::TASKS);
-            let mut n = 0;
-            while n < room {
-                let Some(id) = self.pending.pop_front() else {
-                    break;
-                };
-                let Some(job) = self.jobs.get_mut(&id) else {
-                    continue;
-                };
-                if !job.done.claim() {
-                    self.jobs.remove(&id);
-                    continue;
-                }
-                wire::push_task(&mut self.buf, id, job.call, &job.args);
-                w.inflight.push_back(id);
-                n += 1;
-            }
-            if n > 0 {
-                w.sent += n;
-                // A failed put means the worker died: its end-of-file event handles that.
-                let _ = w.tasks.put_bytes(&self.buf);
             }
         }
         if self.buf.capacity() > 1 << 20 {
             self.buf = Vec::new();
         }
+    }
+
+    /// Sends pending tasks, each to the worker with the fewest in flight (an idle one first),
+    /// until every worker holds its limit. One task per record: a record a worker has not
+    /// taken yet can still be taken back whole ([`Self::steal_for_idle`]), and tasks in one
+    /// record could not be split between workers.
+    fn hand_out(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let limit = self.limit();
+        while let Some(slot) = self.least_loaded(limit) {
+            let Some(id) = self.pending.pop_front() else {
+                break;
+            };
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            if !job.done.claim() {
+                self.jobs.remove(&id);
+                continue;
+            }
+            wire::begin(&mut self.buf, wire::TASKS);
+            wire::push_task(&mut self.buf, id, job.call, &job.args);
+            let w = self.workers[slot]
+                .as_mut()
+                .expect("least_loaded picks a live one");
+            w.inflight.push_back(id);
+            w.sent += 1;
+            // A failed put means the worker died: its end-of-file event handles that.
+            let _ = w.tasks.put_bytes(&self.buf);
+        }
+    }
+
+    /// How many more tasks worker `w` may be sent now.
+    fn room(&self, w: &Worker, limit: usize) -> usize {
+        if w.stopping {
+            return 0;
+        }
+        let mut room = limit.saturating_sub(w.inflight.len());
+        if self.cfg.max_tasks != 0 {
+            room = room.min(self.cfg.max_tasks.saturating_sub(w.sent));
+        }
+        room
+    }
+
+    /// The live worker with room and the fewest tasks in flight (the lowest slot on a tie).
+    fn least_loaded(&self, limit: usize) -> Option<usize> {
+        self.workers
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, w)| Some((slot, w.as_ref()?)))
+            .filter(|(_, w)| self.room(w, limit) > 0)
+            .min_by_key(|(slot, w)| (w.inflight.len(), *slot))
+            .map(|(slot, _)| slot)
+    }
+
+    /// With nothing pending: when a worker is idle and another has tasks queued behind the one
+    /// it runs, takes about half of those back (the records it has not taken yet) onto the head
+    /// of `pending`. `true` when it took any.
+    ///
+    /// A worker takes one record at a time and reports each result at once, so of the tasks in
+    /// flight at a worker all but the oldest are still records on its queue, or about to be
+    /// taken: the queue hands each record to exactly one consumer, so a task is either taken
+    /// back here or run there, never both. The ids come from the records themselves, so what
+    /// the worker took meanwhile stays in its `inflight`.
+    fn steal_for_idle(&mut self) -> bool {
+        let idle = self
+            .workers
+            .iter()
+            .flatten()
+            .filter(|w| w.inflight.is_empty() && self.room(w, 1) > 0)
+            .count();
+        if idle == 0 {
+            return false;
+        }
+        let victim = self
+            .workers
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, w)| Some((slot, w.as_ref()?)))
+            .filter(|(_, w)| !w.stopping && w.inflight.len() > 1)
+            .max_by_key(|(_, w)| w.inflight.len())
+            .map(|(slot, _)| slot);
+        let Some(victim) = victim else {
+            return false;
+        };
+        let w = self.workers[victim].as_mut().expect("picked a live one");
+        let queued = w.inflight.len() - 1;
+        // Share the queued tasks out evenly between the victim and the idle workers.
+        let want = (queued * idle).div_ceil(idle + 1);
+        let mut taken = Vec::with_capacity(want);
+        while taken.len() < want {
+            let Ok(rec) = w.tasks.get_bytes_timeout(Duration::ZERO) else {
+                break;
+            };
+            let mut cur = Cursor(&rec);
+            if !matches!(cur.u8(), Ok(wire::TASKS)) {
+                break;
+            }
+            while let Ok((id, _, _)) = cur.task() {
+                taken.push(id);
+            }
+        }
+        if taken.is_empty() {
+            return false;
+        }
+        w.inflight.retain(|id| !taken.contains(id));
+        w.sent = w.sent.saturating_sub(taken.len());
+        tracing::trace!(
+            target: "multiproc::pool",
+            from = victim,
+            tasks = taken.len(),
+            "took queued tasks back for an idle worker"
+        );
+        for id in taken.into_iter().rev() {
+            self.pending.push_front(id);
+        }
+        true
     }
 
     /// One record from the result queue.

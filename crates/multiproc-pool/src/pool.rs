@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Python's `multiprocessing.Pool`: a fixed number of worker processes that run `fn(A) -> R`
 /// tasks, arguments and results travelling with serde.
@@ -650,6 +651,45 @@ where
     type Item = Result<R>;
 
     fn next(&mut self) -> Option<Result<R>> {
+        self.next_until(None)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let known = self.current.len() + self.items_in_flight;
+        let (lo, hi) = self.input.size_hint();
+        (known + lo, hi.map(|h| h + known))
+    }
+}
+
+impl<A, R, I> ImapUnordered<'_, A, R, I>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+    I: Iterator<Item = A>,
+{
+    /// The next result to finish, waiting at most `timeout`: `Some(Err(Timeout))` when none
+    /// finished in time (the iterator goes on: Python's `IMapIterator.next(timeout)`), `None`
+    /// once every result was returned.
+    ///
+    /// ```
+    /// # use multiproc_pool::Pool;
+    /// # use std::time::Duration;
+    /// fn double(x: u32) -> u32 { x * 2 }
+    /// let pool = Pool::new(2)?;
+    /// let mut it = pool.imap_unordered(double, [1, 2, 3])?;
+    /// let mut got = Vec::new();
+    /// while let Some(r) = it.next_timeout(Duration::from_secs(10)) {
+    ///     got.push(r?);
+    /// }
+    /// got.sort();
+    /// assert_eq!(got, [2, 4, 6]);
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
+        self.next_until(Some(Instant::now() + timeout))
+    }
+
+    fn next_until(&mut self, deadline: Option<Instant>) -> Option<Result<R>> {
         if let Some(r) = self.current.pop_front() {
             return Some(r);
         }
@@ -680,7 +720,16 @@ where
         if self.in_flight == 0 {
             return None;
         }
-        let (len, got) = self.rx.recv().ok()?;
+        let (len, got) = match deadline {
+            None => self.rx.recv().ok()?,
+            Some(d) => match self.rx.recv_deadline(d) {
+                Ok(x) => x,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    return Some(Err(Error::Timeout));
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
+            },
+        };
         self.in_flight -= 1;
         self.items_in_flight -= len;
         match got {
@@ -688,12 +737,6 @@ where
             Err(e) => self.current.extend((0..len).map(|_| Err(dup(&e)))),
         }
         self.current.pop_front()
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let known = self.current.len() + self.items_in_flight;
-        let (lo, hi) = self.input.size_hint();
-        (known + lo, hi.map(|h| h + known))
     }
 }
 

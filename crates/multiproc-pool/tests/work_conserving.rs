@@ -193,7 +193,7 @@ fn imap_unordered_short_tasks_pass_a_long_one_under_every_method() {
 #[test]
 fn tasks_taken_back_run_exactly_once() {
     fn mixed(x: u64) -> u64 {
-        if x % 97 == 0 {
+        if x.is_multiple_of(97) {
             // A few slower tasks make the workers' queues uneven, so idle ones take back.
             let mut acc = x;
             for i in 0..2_000_000u64 {

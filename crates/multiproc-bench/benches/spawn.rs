@@ -147,6 +147,12 @@ fn main() {
     report.row(
         "ForkServer (512 MiB parent)",
         fs_big,
+        "raw fork+_exit+waitpid, small parent",
+        fork,
+    );
+    report.row(
+        "ForkServer (512 MiB parent)",
+        fs_big,
         "raw fork, 512 MiB parent",
         fork_big,
     );

@@ -2,7 +2,7 @@
 //! ended: 100 spawns per start method, every even one joined, every odd one dropped un-joined
 //! (half of those at once, half while they certainly run: they wait on a gate), then the gate
 //! opens and, once those children are gone, the open descriptors (`/proc/self/fd`) are back
-//! within 2 of what they were. One test per start
+//! within 2 of what they were, and the one reaper thread that watched them is gone. One test per start
 //! method, so that under nextest (one process per test) the counts are this method's alone.
 
 mod common;
@@ -31,6 +31,11 @@ fn reaped(pid: u32) -> bool {
     after.split_whitespace().next() != Some("Z")
 }
 
+/// How many threads this process has.
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
 /// Polls `cond` until it holds or `within` passes; whether it held.
 fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
@@ -51,6 +56,7 @@ fn dropped_handles_leak_nothing(m: StartMethod) {
     assert_eq!(warm.join().unwrap(), 0);
     let (mut opener, gate) = Gate::pair();
     let before = open_fd_count();
+    let threads_before = threads();
     let mut dropped = Vec::new();
     let mut held_back = 0;
     for i in 0..SPAWNS {
@@ -75,7 +81,16 @@ fn dropped_handles_leak_nothing(m: StartMethod) {
         }
     }
     let during = open_fd_count();
+    let threads_during = threads();
+    // Let them go before anything can fail: a Fork child holds a copy of the gate's write end,
+    // so a gated child would otherwise wait for ever (and the test's exit with it).
     opener.open(held_back);
+    // One reaper thread watches them all, however many there are.
+    assert!(
+        threads_during <= threads_before + 1,
+        "{m:?}: {threads_during} threads with {held_back} dropped handles running, \
+         {threads_before} before"
+    );
     for &pid in &dropped {
         assert!(
             exits_within(pid, Duration::from_secs(60)),
@@ -83,7 +98,9 @@ fn dropped_handles_leak_nothing(m: StartMethod) {
         );
     }
     let settled = eventually(Duration::from_secs(20), || {
-        open_fd_count() <= before + 2 && dropped.iter().all(|&pid| reaped(pid))
+        open_fd_count() <= before + 2
+            && threads() <= threads_before
+            && dropped.iter().all(|&pid| reaped(pid))
     });
     let after = open_fd_count();
     eprintln!(
@@ -141,16 +158,21 @@ fn a_forked_child_reaps_its_own_orphans() {
             .unwrap();
         parents_orphans.push(p.pid());
     }
-    for m in METHODS {
-        let child = Process::builder()
-            .start_method(StartMethod::Fork)
-            .spawn_closure(move || dropped_handles_leak_nothing(m))
-            .unwrap();
-        child
-            .join()
-            .unwrap_or_else(|e| panic!("{m:?} in a forked child: {e}"));
-    }
+    let outcomes: Vec<_> = METHODS
+        .into_iter()
+        .map(|m| {
+            let child = Process::builder()
+                .start_method(StartMethod::Fork)
+                .spawn_closure(move || dropped_handles_leak_nothing(m))
+                .unwrap();
+            (m, child.join())
+        })
+        .collect();
+    // Before anything can fail (a gated child would wait for ever).
     opener.open(parents_orphans.len());
+    for (m, outcome) in outcomes {
+        outcome.unwrap_or_else(|e| panic!("{m:?} in a forked child: {e}"));
+    }
     for &pid in &parents_orphans {
         assert!(exits_within(pid, Duration::from_secs(60)));
     }

@@ -71,7 +71,11 @@
 //! # Never hang, never leak
 //!
 //! At a normal exit live non-daemon children are joined and daemon ones terminated, as Python
-//! does. Every descriptor is close-on-exec; a dropped handle's child is reaped when it ends.
+//! does. Every descriptor is close-on-exec. A dropped handle's child is reaped when it ends, and
+//! its descriptors closed then: one reaper thread per process, started with the first running
+//! child whose handle is dropped and ended with the last, sleeps in one `poll` on those
+//! children's pidfds and an eventfd of its own, so however many handles are dropped, nothing of
+//! theirs outlives their children.
 //!
 //! # Tracing
 //!

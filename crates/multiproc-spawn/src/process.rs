@@ -37,8 +37,9 @@ where
 
 /// A started child process whose target returns `R`.
 ///
-/// Dropping the handle never leaves a zombie: a finished child is already reaped, and a
-/// running one is reaped when it ends. The child is not killed.
+/// Dropping the handle never leaves a zombie or a descriptor: a finished child is already
+/// reaped, and a running one is reaped (and its descriptors closed) in the background when it
+/// ends. The child is not killed.
 #[must_use = "a dropped Process is not joined; call join() to get its result"]
 pub struct Process<R> {
     child: Arc<Child>,
@@ -200,9 +201,7 @@ impl ProcessBuilder {
                 // Our parent's children, outcome slots, fork server and report channel are not
                 // ours. (Each only when there is something to drop: a forked child pays a page
                 // fault for every page it writes, and moving a value out is a write.)
-                if children.capacity() != 0 {
-                    std::mem::forget(std::mem::take(&mut *children));
-                }
+                children.forget_parents();
                 pool.forget_parents();
                 if server.is_some() {
                     drop(server.take());

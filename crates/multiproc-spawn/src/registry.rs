@@ -254,6 +254,11 @@ impl Child {
         }
         self.absorb_running(st, read)?;
         if let Some(code) = st.exit {
+            if self.via_server && st.sock.is_none() && st.outcome.is_none() {
+                // An orphan of the fork server's: we stopped listening, so its status was never
+                // heard (the reaper reports its end).
+                return Ok(());
+            }
             if code < 0 {
                 tracing::debug!(
                     pid = self.pid,
@@ -384,8 +389,66 @@ fn guess_exit(st: &ChildState) -> i32 {
     }
 }
 
+/// The children this process started that have not been seen to finish, and the orphan
+/// reaper's state.
+#[derive(Debug, Default)]
+pub(crate) struct Children {
+    /// Every child not seen to finish (`active_children`, and the joins at exit).
+    live: Vec<Arc<Child>>,
+    /// Those of them whose handle was dropped while they ran: the reaper watches them.
+    orphans: Vec<Arc<Child>>,
+    /// The reaper thread's wake-up eventfd, while that thread runs (it ends when no orphan is
+    /// left, and the eventfd closes with it).
+    reaper: Option<Arc<OwnedFd>>,
+}
+
+impl Children {
+    /// Nothing yet (a `const`, for the process-wide state).
+    pub(crate) const EMPTY: Children = Children {
+        live: Vec::new(),
+        orphans: Vec::new(),
+        reaper: None,
+    };
+
+    /// In a forked child: our parent's children are not ours, and its reaper thread does not
+    /// exist here. Forgotten, not dropped, and touched only where there is something to forget:
+    /// a forked child pays a page fault for every page it writes.
+    pub(crate) fn forget_parents(&mut self) {
+        if self.live.capacity() != 0 || self.orphans.capacity() != 0 || self.reaper.is_some() {
+            std::mem::forget(std::mem::take(self));
+        }
+    }
+
+    /// Forgets `child` (it has finished).
+    fn remove(&mut self, child: &Arc<Child>) {
+        self.live.retain(|c| !Arc::ptr_eq(c, child));
+        if !self.orphans.is_empty() {
+            self.orphans.retain(|c| !Arc::ptr_eq(c, child));
+        }
+    }
+
+    /// The reaper's eventfd if it must be started now: there are orphans and no reaper thread.
+    fn reaper_to_start(&mut self) -> Option<Arc<OwnedFd>> {
+        if self.orphans.is_empty() || self.reaper.is_some() {
+            return None;
+        }
+        match sys::eventfd() {
+            Ok(fd) => {
+                let fd = Arc::new(fd);
+                self.reaper = Some(Arc::clone(&fd));
+                Some(fd)
+            }
+            Err(e) => {
+                // The orphans stay listed: the next spawn or `active_children` tries again.
+                tracing::warn!(error = %e, "could not make the orphan reaper's eventfd");
+                None
+            }
+        }
+    }
+}
+
 /// Every child this process started that has not been seen to finish.
-pub(crate) fn children() -> MutexGuard<'static, Vec<Arc<Child>>> {
+pub(crate) fn children() -> MutexGuard<'static, Children> {
     STATE.0.children.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -487,24 +550,34 @@ impl ForkPool {
 pub(crate) fn register(child: Arc<Child>) {
     static AT_EXIT: Once = Once::new();
     AT_EXIT.call_once(|| sys::register_atexit(at_exit));
-    children().push(child);
+    let start = {
+        let mut children = children();
+        children.live.push(child);
+        // Orphans but no reaper: its thread could not be started last time.
+        children.reaper_to_start()
+    };
+    if let Some(wake) = start {
+        start_reaper(wake);
+    }
 }
 
 /// Forgets a child that has finished.
 pub(crate) fn unregister(child: &Arc<Child>) {
-    children().retain(|c| !Arc::ptr_eq(c, child));
+    children().remove(child);
 }
 
 /// Python's `active_children()`: the live children, after reaping the finished ones.
 pub(crate) fn active_children() -> Vec<ProcessInfo> {
-    let list: Vec<Arc<Child>> = children().clone();
+    let (list, start) = {
+        let mut children = children();
+        (children.live.clone(), children.reaper_to_start())
+    };
+    if let Some(wake) = start {
+        start_reaper(wake);
+    }
     let mut live = Vec::new();
     for child in list {
-        let finished = {
-            let mut st = child.lock();
-            child.wait(&mut st, Some(Instant::now())).unwrap_or(true)
-        };
-        if finished {
+        if child.finished_now() {
             unregister(&child);
         } else {
             live.push(child.info());
@@ -513,43 +586,104 @@ pub(crate) fn active_children() -> Vec<ProcessInfo> {
     live
 }
 
-/// Hands a still-running child whose handle was dropped to a small reaper thread, so that it
-/// never lingers as a zombie (fork-server children are reaped by the server).
+impl Child {
+    /// Whether the child has finished, looking without blocking (and reaping a direct child).
+    fn finished_now(&self) -> bool {
+        let mut st = self.lock();
+        // An error means it cannot be watched any more: count it as ended rather than keep it.
+        self.wait(&mut st, Some(Instant::now())).unwrap_or(true)
+    }
+}
+
+/// Takes a still-running child whose handle was dropped: nobody wants its result (its socket
+/// closes now), and the orphan reaper forgets it, closing its descriptors, as soon as it ends,
+/// reaping it first if it is our own (a fork-server child is reaped by the server).
+///
+/// One reaper thread watches every orphan of this process, sleeping in one `poll` on their
+/// pidfds and its own eventfd, so orphans cost no more than their pidfds while they run and
+/// nothing once they end, however many there are; the thread ends when the last one has.
 pub(crate) fn adopt_orphan(child: Arc<Child>) {
-    {
-        let mut st = child.lock();
-        st.sock = None;
-    }
-    if child.via_server {
-        // The fork server reaps it.
-        return;
-    }
+    child.lock().sock = None;
     tracing::debug!(
         pid = child.pid,
         name = %child.name,
-        "a running child's handle was dropped; a reaper thread will reap it"
+        "a running child's handle was dropped; the reaper will reap it"
     );
-    let reaper = Arc::clone(&child);
+    let start = {
+        let mut children = children();
+        children.orphans.push(child);
+        match &children.reaper {
+            Some(wake) => {
+                sys::eventfd_signal(wake.as_fd());
+                None
+            }
+            None => children.reaper_to_start(),
+        }
+    };
+    if let Some(wake) = start {
+        start_reaper(wake);
+    }
+}
+
+/// Starts the reaper thread, which owns `wake` (see [`adopt_orphan`]).
+fn start_reaper(wake: Arc<OwnedFd>) {
     let spawned = std::thread::Builder::new()
         .name("multiproc-reaper".into())
         .stack_size(64 * 1024)
-        .spawn(move || {
-            // Sleep without the state lock, which `active_children` takes.
-            if let Ok(Some(fd)) = reaper.pidfd() {
-                let _ = sys::poll(&[(fd.as_raw_fd(), false)], None);
-            }
-            let done = {
-                let mut st = reaper.lock();
-                reaper.wait(&mut st, None).unwrap_or(true)
-            };
-            if done {
-                tracing::debug!(pid = reaper.pid, name = %reaper.name, "reaped an orphaned child");
-                unregister(&reaper);
-            }
-        });
-    // Without a thread the child stays registered and is reaped by `active_children` or exit.
+        .spawn(move || reap_orphans(wake));
     if let Err(e) = spawned {
-        tracing::warn!(pid = child.pid, error = %e, "could not start a reaper thread");
+        // The orphans stay listed: the next spawn or `active_children` tries again.
+        tracing::warn!(error = %e, "could not start the orphan reaper thread");
+        children().reaper = None;
+    }
+}
+
+/// The reaper thread: forgets each orphan as soon as it has ended; returns when none is left.
+fn reap_orphans(wake: Arc<OwnedFd>) {
+    loop {
+        let orphans: Vec<Arc<Child>> = {
+            let mut children = children();
+            if children.orphans.is_empty() {
+                // Under the lock: an orphan adopted from now on starts a new reaper.
+                children.reaper = None;
+                return;
+            }
+            children.orphans.clone()
+        };
+        let mut ended = Vec::new();
+        let mut fds = vec![(wake.as_raw_fd(), false)];
+        let mut blind = false;
+        for child in &orphans {
+            if child.finished_now() {
+                ended.push(child);
+                continue;
+            }
+            match child.pidfd() {
+                // Stays open while `orphans` holds the child.
+                Ok(Some(fd)) => fds.push((fd.as_raw_fd(), false)),
+                // Reaped since: the next look finds it ended.
+                Ok(None) => blind = true,
+                Err(e) => {
+                    // Out of descriptors, say: look again in a while.
+                    tracing::debug!(pid = child.pid, error = %e, "could not watch an orphan");
+                    blind = true;
+                }
+            }
+        }
+        if !ended.is_empty() {
+            let mut children = children();
+            for child in ended {
+                tracing::debug!(pid = child.pid, name = %child.name, "reaped an orphaned child");
+                children.remove(child);
+            }
+            continue;
+        }
+        let timeout = blind.then_some(Duration::from_millis(50));
+        // An error (`ENOMEM`) is treated like a timeout: look again.
+        if sys::poll(&fds, timeout).is_err() {
+            std::thread::yield_now();
+        }
+        sys::eventfd_drain(wake.as_fd());
     }
 }
 
@@ -557,10 +691,10 @@ pub(crate) fn adopt_orphan(child: Arc<Child>) {
 pub(crate) fn join_all_children() {
     let list: Vec<Arc<Child>> = {
         let mut children = children();
-        if children.is_empty() {
+        if children.live.is_empty() {
             return;
         }
-        std::mem::take(&mut *children)
+        std::mem::take(&mut children.live)
     };
     for child in list.iter().filter(|c| c.daemon) {
         let _ = child.signal(sys::SIGTERM);

@@ -8,10 +8,10 @@
 use crate::child::Report;
 use crate::forkserver::Server;
 use crate::identity::Ident;
-use crate::registry::{Child, ForkPool};
+use crate::registry::{Children, ForkPool};
 use crate::start_method::StartMethod;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU8;
-use std::sync::{Arc, Mutex};
 
 /// See the module docs. Each module reaches its field through its own accessor.
 #[derive(Debug)]
@@ -21,7 +21,7 @@ pub(crate) struct State {
     /// How a child reports to its parent while its target runs (see [`crate::child`]).
     pub(crate) report: Mutex<Option<Report>>,
     /// Every child this process started that has not been seen to finish.
-    pub(crate) children: Mutex<Vec<Arc<Child>>>,
+    pub(crate) children: Mutex<Children>,
     /// Socket pairs and outcome slots for Fork children.
     pub(crate) fork_pool: Mutex<ForkPool>,
     /// The connection to this process's fork server.
@@ -40,7 +40,7 @@ const _: () = assert!(std::mem::size_of::<State>() <= 1024);
 pub(crate) static STATE: Aligned = Aligned(State {
     identity: Mutex::new(Ident::EMPTY),
     report: Mutex::new(None),
-    children: Mutex::new(Vec::new()),
+    children: Mutex::new(Children::EMPTY),
     fork_pool: Mutex::new(ForkPool::EMPTY),
     server: Mutex::new(None),
     start_method: AtomicU8::new(StartMethod::ForkServer.to_u8()),

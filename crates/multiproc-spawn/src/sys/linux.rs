@@ -224,6 +224,39 @@ pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// A non-blocking, close-on-exec eventfd: one descriptor that a thread sleeping in [`poll`]
+/// can be woken by.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: a plain system call with integer arguments.
+    let fd =
+        cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) } as libc::c_long)?;
+    // SAFETY: eventfd returns a fresh descriptor that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Makes an [`eventfd`] readable (adds one to its counter).
+pub(crate) fn eventfd_signal(fd: BorrowedFd<'_>) {
+    let one = 1u64.to_ne_bytes();
+    // It fails only when the counter would overflow (it is then readable anyway) or on a bad
+    // descriptor, which is not ours to handle.
+    let _ = retry(|| {
+        // SAFETY: writes 8 bytes from a live local buffer.
+        let n = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+        cvt(n as libc::c_long)
+    });
+}
+
+/// Resets an [`eventfd`]'s counter to zero (it is then no longer readable).
+pub(crate) fn eventfd_drain(fd: BorrowedFd<'_>) {
+    let mut buf = [0u8; 8];
+    // Non-blocking, so an empty counter answers `EAGAIN`, which is fine.
+    let _ = retry(|| {
+        // SAFETY: reads at most 8 bytes into a live local buffer.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        cvt(n as libc::c_long)
+    });
+}
+
 /// Sends `signal` to the process behind `pidfd` (never to a recycled pid).
 pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
     // SAFETY: a plain system call; a null siginfo means "as kill(2) would".

@@ -6,6 +6,7 @@
 //! - processes: `fork`, `spawn_self` (a fresh exec of this very binary), `pidfd_open`,
 //!   `pidfd_send_signal`, `kill`, `waitid_pidfd`, `waitid_pid`, `exit_now`, `kill_self`,
 //!   `getpid`, `getppid`;
+//! - wake-ups: `eventfd`, `eventfd_signal`, `eventfd_drain` (the orphan reaper's);
 //! - memory: `map_shared` (a page shared with forked children), `page_size`;
 //! - child set-up: `set_parent_death_signal`, `close_fds_except`, `ignore_sigpipe`,
 //!   `own_fd`, `set_cloexec`;

@@ -88,3 +88,50 @@ pub fn park_forever() -> ! {
         std::thread::park();
     }
 }
+
+/// The read end of a pipe that can travel to a child in its args: [`Gate::wait`] blocks until
+/// the test lets one byte through with [`Opener::open`]. (A byte per waiter, not end-of-file:
+/// a Fork child inherits the test's write end, so end-of-file would never come.)
+#[derive(Debug)]
+pub struct Gate(pub OwnedFd);
+
+/// The write end of a [`Gate`]'s pipe.
+#[derive(Debug)]
+pub struct Opener(std::io::PipeWriter);
+
+impl Gate {
+    pub fn pair() -> (Opener, Gate) {
+        let (r, w) = std::io::pipe().unwrap();
+        (Opener(w), Gate(OwnedFd::from(r)))
+    }
+
+    /// Takes one byte; `false` if every writer closed first.
+    pub fn wait(&self) -> bool {
+        let mut f = std::fs::File::from(self.0.try_clone().unwrap());
+        let mut b = [0u8; 1];
+        f.read_exact(&mut b).is_ok()
+    }
+}
+
+impl Opener {
+    /// Lets `n` waiters through.
+    pub fn open(&mut self, n: usize) {
+        self.0.write_all(&vec![0u8; n]).unwrap();
+    }
+}
+
+impl Serialize for Gate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let index = handoff::send_fd(self.0.as_fd()).map_err(serde::ser::Error::custom)?;
+        index.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Gate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let index = u32::deserialize(d)?;
+        handoff::recv_fd(index)
+            .map(Gate)
+            .map_err(serde::de::Error::custom)
+    }
+}

@@ -81,6 +81,8 @@ pub(crate) struct Config {
     pub(crate) init: Option<Initializer>,
     pub(crate) max_tasks: usize,
     pub(crate) method: Option<StartMethod>,
+    /// Workers set `SIGINT` to ignored before anything else (Python's pool workers do).
+    pub(crate) ignore_sigint: bool,
 }
 
 /// The parent's handle on the engine.
@@ -538,7 +540,23 @@ impl Supervisor {
             in_flight = w.inflight.len(),
             "pool worker ended; starting a replacement"
         );
+        // Records still on its queue were never taken: those tasks did not run, whatever
+        // killed the worker (a task sent to a worker that was already dying is not to blame).
+        let mut untaken = Vec::new();
+        while let Ok(rec) = w.tasks.get_bytes_timeout(Duration::ZERO) {
+            let mut cur = Cursor(&rec);
+            if !matches!(cur.u8(), Ok(wire::TASKS)) {
+                continue;
+            }
+            while let Ok((id, _, _)) = cur.task() {
+                untaken.push(id);
+            }
+        }
+        w.inflight.retain(|id| !untaken.contains(id));
         let mut inflight = std::mem::take(&mut w.inflight);
+        for &id in untaken.iter().rev() {
+            self.pending.push_front(id);
+        }
         // The oldest task in flight is the one it was running: it ended the worker (even with
         // exit code 0: a worker that retires after `maxtasksperchild` is never sent more than
         // its quota, so it leaves with nothing in flight). Re-running it would end the next
@@ -623,6 +641,7 @@ impl Supervisor {
                     slot: slot as u32,
                     init: self.cfg.init.clone().map(InitField::Pending),
                     max_tasks: self.cfg.max_tasks,
+                    ignore_sigint: self.cfg.ignore_sigint,
                 },
             )?;
         let tx = self.tx.clone();

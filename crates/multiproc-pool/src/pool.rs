@@ -63,6 +63,8 @@ pub struct PoolBuilder {
     init: Option<Initializer>,
     max_tasks: usize,
     method: Option<StartMethod>,
+    /// Workers keep the parent's `SIGINT` disposition instead of ignoring it.
+    keep_sigint: bool,
 }
 
 impl PoolBuilder {
@@ -95,6 +97,22 @@ impl PoolBuilder {
         self
     }
 
+    /// Whether workers ignore `SIGINT` (default: yes, as Python's pool workers do, so a Ctrl-C
+    /// at the terminal, which reaches the whole process group, interrupts the parent only; the
+    /// workers then end with it). `false`: they keep the disposition they were started with.
+    ///
+    /// ```
+    /// let pool = multiproc::pool::Pool::builder()
+    ///     .processes(1)
+    ///     .workers_ignore_sigint(false)
+    ///     .build()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn workers_ignore_sigint(mut self, ignore: bool) -> Self {
+        self.keep_sigint = !ignore;
+        self
+    }
+
     /// Starts the workers.
     pub fn build(self) -> Result<Pool> {
         Ok(Pool {
@@ -113,6 +131,7 @@ impl PoolBuilder {
             init: self.init,
             max_tasks: self.max_tasks,
             method: self.method,
+            ignore_sigint: !self.keep_sigint,
         })
     }
 }

@@ -83,6 +83,14 @@ impl ProcessPoolExecutorBuilder {
         }
     }
 
+    /// Whether workers ignore `SIGINT` (default: yes, like Python's); see
+    /// [`PoolBuilder::workers_ignore_sigint`](crate::PoolBuilder::workers_ignore_sigint).
+    pub fn workers_ignore_sigint(self, ignore: bool) -> Self {
+        Self {
+            inner: self.inner.workers_ignore_sigint(ignore),
+        }
+    }
+
     /// How workers are started (default: the process-wide start method).
     pub fn start_method(self, method: StartMethod) -> Self {
         ProcessPoolExecutorBuilder {

@@ -22,6 +22,8 @@ pub(crate) struct WorkerArgs {
     pub(crate) init: Option<InitField>,
     /// Exit after this many tasks (0: never), Python's `maxtasksperchild`.
     pub(crate) max_tasks: usize,
+    /// Ignore `SIGINT` (the default, as in Python).
+    pub(crate) ignore_sigint: bool,
 }
 
 /// The worker's entry point (a plain `fn`, so every start method can run it).
@@ -33,7 +35,13 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         slot,
         init,
         max_tasks,
+        ignore_sigint,
     } = args;
+    if ignore_sigint {
+        use multiproc_spawn::signal::{self, Handler, Signal};
+        // A failure leaves the inherited disposition: the worker then behaves as its parent.
+        let _ = signal::signal(Signal::SIGINT, Handler::Ignore);
+    }
     if let Some(InitField::Pending(init)) = init {
         init.run_here();
     }

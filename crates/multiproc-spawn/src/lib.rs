@@ -93,6 +93,7 @@ pub mod handoff;
 mod identity;
 mod process;
 mod registry;
+pub mod signal;
 mod slots;
 mod spin;
 mod start_method;

@@ -210,6 +210,7 @@ impl ProcessBuilder {
                     drop(parked.take());
                 }
                 child::take_identity(&mut ident, me, true);
+                crate::signal::rearm_after_fork();
                 drop((stdout, ident, children, pool, server, parked));
                 let report = child::Report {
                     sock: kit.theirs,
@@ -363,6 +364,25 @@ impl<R> Process<R> {
     /// Sends `SIGKILL` (Python's `kill`). A child that has already ended is not an error.
     pub fn kill(&self) -> Result<()> {
         self.signal(sys::SIGKILL)
+    }
+
+    /// Sends `sig` to the child (Python's `os.kill(p.pid, sig)`); a child that has already
+    /// ended is not an error. Through its pidfd, so it never reaches a stranger that reused the
+    /// pid.
+    ///
+    /// ```
+    /// use multiproc_spawn::signal::Signal;
+    /// fn nap(ms: u64) {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    /// }
+    /// let mut p = multiproc_spawn::spawn(nap, 60_000)?;
+    /// p.send_signal(Signal::SIGTERM)?;
+    /// p.wait_timeout(std::time::Duration::from_secs(30));
+    /// assert_eq!(p.exitcode(), Some(-15));
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
+    pub fn send_signal(&self, sig: crate::signal::Signal) -> Result<()> {
+        self.signal(sig.number())
     }
 
     fn signal(&self, signal: i32) -> Result<()> {

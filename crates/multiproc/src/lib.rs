@@ -208,6 +208,23 @@ pub mod subprocess {
     pub use multiproc_spawn::subprocess::*;
 }
 
+pub mod signal {
+    //! Python's `signal` module: handlers that run on a normal thread (never in signal
+    //! context), `SIG_IGN`/`SIG_DFL`, `getsignal`, `raise_signal`, `kill`, `alarm`,
+    //! [`wait_for`] (`pause`/`sigwait`), `valid_signals`, `strsignal`; a child's
+    //! `Process::send_signal` is `os.kill(p.pid, sig)`.
+    //!
+    //! ```
+    //! use multiproc::signal::{self, Handler, Signal};
+    //! let previous = signal::signal(Signal::SIGUSR2, Handler::Ignore)?;
+    //! signal::raise_signal(Signal::SIGUSR2)?;
+    //! signal::signal(Signal::SIGUSR2, previous)?;
+    //! # Ok::<(), multiproc::Error>(())
+    //! ```
+    #[doc(inline)]
+    pub use multiproc_spawn::signal::*;
+}
+
 /// Passing descriptors of multiproc handles to children inside serialized values.
 pub mod handoff {
     #[doc(inline)]

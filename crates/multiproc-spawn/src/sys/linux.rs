@@ -560,3 +560,71 @@ pub(crate) fn open_fd_count() -> usize {
         .map(|d| d.count().saturating_sub(1))
         .unwrap_or(0)
 }
+
+// ---- signal dispositions (the `signal` module) ----
+
+/// What the kernel does with a signal that no handler of ours catches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Disposition {
+    Default,
+    Ignore,
+    /// A handler function installed by someone (signal-hook, another library, C code).
+    Handler,
+}
+
+/// The signal's current disposition.
+pub(crate) fn disposition(signal: i32) -> io::Result<Disposition> {
+    // SAFETY: a zeroed sigaction is a valid out-parameter; a null new action only queries.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: `old` is a valid, writable sigaction; the new action is null (query only).
+    if unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(match old.sa_sigaction {
+        libc::SIG_DFL => Disposition::Default,
+        libc::SIG_IGN => Disposition::Ignore,
+        _ => Disposition::Handler,
+    })
+}
+
+/// Sets the signal's disposition to the default action or to ignoring it.
+pub(crate) fn set_disposition(signal: i32, ignore: bool) -> io::Result<()> {
+    // SAFETY: a zeroed sigaction with SIG_DFL or SIG_IGN and an empty mask is a valid action;
+    // neither runs any code of ours in signal context.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
+    // SAFETY: `action` is fully initialised (see above); the old action is not wanted.
+    if unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `alarm(2)`: SIGALRM in `seconds` (0 cancels); the seconds left of the previous alarm.
+pub(crate) fn alarm(seconds: u32) -> u32 {
+    // SAFETY: alarm takes a number and touches no memory.
+    unsafe { libc::alarm(seconds) }
+}
+
+/// The system's description of a signal ("Terminated"), if it has one.
+pub(crate) fn strsignal(signal: i32) -> Option<String> {
+    // SAFETY: glibc's strsignal returns a pointer to a static string or to a thread-local
+    // buffer, valid until this thread's next call; it is copied out at once.
+    let p = unsafe { libc::strsignal(signal) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-null: a NUL-terminated string (see above).
+    let s = unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned();
+    (!s.starts_with("Unknown signal")).then_some(s)
+}
+
+/// The signal numbers this system has: 1 to 31 and the real-time ones the C library leaves to
+/// programs (`SIGRTMIN` to `SIGRTMAX`).
+pub(crate) fn signal_numbers() -> Vec<i32> {
+    (1..=31)
+        .chain(libc::SIGRTMIN()..=libc::SIGRTMAX())
+        .collect()
+}

@@ -12,6 +12,7 @@
 
 use crate::conn::{BLOCK_CHUNK, Client, Conn, random_token};
 use crate::queue::{DEFAULT_HEARTBEAT, RawQueue, Receiver};
+use multiproc_spawn::fnref::FnRef;
 use multiproc_sync::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -530,6 +531,35 @@ struct WorkerConfig {
     heartbeat_ms: u64,
     /// The stop generation when the worker started: a different one means stop.
     stop_gen: i64,
+    /// The registered tasks of the supervisor, by name, as offsets of their callers: a child
+    /// process started by multiproc runs before the registry's constructors (its own start-up
+    /// hook takes over first), so it learns the table from its parent.
+    table: Vec<(String, isize)>,
+}
+
+/// The registered tasks as (name, offset of the caller) for the children.
+fn task_table() -> Vec<(String, isize)> {
+    inventory::iter::<TaskFn>
+        .into_iter()
+        .map(|t| {
+            let call: fn(&[u8]) -> Outcome = t.call;
+            (t.name.to_string(), FnRef::new(call as usize).offset())
+        })
+        .collect()
+}
+
+/// The caller of the task `name`: from this process's registry, or else from the table the
+/// supervisor sent.
+fn find_call(name: &str, table: &[(String, isize)]) -> Option<fn(&[u8]) -> Outcome> {
+    if let Some(t) = lookup_fn(name) {
+        return Some(t.call);
+    }
+    let (_, offset) = table.iter().find(|(n, _)| n == name)?;
+    let address = FnRef::from_offset(*offset).address();
+    // SAFETY: the offset was taken from a `fn(&[u8]) -> Outcome` (a `TaskFn::call`) by the
+    // supervisor, which started this process from the identical executable (multiproc checks
+    // that at start-up), so the address is that same function here.
+    Some(unsafe { std::mem::transmute::<usize, fn(&[u8]) -> Outcome>(address) })
 }
 
 /// The worker side: takes tasks of one namespace and runs them, in `processes` child
@@ -537,7 +567,9 @@ struct WorkerConfig {
 ///
 /// Run from your own program (whose tasks are registered with [`task!`](crate::task)), e.g.
 /// when it is started as `myprog worker --url redis://host:6379/0 --processes 8`
-/// (see [`worker_cli`]).
+/// (see [`worker_cli`]). Start it from the program's main process, not from a process that
+/// `multiproc::spawn` started: such a child runs before the task registry is filled (the
+/// worker processes this type starts get the registry from it).
 ///
 /// ```
 /// let w = multiproc::redis::Worker::new("redis://127.0.0.1/").processes(4).namespace("video");
@@ -606,6 +638,7 @@ impl Worker {
             namespace: self.namespace.clone(),
             heartbeat_ms: self.heartbeat.as_millis() as u64,
             stop_gen: stop_gen.unwrap_or(0),
+            table: task_table(),
         })
     }
 
@@ -705,8 +738,8 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
         let outcome = if attempt > msg.max_attempts {
             Outcome::Died
         } else {
-            match lookup_fn(&msg.func) {
-                Some(t) => (t.call)(&msg.arg),
+            match find_call(&msg.func, &cfg.table) {
+                Some(call) => call(&msg.arg),
                 None => Outcome::Unknown(msg.func.clone()),
             }
         };

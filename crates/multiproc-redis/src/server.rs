@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The guard: starts the server, prints its pid, and kills it when its standard input closes
-/// (or a line arrives on it).
-const GUARD: &str = r#"redis-server "$@" & pid=$!; echo $pid; read _ignored; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; exit 0"#;
+/// The guard: starts the server, prints its pid, and kills it when a line arrives on its
+/// standard input, or when that closes (the owner is gone: then it removes the data
+/// directory, too).
+const GUARD: &str = r#"redis-server "$@" & pid=$!; echo $pid; if read _line; then kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; else kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$MULTIPROC_REDIS_TMP"; fi; exit 0"#;
 
 /// A `redis-server` child on `127.0.0.1`, stopped (SIGKILL) on drop; its data directory is a
 /// fresh temporary folder, removed on drop.
@@ -121,6 +122,7 @@ impl LocalServer {
             .arg("-c")
             .arg(GUARD)
             .arg("redis-server-guard")
+            .env("MULTIPROC_REDIS_TMP", &self.dir)
             .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -143,10 +143,9 @@ impl Client {
 
     pub(crate) fn error(&self, what: &str, e: &RedisError) -> Error {
         match e.kind() {
-            ErrorKind::AuthenticationFailed => Error::Redis(format!(
-                "authentication failed at {}: {e}",
-                self.shown
-            )),
+            ErrorKind::AuthenticationFailed => {
+                Error::Redis(format!("authentication failed at {}: {e}", self.shown))
+            }
             _ => Error::Redis(format!("{what} {}: {e}", self.shown)),
         }
     }
@@ -166,6 +165,16 @@ pub(crate) struct Conn {
     con: Option<redis::Connection>,
     /// How many times the connection was replaced (callers notice a reconnect by it).
     pub(crate) reconnects: u64,
+}
+
+/// Whether `e` is the server saying "not now" (still loading its data after a restart, a
+/// replica without its master): worth waiting for, within the reconnect window.
+fn is_transient(e: &RedisError) -> bool {
+    use redis::ServerErrorKind as S;
+    matches!(
+        e.kind(),
+        ErrorKind::Server(S::BusyLoading | S::TryAgain | S::MasterDown)
+    )
 }
 
 /// Whether `e` means the connection is gone (as opposed to an answer from the server).
@@ -195,8 +204,8 @@ impl Conn {
                         self.con.insert(c)
                     }
                     Err(e) => {
-                        let d = *deadline
-                            .get_or_insert_with(|| Instant::now() + self.client.reconnect);
+                        let d =
+                            *deadline.get_or_insert_with(|| Instant::now() + self.client.reconnect);
                         if Instant::now() >= d {
                             return Err(e);
                         }
@@ -215,9 +224,37 @@ impl Conn {
                         return Err(self.client.error("connection lost to", &e));
                     }
                 }
+                Err(e) if is_transient(&e) => {
+                    let d = *deadline.get_or_insert_with(|| Instant::now() + self.client.reconnect);
+                    if Instant::now() >= d {
+                        return Err(self.client.error("server not ready at", &e));
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
                 Err(e) => return Err(self.client.error("command failed at", &e)),
             }
         }
+    }
+}
+
+impl Conn {
+    /// Runs `f` once, with at most one fresh connection and no waiting: for destructors,
+    /// which must not block for a reconnect window.
+    pub(crate) fn run_once<T>(
+        &mut self,
+        mut f: impl FnMut(&mut redis::Connection) -> RedisResult<T>,
+    ) -> Result<T> {
+        if self.con.is_none() {
+            self.con = Some(self.client.connect_once()?);
+        }
+        let con = self.con.as_mut().ok_or(Error::Closed)?;
+        f(con).map_err(|e| {
+            if is_broken(&e) {
+                self.con = None;
+            }
+            self.client.error("command failed at", &e)
+        })
     }
 }
 

@@ -733,8 +733,13 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
             rx.ack()?;
             continue;
         };
-        let attempt: u32 =
-            conn.run(|c| redis::cmd("HINCRBY").arg(&attempts_key).arg(&msg.id).arg(1).query(c))?;
+        let attempt: u32 = conn.run(|c| {
+            redis::cmd("HINCRBY")
+                .arg(&attempts_key)
+                .arg(&msg.id)
+                .arg(1)
+                .query(c)
+        })?;
         let outcome = if attempt > msg.max_attempts {
             Outcome::Died
         } else {
@@ -789,9 +794,10 @@ pub fn worker_cli(args: &[String]) -> Result<()> {
             "--url" => url = Some(value("--url")?),
             "--processes" => {
                 let n = value("--processes")?;
-                w = w.processes(n.parse().map_err(|_| {
-                    Error::Invalid(format!("--processes {n:?}: not a number"))
-                })?);
+                w = w.processes(
+                    n.parse()
+                        .map_err(|_| Error::Invalid(format!("--processes {n:?}: not a number")))?,
+                );
             }
             "--namespace" => w = w.namespace(&value("--namespace")?),
             "--heartbeat-ms" => {
@@ -805,7 +811,9 @@ pub fn worker_cli(args: &[String]) -> Result<()> {
         }
     }
     w.url = url.ok_or_else(|| {
-        Error::Invalid("no server: pass --url redis://host:6379/0 or set MULTIPROC_REDIS_URL".into())
+        Error::Invalid(
+            "no server: pass --url redis://host:6379/0 or set MULTIPROC_REDIS_URL".into(),
+        )
     })?;
     w.run()
 }

@@ -47,7 +47,7 @@ mod server;
 
 pub use conn::Client;
 #[doc(hidden)]
-pub use executor::{Outcome, TaskFn, __invoke};
+pub use executor::{__invoke, Outcome, TaskFn};
 pub use executor::{Executor, ExecutorBuilder, Future, Worker, worker_cli, worker_main};
 #[doc(hidden)]
 pub use inventory as __inventory;

@@ -243,18 +243,18 @@ impl Lock {
         let Some(token) = st.token.clone() else {
             return Ok(false);
         };
-        let holder: Option<String> = st
-            .conn
-            .run(|c| redis::cmd("GET").arg(&self.key).query(c))?;
+        let holder: Option<String> = st.conn.run(|c| redis::cmd("GET").arg(&self.key).query(c))?;
         Ok(holder.as_deref() == Some(token.as_str()))
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        let held = self.state().token.is_some();
-        if held {
-            let _ = self.release();
+        let mut st = self.state();
+        if let Some(token) = st.token.take() {
+            let _ = st
+                .conn
+                .run_once(|c| self.release.key(&self.key).arg(&token).invoke::<i64>(c));
         }
     }
 }

@@ -83,7 +83,12 @@ impl RawQueue {
     }
 
     pub(crate) fn put(&self, conn: &mut Conn, bytes: &[u8]) -> Result<()> {
-        conn.run(|c| redis::cmd("LPUSH").arg(&self.items).arg(bytes).query::<()>(c))
+        conn.run(|c| {
+            redis::cmd("LPUSH")
+                .arg(&self.items)
+                .arg(bytes)
+                .query::<()>(c)
+        })
     }
 
     pub(crate) fn len(&self, conn: &mut Conn) -> Result<usize> {
@@ -293,7 +298,7 @@ impl Drop for Receiver {
         let clean = self.unacked.is_empty();
         // Without a heartbeat, anything still held is requeued by the next reaper (here, at
         // once); with nothing held the consumer unregisters.
-        let _ = self.conn.run(|c| {
+        let _ = self.conn.run_once(|c| {
             let mut p = redis::pipe();
             p.atomic().cmd("DEL").arg(&alive).ignore();
             if clean {
@@ -308,7 +313,14 @@ impl Drop for Receiver {
             p.query::<()>(c)
         });
         if !clean {
-            let _ = self.raw.reap(&mut self.conn);
+            let raw = Arc::clone(&self.raw);
+            let _ = self.conn.run_once(|c| {
+                raw.reap
+                    .key(&raw.items)
+                    .key(&raw.consumers)
+                    .arg(&raw.prefix)
+                    .invoke::<i64>(c)
+            });
         }
     }
 }

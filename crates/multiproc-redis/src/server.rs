@@ -106,19 +106,41 @@ impl LocalServer {
 
     fn launch(&mut self) -> Result<()> {
         let port = self.port.to_string();
-        let dir = self.dir.to_str().ok_or_else(|| Error::Invalid("non-UTF-8 temp dir".into()))?;
+        let dir = self
+            .dir
+            .to_str()
+            .ok_or_else(|| Error::Invalid("non-UTF-8 temp dir".into()))?;
         let log = self.dir.join("redis.log");
         let log = log.to_str().unwrap_or("redis.log").to_string();
         let mut args: Vec<&str> = vec![
-            "--bind", "127.0.0.1", "--port", &port, "--dir", dir, "--daemonize", "no", "--save",
-            "", "--logfile", &log,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--dir",
+            dir,
+            "--daemonize",
+            "no",
+            "--save",
+            "",
+            "--logfile",
+            &log,
         ];
         if self.durable {
             args.extend(["--appendonly", "yes", "--appendfsync", "always"]);
         } else {
             args.extend(["--appendonly", "no"]);
         }
-        let mut child = Command::new("sh")
+        // In a session of its own (`setsid`, where there is one), so that a test runner killing
+        // this process's group does not kill the guard before it has stopped the server.
+        let mut cmd = if Path::new("/usr/bin/setsid").exists() {
+            let mut c = Command::new("/usr/bin/setsid");
+            c.arg("sh");
+            c
+        } else {
+            Command::new("sh")
+        };
+        let mut child = cmd
             .arg("-c")
             .arg(GUARD)
             .arg("redis-server-guard")
@@ -129,7 +151,10 @@ impl LocalServer {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| Error::Redis(format!("cannot run sh to start redis-server: {e}")))?;
-        let stdin = child.stdin.take().ok_or_else(|| Error::Invalid("no stdin".into()))?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| Error::Invalid("no stdin".into()))?;
         let mut line = String::new();
         if let Some(out) = child.stdout.take() {
             BufReader::new(out).read_line(&mut line)?;

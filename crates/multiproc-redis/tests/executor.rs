@@ -173,7 +173,10 @@ fn worker_cli_parses_its_options() {
         let v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         multiproc::redis::worker_cli(&v)
     };
-    assert!(matches!(bad(&["--processes", "x", "--url", "redis://127.0.0.1/"]), Err(Error::Invalid(_))));
+    assert!(matches!(
+        bad(&["--processes", "x", "--url", "redis://127.0.0.1/"]),
+        Err(Error::Invalid(_))
+    ));
     assert!(matches!(bad(&["--bogus"]), Err(Error::Invalid(_))));
     assert!(matches!(bad(&["--url", "nope"]), Err(Error::Redis(_))));
 }

@@ -16,7 +16,10 @@ fn one_holder_at_a_time_and_release_needs_the_token() {
     assert!(matches!(b.release(), Err(Error::Invalid(_))));
     assert!(a.acquire_timeout(Duration::ZERO).unwrap());
     assert!(a.owned().unwrap());
-    assert!(matches!(a.acquire_timeout(Duration::ZERO), Err(Error::Invalid(_))));
+    assert!(matches!(
+        a.acquire_timeout(Duration::ZERO),
+        Err(Error::Invalid(_))
+    ));
     assert!(!b.acquire_timeout(Duration::from_millis(20)).unwrap());
     // a's lease lapses; b takes it; a's late release must not free b's lock.
     assert!(b.acquire_timeout(Duration::from_secs(5)).unwrap());
@@ -78,7 +81,10 @@ fn count_under_lock((url, name, counter): (String, String, String)) {
     for _ in 0..50 {
         l.acquire().unwrap();
         // A read-modify-write that loses updates without the lock.
-        let v: Option<i64> = multiproc::redis::raw::cmd("GET").arg(&counter).query(&mut con).unwrap();
+        let v: Option<i64> = multiproc::redis::raw::cmd("GET")
+            .arg(&counter)
+            .query(&mut con)
+            .unwrap();
         let _: () = multiproc::redis::raw::cmd("SET")
             .arg(&counter)
             .arg(v.unwrap_or(0) + 1)
@@ -94,12 +100,24 @@ fn processes_never_hold_it_together() {
     let name = common::unique("mutex");
     let counter = common::unique("counter");
     let kids: Vec<_> = (0..4)
-        .map(|_| multiproc::spawn(count_under_lock, (url.clone(), name.clone(), counter.clone())).unwrap())
+        .map(|_| {
+            multiproc::spawn(
+                count_under_lock,
+                (url.clone(), name.clone(), counter.clone()),
+            )
+            .unwrap()
+        })
         .collect();
     for k in kids {
         k.join().unwrap();
     }
-    let mut con = multiproc::redis::Client::open(&url).unwrap().raw_connection().unwrap();
-    let v: i64 = multiproc::redis::raw::cmd("GET").arg(&counter).query(&mut con).unwrap();
+    let mut con = multiproc::redis::Client::open(&url)
+        .unwrap()
+        .raw_connection()
+        .unwrap();
+    let v: i64 = multiproc::redis::raw::cmd("GET")
+        .arg(&counter)
+        .query(&mut con)
+        .unwrap();
     assert_eq!(v, 200);
 }

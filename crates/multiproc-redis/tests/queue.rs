@@ -40,8 +40,12 @@ fn get_timeout_on_an_empty_queue_is_empty_after_the_timeout() {
 }
 
 fn take_one_and_die((url, name): (String, String)) {
-    let q: Queue<u32> =
-        Queue::with_client(&Client::open(&url).unwrap(), &name, Duration::from_millis(200)).unwrap();
+    let q: Queue<u32> = Queue::with_client(
+        &Client::open(&url).unwrap(),
+        &name,
+        Duration::from_millis(200),
+    )
+    .unwrap();
     let got = q.get().unwrap();
     assert_eq!(got, 7);
     // Killed while "working" on it: no task_done, no destructor.
@@ -55,8 +59,12 @@ fn take_one_and_die((url, name): (String, String)) {
 fn an_item_held_by_a_killed_consumer_is_delivered_again() {
     let Some(url) = common::url() else { return };
     let name = common::unique("crash");
-    let q: Queue<u32> =
-        Queue::with_client(&Client::open(&url).unwrap(), &name, Duration::from_millis(200)).unwrap();
+    let q: Queue<u32> = Queue::with_client(
+        &Client::open(&url).unwrap(),
+        &name,
+        Duration::from_millis(200),
+    )
+    .unwrap();
     q.put(&7).unwrap();
     let child = multiproc::spawn(take_one_and_die, (url.clone(), name.clone())).unwrap();
     assert!(matches!(child.join(), Err(Error::ProcessFailed { .. })));
@@ -113,7 +121,9 @@ fn producers_in_other_processes_lose_nothing() {
     for k in kids {
         k.join().unwrap();
     }
-    let want: BTreeSet<u32> = (0..3).flat_map(|k| (0..200).map(move |i| k * 1000 + i)).collect();
+    let want: BTreeSet<u32> = (0..3)
+        .flat_map(|k| (0..200).map(move |i| k * 1000 + i))
+        .collect();
     assert_eq!(seen, want);
 }
 
@@ -142,8 +152,13 @@ fn a_refused_connection_is_a_clear_error() {
 
 #[test]
 fn a_wrong_password_is_an_authentication_error_that_hides_the_password() {
-    let Some(server) = common::own_server(false) else { return };
-    let mut con = Client::open(server.url()).unwrap().raw_connection().unwrap();
+    let Some(server) = common::own_server(false) else {
+        return;
+    };
+    let mut con = Client::open(server.url())
+        .unwrap()
+        .raw_connection()
+        .unwrap();
     let _: () = multiproc::redis::raw::cmd("CONFIG")
         .arg("SET")
         .arg("requirepass")

@@ -69,7 +69,7 @@ impl Client {
     /// connection, a rejected password.
     ///
     /// ```
-    /// # let url = multiproc_redis::doc_url();
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
     /// let client = multiproc::redis::Client::open(&url)?;
     /// # Ok::<(), multiproc::Error>(())
     /// ```
@@ -90,7 +90,7 @@ impl Client {
     /// (default 10 s): long enough to ride out a server restart.
     ///
     /// ```
-    /// # let url = multiproc_redis::doc_url();
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
     /// use std::time::Duration;
     /// let client = multiproc::redis::Client::open(&url)?.reconnect_timeout(Duration::from_secs(30));
     /// # Ok::<(), multiproc::Error>(())
@@ -103,7 +103,7 @@ impl Client {
     /// The URL this client connects to, with any password hidden.
     ///
     /// ```
-    /// # let url = multiproc_redis::doc_url();
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
     /// let client = multiproc::redis::Client::open(&url)?;
     /// assert!(client.url().contains("redis") || client.url().starts_with("unix"));
     /// # Ok::<(), multiproc::Error>(())
@@ -116,7 +116,7 @@ impl Client {
     /// commands this crate does not wrap: transactions, `WATCH`, scripts of your own.
     ///
     /// ```
-    /// # let url = multiproc_redis::doc_url();
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
     /// use multiproc::redis::raw::Commands;
     /// let mut con = multiproc::redis::Client::open(&url)?.raw_connection()?;
     /// let _: () = con.set("doc:raw", 7).unwrap();

@@ -2,9 +2,11 @@
 //! server; [`Worker`] and [`worker_main`]: the worker side; [`task!`](crate::task): the registry
 //! that names a plain `fn` the same in every build of the program.
 //!
-//! A task is `{id, function name, postcard argument, max attempts}` in the queue
+//! A task is a death count byte then `{id, function name, postcard argument, max attempts}` in
+//! the queue
 //! `multiproc:exec:NS:tasks` (a [`Queue`](crate::Queue) underneath: per-worker processing lists
-//! and heartbeats). A worker counts the attempt (`HINCRBY …:attempts ID`), runs the function,
+//! and heartbeats). The requeue of a dead worker's tasks adds one to their first byte, so a
+//! worker knows the attempt from the task itself; it runs the function
 //! and completes the task with one script that writes the outcome to `…:result:ID` only if
 //! `…:done:ID` was not set yet (`SET NX`): a task that ran twice (its first worker was declared
 //! dead, yet finished) still completes its future once. The future waits on the result list
@@ -25,10 +27,9 @@ use std::time::{Duration, Instant};
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct TaskFn {
-    /// `module::path::fn_name`.
-    pub name: &'static str,
-    /// The function's address in this process (to find the name of a `fn` passed to `submit`).
-    pub addr: fn() -> usize,
+    /// The type name of the function item (`crate::module::fn_name`): what `submit` sees of
+    /// the `fn` it is given, the same in every build of the same source.
+    pub name: fn() -> &'static str,
     /// Decodes the argument, runs the function, encodes the outcome.
     pub call: fn(&[u8]) -> Outcome,
 }
@@ -38,7 +39,9 @@ inventory::collect!(TaskFn);
 /// Registers plain functions as tasks that an [`Executor`] can send to workers:
 /// `multiproc::redis::task!(square, add);` at module level, in the program that both submits
 /// and runs the workers. A task is named by its module path and name, so a worker built from
-/// the same source finds it even on another machine.
+/// the same source finds it even on another machine. (Functions are told apart by the type
+/// name of their item, never by address: the compiler may give one function several
+/// addresses.)
 ///
 /// ```
 /// fn square(x: u64) -> u64 { x * x }
@@ -50,8 +53,7 @@ macro_rules! task {
         $(
             $crate::__inventory::submit! {
                 $crate::TaskFn {
-                    name: concat!(module_path!(), "::", stringify!($f)),
-                    addr: || $f as usize,
+                    name: || ::std::any::type_name_of_val(&$f),
                     call: |bytes| $crate::__invoke($f, bytes),
                 }
             }
@@ -96,17 +98,10 @@ pub fn __invoke<A: DeserializeOwned, R: Serialize>(f: fn(A) -> R, bytes: &[u8]) 
     }
 }
 
-fn lookup_name(addr: usize) -> Option<&'static str> {
-    inventory::iter::<TaskFn>
-        .into_iter()
-        .find(|t| (t.addr)() == addr)
-        .map(|t| t.name)
-}
-
 fn lookup_fn(name: &str) -> Option<&'static TaskFn> {
     inventory::iter::<TaskFn>
         .into_iter()
-        .find(|t| t.name == name)
+        .find(|t| (t.name)() == name)
 }
 
 /// One task on the wire.
@@ -118,13 +113,11 @@ struct TaskMsg {
     max_attempts: u32,
 }
 
-/// Writes the outcome once. KEYS: done marker, result list, attempts hash. ARGV: outcome,
-/// result TTL ms, task id.
+/// Writes the outcome once. KEYS: done marker, result list. ARGV: outcome, result TTL ms.
 const COMPLETE: &str = r"
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) then
   redis.call('RPUSH', KEYS[2], ARGV[1])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  redis.call('HDEL', KEYS[3], ARGV[3])
   return 1
 end
 return 0
@@ -150,9 +143,6 @@ impl Keys {
     }
     fn result(&self, id: &str) -> String {
         format!("{}:result:{id}", self.prefix)
-    }
-    fn attempts(&self) -> String {
-        format!("{}:attempts", self.prefix)
     }
     fn stop(&self) -> String {
         format!("{}:stop", self.prefix)
@@ -246,13 +236,14 @@ impl ExecutorBuilder {
     }
 
     /// How many times a task is started before its future answers `Err(WorkerDied)`
-    /// (default 3): each start after the first follows a worker that died running it.
+    /// (default 3, at most 254): each start after the first follows a worker that died
+    /// running it.
     ///
     /// ```
     /// let b = multiproc::redis::Executor::builder("redis://127.0.0.1/").max_attempts(5);
     /// ```
     pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n.max(1);
+        self.max_attempts = n.clamp(1, 254);
         self
     }
 
@@ -277,9 +268,10 @@ impl ExecutorBuilder {
     pub fn build(self) -> Result<Executor> {
         let client = Client::open(&self.url)?;
         let keys = Keys::new(&self.namespace);
-        let raw = Arc::new(RawQueue::new(
+        let raw = Arc::new(RawQueue::with_death_count(
             &keys.queue_name(&self.namespace),
             self.heartbeat,
+            true,
         ));
         let tx = Mutex::new(client.conn()?);
         Ok(Executor {
@@ -321,8 +313,8 @@ impl Executor {
         }
     }
 
-    /// Sends `f(args)` to a worker. `f` must be registered with [`task!`](crate::task)
-    /// (`Err(Invalid)` otherwise).
+    /// Sends `f(args)` to a worker. `f` is a plain function, named (not a closure, not a
+    /// `fn` pointer), registered with [`task!`](crate::task) (`Err(Invalid)` otherwise).
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
@@ -331,16 +323,18 @@ impl Executor {
     /// assert!(matches!(pool.submit(unregistered, 1), Err(multiproc::Error::Invalid(_))));
     /// # Ok::<(), multiproc::Error>(())
     /// ```
-    pub fn submit<A, R>(&self, f: fn(A) -> R, args: A) -> Result<Future<R>>
+    pub fn submit<F, A, R>(&self, f: F, args: A) -> Result<Future<R>>
     where
+        F: Fn(A) -> R,
         A: Serialize,
         R: DeserializeOwned,
     {
-        let func = lookup_name(f as usize).ok_or_else(|| {
-            Error::Invalid(
-                "this function is not registered as a task: add `multiproc::redis::task!(its_name);` at module level"
-                    .into(),
-            )
+        let _ = f;
+        let wanted = std::any::type_name::<F>();
+        let func = lookup_fn(wanted).map(|t| (t.name)()).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{wanted} is not registered as a task: add `multiproc::redis::task!(its_name);` at module level"
+            ))
         })?;
         let msg = TaskMsg {
             id: random_token(),
@@ -348,7 +342,10 @@ impl Executor {
             arg: postcard::to_stdvec(&args).map_err(|e| Error::Codec(e.to_string()))?,
             max_attempts: self.shared.max_attempts,
         };
-        let bytes = postcard::to_stdvec(&msg).map_err(|e| Error::Codec(e.to_string()))?;
+        // The first byte counts the deaths of workers that held the task (the requeue script
+        // adds one), so a worker knows the attempt without another round trip.
+        let mut bytes = vec![0u8];
+        bytes.extend(postcard::to_stdvec(&msg).map_err(|e| Error::Codec(e.to_string()))?);
         let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
         self.shared.raw.put(&mut tx, &bytes)?;
         Ok(Future {
@@ -370,8 +367,9 @@ impl Executor {
     /// assert!(none.is_empty());
     /// # Ok::<(), multiproc::Error>(())
     /// ```
-    pub fn map<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<Vec<R>>
+    pub fn map<F, A, R, I>(&self, f: F, items: I) -> Result<Vec<R>>
     where
+        F: Fn(A) -> R + Copy,
         A: Serialize,
         R: DeserializeOwned,
         I: IntoIterator<Item = A>,
@@ -543,7 +541,7 @@ fn task_table() -> Vec<(String, isize)> {
         .into_iter()
         .map(|t| {
             let call: fn(&[u8]) -> Outcome = t.call;
-            (t.name.to_string(), FnRef::new(call as usize).offset())
+            ((t.name)().to_string(), FnRef::new(call as usize).offset())
         })
         .collect()
 }
@@ -704,15 +702,15 @@ fn worker_process(cfg: WorkerConfig) {
 fn serve(cfg: WorkerConfig) -> Result<()> {
     let client = Client::open(&cfg.url)?;
     let keys = Keys::new(&cfg.namespace);
-    let raw = Arc::new(RawQueue::new(
+    let raw = Arc::new(RawQueue::with_death_count(
         &keys.queue_name(&cfg.namespace),
         Duration::from_millis(cfg.heartbeat_ms),
+        true,
     ));
     let mut rx = Receiver::new(raw, client.conn()?);
     let mut conn = client.conn()?;
     let complete = redis::Script::new(COMPLETE);
     let stop_key = keys.stop();
-    let attempts_key = keys.attempts();
     let mut last_stop_check = Instant::now();
     loop {
         let got = rx.get_bytes(Some(BLOCK_CHUNK));
@@ -729,17 +727,11 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
             Err(e) => return Err(e),
             Ok(b) => b,
         };
-        let Ok(msg) = postcard::from_bytes::<TaskMsg>(&bytes) else {
+        let Some(Ok(msg)) = bytes.get(1..).map(postcard::from_bytes::<TaskMsg>) else {
             rx.ack()?;
             continue;
         };
-        let attempt: u32 = conn.run(|c| {
-            redis::cmd("HINCRBY")
-                .arg(&attempts_key)
-                .arg(&msg.id)
-                .arg(1)
-                .query(c)
-        })?;
+        let attempt = u32::from(bytes[0]) + 1;
         let outcome = if attempt > msg.max_attempts {
             Outcome::Died
         } else {
@@ -755,10 +747,8 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
             complete
                 .key(&done)
                 .key(&result)
-                .key(&attempts_key)
                 .arg(&payload)
                 .arg(ttl)
-                .arg(&msg.id)
                 .invoke::<i64>(c)
         })?;
         rx.ack()?;

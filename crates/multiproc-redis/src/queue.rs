@@ -29,26 +29,45 @@ use std::time::{Duration, Instant};
 pub(crate) const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// Moves the processing lists of consumers without a heartbeat back to the queue.
-/// KEYS: items, consumers. ARGV: the queue's key prefix. Answers the number requeued.
+/// KEYS: items, consumers. ARGV: the queue's key prefix, and "1" to count a death in the
+/// item's first byte (the executor's attempt counter). Answers the number requeued.
 const REAP: &str = r"
 local n = 0
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   if redis.call('EXISTS', ARGV[1] .. ':alive:' .. id) == 0 then
     local p = ARGV[1] .. ':processing:' .. id
-    while redis.call('LMOVE', p, KEYS[1], 'LEFT', 'RIGHT') do n = n + 1 end
+    while true do
+      local v = redis.call('LPOP', p)
+      if not v then break end
+      if ARGV[2] == '1' and #v > 0 then
+        v = string.char(math.min(string.byte(v, 1) + 1, 255)) .. string.sub(v, 2)
+      end
+      redis.call('RPUSH', KEYS[1], v)
+      n = n + 1
+    end
     redis.call('SREM', KEYS[2], id)
   end
 end
 return n
 ";
 
-/// After a reconnect: items in this consumer's processing list beyond the ones it knows it
-/// received (a BLMOVE whose reply was lost) go back to the queue.
-/// KEYS: processing, items. ARGV: how many items this consumer holds.
+/// After a reconnect: items in this consumer's processing list that it does not know it
+/// received (a BLMOVE the server ran but whose reply was lost) go back to the queue.
+/// KEYS: processing, items. ARGV: the items this consumer holds.
 const RECLAIM: &str = r"
-local extra = redis.call('LLEN', KEYS[1]) - tonumber(ARGV[1])
-for _ = 1, extra do redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') end
-return math.max(extra, 0)
+local known = {}
+for i = 1, #ARGV do known[ARGV[i]] = (known[ARGV[i]] or 0) + 1 end
+local n = 0
+for _, v in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if (known[v] or 0) > 0 then
+    known[v] = known[v] - 1
+  else
+    redis.call('LREM', KEYS[1], 1, v)
+    redis.call('RPUSH', KEYS[2], v)
+    n = n + 1
+  end
+end
+return n
 ";
 
 /// The Redis side of a queue (keys and scripts), shared by [`Queue`] and the executor.
@@ -57,18 +76,30 @@ pub(crate) struct RawQueue {
     items: String,
     consumers: String,
     heartbeat: Duration,
+    /// Whether a requeue counts a death in the item's first byte (the executor's tasks).
+    count_deaths: bool,
     reap: redis::Script,
     reclaim: redis::Script,
 }
 
 impl RawQueue {
     pub(crate) fn new(name: &str, heartbeat: Duration) -> RawQueue {
+        Self::with_death_count(name, heartbeat, false)
+    }
+
+    /// A queue whose requeue of a dead consumer's items adds one to each item's first byte.
+    pub(crate) fn with_death_count(
+        name: &str,
+        heartbeat: Duration,
+        count_deaths: bool,
+    ) -> RawQueue {
         let prefix = format!("multiproc:queue:{name}");
         RawQueue {
             items: format!("{prefix}:items"),
             consumers: format!("{prefix}:consumers"),
             prefix,
             heartbeat,
+            count_deaths,
             reap: redis::Script::new(REAP),
             reclaim: redis::Script::new(RECLAIM),
         }
@@ -102,6 +133,7 @@ impl RawQueue {
                 .key(&self.items)
                 .key(&self.consumers)
                 .arg(&self.prefix)
+                .arg(if self.count_deaths { "1" } else { "0" })
                 .invoke(c)
         })
     }
@@ -173,6 +205,9 @@ pub(crate) struct Receiver {
     consumer: Option<Consumer>,
     /// Items received and not yet acknowledged, oldest first.
     unacked: VecDeque<Vec<u8>>,
+    /// Items acknowledged whose `LREM` has not been sent yet: it goes in the same pipeline as
+    /// the next `BLMOVE` (one round trip saved per item), or on drop.
+    acked: Vec<Vec<u8>>,
     last_reap: Option<Instant>,
 }
 
@@ -183,6 +218,7 @@ impl Receiver {
             conn,
             consumer: None,
             unacked: VecDeque::new(),
+            acked: Vec::new(),
             last_reap: None,
         }
     }
@@ -214,37 +250,37 @@ impl Receiver {
                 None => BLOCK_CHUNK,
             };
             let before = self.conn.reconnects;
-            let got: Option<Vec<u8>> = if wait.is_zero() {
-                self.conn.run(|c| {
-                    redis::cmd("LMOVE")
-                        .arg(&self.raw.items)
-                        .arg(&processing)
-                        .arg("RIGHT")
-                        .arg("LEFT")
-                        .query(c)
-                })?
-            } else {
-                self.conn.run(|c| {
-                    redis::cmd("BLMOVE")
-                        .arg(&self.raw.items)
-                        .arg(&processing)
-                        .arg("RIGHT")
-                        .arg("LEFT")
-                        .arg(wait.as_secs_f64())
-                        .query(c)
-                })?
-            };
+            let acked = std::mem::take(&mut self.acked);
+            let got: Option<Vec<u8>> = self.conn.run(|c| {
+                let mut p = redis::pipe();
+                for bytes in &acked {
+                    p.cmd("LREM").arg(&processing).arg(-1).arg(bytes).ignore();
+                }
+                if wait.is_zero() {
+                    p.cmd("LMOVE");
+                } else {
+                    p.cmd("BLMOVE");
+                }
+                p.arg(&self.raw.items)
+                    .arg(&processing)
+                    .arg("RIGHT")
+                    .arg("LEFT");
+                if !wait.is_zero() {
+                    p.arg(wait.as_secs_f64());
+                }
+                p.query::<(Option<Vec<u8>>,)>(c).map(|(v,)| v)
+            })?;
             if self.conn.reconnects != before {
                 // A BLMOVE the server ran but whose answer was lost left an item in our
                 // processing list that we never saw: put it back.
-                let known = self.unacked.len() + usize::from(got.is_some());
+                let known: Vec<&Vec<u8>> = self.unacked.iter().chain(got.as_ref()).collect();
                 self.conn.run(|c| {
-                    self.raw
-                        .reclaim
-                        .key(&processing)
-                        .key(&self.raw.items)
-                        .arg(known)
-                        .invoke::<i64>(c)
+                    let mut inv = self.raw.reclaim.key(&processing);
+                    inv.key(&self.raw.items);
+                    for k in &known {
+                        inv.arg(k.as_slice());
+                    }
+                    inv.invoke::<i64>(c)
                 })?;
             }
             if let Some(bytes) = got {
@@ -257,26 +293,39 @@ impl Receiver {
         }
     }
 
-    /// Acknowledges the oldest unacknowledged item.
+    /// Acknowledges the oldest unacknowledged item (sent with the next command of this
+    /// receiver, see `acked`).
     pub(crate) fn ack(&mut self) -> Result<()> {
-        let Some(bytes) = self.unacked.front().cloned() else {
+        let Some(bytes) = self.unacked.pop_front() else {
             return Err(Error::Invalid(
                 "task_done() called more times than there were items got".into(),
             ));
         };
-        let processing = match &self.consumer {
-            Some(c) => c.processing.clone(),
-            None => return Err(Error::Invalid("no item was got".into())),
-        };
-        self.conn.run(|c| {
-            redis::cmd("LREM")
-                .arg(&processing)
-                .arg(-1)
-                .arg(&bytes)
-                .query::<i64>(c)
-        })?;
-        self.unacked.pop_front();
+        self.acked.push(bytes);
         Ok(())
+    }
+
+    /// Sends the acknowledgements not sent yet.
+    pub(crate) fn flush_acks(&mut self, once: bool) -> Result<()> {
+        let Some(processing) = self.consumer.as_ref().map(|c| c.processing.clone()) else {
+            return Ok(());
+        };
+        if self.acked.is_empty() {
+            return Ok(());
+        }
+        let acked = std::mem::take(&mut self.acked);
+        let send = |c: &mut redis::Connection| {
+            let mut p = redis::pipe();
+            for bytes in &acked {
+                p.cmd("LREM").arg(&processing).arg(-1).arg(bytes).ignore();
+            }
+            p.query::<()>(c)
+        };
+        if once {
+            self.conn.run_once(send)
+        } else {
+            self.conn.run(send)
+        }
     }
 
     /// Unacknowledged items (received, not yet [`ack`](Receiver::ack)ed).
@@ -287,6 +336,7 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
+        let _ = self.flush_acks(true);
         let Some(mut consumer) = self.consumer.take() else {
             return;
         };
@@ -319,6 +369,7 @@ impl Drop for Receiver {
                     .key(&raw.items)
                     .key(&raw.consumers)
                     .arg(&raw.prefix)
+                    .arg(if raw.count_deaths { "1" } else { "0" })
                     .invoke::<i64>(c)
             });
         }
@@ -457,6 +508,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Acknowledges the oldest item this handle got and has not acknowledged: it is done and
     /// never delivered again. `Err(Invalid)` when there is none.
+    ///
+    /// The acknowledgement travels with this handle's next `get` (in the same round trip), or
+    /// when the handle drops; a process killed in between gets the item delivered again, as
+    /// at-least-once allows.
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };

@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod examples;
+mod redis;
 mod report;
 mod tidy;
 
@@ -110,6 +111,8 @@ fn test() -> DynResult {
         ],
     )?;
     tidy::check(&root())?;
+    // Lives to the end of `test`: the tests, doc tests and examples use it.
+    let _redis = redis::start_for_tests()?;
     if !has_nextest() {
         // The suite relies on nextest: per-test timeouts turn a hang into a failure, and one
         // process per test keeps the descriptor-leak checks exact. Install it once.

@@ -71,6 +71,10 @@ pub enum Error {
     /// A call was used in a way it does not support (for example `spawn_closure` outside the
     /// `Fork` start method, or a `task_done` without a matching item: Python's `ValueError`).
     Invalid(String),
+    /// A Redis server (`multiproc::redis`) could not be reached, refused the credentials, broke
+    /// the connection for longer than the reconnect window, or answered with an error: the
+    /// reason, with the server's address (never its password).
+    Redis(String),
 }
 
 /// `Result<T, multiproc::Error>`.
@@ -101,6 +105,7 @@ impl fmt::Display for Error {
             Error::Codec(m) => write!(f, "codec error: {m}"),
             Error::Io(e) => write!(f, "i/o error: {e}"),
             Error::Invalid(m) => write!(f, "invalid use: {m}"),
+            Error::Redis(m) => write!(f, "redis: {m}"),
         }
     }
 }

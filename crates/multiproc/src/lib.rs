@@ -298,3 +298,9 @@ pub mod pool {
     #[doc(inline)]
     pub use multiproc_pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder};
 }
+
+/// Beyond one machine, on a Redis server (cargo feature `redis`): [`redis::Queue`],
+/// [`redis::Lock`], [`redis::Executor`] and its [`redis::Worker`]s, started on any machine
+/// that reaches the server. See the `multiproc-redis` crate.
+#[cfg(feature = "redis")]
+pub use multiproc_redis as redis;

@@ -1,0 +1,274 @@
+//! [`Client`]: a Redis server's address, and the reconnecting connection every other type of
+//! this crate talks through.
+//!
+//! A connection that breaks (the server restarted, a network blip) is replaced transparently:
+//! the command is sent again on a new connection, retrying for the client's reconnect window.
+//! A command can therefore run twice when the server ran it but its reply was lost; every
+//! command this crate sends is either idempotent or covered by the at-least-once contract
+//! (see the crate documentation).
+
+use multiproc_sync::{Error, Result};
+use redis::{ErrorKind, RedisError, RedisResult};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// How long a dropped connection is retried before the call fails, by default.
+const DEFAULT_RECONNECT: Duration = Duration::from_secs(10);
+
+/// The longest a reply may take before the connection counts as dead (a blocking command
+/// never asks the server to wait longer than [`BLOCK_CHUNK`]).
+const READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The longest one blocking command (BLMOVE, BLPOP) waits on the server.
+pub(crate) const BLOCK_CHUNK: Duration = Duration::from_secs(1);
+
+/// A Redis server's address and the connection settings of everything opened from it.
+///
+/// Cheap to clone. The URL is `redis://[user:password@]host[:port][/db]`,
+/// `rediss://…` is not supported (no TLS in this build), `unix:///path/to/redis.sock[?db=N]`
+/// for a Unix socket.
+///
+/// ```
+/// use multiproc::redis::Client;
+/// let bad = Client::open("http://localhost");
+/// assert!(matches!(bad, Err(multiproc::Error::Redis(m)) if m.contains("bad redis url")));
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: redis::Client,
+    shown: String,
+    reconnect: Duration,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.shown)
+            .field("reconnect", &self.reconnect)
+            .finish()
+    }
+}
+
+/// The URL with any password replaced by `***`, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Client {
+    /// Parses `url` and checks that the server answers (one `PING`, after `AUTH` and `SELECT`
+    /// when the URL names them). Fails fast with `Err(Redis)`: a bad URL, a refused
+    /// connection, a rejected password.
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// let client = multiproc::redis::Client::open(&url)?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn open(url: &str) -> Result<Client> {
+        let shown = redact(url);
+        let inner = redis::Client::open(url)
+            .map_err(|e| Error::Redis(format!("bad redis url {shown:?}: {e}")))?;
+        let client = Client {
+            inner,
+            shown,
+            reconnect: DEFAULT_RECONNECT,
+        };
+        client.connect_once()?;
+        Ok(client)
+    }
+
+    /// How long a broken connection is retried before a call fails with `Err(Redis)`
+    /// (default 10 s): long enough to ride out a server restart.
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// use std::time::Duration;
+    /// let client = multiproc::redis::Client::open(&url)?.reconnect_timeout(Duration::from_secs(30));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn reconnect_timeout(mut self, window: Duration) -> Client {
+        self.reconnect = window;
+        self
+    }
+
+    /// The URL this client connects to, with any password hidden.
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// let client = multiproc::redis::Client::open(&url)?;
+    /// assert!(client.url().contains("redis") || client.url().starts_with("unix"));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn url(&self) -> &str {
+        &self.shown
+    }
+
+    /// A plain connection of the `redis` crate (re-exported as [`raw`](crate::raw)), for the
+    /// commands this crate does not wrap: transactions, `WATCH`, scripts of your own.
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// use multiproc::redis::raw::Commands;
+    /// let mut con = multiproc::redis::Client::open(&url)?.raw_connection()?;
+    /// let _: () = con.set("doc:raw", 7).unwrap();
+    /// let v: i64 = con.get("doc:raw").unwrap();
+    /// assert_eq!(v, 7);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn raw_connection(&self) -> Result<redis::Connection> {
+        self.connect_once()
+    }
+
+    fn connect_once(&self) -> Result<redis::Connection> {
+        let mut con = self
+            .inner
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .map_err(|e| self.error("cannot connect to", &e))?;
+        con.set_read_timeout(Some(READ_TIMEOUT))
+            .map_err(|e| self.error("cannot configure", &e))?;
+        redis::cmd("PING")
+            .query::<()>(&mut con)
+            .map_err(|e| self.error("cannot talk to", &e))?;
+        Ok(con)
+    }
+
+    pub(crate) fn error(&self, what: &str, e: &RedisError) -> Error {
+        match e.kind() {
+            ErrorKind::AuthenticationFailed => {
+                Error::Redis(format!("authentication failed at {}: {e}", self.shown))
+            }
+            _ => Error::Redis(format!("{what} {}: {e}", self.shown)),
+        }
+    }
+
+    pub(crate) fn conn(&self) -> Result<Conn> {
+        Ok(Conn {
+            con: Some(self.connect_once()?),
+            client: self.clone(),
+            reconnects: 0,
+        })
+    }
+}
+
+/// A connection that replaces itself when it breaks (see the module documentation).
+pub(crate) struct Conn {
+    client: Client,
+    con: Option<redis::Connection>,
+    /// How many times the connection was replaced (callers notice a reconnect by it).
+    pub(crate) reconnects: u64,
+}
+
+/// Whether `e` is the server saying "not now" (still loading its data after a restart, a
+/// replica without its master): worth waiting for, within the reconnect window.
+fn is_transient(e: &RedisError) -> bool {
+    use redis::ServerErrorKind as S;
+    matches!(
+        e.kind(),
+        ErrorKind::Server(S::BusyLoading | S::TryAgain | S::MasterDown)
+    )
+}
+
+/// Whether `e` means the connection is gone (as opposed to an answer from the server).
+fn is_broken(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
+}
+
+impl Conn {
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Runs `f` on a live connection, reconnecting and running it again while the connection
+    /// keeps breaking, for at most the client's reconnect window.
+    pub(crate) fn run<T>(
+        &mut self,
+        mut f: impl FnMut(&mut redis::Connection) -> RedisResult<T>,
+    ) -> Result<T> {
+        let mut deadline: Option<Instant> = None;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let con = match self.con.as_mut() {
+                Some(c) => c,
+                None => match self.client.connect_once() {
+                    Ok(c) => {
+                        self.reconnects += 1;
+                        self.con.insert(c)
+                    }
+                    Err(e) => {
+                        let d =
+                            *deadline.get_or_insert_with(|| Instant::now() + self.client.reconnect);
+                        if Instant::now() >= d {
+                            return Err(e);
+                        }
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(Duration::from_millis(200));
+                        continue;
+                    }
+                },
+            };
+            match f(con) {
+                Ok(v) => return Ok(v),
+                Err(e) if is_broken(&e) => {
+                    self.con = None;
+                    let d = *deadline.get_or_insert_with(|| Instant::now() + self.client.reconnect);
+                    if Instant::now() >= d {
+                        return Err(self.client.error("connection lost to", &e));
+                    }
+                }
+                Err(e) if is_transient(&e) => {
+                    let d = *deadline.get_or_insert_with(|| Instant::now() + self.client.reconnect);
+                    if Instant::now() >= d {
+                        return Err(self.client.error("server not ready at", &e));
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                Err(e) => return Err(self.client.error("command failed at", &e)),
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// Runs `f` once, with at most one fresh connection and no waiting: for destructors,
+    /// which must not block for a reconnect window.
+    pub(crate) fn run_once<T>(
+        &mut self,
+        mut f: impl FnMut(&mut redis::Connection) -> RedisResult<T>,
+    ) -> Result<T> {
+        if self.con.is_none() {
+            self.con = Some(self.client.connect_once()?);
+        }
+        let con = self.con.as_mut().ok_or(Error::Closed)?;
+        f(con).map_err(|e| {
+            if is_broken(&e) {
+                self.con = None;
+            }
+            self.client.error("command failed at", &e)
+        })
+    }
+}
+
+/// 16 random bytes as 32 hex digits: consumer ids, lock tokens, task ids.
+pub(crate) fn random_token() -> String {
+    let mut b = [0u8; 16];
+    // The OS's random source failing is not a state this library can act on; fall back to
+    // time and pid, still unique per process and call.
+    if getrandom::fill(&mut b).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        b = (t ^ (u128::from(std::process::id()) << 64)).to_le_bytes();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -1,0 +1,820 @@
+//! [`Executor`]: `ProcessPoolExecutor` whose workers run anywhere that reaches the Redis
+//! server; [`Worker`] and [`worker_main`]: the worker side; [`task!`](crate::task): the registry
+//! that names a plain `fn` the same in every build of the program.
+//!
+//! A task is a death count byte then `{id, function name, postcard argument, max attempts}` in
+//! the queue
+//! `multiproc:exec:NS:tasks` (a [`Queue`](crate::Queue) underneath: per-worker processing lists
+//! and heartbeats). The requeue of a dead worker's tasks adds one to their first byte, so a
+//! worker knows the attempt from the task itself; it runs the function
+//! and completes the task with one script that writes the outcome to `…:result:ID` only if
+//! `…:done:ID` was not set yet (`SET NX`): a task that ran twice (its first worker was declared
+//! dead, yet finished) still completes its future once. The future waits on the result list
+//! with `BLPOP`.
+
+use crate::conn::{BLOCK_CHUNK, Client, Conn, random_token};
+use crate::queue::{DEFAULT_HEARTBEAT, RawQueue, Receiver};
+use multiproc_spawn::fnref::FnRef;
+use multiproc_sync::{Error, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A registered task function: its name and a type-erased caller. Made by [`task!`](crate::task).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct TaskFn {
+    /// The type name of the function item (`crate::module::fn_name`): what `submit` sees of
+    /// the `fn` it is given, the same in every build of the same source.
+    pub name: fn() -> &'static str,
+    /// Decodes the argument, runs the function, encodes the outcome.
+    pub call: fn(&[u8]) -> Outcome,
+}
+
+inventory::collect!(TaskFn);
+
+/// Registers plain functions as tasks that an [`Executor`] can send to workers:
+/// `multiproc::redis::task!(square, add);` at module level, in the program that both submits
+/// and runs the workers. A task is named by its module path and name, so a worker built from
+/// the same source finds it even on another machine. (Functions are told apart by the type
+/// name of their item, never by address: the compiler may give one function several
+/// addresses.)
+///
+/// ```
+/// fn square(x: u64) -> u64 { x * x }
+/// multiproc::redis::task!(square);
+/// ```
+#[macro_export]
+macro_rules! task {
+    ($($f:ident),+ $(,)?) => {
+        $(
+            $crate::__inventory::submit! {
+                $crate::TaskFn {
+                    name: || ::std::any::type_name_of_val(&$f),
+                    call: |bytes| $crate::__invoke($f, bytes),
+                }
+            }
+        )+
+    };
+}
+
+/// What running a task gave, as it travels back through Redis.
+#[doc(hidden)]
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The encoded return value.
+    Value(Vec<u8>),
+    /// The task panicked: the message.
+    Panicked(String),
+    /// Every allowed attempt ended with its worker dead.
+    Died,
+    /// The worker does not know this function.
+    Unknown(String),
+    /// The argument did not decode, or the value did not encode.
+    Codec(String),
+}
+
+/// Runs `f` on the encoded argument (used by [`task!`](crate::task)).
+#[doc(hidden)]
+pub fn __invoke<A: DeserializeOwned, R: Serialize>(f: fn(A) -> R, bytes: &[u8]) -> Outcome {
+    let arg: A = match postcard::from_bytes(bytes) {
+        Ok(a) => a,
+        Err(e) => return Outcome::Codec(format!("argument: {e}")),
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || f(arg))) {
+        Ok(v) => match postcard::to_stdvec(&v) {
+            Ok(b) => Outcome::Value(b),
+            Err(e) => Outcome::Codec(format!("return value: {e}")),
+        },
+        Err(p) => Outcome::Panicked(
+            p.downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "task panicked".into()),
+        ),
+    }
+}
+
+fn lookup_fn(name: &str) -> Option<&'static TaskFn> {
+    inventory::iter::<TaskFn>
+        .into_iter()
+        .find(|t| (t.name)() == name)
+}
+
+/// One task on the wire.
+#[derive(Debug, Serialize, Deserialize)]
+struct TaskMsg {
+    id: String,
+    func: String,
+    arg: Vec<u8>,
+    max_attempts: u32,
+}
+
+/// Writes the outcome once. KEYS: done marker, result list. ARGV: outcome, result TTL ms.
+const COMPLETE: &str = r"
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// The keys of one executor namespace.
+#[derive(Debug, Clone)]
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn new(ns: &str) -> Keys {
+        Keys {
+            prefix: format!("multiproc:exec:{ns}"),
+        }
+    }
+    fn queue_name(&self, ns: &str) -> String {
+        format!("exec:{ns}:tasks")
+    }
+    fn done(&self, id: &str) -> String {
+        format!("{}:done:{id}", self.prefix)
+    }
+    fn result(&self, id: &str) -> String {
+        format!("{}:result:{id}", self.prefix)
+    }
+    fn stop(&self) -> String {
+        format!("{}:stop", self.prefix)
+    }
+}
+
+/// How long a finished task's outcome waits in Redis for its future.
+const RESULT_TTL: Duration = Duration::from_secs(24 * 3600);
+
+struct Shared {
+    client: Client,
+    keys: Keys,
+    raw: Arc<RawQueue>,
+    conns: Mutex<Vec<Conn>>,
+    max_attempts: u32,
+}
+
+impl Shared {
+    fn take_conn(&self) -> Result<Conn> {
+        let pooled = self.conns.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(c) => Ok(c),
+            None => self.client.conn(),
+        }
+    }
+    fn give_conn(&self, c: Conn) {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+    }
+}
+
+/// `concurrent.futures.ProcessPoolExecutor` across machines: [`submit`](Executor::submit)
+/// sends a registered plain `fn` and its argument to whichever [`Worker`] takes it first.
+///
+/// Delivery is at least once: a worker that dies mid-task (killed, its machine gone) stops
+/// renewing its heartbeat, and another worker runs the task again; after
+/// [`max_attempts`](ExecutorBuilder::max_attempts) deaths the future answers
+/// `Err(WorkerDied)`. Each future completes exactly once, with the first outcome written.
+///
+/// ```
+/// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+/// use multiproc::redis::{Executor, Worker};
+/// fn square(x: u64) -> u64 { x * x }
+/// multiproc::redis::task!(square);
+///
+/// let ns = format!("doc-{}", std::process::id());
+/// // Usually on other machines: `myprog worker --url redis://host:6379/0`.
+/// let workers = std::thread::spawn({
+///     let (url, ns) = (url.clone(), ns.clone());
+///     move || Worker::new(&url).namespace(&ns).run_in_this_process()
+/// });
+/// let pool = Executor::builder(&url).namespace(&ns).build()?;
+/// let f = pool.submit(square, 7)?;
+/// assert_eq!(f.result()?, 49);
+/// assert_eq!(pool.map(square, [1, 2, 3])?, [1, 4, 9]);
+/// pool.shutdown_workers()?;
+/// workers.join().unwrap()?;
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+pub struct Executor {
+    shared: Arc<Shared>,
+    tx: Mutex<Conn>,
+}
+
+impl fmt::Debug for Executor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Executor")
+            .field("namespace", &self.shared.keys.prefix)
+            .finish()
+    }
+}
+
+/// Settings of an [`Executor`]: namespace, attempts, heartbeat.
+#[derive(Debug, Clone)]
+pub struct ExecutorBuilder {
+    url: String,
+    namespace: String,
+    max_attempts: u32,
+    heartbeat: Duration,
+}
+
+impl ExecutorBuilder {
+    /// The namespace shared with the workers (default `"default"`): executors and workers
+    /// with different namespaces never see each other's tasks.
+    ///
+    /// ```
+    /// let b = multiproc::redis::Executor::builder("redis://127.0.0.1/").namespace("video");
+    /// ```
+    pub fn namespace(mut self, ns: &str) -> Self {
+        self.namespace = ns.to_string();
+        self
+    }
+
+    /// How many times a task is started before its future answers `Err(WorkerDied)`
+    /// (default 3, at most 254): each start after the first follows a worker that died
+    /// running it.
+    ///
+    /// ```
+    /// let b = multiproc::redis::Executor::builder("redis://127.0.0.1/").max_attempts(5);
+    /// ```
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.clamp(1, 254);
+        self
+    }
+
+    /// The heartbeat of the task queue as seen from this side (it must match the workers'):
+    /// used only for requeueing from here.
+    ///
+    /// ```
+    /// let b = multiproc::redis::Executor::builder("redis://127.0.0.1/").heartbeat(std::time::Duration::from_secs(2));
+    /// ```
+    pub fn heartbeat(mut self, d: Duration) -> Self {
+        self.heartbeat = d;
+        self
+    }
+
+    /// Connects.
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// let pool = multiproc::redis::Executor::builder(&url).build()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn build(self) -> Result<Executor> {
+        let client = Client::open(&self.url)?;
+        let keys = Keys::new(&self.namespace);
+        let raw = Arc::new(RawQueue::with_death_count(
+            &keys.queue_name(&self.namespace),
+            self.heartbeat,
+            true,
+        ));
+        let tx = Mutex::new(client.conn()?);
+        Ok(Executor {
+            shared: Arc::new(Shared {
+                client,
+                keys,
+                raw,
+                conns: Mutex::new(Vec::new()),
+                max_attempts: self.max_attempts,
+            }),
+            tx,
+        })
+    }
+}
+
+impl Executor {
+    /// An executor in the namespace `"default"`.
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// let pool = multiproc::redis::Executor::open(&url)?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn open(url: &str) -> Result<Executor> {
+        Self::builder(url).build()
+    }
+
+    /// Settings before connecting.
+    ///
+    /// ```
+    /// let b = multiproc::redis::Executor::builder("redis://127.0.0.1/");
+    /// ```
+    pub fn builder(url: &str) -> ExecutorBuilder {
+        ExecutorBuilder {
+            url: url.to_string(),
+            namespace: "default".into(),
+            max_attempts: 3,
+            heartbeat: DEFAULT_HEARTBEAT,
+        }
+    }
+
+    /// Sends `f(args)` to a worker. `f` is a plain function, named (not a closure, not a
+    /// `fn` pointer), registered with [`task!`](crate::task) (`Err(Invalid)` otherwise).
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// fn unregistered(x: u8) -> u8 { x }
+    /// let pool = multiproc::redis::Executor::open(&url)?;
+    /// assert!(matches!(pool.submit(unregistered, 1), Err(multiproc::Error::Invalid(_))));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn submit<F, A, R>(&self, f: F, args: A) -> Result<Future<R>>
+    where
+        F: Fn(A) -> R,
+        A: Serialize,
+        R: DeserializeOwned,
+    {
+        let _ = f;
+        let wanted = std::any::type_name::<F>();
+        let func = lookup_fn(wanted).map(|t| (t.name)()).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{wanted} is not registered as a task: add `multiproc::redis::task!(its_name);` at module level"
+            ))
+        })?;
+        let msg = TaskMsg {
+            id: random_token(),
+            func: func.to_string(),
+            arg: postcard::to_stdvec(&args).map_err(|e| Error::Codec(e.to_string()))?,
+            max_attempts: self.shared.max_attempts,
+        };
+        // The first byte counts the deaths of workers that held the task (the requeue script
+        // adds one), so a worker knows the attempt without another round trip.
+        let mut bytes = vec![0u8];
+        bytes.extend(postcard::to_stdvec(&msg).map_err(|e| Error::Codec(e.to_string()))?);
+        let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        self.shared.raw.put(&mut tx, &bytes)?;
+        Ok(Future {
+            shared: Arc::clone(&self.shared),
+            id: msg.id,
+            _r: PhantomData,
+        })
+    }
+
+    /// Python's `map`: submits every item, then answers the values in input order (the first
+    /// error, if any).
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// fn double(x: i32) -> i32 { 2 * x }
+    /// multiproc::redis::task!(double);
+    /// let pool = multiproc::redis::Executor::open(&url)?;
+    /// let none: Vec<i32> = pool.map(double, Vec::<i32>::new())?;
+    /// assert!(none.is_empty());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn map<F, A, R, I>(&self, f: F, items: I) -> Result<Vec<R>>
+    where
+        F: Fn(A) -> R + Copy,
+        A: Serialize,
+        R: DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        let futures = items
+            .into_iter()
+            .map(|a| self.submit(f, a))
+            .collect::<Result<Vec<_>>>()?;
+        futures.into_iter().map(Future::result).collect()
+    }
+
+    /// Tells every worker of this namespace to exit once its current task is done (they look
+    /// at least once a second), like `shutdown()` on a pool whose workers you did not start.
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// let pool = multiproc::redis::Executor::builder(&url).namespace("doc-stop").build()?;
+    /// pool.shutdown_workers()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn shutdown_workers(&self) -> Result<()> {
+        let key = self.shared.keys.stop();
+        let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        tx.run(|c| redis::cmd("INCR").arg(&key).query::<i64>(c))
+            .map(|_| ())
+    }
+
+    /// Tasks waiting for a worker (not counting those running).
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// let pool = multiproc::redis::Executor::builder(&url).namespace("doc-pending").build()?;
+    /// assert_eq!(pool.pending()?, 0);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn pending(&self) -> Result<usize> {
+        let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        self.shared.raw.len(&mut tx)
+    }
+}
+
+/// The pending result of a task sent by [`Executor::submit`].
+#[must_use = "a Future does nothing unless its result is asked for"]
+pub struct Future<R> {
+    shared: Arc<Shared>,
+    id: String,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R> fmt::Debug for Future<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Future").field("id", &self.id).finish()
+    }
+}
+
+impl<R: DeserializeOwned> Future<R> {
+    /// Waits for the task: its value, `Err(TaskFailed)` if it panicked, `Err(WorkerDied)`
+    /// when every attempt's worker died (exit code -1: not known across machines).
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// # use multiproc::redis::{Executor, Worker};
+    /// fn boom(_: ()) -> u8 { panic!("no luck") }
+    /// multiproc::redis::task!(boom);
+    /// # let ns = format!("doc-boom-{}", std::process::id());
+    /// # let w = { let (u, n) = (url.clone(), ns.clone()); std::thread::spawn(move || Worker::new(&u).namespace(&n).run_in_this_process()) };
+    /// let pool = Executor::builder(&url).namespace(&ns).build()?;
+    /// let f = pool.submit(boom, ())?;
+    /// assert!(matches!(f.result(), Err(multiproc::Error::TaskFailed { message }) if message == "no luck"));
+    /// # pool.shutdown_workers()?; w.join().unwrap()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn result(self) -> Result<R> {
+        let mut me = self;
+        me.wait(None)
+    }
+
+    /// Like [`result`](Future::result), giving up after `timeout` with `Err(Timeout)`; the
+    /// future stays usable then.
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// fn never_run(x: u8) -> u8 { x }
+    /// multiproc::redis::task!(never_run);
+    /// let pool = multiproc::redis::Executor::builder(&url).namespace("doc-no-workers").build()?;
+    /// let mut f = pool.submit(never_run, 1)?;
+    /// assert!(matches!(f.result_timeout(std::time::Duration::from_millis(20)), Err(multiproc::Error::Timeout)));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn result_timeout(&mut self, timeout: Duration) -> Result<R> {
+        self.wait(Some(timeout))
+    }
+
+    /// The task's id (the key suffix in Redis).
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// fn ident(x: u8) -> u8 { x }
+    /// multiproc::redis::task!(ident);
+    /// let pool = multiproc::redis::Executor::builder(&url).namespace("doc-id").build()?;
+    /// assert_eq!(pool.submit(ident, 1)?.id().len(), 32);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<R> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let key = self.shared.keys.result(&self.id);
+        let mut conn = self.shared.take_conn()?;
+        let got = loop {
+            let wait = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(BLOCK_CHUNK),
+                None => BLOCK_CHUNK,
+            };
+            let r: Result<Option<(String, Vec<u8>)>> = if wait.is_zero() {
+                conn.run(|c| redis::cmd("LPOP").arg(&key).query::<Option<Vec<u8>>>(c))
+                    .map(|o| o.map(|v| (String::new(), v)))
+            } else {
+                conn.run(|c| {
+                    redis::cmd("BLPOP")
+                        .arg(&key)
+                        .arg(wait.as_secs_f64())
+                        .query(c)
+                })
+            };
+            match r {
+                Err(e) => break Err(e),
+                Ok(Some((_, bytes))) => break Ok(bytes),
+                Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    break Err(Error::Timeout);
+                }
+                Ok(None) => {}
+            }
+        };
+        self.shared.give_conn(conn);
+        let outcome: Outcome =
+            postcard::from_bytes(&got?).map_err(|e| Error::Codec(format!("outcome: {e}")))?;
+        match outcome {
+            Outcome::Value(b) => postcard::from_bytes(&b).map_err(|e| Error::Codec(e.to_string())),
+            Outcome::Panicked(message) => Err(Error::TaskFailed { message }),
+            Outcome::Died => Err(Error::WorkerDied { exitcode: -1 }),
+            Outcome::Unknown(name) => Err(Error::Invalid(format!(
+                "the worker does not know the task {name:?}: is it running the same program?"
+            ))),
+            Outcome::Codec(m) => Err(Error::Codec(m)),
+        }
+    }
+}
+
+/// How a worker process is set up (travels to the worker processes a [`Worker`] starts).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WorkerConfig {
+    url: String,
+    namespace: String,
+    heartbeat_ms: u64,
+    /// The stop generation when the worker started: a different one means stop.
+    stop_gen: i64,
+    /// The registered tasks of the supervisor, by name, as offsets of their callers: a child
+    /// process started by multiproc runs before the registry's constructors (its own start-up
+    /// hook takes over first), so it learns the table from its parent.
+    table: Vec<(String, isize)>,
+}
+
+/// The registered tasks as (name, offset of the caller) for the children.
+fn task_table() -> Vec<(String, isize)> {
+    inventory::iter::<TaskFn>
+        .into_iter()
+        .map(|t| {
+            let call: fn(&[u8]) -> Outcome = t.call;
+            ((t.name)().to_string(), FnRef::new(call as usize).offset())
+        })
+        .collect()
+}
+
+/// The caller of the task `name`: from this process's registry, or else from the table the
+/// supervisor sent.
+fn find_call(name: &str, table: &[(String, isize)]) -> Option<fn(&[u8]) -> Outcome> {
+    if let Some(t) = lookup_fn(name) {
+        return Some(t.call);
+    }
+    let (_, offset) = table.iter().find(|(n, _)| n == name)?;
+    let address = FnRef::from_offset(*offset).address();
+    // SAFETY: the offset was taken from a `fn(&[u8]) -> Outcome` (a `TaskFn::call`) by the
+    // supervisor, which started this process from the identical executable (multiproc checks
+    // that at start-up), so the address is that same function here.
+    Some(unsafe { std::mem::transmute::<usize, fn(&[u8]) -> Outcome>(address) })
+}
+
+/// The worker side: takes tasks of one namespace and runs them, in `processes` child
+/// processes that are restarted when they die.
+///
+/// Run from your own program (whose tasks are registered with [`task!`](crate::task)), e.g.
+/// when it is started as `myprog worker --url redis://host:6379/0 --processes 8`
+/// (see [`worker_cli`]). Start it from the program's main process, not from a process that
+/// `multiproc::spawn` started: such a child runs before the task registry is filled (the
+/// worker processes this type starts get the registry from it).
+///
+/// ```
+/// let w = multiproc::redis::Worker::new("redis://127.0.0.1/").processes(4).namespace("video");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Worker {
+    url: String,
+    namespace: String,
+    processes: usize,
+    heartbeat: Duration,
+}
+
+impl Worker {
+    /// A worker for the namespace `"default"` with one process per CPU.
+    ///
+    /// ```
+    /// let w = multiproc::redis::Worker::new("redis://127.0.0.1/");
+    /// ```
+    pub fn new(url: &str) -> Worker {
+        Worker {
+            url: url.to_string(),
+            namespace: "default".into(),
+            processes: multiproc_spawn::cpu_count(),
+            heartbeat: DEFAULT_HEARTBEAT,
+        }
+    }
+
+    /// The executor namespace to serve.
+    ///
+    /// ```
+    /// let w = multiproc::redis::Worker::new("redis://127.0.0.1/").namespace("video");
+    /// ```
+    pub fn namespace(mut self, ns: &str) -> Self {
+        self.namespace = ns.to_string();
+        self
+    }
+
+    /// How many worker processes [`run`](Worker::run) keeps running.
+    ///
+    /// ```
+    /// let w = multiproc::redis::Worker::new("redis://127.0.0.1/").processes(2);
+    /// ```
+    pub fn processes(mut self, n: usize) -> Self {
+        self.processes = n.max(1);
+        self
+    }
+
+    /// How soon a dead worker's task goes to another (default 5 s; renewed every third).
+    ///
+    /// ```
+    /// let w = multiproc::redis::Worker::new("redis://127.0.0.1/").heartbeat(std::time::Duration::from_secs(1));
+    /// ```
+    pub fn heartbeat(mut self, d: Duration) -> Self {
+        self.heartbeat = d.max(Duration::from_millis(30));
+        self
+    }
+
+    fn config(&self) -> Result<WorkerConfig> {
+        let client = Client::open(&self.url)?;
+        let stop = Keys::new(&self.namespace).stop();
+        let stop_gen: Option<i64> = client
+            .conn()?
+            .run(|c| redis::cmd("GET").arg(&stop).query(c))?;
+        Ok(WorkerConfig {
+            url: self.url.clone(),
+            namespace: self.namespace.clone(),
+            heartbeat_ms: self.heartbeat.as_millis() as u64,
+            stop_gen: stop_gen.unwrap_or(0),
+            table: task_table(),
+        })
+    }
+
+    /// Starts the worker processes and keeps them running (a dead one is replaced, its task
+    /// retried elsewhere) until [`Executor::shutdown_workers`]; then waits for them.
+    ///
+    /// ```no_run
+    /// multiproc::redis::Worker::new("redis://10.0.0.5:6379/0").processes(8).run()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn run(self) -> Result<()> {
+        let cfg = self.config()?;
+        let client = Client::open(&self.url)?;
+        let mut conn = client.conn()?;
+        let stop_key = Keys::new(&cfg.namespace).stop();
+        let mut children = Vec::new();
+        for _ in 0..self.processes {
+            children.push(multiproc_spawn::spawn(worker_process, cfg.clone())?);
+        }
+        let mut stopping = false;
+        loop {
+            let mut live = 0;
+            for child in children.iter_mut() {
+                if !child.wait_timeout(Duration::from_millis(100) / self.processes as u32) {
+                    live += 1;
+                    continue;
+                }
+                if !stopping {
+                    *child = multiproc_spawn::spawn(worker_process, cfg.clone())?;
+                    live += 1;
+                }
+            }
+            if !stopping {
+                let g: Option<i64> = conn.run(|c| redis::cmd("GET").arg(&stop_key).query(c))?;
+                stopping = g.unwrap_or(0) != cfg.stop_gen;
+            }
+            if stopping && live == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs tasks in the calling process (one at a time) until
+    /// [`Executor::shutdown_workers`]. A task that kills the process kills this loop.
+    ///
+    /// ```no_run
+    /// multiproc::redis::Worker::new("redis://127.0.0.1/").run_in_this_process()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn run_in_this_process(self) -> Result<()> {
+        serve(self.config()?)
+    }
+}
+
+/// The body of a worker process started by [`Worker::run`].
+fn worker_process(cfg: WorkerConfig) {
+    if let Err(e) = serve(cfg) {
+        eprintln!("multiproc-redis worker {}: {e}", std::process::id());
+        std::process::exit(3);
+    }
+}
+
+fn serve(cfg: WorkerConfig) -> Result<()> {
+    let client = Client::open(&cfg.url)?;
+    let keys = Keys::new(&cfg.namespace);
+    let raw = Arc::new(RawQueue::with_death_count(
+        &keys.queue_name(&cfg.namespace),
+        Duration::from_millis(cfg.heartbeat_ms),
+        true,
+    ));
+    let mut rx = Receiver::new(raw, client.conn()?);
+    let mut conn = client.conn()?;
+    let complete = redis::Script::new(COMPLETE);
+    let stop_key = keys.stop();
+    let mut last_stop_check = Instant::now();
+    loop {
+        let got = rx.get_bytes(Some(BLOCK_CHUNK));
+        if matches!(got, Err(Error::Empty)) || last_stop_check.elapsed() >= BLOCK_CHUNK {
+            last_stop_check = Instant::now();
+            let g: Option<i64> = conn.run(|c| redis::cmd("GET").arg(&stop_key).query(c))?;
+            if g.unwrap_or(0) != cfg.stop_gen {
+                // A task taken in the same breath goes back to the queue when `rx` drops.
+                return Ok(());
+            }
+        }
+        let bytes = match got {
+            Err(Error::Empty) => continue,
+            Err(e) => return Err(e),
+            Ok(b) => b,
+        };
+        let Some(Ok(msg)) = bytes.get(1..).map(postcard::from_bytes::<TaskMsg>) else {
+            rx.ack()?;
+            continue;
+        };
+        let attempt = u32::from(bytes[0]) + 1;
+        let outcome = if attempt > msg.max_attempts {
+            Outcome::Died
+        } else {
+            match find_call(&msg.func, &cfg.table) {
+                Some(call) => call(&msg.arg),
+                None => Outcome::Unknown(msg.func.clone()),
+            }
+        };
+        let payload = postcard::to_stdvec(&outcome).map_err(|e| Error::Codec(e.to_string()))?;
+        let ttl = RESULT_TTL.as_millis() as u64;
+        let (done, result) = (keys.done(&msg.id), keys.result(&msg.id));
+        conn.run(|c| {
+            complete
+                .key(&done)
+                .key(&result)
+                .arg(&payload)
+                .arg(ttl)
+                .invoke::<i64>(c)
+        })?;
+        rx.ack()?;
+    }
+}
+
+/// The entry point of a worker command line: parses `--url URL` (or the `MULTIPROC_REDIS_URL`
+/// environment variable), `--processes N`, `--namespace NS` and `--heartbeat-ms MS` from
+/// `args` and runs a [`Worker`]. Call it from your program's `main` when it is started as a
+/// worker:
+///
+/// ```no_run
+/// fn main() -> multiproc::Result<()> {
+///     let args: Vec<String> = std::env::args().skip(1).collect();
+///     if args.first().map(String::as_str) == Some("worker") {
+///         return multiproc::redis::worker_cli(&args[1..]);
+///     }
+///     // … the submitting side …
+///     Ok(())
+/// }
+/// ```
+pub fn worker_cli(args: &[String]) -> Result<()> {
+    let mut url = std::env::var("MULTIPROC_REDIS_URL").ok();
+    let mut w = Worker::new("");
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| Error::Invalid(format!("{name} needs a value")))
+        };
+        match a.as_str() {
+            "--url" => url = Some(value("--url")?),
+            "--processes" => {
+                let n = value("--processes")?;
+                w = w.processes(
+                    n.parse()
+                        .map_err(|_| Error::Invalid(format!("--processes {n:?}: not a number")))?,
+                );
+            }
+            "--namespace" => w = w.namespace(&value("--namespace")?),
+            "--heartbeat-ms" => {
+                let n = value("--heartbeat-ms")?;
+                let ms: u64 = n
+                    .parse()
+                    .map_err(|_| Error::Invalid(format!("--heartbeat-ms {n:?}: not a number")))?;
+                w = w.heartbeat(Duration::from_millis(ms));
+            }
+            other => return Err(Error::Invalid(format!("unknown worker option {other:?}"))),
+        }
+    }
+    w.url = url.ok_or_else(|| {
+        Error::Invalid(
+            "no server: pass --url redis://host:6379/0 or set MULTIPROC_REDIS_URL".into(),
+        )
+    })?;
+    w.run()
+}
+
+/// Runs a worker for the namespace `"default"` with one process per CPU, until
+/// [`Executor::shutdown_workers`]: `Worker::new(url).run()`.
+///
+/// ```no_run
+/// multiproc::redis::worker_main("redis://10.0.0.5:6379/0")?;
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+pub fn worker_main(url: &str) -> Result<()> {
+    Worker::new(url).run()
+}

@@ -1,0 +1,93 @@
+//! multiproc beyond one machine, on Redis: a [`Queue`], a [`Lock`] and an [`Executor`] whose
+//! [`Worker`]s run on any machine that reaches the server.
+//!
+//! Re-exported by the facade as `multiproc::redis` (cargo feature `redis`). Where work leaves
+//! one machine it goes through an existing engine, a Redis server (the `redis` crate, sync
+//! API), never a home-made network protocol; the shared-memory types of `multiproc` stay the
+//! way to talk within one machine.
+//!
+//! | Python | multiproc::redis |
+//! |---|---|
+//! | `BaseManager` queue over the network, RQ/Celery broker queue | [`Queue`] (`put`, `get`, `get_timeout`, `qsize`, `empty`, `task_done`) |
+//! | a Redis lock (`redis.lock.Lock`) | [`Lock`] (lease, `extend`, token-checked `release`) |
+//! | `ProcessPoolExecutor` / Celery `delay` / RQ `enqueue` | [`Executor::submit`], [`Executor::map`], [`Future::result`] |
+//! | `celery worker`, `rq worker` | [`worker_cli`], [`worker_main`], [`Worker::run`] |
+//!
+//! # Delivery guarantees
+//!
+//! At least once. An item (or task) someone took stays in that consumer's processing list
+//! until it is acknowledged; a consumer that dies stops renewing its heartbeat key, and its
+//! items go back to the queue. So an item may be delivered twice (its consumer was declared
+//! dead but had finished, or a reply was lost to a reconnect): tasks should be idempotent. A
+//! [`Future`] still completes once: the first outcome written wins.
+//!
+//! A broken connection is re-opened and the command sent again for the client's
+//! [reconnect window](Client::reconnect_timeout). What survives a server restart is what the
+//! server persisted: with `--appendonly yes --appendfsync always` everything it acknowledged;
+//! with no persistence (the test suite's server) nothing: every queue, lock and pending task
+//! is gone after a restart, and clients carry on with an empty server.
+//!
+//! ```
+//! # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+//! use multiproc::redis::Queue;
+//! let q: Queue<(u32, String)> = Queue::open(&url, &format!("crate-doc-{}", std::process::id()))?;
+//! q.put(&(1, "one".into()))?;
+//! let (n, s) = q.get()?;
+//! q.task_done()?;
+//! assert_eq!((n, s.as_str()), (1, "one"));
+//! # Ok::<(), multiproc::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod conn;
+mod executor;
+mod lock;
+mod queue;
+mod server;
+
+pub use conn::Client;
+#[doc(hidden)]
+pub use executor::{__invoke, Outcome, TaskFn};
+pub use executor::{Executor, ExecutorBuilder, Future, Worker, worker_cli, worker_main};
+#[doc(hidden)]
+pub use inventory as __inventory;
+pub use lock::Lock;
+pub use queue::Queue;
+pub use server::LocalServer;
+
+/// The `redis` crate itself, for commands this crate does not wrap (`WATCH`/`MULTI`/`EXEC`,
+/// your own scripts); get a connection with [`Client::raw_connection`].
+pub use redis as raw;
+
+/// The environment variable naming the server that the test suite, the examples and the
+/// benchmarks use (`cargo xtask test` sets it).
+pub const URL_ENV: &str = "MULTIPROC_REDIS_URL";
+
+/// For the documentation's examples: the server of [`URL_ENV`], or else a [`LocalServer`]
+/// started for this process. `None` (the example is skipped) when neither is there, unless
+/// the `CI` variable is set: then it panics, so CI never skips them silently.
+#[doc(hidden)]
+pub fn doc_url() -> Option<String> {
+    use std::sync::OnceLock;
+    static SERVER: OnceLock<Option<String>> = OnceLock::new();
+    if let Ok(url) = std::env::var(URL_ENV) {
+        return Some(url);
+    }
+    SERVER
+        .get_or_init(|| match LocalServer::start() {
+            Ok(s) => {
+                let url = s.url().to_string();
+                // Lives as long as the process; its guard stops it when the process exits.
+                std::mem::forget(s);
+                Some(url)
+            }
+            Err(e) if std::env::var_os("CI").is_some() => {
+                panic!("CI is set and no Redis server could be started: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipping: no Redis server ({e})");
+                None
+            }
+        })
+        .clone()
+}

@@ -281,3 +281,28 @@ pub mod pool {
     #[doc(inline)]
     pub use multiproc_pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder};
 }
+
+/// Python's `multiprocessing.Manager()`: a server process holding shared objects; see
+/// [`managers`].
+#[doc(inline)]
+pub use multiproc_manager::Manager;
+
+pub mod managers {
+    //! Python's `multiprocessing.managers`: [`Manager`](crate::Manager) (`SyncManager`), its
+    //! proxies [`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`ValueProxy`], and
+    //! `BaseManager.register` as [`ManagerBuilder::register`] with [`Served`] and [`Proxy`].
+    //!
+    //! ```
+    //! use multiproc::Manager;
+    //! let manager = Manager::new()?;
+    //! let d = manager.dict::<u32, String>()?;
+    //! d.insert(1, "one".into())?;
+    //! assert_eq!(d.get(&1)?.as_deref(), Some("one"));
+    //! # Ok::<(), multiproc::Error>(())
+    //! ```
+    #[doc(inline)]
+    pub use multiproc_manager::{
+        DictProxy, ListProxy, Manager, ManagerBuilder, NamespaceProxy, Number, Op, Proxy, Served,
+        ValueProxy, decode, encode,
+    };
+}

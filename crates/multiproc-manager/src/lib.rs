@@ -253,7 +253,7 @@ impl Manager {
     }
 
     /// A process-shared queue (Python's `manager.Queue()`). Unlike Python's, it is the
-    /// workspace's shared-memory [`Queue`](multiproc_ipc::Queue), not a proxy: it needs no
+    /// workspace's shared-memory [`Queue`], not a proxy: it needs no
     /// server round trip and lives as long as its handles, not as long as the server.
     ///
     /// ```

@@ -288,7 +288,7 @@ pub mod pool {
 pub use multiproc_manager::Manager;
 
 pub mod managers {
-    //! Python's `multiprocessing.managers`: [`Manager`](crate::Manager) (`SyncManager`), its
+    //! Python's `multiprocessing.managers`: [`Manager`] (`SyncManager`), its
     //! proxies [`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`ValueProxy`], and
     //! `BaseManager.register` as [`ManagerBuilder::register`] with [`Served`] and [`Proxy`].
     //!

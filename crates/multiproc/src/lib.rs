@@ -13,6 +13,7 @@
 //! | `multiprocessing.Value('q', 0)`, `Array('d', 10)`, `with v.get_lock(): v.value += 1` | [`Value::new(0i64)`](Value::new), [`Array::<f64>::new(10)`](Array::new), `*v.lock() += 1` |
 //! | `shared_memory.SharedMemory(create=True, size=n)`, `SharedMemory(name)` | [`shared_memory::SharedMemory::create(None, n)`](shared_memory::SharedMemory::create), [`open(name)`](shared_memory::SharedMemory::open) |
 //! | `multiprocessing.Queue`, `JoinableQueue`, `SimpleQueue`, `Pipe()` | [`Queue`], [`JoinableQueue`], [`SimpleQueue`], [`Pipe::duplex`] → [`Connection`] |
+//! | `multiprocessing.Manager()`, `m.dict()`, `m.list()`, `m.Namespace()`, `BaseManager.register` | [`Manager::new()`](Manager::new) → [`managers::DictProxy`], [`managers::ListProxy`], [`managers::NamespaceProxy`]; [`Manager::builder().register::<T>(name)`](managers::ManagerBuilder::register) |
 //! | `multiprocessing.Pool`, `apply_async`, `map`, `imap`, `imap_unordered`, `starmap` | [`pool::Pool`], [`pool::AsyncResult`], [`pool::Imap`], [`pool::ImapUnordered`] |
 //! | `concurrent.futures.ProcessPoolExecutor`, `ThreadPoolExecutor`, `Future`, `wait`, `as_completed` | [`futures::ProcessPoolExecutor`], [`futures::ThreadPoolExecutor`], [`futures::Future`], [`futures::wait`], [`futures::as_completed`] |
 //! | `threading.Thread`, `Lock`, `RLock`, `Condition`, `Semaphore`, `Event`, `Barrier`, `Timer`, `local` | [`threading`] |

@@ -13,6 +13,7 @@
 //! | `multiprocessing.Value('q', 0)`, `Array('d', 10)`, `with v.get_lock(): v.value += 1` | [`Value::new(0i64)`](Value::new), [`Array::<f64>::new(10)`](Array::new), `*v.lock() += 1` |
 //! | `shared_memory.SharedMemory(create=True, size=n)`, `SharedMemory(name)` | [`shared_memory::SharedMemory::create(None, n)`](shared_memory::SharedMemory::create), [`open(name)`](shared_memory::SharedMemory::open) |
 //! | `multiprocessing.Queue`, `JoinableQueue`, `SimpleQueue`, `Pipe()` | [`Queue`], [`JoinableQueue`], [`SimpleQueue`], [`Pipe::duplex`] → [`Connection`] |
+//! | `multiprocessing.Manager()`, `m.dict()`, `m.list()`, `m.Namespace()`, `BaseManager.register` | [`Manager::new()`](Manager::new) → [`managers::DictProxy`], [`managers::ListProxy`], [`managers::NamespaceProxy`]; [`Manager::builder().register::<T>(name)`](managers::ManagerBuilder::register) |
 //! | `multiprocessing.Pool`, `apply_async`, `map`, `imap`, `imap_unordered`, `starmap` | [`pool::Pool`], [`pool::AsyncResult`], [`pool::Imap`], [`pool::ImapUnordered`] |
 //! | `concurrent.futures.ProcessPoolExecutor`, `ThreadPoolExecutor`, `Future`, `wait`, `as_completed` | [`futures::ProcessPoolExecutor`], [`futures::ThreadPoolExecutor`], [`futures::Future`], [`futures::wait`], [`futures::as_completed`] |
 //! | `threading.Thread`, `Lock`, `RLock`, `Condition`, `Semaphore`, `Event`, `Barrier`, `Timer`, `local` | [`threading`] |
@@ -304,3 +305,28 @@ pub mod pool {
 /// that reaches the server. See the `multiproc-redis` crate.
 #[cfg(feature = "redis")]
 pub use multiproc_redis as redis;
+
+/// Python's `multiprocessing.Manager()`: a server process holding shared objects; see
+/// [`managers`].
+#[doc(inline)]
+pub use multiproc_manager::Manager;
+
+pub mod managers {
+    //! Python's `multiprocessing.managers`: [`Manager`] (`SyncManager`), its
+    //! proxies [`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`ValueProxy`], and
+    //! `BaseManager.register` as [`ManagerBuilder::register`] with [`Served`] and [`Proxy`].
+    //!
+    //! ```
+    //! use multiproc::Manager;
+    //! let manager = Manager::new()?;
+    //! let d = manager.dict::<u32, String>()?;
+    //! d.insert(1, "one".into())?;
+    //! assert_eq!(d.get(&1)?.as_deref(), Some("one"));
+    //! # Ok::<(), multiproc::Error>(())
+    //! ```
+    #[doc(inline)]
+    pub use multiproc_manager::{
+        DictProxy, ListProxy, Manager, ManagerBuilder, NamespaceProxy, Number, Op, Proxy, Served,
+        ValueProxy, decode, encode,
+    };
+}

@@ -1,0 +1,326 @@
+//! Python's `multiprocessing.Manager()` and `BaseManager` for Rust: a server process holds
+//! shared dicts, lists, namespaces, values and objects of registered types, and every process
+//! reaches them through proxies that travel like every multiproc handle (in spawn arguments
+//! and queue items).
+//!
+//! ```
+//! use multiproc_manager::{DictProxy, ListProxy, Manager, Op};
+//!
+//! fn work((d, l): (DictProxy<String, u64>, ListProxy<u32>)) {
+//!     d.update_with("calls".into(), 0, Op::Add(1)).unwrap();
+//!     l.push(std::process::id()).unwrap();
+//! }
+//!
+//! let manager = Manager::new()?;
+//! let d = manager.dict::<String, u64>()?;
+//! let l = manager.list::<u32>()?;
+//! let children: Vec<_> = (0..2)
+//!     .map(|_| multiproc_spawn::spawn(work, (d.clone(), l.clone())))
+//!     .collect::<Result<_, _>>()?;
+//! for c in children {
+//!     c.join()?;
+//! }
+//! assert_eq!(d.get(&"calls".into())?, Some(2));
+//! assert_eq!(l.len()?, 2);
+//! manager.shutdown()?;
+//! # Ok::<(), multiproc_manager::Error>(())
+//! ```
+//!
+//! # How it works
+//!
+//! Each process that uses a proxy opens one connection to the server, lazily, on its first
+//! call: a [`Pipe`](multiproc_ipc::Pipe) (two shared-memory rings whose waits spin briefly,
+//! then sleep on a futex) whose far end it sends through the server's registration queue; the
+//! server answers each connection on a thread of its own. A call is one message each way.
+//!
+//! # Failure modes
+//!
+//! - The server lives while its [`Manager`] or any connected proxy lives (and is killed when
+//!   the program that started it exits), or until [`Manager::shutdown`].
+//! - A server that dies (even `kill -9`) makes every call answer `Err(Closed)` within some
+//!   20 ms, never a hang.
+//! - A client killed mid-call loses only its own answer: each call's change is made under its
+//!   object's lock, whole or not at all, and the server drops the dead client's connection.
+//! - Objects live until the server ends (no per-object reference counts, unlike Python).
+#![deny(missing_docs)]
+
+mod sys;
+
+mod client;
+mod number;
+mod proxies;
+mod served;
+mod server;
+mod wire;
+
+use std::any::TypeId;
+use std::fmt;
+use std::sync::Arc;
+
+use multiproc_ipc::Queue;
+use multiproc_spawn::fnref::FnRef;
+use multiproc_spawn::{Process, StartMethod};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use multiproc_sync::{Error, Result};
+pub use number::{Number, Op};
+pub use proxies::{DictProxy, ListProxy, NamespaceProxy, Proxy, ValueProxy};
+pub use served::Served;
+
+use client::{Addr, Client, Handle};
+use served::Ctor;
+use wire::{kind, op, put_bytes, put_value};
+
+/// Decodes a postcard-encoded value: the arguments a [`Served::call`] receives.
+///
+/// ```
+/// let b = multiproc_manager::encode(&(1u8, "x"))?;
+/// assert_eq!(multiproc_manager::decode::<(u8, String)>(&b)?, (1, "x".to_string()));
+/// # Ok::<(), multiproc_manager::Error>(())
+/// ```
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    wire::decode(bytes)
+}
+
+/// Encodes a value with postcard: the answer of a [`Served::call`].
+///
+/// ```
+/// assert_eq!(multiproc_manager::encode(&7u64)?, [7]);
+/// # Ok::<(), multiproc_manager::Error>(())
+/// ```
+pub fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>> {
+    wire::encode(v)
+}
+
+/// Settings for a [`Manager`] (Python's `BaseManager` subclass with `register` calls).
+///
+/// ```
+/// use multiproc_manager::Manager;
+/// let manager = Manager::builder().start_method(multiproc_spawn::StartMethod::Spawn).build()?;
+/// assert!(manager.dict::<u8, u8>()?.is_empty()?);
+/// # Ok::<(), multiproc_manager::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use = "a builder does nothing until build() is called"]
+pub struct ManagerBuilder {
+    types: Vec<(String, TypeId, FnRef)>,
+    start_method: Option<StartMethod>,
+}
+
+impl ManagerBuilder {
+    /// Registers `T` under `typeid` (Python's `BaseManager.register(typeid, callable)`);
+    /// [`Manager::create`] makes instances. See [`Served`].
+    pub fn register<T: Served>(mut self, typeid: &str) -> Self {
+        let ctor: Ctor = served::construct::<T>;
+        self.types.retain(|(n, ..)| n != typeid);
+        self.types.push((
+            typeid.to_owned(),
+            TypeId::of::<T>(),
+            FnRef::new(ctor as usize),
+        ));
+        self
+    }
+
+    /// How the server process starts (the default: the program's start method).
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.start_method = Some(method);
+        self
+    }
+
+    /// Starts the server and connects to it (Python's `manager.start()`).
+    pub fn build(self) -> Result<Manager> {
+        let registry = Queue::new()?;
+        let args = server::ServerArgs {
+            registry: registry.clone(),
+            types: self.types.iter().map(|(n, _, f)| (n.clone(), *f)).collect(),
+        };
+        let mut b = Process::builder().name("SyncManager").daemon(true);
+        if let Some(m) = self.start_method {
+            b = b.start_method(m);
+        }
+        let process = b.spawn(server::serve, args)?;
+        let pid = process.pid();
+        let start = sys::start_time(pid).ok_or_else(|| Error::ProcessFailed {
+            exitcode: -1,
+            message: "the manager server exited at start-up".to_owned(),
+        })?;
+        let client = Client::for_addr(&Addr {
+            registry,
+            pid,
+            start,
+        });
+        client.ensure_connected()?;
+        Ok(Manager {
+            client,
+            process: Some(process),
+            types: self.types.into_iter().map(|(n, t, _)| (n, t)).collect(),
+        })
+    }
+}
+
+/// Python's `multiprocessing.Manager()`: a server process holding shared objects, and the
+/// factory of proxies to them. See the crate docs for an example and the failure modes.
+///
+/// Dropping it does not stop the server while proxies of this or other processes are
+/// connected; [`shutdown`](Self::shutdown) does (Python's `with Manager() as m:` ending).
+pub struct Manager {
+    client: Arc<Client>,
+    process: Option<Process<()>>,
+    types: Vec<(String, TypeId)>,
+}
+
+impl fmt::Debug for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manager")
+            .field("pid", &self.pid())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Manager {
+    /// Starts a server (Python's `Manager()`).
+    ///
+    /// ```
+    /// let manager = multiproc_manager::Manager::new()?;
+    /// assert_ne!(manager.pid(), std::process::id());
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
+    pub fn new() -> Result<Manager> {
+        Manager::builder().build()
+    }
+
+    /// Settings: registered types, start method.
+    pub fn builder() -> ManagerBuilder {
+        ManagerBuilder::default()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.client.addr.pid
+    }
+
+    fn make(&self, k: u8, args: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<Handle> {
+        let a = self.client.call(op::CREATE, 0, |b| {
+            b.push(k);
+            args(b)
+        })?;
+        let id = wire::Reader::new(&a).varint()?;
+        Ok(Handle::new(Arc::clone(&self.client), id))
+    }
+
+    /// A new shared dict (Python's `manager.dict()`); see [`DictProxy`].
+    pub fn dict<K, V>(&self) -> Result<DictProxy<K, V>> {
+        Ok(DictProxy::from_handle(self.make(kind::DICT, |_| Ok(()))?))
+    }
+
+    /// A new shared list (Python's `manager.list()`); see [`ListProxy`].
+    pub fn list<T>(&self) -> Result<ListProxy<T>> {
+        Ok(ListProxy::from_handle(self.make(kind::LIST, |_| Ok(()))?))
+    }
+
+    /// A new namespace (Python's `manager.Namespace()`); see [`NamespaceProxy`].
+    pub fn namespace(&self) -> Result<NamespaceProxy> {
+        Ok(NamespaceProxy::from_handle(
+            self.make(kind::NAMESPACE, |_| Ok(()))?,
+        ))
+    }
+
+    /// A new shared value (Python's `manager.Value(typecode, x)`); see [`ValueProxy`].
+    pub fn value<T: Serialize>(&self, x: T) -> Result<ValueProxy<T>> {
+        Ok(ValueProxy::from_handle(
+            self.make(kind::VALUE, |b| put_value(b, &x))?,
+        ))
+    }
+
+    /// An instance of the type registered as `typeid`, made in the server by
+    /// [`Served::create`]`(init)` (Python's `manager.typeid(*args)`); see [`Served`].
+    pub fn create<T: Served>(&self, typeid: &str, init: T::Init) -> Result<Proxy<T>> {
+        match self.types.iter().find(|(n, _)| n == typeid) {
+            Some((_, t)) if *t == TypeId::of::<T>() => {}
+            Some(_) => {
+                return Err(Error::Invalid(format!(
+                    "{typeid:?} is registered with another type"
+                )));
+            }
+            None => return Err(Error::Invalid(format!("no type registered as {typeid:?}"))),
+        }
+        let h = self.make(kind::USER, |b| {
+            put_bytes(b, typeid.as_bytes());
+            put_value(b, &init)
+        })?;
+        Ok(Proxy::from_handle(h))
+    }
+
+    /// A process-shared queue (Python's `manager.Queue()`). Unlike Python's, it is the
+    /// workspace's shared-memory [`Queue`], not a proxy: it needs no
+    /// server round trip and lives as long as its handles, not as long as the server.
+    ///
+    /// ```
+    /// let manager = multiproc_manager::Manager::new()?;
+    /// let q = manager.queue::<u8>()?;
+    /// q.put(1)?;
+    /// assert_eq!(q.get()?, 1);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
+    pub fn queue<T>(&self) -> Result<Queue<T>> {
+        Queue::new()
+    }
+
+    /// A process-shared lock (Python's `manager.Lock()`; the shared-memory
+    /// [`Lock`](multiproc_ipc::Lock), as for [`queue`](Self::queue)).
+    pub fn lock(&self) -> Result<multiproc_ipc::Lock> {
+        multiproc_ipc::Lock::new()
+    }
+
+    /// A process-shared event (Python's `manager.Event()`; see [`queue`](Self::queue)).
+    pub fn event(&self) -> Result<multiproc_ipc::Event> {
+        multiproc_ipc::Event::new()
+    }
+
+    /// A process-shared semaphore (Python's `manager.Semaphore(n)`; see
+    /// [`queue`](Self::queue)).
+    pub fn semaphore(&self, n: usize) -> Result<multiproc_ipc::Semaphore> {
+        multiproc_ipc::Semaphore::new(n)
+    }
+
+    /// A process-shared barrier (Python's `manager.Barrier(n)`; see [`queue`](Self::queue)).
+    pub fn barrier(&self, parties: usize) -> Result<multiproc_ipc::Barrier> {
+        multiproc_ipc::Barrier::new(parties)
+    }
+
+    /// How many processes are connected to the server now (this one included).
+    ///
+    /// ```
+    /// let manager = multiproc_manager::Manager::new()?;
+    /// assert_eq!(manager.connections()?, 1);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
+    pub fn connections(&self) -> Result<usize> {
+        let a = self.client.call(op::CLIENTS, 0, |_| Ok(()))?;
+        Ok(wire::Reader::new(&a).varint()? as usize)
+    }
+
+    /// Stops the server and waits for it (Python's `manager.shutdown()`); every proxy's next
+    /// call answers `Err(Closed)`.
+    ///
+    /// ```
+    /// let manager = multiproc_manager::Manager::new()?;
+    /// let d = manager.dict::<u8, u8>()?;
+    /// manager.shutdown()?;
+    /// assert!(matches!(d.len(), Err(multiproc_manager::Error::Closed)));
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
+    pub fn shutdown(mut self) -> Result<()> {
+        let asked = self.client.call(op::SHUTDOWN, 0, |_| Ok(()));
+        let joined = match self.process.take() {
+            Some(p) => p.join(),
+            None => Ok(()),
+        };
+        asked.map(drop).or_else(|e| match e {
+            Error::Closed => Ok(()),
+            e => Err(e),
+        })?;
+        joined
+    }
+}

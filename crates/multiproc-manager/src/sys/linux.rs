@@ -1,0 +1,53 @@
+//! Linux backend: a cached process id refreshed by a `pthread_atfork` hook, and `/proc`
+//! liveness of the server process.
+
+use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static PID: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn forked_child() {
+    refresh_pid();
+}
+
+fn refresh_pid() -> u32 {
+    // SAFETY: getpid has no preconditions and is async-signal-safe.
+    let p = unsafe { libc::getpid() } as u32;
+    PID.store(p, Ordering::Relaxed);
+    p
+}
+
+/// This process's id, cached (one relaxed load per proxy call); a fork child refreshes it.
+#[inline]
+pub(crate) fn pid() -> u32 {
+    match PID.load(Ordering::Relaxed) {
+        0 => first_pid(),
+        p => p,
+    }
+}
+
+#[cold]
+fn first_pid() -> u32 {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        // SAFETY: registers a handler that only calls getpid and stores an atomic, which is
+        // async-signal-safe as a fork child handler must be.
+        let _ = unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+    });
+    refresh_pid()
+}
+
+/// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, clock ticks since boot),
+/// or `None` when it is gone or a zombie. Names one process even if its id is reused.
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    // `state` was field 3; the start time is field 22.
+    fields.nth(18)?.parse().ok()
+}

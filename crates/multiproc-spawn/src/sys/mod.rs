@@ -10,7 +10,9 @@
 //! - memory: `map_shared` (a page shared with forked children), `page_size`;
 //! - child set-up: `set_parent_death_signal`, `close_fds_except`, `ignore_sigpipe`,
 //!   `own_fd`, `set_cloexec`;
-//! - process exit: `register_atexit`; names: `signal_name`; leak checks: `open_fd_count`.
+//! - process exit: `register_atexit`; names: `signal_name`; leak checks: `open_fd_count`;
+//! - signals (the `signal` module): `disposition`, `set_disposition`, `alarm`, `strsignal`,
+//!   `signal_numbers`.
 //!
 //! Linux is the backend that works fully; another OS gets a sibling file with the same items.
 

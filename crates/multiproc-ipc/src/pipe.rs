@@ -209,6 +209,32 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
         self.recv_until(None, codec::decode::<T>)?
     }
 
+    /// [`recv`](Self::recv) for async code: the same answers, without blocking the executor
+    /// (the task is parked on the pipe's futex word by a shared waiter thread; see
+    /// [`Queue::get_async`](crate::Queue::get_async)).
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::yield_now();
+    /// #     }
+    /// # }
+    /// let (a, b) = multiproc_ipc::Pipe::duplex()?;
+    /// std::thread::spawn(move || a.send("ping".to_string()));
+    /// assert_eq!(block_on(b.recv_async())?, "ping");
+    /// assert!(matches!(block_on(b.recv_async()), Err(multiproc_sync::Error::Closed)));
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
+    pub async fn recv_async(&self) -> Result<T> {
+        let rx = self.rx()?;
+        crate::queue::take_record_async(rx, WRITER, |b, at| codec::decode::<T>(rx, b, at))
+            .await
+            .map_err(get_error)?
+    }
+
     /// Receives the next message, waiting at most `timeout`; `Err(Timeout)` after that.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
         self.recv_until(Instant::now().checked_add(timeout), codec::decode::<T>)?

@@ -14,7 +14,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::codec::{self, Handles};
 use crate::holders::{Handle, OBJECT_OFFSET, WireHandle};
 use crate::ring::{self, GetError, JOINABLE, PutError, Ring};
-use crate::wait::Wait;
+use crate::wait::{ASYNC_SPIN, SignalWatch, Wait};
+use std::task::Poll;
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -202,6 +203,78 @@ pub(crate) fn take_record<R>(
     got
 }
 
+/// [`take_record`] for async code: the first poll spins for [`ASYNC_SPIN`] at most, then
+/// the task is parked on the ring's data signal (see [`SignalWatch`]) and woken by the next
+/// put, or after the recheck interval to ask whether a writer is still alive, with the answers
+/// of the blocking form (`Closed` when none is and nothing is left).
+pub(crate) async fn take_record_async<R>(
+    handle: &Handle,
+    writer_role: usize,
+    take: impl FnOnce(&[u8], Option<u64>) -> R,
+) -> std::result::Result<R, GetError> {
+    let ring: &Ring = handle.state();
+    let blocked = Blocked {
+        handle,
+        on: std::cell::Cell::new(false),
+    };
+    let alive = || {
+        if writer_role != handle.role() {
+            return handle.others_alive(writer_role);
+        }
+        if !blocked.on.replace(true) {
+            handle.set_blocked(true);
+        }
+        handle.putters_alive()
+    };
+    let mut take = Some(take);
+    let mut attempt = |deadline: Instant| {
+        take_record(handle, Some(deadline), writer_role, |b, at| {
+            (take.take().expect("a record is taken once"))(b, at)
+        })
+    };
+    let mut spin = ASYNC_SPIN;
+    let mut watch: Option<SignalWatch<'_>> = None;
+    std::future::poll_fn(move |cx| {
+        drop(watch.take());
+        loop {
+            match attempt(Instant::now() + std::mem::take(&mut spin)) {
+                Err(GetError::Empty) => {}
+                done => return Poll::Ready(done),
+            }
+            let parked = ring.data_signal().watch(cx.waker());
+            // A put published before the announcement woke nobody: look again.
+            if ring.is_ready(handle.segment()) {
+                continue;
+            }
+            if !alive() {
+                drop(parked);
+                return Poll::Ready(match attempt(Instant::now()) {
+                    Err(GetError::Empty) => Err(GetError::Closed),
+                    done => done,
+                });
+            }
+            watch.replace(parked);
+            return Poll::Pending;
+        }
+    })
+    .await
+}
+
+/// A consumer's "blocked in `get`" mark (see `Handle::set_blocked`), taken back when the
+/// async get ends or is dropped.
+struct Blocked<'a> {
+    handle: &'a Handle,
+    on: std::cell::Cell<bool>,
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        if self.on.get() {
+            self.handle.set_blocked(false);
+        }
+    }
+}
+
 fn deadline(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
@@ -351,6 +424,85 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Takes the oldest item if there is one now; `Err(Empty)` otherwise.
     pub fn get_nowait(&self) -> Result<T> {
         self.get_until(Some(Instant::now()))
+    }
+
+    /// [`get`](Self::get) for async code: the same answers, without blocking the executor.
+    ///
+    /// Looks (and spins for at most 20 µs, less than a blocking `get`), then parks the task: a
+    /// shared waiter thread sleeps on the queue's futex word and wakes the task when an item
+    /// comes (see [`multiproc_sync::async_wait`]), so no core spins while it waits. Works on
+    /// any executor; dropping the future takes nothing from the queue.
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::yield_now();
+    /// #     }
+    /// # }
+    /// let q = multiproc_ipc::Queue::new()?;
+    /// let producer = q.clone();
+    /// std::thread::spawn(move || producer.put(7u32));
+    /// assert_eq!(block_on(q.get_async())?, 7);
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
+    pub async fn get_async(&self) -> Result<T> {
+        let ring = &self.handle;
+        take_record_async(ring, 0, |b, at| codec::decode::<T>(ring, b, at))
+            .await
+            .map_err(get_error)?
+    }
+
+    /// [`put`](Self::put) for async code: waits for room on a full bounded queue without
+    /// blocking the executor (see [`get_async`](Self::get_async)); `Err(Closed)` when nobody
+    /// alive could ever make room.
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::yield_now();
+    /// #     }
+    /// # }
+    /// let q = multiproc_ipc::Queue::with_maxsize(1)?;
+    /// block_on(q.put_async("first"))?;
+    /// let consumer = q.clone();
+    /// let t = std::thread::spawn(move || consumer.get());
+    /// block_on(q.put_async("second"))?; // waits until the thread took "first"
+    /// assert_eq!(t.join().unwrap()?, "first");
+    /// assert_eq!(q.get()?, "second");
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
+    pub async fn put_async(&self, item: T) -> Result<()> {
+        let ring = self.ring();
+        let attempt = |deadline: Instant| {
+            codec::with_encoded(&item, |b, h| self.put_raw(b, h, Some(deadline)))
+        };
+        let mut spin = ASYNC_SPIN;
+        let mut watch: Option<SignalWatch<'_>> = None;
+        std::future::poll_fn(move |cx| {
+            drop(watch.take());
+            match attempt(Instant::now() + std::mem::take(&mut spin)) {
+                Err(Error::Full) => {}
+                done => return Poll::Ready(done),
+            }
+            let parked = ring.space_signal().watch(cx.waker());
+            // Room made before the announcement woke nobody: try again.
+            match attempt(Instant::now()) {
+                Err(Error::Full) => {}
+                done => return Poll::Ready(done),
+            }
+            if !self.handle.others_alive(0) {
+                return Poll::Ready(Err(Error::Closed));
+            }
+            watch.replace(parked);
+            Poll::Pending
+        })
+        .await
     }
 }
 

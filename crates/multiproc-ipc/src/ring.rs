@@ -759,6 +759,16 @@ impl Ring {
         )
     }
 
+    /// The signal that a put sends (for an async getter to watch).
+    pub(crate) fn data_signal(&self) -> &Signal {
+        &self.data.0
+    }
+
+    /// The signal that a get sends when it makes room (for an async putter to watch).
+    pub(crate) fn space_signal(&self) -> &Signal {
+        &self.space.0
+    }
+
     /// Wakes every waiter so that it re-checks whether its peers are alive (after a handle
     /// was dropped).
     pub(crate) fn wake_everyone(&self) {

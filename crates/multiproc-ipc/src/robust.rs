@@ -93,9 +93,50 @@ impl RobustLock {
         }
     }
 
+    /// Takes the lock from async code: spins briefly, then parks the task on the word (see
+    /// [`RawLock::poll_lock`]), and from the second look on also checks whether the owner
+    /// died (a re-poll comes at least every [`multiproc_sync::async_wait::RECHECK`]).
+    /// `owner_died` as for [`lock_until`](Self::lock_until).
+    pub(crate) async fn lock_async(&self) -> bool {
+        if self.raw.try_lock() {
+            return false;
+        }
+        let spin_until = Instant::now() + crate::wait::ASYNC_SPIN;
+        if crate::wait::spin_backoff(|| self.raw.try_lock(), Some(spin_until)) {
+            return false;
+        }
+        // Passes the wake-up on if the future is dropped after its watch may have taken the
+        // only one a release sends.
+        struct PassOn<'a>(&'a RawLock<SharedFutex>, bool);
+        impl Drop for PassOn<'_> {
+            fn drop(&mut self) {
+                if self.1 {
+                    self.0.pass_wakeup();
+                }
+            }
+        }
+        let mut pass_on = PassOn(&self.raw, true);
+        let mut watch = None;
+        let mut looks = 0u32;
+        let died = std::future::poll_fn(|cx| {
+            if self.raw.poll_lock(cx, &mut watch).is_ready() {
+                return std::task::Poll::Ready(false);
+            }
+            looks += 1;
+            if looks > 1 && self.rescue() {
+                watch = None;
+                return std::task::Poll::Ready(true);
+            }
+            std::task::Poll::Pending
+        })
+        .await;
+        pass_on.1 = false;
+        died
+    }
+
     /// Takes the word over if its owner is dead.
     #[cold]
-    fn rescue(&self) -> bool {
+    pub(crate) fn rescue(&self) -> bool {
         let word = self.raw.word();
         let seen = word.load(Ordering::Relaxed);
         let owner = seen & TID_MASK;

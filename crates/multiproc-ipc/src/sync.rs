@@ -228,6 +228,34 @@ impl Lock {
             .map(|died| self.guard(died))
     }
 
+    /// [`acquire`](Self::acquire) for async code: waits without blocking the executor (the
+    /// task is parked on the lock word by a shared waiter thread, see
+    /// [`multiproc_sync::async_wait`]), takes over from a dead owner as `acquire` does.
+    ///
+    /// The guard is not `Send`, as the lock word names the thread that holds it: hold it on
+    /// one thread (a current-thread runtime or a `LocalSet` may keep it across `.await`; on a
+    /// multi-threaded runtime, release it before the next `.await`). Dropping the future
+    /// before it resolves takes nothing.
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::yield_now();
+    /// #     }
+    /// # }
+    /// let lock = multiproc_ipc::Lock::new()?;
+    /// let g = block_on(lock.acquire_async());
+    /// assert!(lock.locked() && !g.previous_owner_died());
+    /// # Ok::<(), multiproc_ipc::Error>(())
+    /// ```
+    pub async fn acquire_async(&self) -> LockGuard<'_> {
+        let died = self.word().lock_async().await;
+        self.guard(died)
+    }
+
     /// Whether some thread of some process (live or dead) holds it now.
     ///
     /// ```
@@ -820,6 +848,40 @@ impl Event {
     #[inline]
     pub fn wait(&self) {
         while !self.wait_until(None) {}
+    }
+
+    /// [`wait`](Self::wait) for async code: resolves once the flag is set (counting every
+    /// `set` since the call, as `wait` does), without blocking the executor: after a short
+    /// spin the task is parked on the event word by a shared waiter thread (see
+    /// [`multiproc_sync::async_wait`]).
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::yield_now();
+    /// #     }
+    /// # }
+    /// let e = multiproc_ipc::Event::new()?;
+    /// let setter = e.clone();
+    /// std::thread::spawn(move || setter.set());
+    /// block_on(e.wait_async());
+    /// assert!(e.is_set());
+    /// # Ok::<(), multiproc_ipc::Error>(())
+    /// ```
+    pub async fn wait_async(&self) {
+        let raw = self.raw();
+        let start = raw.snapshot();
+        let spin_until = Instant::now() + crate::wait::ASYNC_SPIN;
+        if raw.woken_since(start)
+            || crate::wait::spin_backoff(|| raw.woken_since(start), Some(spin_until))
+        {
+            return;
+        }
+        let mut watch = None;
+        std::future::poll_fn(|cx| raw.poll_wait_from(start, cx, &mut watch)).await
     }
 
     /// Spins for about what a cross-process futex wake-up costs (the thread toolbox's

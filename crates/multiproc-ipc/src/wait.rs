@@ -128,6 +128,39 @@ impl Signal {
     }
 }
 
+/// An async waiter announced on a [`Signal`]: counted as a sleeper (so that the next
+/// `notify` pays its `futex_wake`) and watched by the shared waiter thread, which wakes the
+/// task when the signal's sequence moves (see [`multiproc_sync::async_wait`]). Dropping it
+/// withdraws the watch and the count.
+pub(crate) struct SignalWatch<'a> {
+    signal: &'a Signal,
+    _watch: multiproc_sync::async_wait::WordWatch<'a>,
+}
+
+impl Signal {
+    /// Announces an async waiter (see [`SignalWatch`]). Check the condition again after this
+    /// returns: a change published before the announcement woke nobody.
+    pub(crate) fn watch(&self, waker: &std::task::Waker) -> SignalWatch<'_> {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let seq = self.seq.load(Ordering::Acquire);
+        SignalWatch {
+            signal: self,
+            _watch: multiproc_sync::async_wait::WordWatch::new(&self.seq, seq, true, waker),
+        }
+    }
+}
+
+impl Drop for SignalWatch<'_> {
+    fn drop(&mut self) {
+        self.signal.sleepers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How long the first poll of an async wait spins before it parks its task (shorter than a
+/// blocked thread's [`SPIN_FOR`]: the executor thread has other tasks to run): a peer that
+/// answers within it costs no wake-up at all.
+pub(crate) const ASYNC_SPIN: Duration = Duration::from_micros(20);
+
 /// Spins until `ready()` or [`SPIN_FOR`] (or the deadline) has passed; true when ready. The
 /// first fifth spins on the CPU (a partner on another core answers in well under a
 /// microsecond); the rest yields the CPU between checks, so that on a machine with more

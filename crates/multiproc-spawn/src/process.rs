@@ -451,6 +451,40 @@ impl<R: DeserializeOwned> Process<R> {
     }
 }
 
+impl<R: DeserializeOwned> Process<R> {
+    /// [`join`](Self::join) for async code: the same answer, without blocking the executor.
+    ///
+    /// While the child runs, the task is parked: the process's reaper thread (the one that
+    /// watches dropped children) sleeps in `poll` on the child's socket and pidfd and wakes
+    /// the task when either has news, so no core spins and any number of awaited children
+    /// cost that one thread. Works on any executor.
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::yield_now();
+    /// #     }
+    /// # }
+    /// let p = multiproc_spawn::spawn(|x: u64| x * 2, 21)?;
+    /// assert_eq!(block_on(p.join_async())?, 42);
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
+    pub async fn join_async(self) -> Result<R> {
+        std::future::poll_fn(|cx| {
+            if self.child.poll_finished(cx.waker()) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        self.join()
+    }
+}
+
 impl<R> Drop for Process<R> {
     fn drop(&mut self) {
         let finished = {

@@ -227,6 +227,40 @@ impl Child {
     /// Sleeps until the socket or the exit has news, or `timeout` passes.
     #[cold]
     fn sleep(&self, st: &ChildState, timeout: Option<Duration>) -> io::Result<()> {
+        match self.news_fds(st)? {
+            Some(fds) => sys::poll(&fds, timeout).map(drop),
+            // Reaped already: the next look finds out.
+            None => Ok(()),
+        }
+    }
+
+    /// One step of an async join: takes in whatever has arrived (reading the socket, so that
+    /// a child with a large result is never blocked) and answers whether the child has
+    /// finished; if not, asks the reaper thread to wake `waker` when the socket or the exit
+    /// has news (see [`await_news`]). An error counts as finished, as in `Process::poll`.
+    pub(crate) fn poll_finished(self: &Arc<Self>, waker: &std::task::Waker) -> bool {
+        let fds = {
+            let mut st = self.lock();
+            if self.absorb(&mut st, true).is_err() || st.exit.is_some() {
+                return true;
+            }
+            match self.news_fds(&st) {
+                Ok(Some(fds)) => fds.into_iter().map(|(fd, _)| fd).collect(),
+                Ok(None) => {
+                    // Reaped since we looked: the next look finds out.
+                    waker.wake_by_ref();
+                    return false;
+                }
+                Err(_) => return true,
+            }
+        };
+        await_news(Arc::clone(self), fds, waker.clone());
+        false
+    }
+
+    /// The descriptors whose news a sleeping wait wants (each read-ready), or `None` when a
+    /// direct child was reaped already (the next look finds out).
+    fn news_fds(&self, st: &ChildState) -> io::Result<Option<Vec<(RawFd, bool)>>> {
         let mut fds: Vec<(RawFd, bool)> = Vec::with_capacity(2);
         let listening = st.sock.is_some() && !st.reader.eof();
         if let Some(sock) = &st.sock {
@@ -238,11 +272,10 @@ impl Child {
         if !self.via_server || !listening {
             match self.pidfd()? {
                 Some(fd) => fds.push((fd.as_raw_fd(), false)),
-                // Reaped already: the next look finds out.
-                None => return Ok(()),
+                None => return Ok(None),
             }
         }
-        sys::poll(&fds, timeout).map(drop)
+        Ok(Some(fds))
     }
 
     /// Takes in whatever has arrived, without blocking; `read`: also read the socket of a
@@ -400,6 +433,17 @@ pub(crate) struct Children {
     /// The reaper thread's wake-up eventfd, while that thread runs (it ends when no orphan is
     /// left, and the eventfd closes with it).
     reaper: Option<Arc<OwnedFd>>,
+    /// Async joins waiting for news of a child: the reaper watches their descriptors too.
+    awaited: Vec<Awaited>,
+}
+
+/// An async join parked until one of `fds` (the child's socket or pidfd) has news.
+#[derive(Debug)]
+struct Awaited {
+    /// Keeps the descriptors open while they are watched.
+    child: Arc<Child>,
+    fds: Vec<RawFd>,
+    waker: std::task::Waker,
 }
 
 impl Children {
@@ -408,13 +452,18 @@ impl Children {
         live: Vec::new(),
         orphans: Vec::new(),
         reaper: None,
+        awaited: Vec::new(),
     };
 
     /// In a forked child: our parent's children are not ours, and its reaper thread does not
     /// exist here. Forgotten, not dropped, and touched only where there is something to forget:
     /// a forked child pays a page fault for every page it writes.
     pub(crate) fn forget_parents(&mut self) {
-        if self.live.capacity() != 0 || self.orphans.capacity() != 0 || self.reaper.is_some() {
+        if self.live.capacity() != 0
+            || self.orphans.capacity() != 0
+            || self.awaited.capacity() != 0
+            || self.reaper.is_some()
+        {
             std::mem::forget(std::mem::take(self));
         }
     }
@@ -429,7 +478,7 @@ impl Children {
 
     /// The reaper's eventfd if it must be started now: there are orphans and no reaper thread.
     fn reaper_to_start(&mut self) -> Option<Arc<OwnedFd>> {
-        if self.orphans.is_empty() || self.reaper.is_some() {
+        if (self.orphans.is_empty() && self.awaited.is_empty()) || self.reaper.is_some() {
             return None;
         }
         match sys::eventfd() {
@@ -609,9 +658,27 @@ pub(crate) fn adopt_orphan(child: Arc<Child>) {
         name = %child.name,
         "a running child's handle was dropped; the reaper will reap it"
     );
+    hand_to_reaper(|children| children.orphans.push(child));
+}
+
+/// Parks an async join: the reaper thread wakes `waker` (once) when one of `fds`, descriptors
+/// of `child`, has news. The same thread as the orphans', so that awaiting any number of
+/// children costs one thread, and nothing while none is awaited.
+fn await_news(child: Arc<Child>, fds: Vec<RawFd>, waker: std::task::Waker) {
+    hand_to_reaper(|children| {
+        // A re-poll replaces the task's earlier request for the same child.
+        children
+            .awaited
+            .retain(|a| !(Arc::ptr_eq(&a.child, &child) && a.waker.will_wake(&waker)));
+        children.awaited.push(Awaited { child, fds, waker });
+    });
+}
+
+/// Lists work for the reaper thread with `add`, then wakes the thread or starts it.
+fn hand_to_reaper(add: impl FnOnce(&mut Children)) {
     let start = {
         let mut children = children();
-        children.orphans.push(child);
+        add(&mut children);
         match &children.reaper {
             Some(wake) => {
                 sys::eventfd_signal(wake.as_fd());
@@ -638,17 +705,23 @@ fn start_reaper(wake: Arc<OwnedFd>) {
     }
 }
 
-/// The reaper thread: forgets each orphan as soon as it has ended; returns when none is left.
+/// The reaper thread: forgets each orphan as soon as it has ended and wakes each awaited join
+/// whose child has news; returns when neither is left.
 fn reap_orphans(wake: Arc<OwnedFd>) {
     loop {
-        let orphans: Vec<Arc<Child>> = {
+        let (orphans, awaited): (Vec<Arc<Child>>, Vec<(Arc<Child>, Vec<RawFd>)>) = {
             let mut children = children();
-            if children.orphans.is_empty() {
+            if children.orphans.is_empty() && children.awaited.is_empty() {
                 // Under the lock: an orphan adopted from now on starts a new reaper.
                 children.reaper = None;
                 return;
             }
-            children.orphans.clone()
+            let awaited = children
+                .awaited
+                .iter()
+                .map(|a| (Arc::clone(&a.child), a.fds.clone()))
+                .collect();
+            (children.orphans.clone(), awaited)
         };
         let mut ended = Vec::new();
         let mut fds = vec![(wake.as_raw_fd(), false)];
@@ -678,12 +751,46 @@ fn reap_orphans(wake: Arc<OwnedFd>) {
             }
             continue;
         }
+        let first_awaited = fds.len();
+        for (_, child_fds) in &awaited {
+            // Open while `awaited` holds the child (a socket closed since makes a spurious
+            // wake-up at worst: the join looks again).
+            fds.extend(child_fds.iter().map(|&fd| (fd, false)));
+        }
         let timeout = blind.then_some(Duration::from_millis(50));
-        // An error (`ENOMEM`) is treated like a timeout: look again.
-        if sys::poll(&fds, timeout).is_err() {
-            std::thread::yield_now();
+        match sys::poll(&fds, timeout) {
+            Ok(ready) => wake_awaited(&awaited, &ready[first_awaited..]),
+            // An error (`ENOMEM`) is treated like a timeout: look again.
+            Err(_) => std::thread::yield_now(),
         }
         sys::eventfd_drain(wake.as_fd());
+    }
+}
+
+/// Wakes (and unlists) each awaited join one of whose descriptors is `ready` (in the order of
+/// `awaited`'s descriptors).
+fn wake_awaited(awaited: &[(Arc<Child>, Vec<RawFd>)], mut ready: &[sys::Ready]) {
+    let mut news: Vec<&Arc<Child>> = Vec::new();
+    for (child, fds) in awaited {
+        let (mine, rest) = ready.split_at(fds.len().min(ready.len()));
+        ready = rest;
+        if mine.iter().any(|r| r.readable) {
+            news.push(child);
+        }
+    }
+    if news.is_empty() {
+        return;
+    }
+    let wakers: Vec<std::task::Waker> = {
+        let mut children = children();
+        let (woken, kept) = std::mem::take(&mut children.awaited)
+            .into_iter()
+            .partition(|a| news.iter().any(|c| Arc::ptr_eq(c, &a.child)));
+        children.awaited = kept;
+        woken.into_iter().map(|a: Awaited| a.waker).collect()
+    };
+    for waker in wakers {
+        waker.wake();
     }
 }
 

@@ -96,6 +96,9 @@
 
 mod sys;
 
+#[cfg(not(multiproc_loom))]
+pub mod async_wait;
+
 mod error;
 mod local;
 mod loom;

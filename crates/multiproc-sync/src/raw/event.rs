@@ -132,6 +132,56 @@ impl<F: Futex> RawEvent<F> {
         start & SET != 0 || self.wait_slow(start, deadline)
     }
 
+    /// One step of an async wait that counts every `set` since `start` (see
+    /// [`snapshot`](Self::snapshot)): ready when woken, else watches the word (`watch`, see
+    /// [`crate::async_wait`]) after marking it waited for, so that `set` wakes the watch.
+    ///
+    /// ```
+    /// use multiproc_sync::raw::{RawEvent, ThreadFutex};
+    /// use std::task::{Context, Waker};
+    /// let e = RawEvent::<ThreadFutex>::new();
+    /// let start = e.snapshot();
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let mut watch = None;
+    /// assert!(e.poll_wait_from(start, &mut cx, &mut watch).is_pending());
+    /// e.set();
+    /// assert!(e.poll_wait_from(start, &mut cx, &mut watch).is_ready());
+    /// ```
+    #[cfg(not(multiproc_loom))]
+    pub fn poll_wait_from<'a>(
+        &'a self,
+        start: u32,
+        cx: &mut std::task::Context<'_>,
+        watch: &mut Option<crate::async_wait::WordWatch<'a>>,
+    ) -> std::task::Poll<()> {
+        *watch = None;
+        if start & SET != 0 {
+            return std::task::Poll::Ready(());
+        }
+        let gen0 = start & !(SET | WAITING);
+        loop {
+            let s = self.state.load(Ordering::Acquire);
+            if s & SET != 0 || s & !(SET | WAITING) != gen0 {
+                return std::task::Poll::Ready(());
+            }
+            if s & WAITING == 0
+                && self
+                    .state
+                    .compare_exchange(s, s | WAITING, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            *watch = Some(crate::async_wait::WordWatch::new(
+                &self.state,
+                s | WAITING,
+                F::SHARED,
+                cx.waker(),
+            ));
+            return std::task::Poll::Pending;
+        }
+    }
+
     #[cold]
     fn wait_slow(&self, start: u32, deadline: Option<Instant>) -> bool {
         let gen0 = start & !(SET | WAITING);

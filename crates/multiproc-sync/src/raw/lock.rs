@@ -95,6 +95,69 @@ impl<F: Futex> RawLock<F> {
         self.try_lock() || self.lock_slow(deadline)
     }
 
+    /// One step of an async acquire: takes the lock if it is free, else watches the word
+    /// (`watch`, see [`crate::async_wait`]) after marking `WAITERS`, so that the release wakes
+    /// the watch. A lock taken here is taken with `WAITERS` set, as a woken sleeper takes it:
+    /// others may still sleep, and our release must wake one of them.
+    ///
+    /// ```
+    /// use multiproc_sync::raw::{RawLock, ThreadFutex};
+    /// use std::task::{Context, Poll, Waker};
+    /// let lock = RawLock::<ThreadFutex>::new();
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let mut watch = None;
+    /// assert!(lock.poll_lock(&mut cx, &mut watch).is_ready());
+    /// // SAFETY: held (by this thread).
+    /// unsafe { lock.unlock() };
+    /// ```
+    #[cfg(not(multiproc_loom))]
+    pub fn poll_lock<'a>(
+        &'a self,
+        cx: &mut std::task::Context<'_>,
+        watch: &mut Option<crate::async_wait::WordWatch<'a>>,
+    ) -> std::task::Poll<()> {
+        *watch = None;
+        let id = F::owner_id();
+        loop {
+            let s = self.state.load(Ordering::Relaxed);
+            if s & TID_MASK == 0 {
+                if self
+                    .state
+                    .compare_exchange(s, id | WAITERS, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return std::task::Poll::Ready(());
+                }
+                continue;
+            }
+            if s & WAITERS == 0
+                && self
+                    .state
+                    .compare_exchange(s, s | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            *watch = Some(crate::async_wait::WordWatch::new(
+                &self.state,
+                s | WAITERS,
+                F::SHARED,
+                cx.waker(),
+            ));
+            return std::task::Poll::Pending;
+        }
+    }
+
+    /// Passes a wake-up on: for an async acquire abandoned after its watch may have consumed
+    /// the one wake-up a release sends (a release wakes one sleeper, and the waiter thread
+    /// counts as one): wakes another sleeper if any is marked.
+    #[cfg(not(multiproc_loom))]
+    pub fn pass_wakeup(&self) {
+        if self.state.load(Ordering::Relaxed) & WAITERS != 0 {
+            self.wake_one();
+        }
+    }
+
     #[cold]
     fn lock_slow(&self, deadline: Option<Instant>) -> bool {
         let id = F::owner_id();

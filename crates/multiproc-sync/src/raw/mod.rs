@@ -67,6 +67,10 @@ pub use semaphore::RawSemaphore;
 /// thread (of any process that can touch the same words) returns at the same time: re-entrant
 /// locks trust it to tell the owner apart.
 pub unsafe trait Futex: 'static {
+    /// Whether the words live in memory shared between processes (woken with the
+    /// process-shared futex): async waiters ([`crate::async_wait`]) must sleep the same way.
+    const SHARED: bool;
+
     /// Sleeps while `*word == expected`, until woken or until `deadline` (`None`: no limit).
     /// May return early (spuriously): callers re-check their condition. Returns `false` only
     /// when the deadline has passed.
@@ -102,6 +106,8 @@ pub struct ThreadFutex;
 // SAFETY: `owner_id` is the kernel thread id (cached per thread and refreshed after `fork`),
 // which is non-zero, below 2^22 (PID_MAX_LIMIT) and unique among live threads.
 unsafe impl Futex for ThreadFutex {
+    const SHARED: bool = false;
+
     #[inline]
     fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
         wait_impl(word, expected, deadline, false)
@@ -136,6 +142,8 @@ pub struct SharedFutex;
 // SAFETY: as for `ThreadFutex`: the kernel tid is non-zero, below 2^22 and unique among live
 // threads of every process in the PID namespace.
 unsafe impl Futex for SharedFutex {
+    const SHARED: bool = true;
+
     #[inline]
     fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
         wait_impl(word, expected, deadline, true)

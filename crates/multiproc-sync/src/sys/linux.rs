@@ -45,6 +45,60 @@ pub(crate) fn futex_wake(word: &AtomicU32, n: u32, shared: bool) -> usize {
     futex::wake(word, flags, n.min(i32::MAX as u32)).unwrap_or(0)
 }
 
+/// One word of a [`futex_waitv`] call: sleep while `*word == expected`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WaitOn {
+    pub(crate) word: *const AtomicU32,
+    pub(crate) expected: u32,
+    pub(crate) shared: bool,
+}
+
+/// The most words one [`futex_waitv`] call takes (the kernel's `FUTEX_WAITV_MAX`).
+pub(crate) const WAITV_MAX: usize = 128;
+
+/// Sleeps until any of `words` changes from its expected value or is woken, or `timeout`
+/// passes (Linux 5.16's `futex_waitv`). Every outcome (a wake-up, a value that had already
+/// changed, a timeout, a signal, a word no longer mapped) is a plain return: the caller looks
+/// at its words again. `Err` only when the kernel lacks the call (`ENOSYS`).
+///
+/// The kernel only reads the words; a pointer whose mapping went away in the meantime makes
+/// it answer `EFAULT`, which is memory-safe for this process.
+pub(crate) fn futex_waitv(words: &[WaitOn], timeout: Duration) -> io::Result<()> {
+    use rustix::time::{ClockId, clock_gettime};
+    let waits: Vec<futex::Wait> = words
+        .iter()
+        .map(|w| {
+            let mut wait = futex::Wait::new();
+            wait.val = u64::from(w.expected);
+            wait.uaddr = futex::WaitPtr::new(w.word.cast_mut().cast());
+            wait.flags = if w.shared {
+                futex::WaitFlags::SIZE_U32
+            } else {
+                futex::WaitFlags::SIZE_U32 | futex::WaitFlags::PRIVATE
+            };
+            wait
+        })
+        .collect();
+    // The timeout is absolute, on the monotonic clock.
+    let now = clock_gettime(ClockId::Monotonic);
+    let nanos = now.tv_nsec as u64 + u64::from(timeout.subsec_nanos());
+    let until = futex::Timespec {
+        tv_sec: now.tv_sec
+            + timeout.as_secs().min(i32::MAX as u64) as i64
+            + (nanos / 1_000_000_000) as i64,
+        tv_nsec: (nanos % 1_000_000_000) as _,
+    };
+    match futex::waitv(
+        &waits,
+        futex::WaitvFlags::empty(),
+        Some(&until),
+        ClockId::Monotonic,
+    ) {
+        Err(e) if e == rustix::io::Errno::NOSYS => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// The kernel thread id of the calling thread (not cached: see `raw::current_tid`).
 pub(crate) fn gettid() -> u32 {
     rustix::thread::gettid().as_raw_nonzero().get() as u32

@@ -705,11 +705,14 @@ fn start_reaper(wake: Arc<OwnedFd>) {
     }
 }
 
+/// An awaited child with the descriptors that announce its news, copied out of the table.
+type AwaitedFds = (Arc<Child>, Vec<RawFd>);
+
 /// The reaper thread: forgets each orphan as soon as it has ended and wakes each awaited join
 /// whose child has news; returns when neither is left.
 fn reap_orphans(wake: Arc<OwnedFd>) {
     loop {
-        let (orphans, awaited): (Vec<Arc<Child>>, Vec<(Arc<Child>, Vec<RawFd>)>) = {
+        let (orphans, awaited): (Vec<Arc<Child>>, Vec<AwaitedFds>) = {
             let mut children = children();
             if children.orphans.is_empty() && children.awaited.is_empty() {
                 // Under the lock: an orphan adopted from now on starts a new reaper.

@@ -275,13 +275,19 @@ impl Report {
             Some(s) => format!("{figure} {}", size_label(s)),
             None => figure.to_owned(),
         };
+        // Below 1 the ratio alone rounds to 0.00x against slow peers: say how many times faster.
+        let shown = if ratio < 0.95 {
+            format!("{ratio:.2}x ({:.1}x faster)", 1.0 / ratio)
+        } else {
+            format!("{ratio:.2}x")
+        };
         println!(
-            "{:<46} {:>13} {:>13}  {:<34} {:>6.2}x",
+            "{:<46} {:>13} {:>13}  {:<34} {:>6}",
             label,
             show(ours),
             show(baseline),
             baseline_name,
-            ratio
+            shown
         );
         self.append_tsv(figure, size, ours, baseline_name, baseline, ratio);
     }

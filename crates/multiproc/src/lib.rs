@@ -18,6 +18,8 @@
 //! | `concurrent.futures.ProcessPoolExecutor`, `ThreadPoolExecutor`, `Future`, `wait`, `as_completed` | [`futures::ProcessPoolExecutor`], [`futures::ThreadPoolExecutor`], [`futures::Future`], [`futures::wait`], [`futures::as_completed`] |
 //! | `threading.Thread`, `Lock`, `RLock`, `Condition`, `Semaphore`, `Event`, `Barrier`, `Timer`, `local` | [`threading`] |
 //! | `queue.Queue`, `LifoQueue`, `PriorityQueue`, `SimpleQueue` | [`queue`] |
+//! | `signal.signal(sig, handler)`, `SIG_IGN`, `getsignal`, `os.kill(pid, sig)`, `signal.pause()` | [`signal::signal`], [`signal::Handler`], [`signal::getsignal`], [`Process::send_signal`], [`signal::wait_for`] |
+//! | `await loop.run_in_executor(None, q.get)`, `asyncio.Lock`, `asyncio.Event`, `await proc.wait()` | [`Queue::get_async`], [`Queue::put_async`], [`Connection::recv_async`], [`Lock::acquire_async`], [`Event::wait_async`], [`Process::join_async`]: futures for tokio or any executor, woken by one shared waiter thread, never a spinning core |
 //! | every exception above | one [`Error`] enum, [`Result`] |
 //!
 //! The repository's `docs/coming-from-python.md` goes through every module name by name, with

@@ -334,6 +334,31 @@ pub fn kill(pid: u32, sig: Signal) -> Result<()> {
     sys::kill(pid, sig.0).map_err(io)
 }
 
+/// Python's `signal.pthread_kill(thread.ident, sig)`: sends `sig` to one thread of this
+/// process (see [`Thread::pthread_kill`](multiproc_sync::Thread::pthread_kill)). The handler
+/// still runs on the dispatcher thread; the target's blocking system call, if any, returns
+/// `EINTR`.
+///
+/// ```
+/// use multiproc_spawn::signal::{self, Handler, Signal};
+/// use std::sync::mpsc;
+///
+/// let (tx, rx) = mpsc::channel();
+/// let tx = std::sync::Mutex::new(tx);
+/// signal::signal(Signal::SIGUSR1, Handler::call(move |sig| tx.lock().unwrap().send(sig).unwrap()))?;
+/// let (stop_tx, stop_rx) = mpsc::channel::<()>();
+/// let t = multiproc_sync::Thread::spawn(move || stop_rx.recv())?;
+/// signal::pthread_kill(&t, Signal::SIGUSR1)?;
+/// assert_eq!(rx.recv().unwrap(), Signal::SIGUSR1);
+/// stop_tx.send(()).unwrap();
+/// t.join()?.unwrap();
+/// signal::signal(Signal::SIGUSR1, Handler::Ignore)?;
+/// # Ok::<(), multiproc_sync::Error>(())
+/// ```
+pub fn pthread_kill<R>(thread: &multiproc_sync::Thread<R>, sig: Signal) -> Result<()> {
+    thread.pthread_kill(sig.0)
+}
+
 /// Python's `signal.alarm(seconds)`: `SIGALRM` after `seconds` (0 cancels the alarm); returns
 /// the seconds that were left of the previous one.
 ///

@@ -173,3 +173,50 @@ fn getsignal_signal_and_bad_input() {
         Err(Error::Timeout)
     ));
 }
+
+/// Starts a parked thread, says so, and sends that thread (only) `SIGTERM`, whose default
+/// action ends the whole process.
+fn sigterm_to_one_thread(rep: Reporter) {
+    let t = multiproc_sync::Thread::spawn(|| park()).unwrap();
+    rep.say(1);
+    signal::pthread_kill(&t, Signal::SIGTERM).unwrap();
+    park()
+}
+
+#[test]
+fn pthread_kill_delivers_to_a_thread_and_the_default_action_ends_the_process() {
+    for m in METHODS {
+        let (mut r, rep) = Reporter::pair();
+        let p = Process::builder()
+            .start_method(m)
+            .spawn(sigterm_to_one_thread, rep)
+            .unwrap();
+        assert_eq!(hear(&mut r), Some(1), "{m:?}");
+        match p.join() {
+            Err(Error::ProcessFailed { exitcode, .. }) => assert_eq!(exitcode, -15, "{m:?}"),
+            other => panic!("{m:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn pthread_kill_runs_the_handler_and_rejects_a_bad_number() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    signal::signal(
+        Signal::SIGWINCH,
+        Handler::call(move |sig| tx.lock().unwrap().send(sig).unwrap()),
+    )
+    .unwrap();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let t = multiproc_sync::Thread::spawn(move || stop_rx.recv()).unwrap();
+    signal::pthread_kill(&t, Signal::SIGWINCH).unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        Signal::SIGWINCH
+    );
+    assert!(matches!(t.pthread_kill(-1), Err(Error::Io(_))));
+    stop_tx.send(()).unwrap();
+    t.join().unwrap().unwrap();
+    signal::signal(Signal::SIGWINCH, Handler::Default).unwrap();
+}

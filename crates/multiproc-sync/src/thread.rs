@@ -330,6 +330,24 @@ impl<R> Thread<R> {
             message: panic_message(payload.as_ref()),
         })
     }
+
+    /// Python's `signal.pthread_kill(t.ident, signo)`: sends signal number `signo` to this
+    /// thread alone (0 sends nothing and only checks). A handler runs as the signal's
+    /// disposition says (with `multiproc::signal`, on its dispatcher thread); what the target
+    /// thread itself sees is a blocking system call interrupted with `EINTR`, and a default
+    /// action that ends the process ends it whichever thread received it. `Err(Io)` for a
+    /// number that is no signal. Typed: `multiproc::signal::pthread_kill(&t, Signal::SIGUSR1)`.
+    ///
+    /// ```
+    /// let t = multiproc_sync::Thread::spawn(|| ())?;
+    /// t.pthread_kill(0)?; // a joinable thread can be signalled, finished or not
+    /// assert!(t.pthread_kill(-1).is_err());
+    /// t.join()?;
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
+    pub fn pthread_kill(&self, signo: i32) -> Result<()> {
+        crate::sys::pthread_kill(&self.handle, signo).map_err(Error::Io)
+    }
 }
 
 /// The text of a panic payload (`&str` or `String`), else a generic phrase.

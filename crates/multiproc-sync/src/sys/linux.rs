@@ -104,6 +104,27 @@ pub(crate) fn gettid() -> u32 {
     rustix::thread::gettid().as_raw_nonzero().get() as u32
 }
 
+/// Sends signal `signo` to the thread behind `handle` (`pthread_kill`); `signo` 0 only checks
+/// that the thread can be signalled.
+pub(crate) fn pthread_kill<R>(handle: &std::thread::JoinHandle<R>, signo: i32) -> io::Result<()> {
+    use std::os::unix::thread::JoinHandleExt;
+    // glibc answers 0 for any number once the thread has exited, so check the number here:
+    // 0, the classic signals and the real-time range; not the C library's reserved ones.
+    let valid = (0..32).contains(&signo) || (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&signo);
+    if !valid {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: a `JoinHandle` that is not joined or dropped keeps its thread joinable, so the
+    // `pthread_t` names that thread (finished or not) and nothing else; `pthread_kill` checks
+    // `signo` itself and answers `EINVAL` for a bad one.
+    let rc = unsafe { libc::pthread_kill(handle.as_pthread_t(), signo) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
 /// Whether the calling thread is the process's initial (main) thread.
 pub(crate) fn is_main_thread() -> bool {
     gettid() == std::process::id()

@@ -5,6 +5,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use multiproc_sync::{Error, Result};
@@ -215,13 +216,14 @@ pub(crate) async fn take_record_async<R>(
     let ring: &Ring = handle.state();
     let blocked = Blocked {
         handle,
-        on: std::cell::Cell::new(false),
+        on: AtomicBool::new(false),
     };
     let alive = || {
         if writer_role != handle.role() {
             return handle.others_alive(writer_role);
         }
-        if !blocked.on.replace(true) {
+        // An atomic only so that the future stays `Send`: one task touches it.
+        if !blocked.on.swap(true, Ordering::Relaxed) {
             handle.set_blocked(true);
         }
         handle.putters_alive()
@@ -264,12 +266,12 @@ pub(crate) async fn take_record_async<R>(
 /// async get ends or is dropped.
 struct Blocked<'a> {
     handle: &'a Handle,
-    on: std::cell::Cell<bool>,
+    on: AtomicBool,
 }
 
 impl Drop for Blocked<'_> {
     fn drop(&mut self) {
-        if self.on.get() {
+        if self.on.load(Ordering::Relaxed) {
             self.handle.set_blocked(false);
         }
     }

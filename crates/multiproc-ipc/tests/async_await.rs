@@ -246,3 +246,19 @@ fn a_dropped_future_takes_nothing_and_passes_the_lock_on() {
         assert!(!again.previous_owner_died());
     });
 }
+
+/// Compiles only if every async form is a `Send` future, which `tokio::spawn` on a
+/// multi-thread runtime needs.
+#[test]
+fn every_future_is_send() {
+    fn send<F: std::future::Future + Send>(_: F) {}
+    let q = Queue::<u32>::new().unwrap();
+    let (a, _b): (Connection<u32>, _) = Pipe::duplex().unwrap();
+    let (lock, event) = (Lock::new().unwrap(), Event::new().unwrap());
+    send(q.get_async());
+    send(q.put_async(1));
+    send(a.recv_async());
+    send(lock.acquire_async());
+    send(event.wait_async());
+    send(start(common::METHODS[0], exit_with, 0).join_async());
+}

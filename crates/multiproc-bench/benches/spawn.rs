@@ -6,7 +6,7 @@
 
 use multiproc::subprocess::{self, RunOptions};
 use multiproc::{Process, StartMethod};
-use multiproc_bench::{Measure, PerOp, Report, python_ns};
+use multiproc_bench::{Measure, PerOp, Report, alternate, python_ns};
 use std::process::Command;
 
 /// When set, this binary exits at once: the baseline "Command of the same binary".
@@ -25,6 +25,15 @@ fn spawn_join(method: StartMethod) -> PerOp {
                 .unwrap();
         }
     })
+}
+
+/// 512 MiB with every page written, so that all of it is resident.
+fn touched_ballast() -> Vec<u8> {
+    let mut ballast = vec![0u8; 512 << 20];
+    for page in ballast.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    std::hint::black_box(ballast)
 }
 
 fn raw_fork() -> PerOp {
@@ -125,30 +134,50 @@ fn main() {
     }
 
     let mut report = Report::new("process start with a 512 MiB parent");
-    let mut ballast = vec![0u8; 512 << 20];
-    for page in ballast.chunks_mut(4096) {
-        page[0] = 1;
-    }
-    std::hint::black_box(&ballast);
+    // The ForkServer figures alternate with the small parent's raw fork, the 512 MiB mapped
+    // and touched again before each big round and unmapped before each small one: measured
+    // one after the other, their ratio would mostly compare two states of a noisy VM.
+    let ballast = std::cell::RefCell::new(None::<Vec<u8>>);
+    let grow = || {
+        ballast.borrow_mut().get_or_insert_with(touched_ballast);
+    };
+    let shrink = || drop(ballast.borrow_mut().take());
+    let [fork_small, fs_small, fs_big] = alternate(
+        5,
+        [
+            &mut || {
+                shrink();
+                raw_fork()
+            },
+            &mut || {
+                shrink();
+                spawn_join(StartMethod::ForkServer)
+            },
+            &mut || {
+                grow();
+                spawn_join(StartMethod::ForkServer)
+            },
+        ],
+    );
+    report.row(
+        "ForkServer (512 MiB parent)",
+        fs_big,
+        "ForkServer, small parent",
+        fs_small,
+    );
+    report.row(
+        "ForkServer (512 MiB parent)",
+        fs_big,
+        "raw fork+_exit+waitpid, small parent",
+        fork_small,
+    );
+    grow();
     let fork_big = raw_fork();
     report.row(
         "Fork (512 MiB parent)",
         spawn_join(StartMethod::Fork),
         "raw fork, 512 MiB parent",
         fork_big,
-    );
-    let fs_big = spawn_join(StartMethod::ForkServer);
-    report.row(
-        "ForkServer (512 MiB parent)",
-        fs_big,
-        "ForkServer, small parent",
-        ours_fs,
-    );
-    report.row(
-        "ForkServer (512 MiB parent)",
-        fs_big,
-        "raw fork+_exit+waitpid, small parent",
-        fork,
     );
     report.row(
         "ForkServer (512 MiB parent)",
@@ -162,7 +191,7 @@ fn main() {
         "Command of the same binary",
         cmd,
     );
-    drop(ballast);
+    shrink();
 
     let mut report = Report::new("subprocess");
     let ours = Measure::new(9, 40).per_op(|n| {

@@ -4,11 +4,18 @@
 //! three commands from Python's `redis` client and from the raw `redis` crate, and against
 //! three raw PINGs; the executor's submit + result with one worker thread (LPUSH, BLMOVE,
 //! HINCRBY, EVALSHA, LREM, BLPOP) against Python's client running the same protocol with a
-//! worker process, and against a raw PING.
+//! worker process, against RQ (an `rq` `SimpleWorker` process, the client polling the job's
+//! result every millisecond, as RQ users do; skipped when `rq` is missing), and against a raw
+//! PING. Ours and the raw baselines alternate round by round (see `alternate`).
+//!
+//! The queue's put + get + task_done takes two round trips (the acknowledgement rides with the
+//! next BLMOVE), Python's three; an executor task takes at least two (submit, then the blocking
+//! wait for its result, which the worker's own round trips delay), so it cannot come within
+//! 1.5x of one PING.
 
 use multiproc::redis::raw;
 use multiproc::redis::{Client, Executor, LocalServer, Queue, URL_ENV, Worker};
-use multiproc_bench::{Measure, PerOp, Report, python_ns};
+use multiproc_bench::{Measure, PerOp, Report, alternate, python_ns};
 
 fn inc(x: u64) -> u64 {
     x + 1
@@ -81,6 +88,36 @@ if __name__ == '__main__':
     print(ts[len(ts) // 2] * 1e9)
 "#;
 
+const PY_RQ: &str = r#"
+import time, operator, multiprocessing as mp
+from redis import Redis
+from rq import Queue, SimpleWorker
+def work(url):
+    conn = Redis.from_url(url)
+    SimpleWorker([Queue('bench-rq', connection=conn)], connection=conn).work(logging_level='ERROR')
+if __name__ == '__main__':
+    w = mp.get_context('fork').Process(target=work, args=(URL,))
+    w.start()
+    q = Queue('bench-rq', connection=Redis.from_url(URL))
+    def one(i):
+        job = q.enqueue(operator.add, i, 1)
+        while True:
+            v = job.return_value()
+            if v is not None:
+                break
+            time.sleep(0.001)
+        assert v == i + 1
+    def run(n):
+        t = time.perf_counter()
+        for i in range(n):
+            one(i)
+        return (time.perf_counter() - t) / n
+    run(20)
+    ts = sorted(run(N) for _ in range(5))
+    w.terminate(); w.join()
+    print(ts[len(ts) // 2] * 1e9)
+"#;
+
 fn python(script: &str, url: &str, n: u64) -> Option<PerOp> {
     let path =
         std::env::temp_dir().join(format!("multiproc_bench_redis_{}.py", std::process::id()));
@@ -111,47 +148,61 @@ fn main() {
         },
     };
     let client = Client::open(&url).expect("the server answers");
-    let mut con = client.raw_connection().expect("the server answers");
-    let n = 2_000;
-
-    let ping = Measure::new(7, n).per_op(|n| {
-        for _ in 0..n {
-            raw::cmd("PING").query::<()>(&mut con).unwrap();
+    let n = 1_000;
+    let pinger = || {
+        let mut con = client.raw_connection().expect("the server answers");
+        move || {
+            Measure::new(3, n).per_op(|n| {
+                for _ in 0..n {
+                    raw::cmd("PING").query::<()>(&mut con).unwrap();
+                }
+            })
         }
-    });
+    };
 
     let mut report = Report::new("redis (one client, local server, per round trip)");
     let q: Queue<u64> = Queue::open(&url, &format!("bench-{}", std::process::id())).unwrap();
-    let ours = Measure::new(7, n).per_op(|n| {
-        for i in 0..n {
-            q.put(&i).unwrap();
-            std::hint::black_box(q.get().unwrap());
-            q.task_done().unwrap();
-        }
-    });
-    let raw_same = Measure::new(7, n).per_op(|n| {
-        for i in 0..n {
-            raw::cmd("LPUSH")
-                .arg("bench:raw:items")
-                .arg(i)
-                .query::<()>(&mut con)
-                .unwrap();
-            let v: Vec<u8> = raw::cmd("BLMOVE")
-                .arg("bench:raw:items")
-                .arg("bench:raw:processing")
-                .arg("RIGHT")
-                .arg("LEFT")
-                .arg(1)
-                .query(&mut con)
-                .unwrap();
-            raw::cmd("LREM")
-                .arg("bench:raw:processing")
-                .arg(-1)
-                .arg(v)
-                .query::<()>(&mut con)
-                .unwrap();
-        }
-    });
+    let mut con = client.raw_connection().expect("the server answers");
+    let [ours, raw_same, ping] = alternate(
+        5,
+        [
+            &mut || {
+                Measure::new(3, n).per_op(|n| {
+                    for i in 0..n {
+                        q.put(&i).unwrap();
+                        std::hint::black_box(q.get().unwrap());
+                        q.task_done().unwrap();
+                    }
+                })
+            },
+            &mut || {
+                Measure::new(3, n).per_op(|n| {
+                    for i in 0..n {
+                        raw::cmd("LPUSH")
+                            .arg("bench:raw:items")
+                            .arg(i)
+                            .query::<()>(&mut con)
+                            .unwrap();
+                        let v: Vec<u8> = raw::cmd("BLMOVE")
+                            .arg("bench:raw:items")
+                            .arg("bench:raw:processing")
+                            .arg("RIGHT")
+                            .arg("LEFT")
+                            .arg(1)
+                            .query(&mut con)
+                            .unwrap();
+                        raw::cmd("LREM")
+                            .arg("bench:raw:processing")
+                            .arg(-1)
+                            .arg(v)
+                            .query::<()>(&mut con)
+                            .unwrap();
+                    }
+                })
+            },
+            &mut pinger(),
+        ],
+    );
     let mut baselines = vec![
         ("raw redis crate, same 3 commands", raw_same),
         ("raw redis crate, 3 PINGs", PerOp::from_ns(3.0 * ping.ns)),
@@ -168,16 +219,31 @@ fn main() {
         std::thread::spawn(move || Worker::new(&url).namespace(&ns).run_in_this_process())
     };
     let exec = Executor::builder(&url).namespace(&ns).build().unwrap();
-    let ours = Measure::new(7, n).per_op(|n| {
-        for i in 0..n {
-            assert_eq!(exec.submit(inc, i).unwrap().result().unwrap(), i + 1);
-        }
-    });
+    let [ours, ping] = alternate(
+        5,
+        [
+            &mut || {
+                Measure::new(3, n).per_op(|n| {
+                    for i in 0..n {
+                        assert_eq!(exec.submit(inc, i).unwrap().result().unwrap(), i + 1);
+                    }
+                })
+            },
+            &mut pinger(),
+        ],
+    );
     exec.shutdown_workers().unwrap();
     worker.join().unwrap().unwrap();
-    let mut baselines = vec![("raw redis crate, 1 PING", ping)];
+    let mut baselines = vec![
+        ("raw redis crate, 1 PING", ping),
+        ("raw redis crate, 2 PINGs", PerOp::from_ns(2.0 * ping.ns)),
+    ];
     if let Some(py) = python(PY_EXEC, &url, n) {
         baselines.insert(0, ("Python redis-py, same protocol", py));
+    }
+    match python(PY_RQ, &url, 200) {
+        Some(rq) => baselines.insert(0, ("RQ enqueue + polled result", rq)),
+        None => println!("(no RQ baseline: python3 with the `rq` package is missing)"),
     }
     report.rows("Executor submit + result (1 worker)", ours, &baselines);
     if py_q.is_none() {

@@ -470,11 +470,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// #         std::thread::yield_now();
     /// #     }
     /// # }
-    /// let q = multiproc_ipc::Queue::with_maxsize(1)?;
-    /// block_on(q.put_async("first"))?;
+    /// let q = multiproc_ipc::Queue::<String>::with_maxsize(1)?;
+    /// block_on(q.put_async("first".to_string()))?;
     /// let consumer = q.clone();
     /// let t = std::thread::spawn(move || consumer.get());
-    /// block_on(q.put_async("second"))?; // waits until the thread took "first"
+    /// block_on(q.put_async("second".to_string()))?; // waits until the thread took "first"
     /// assert_eq!(t.join().unwrap()?, "first");
     /// assert_eq!(q.get()?, "second");
     /// # Ok::<(), multiproc_sync::Error>(())

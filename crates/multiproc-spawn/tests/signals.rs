@@ -10,6 +10,14 @@ use multiproc_spawn::{Process, StartMethod};
 use multiproc_sync::Error;
 use std::time::Duration;
 
+/// Asserts that a child ended with `code` (negative: killed by that signal).
+fn assert_exit_code<R: std::fmt::Debug>(joined: multiproc_sync::Result<R>, code: i32, ctx: String) {
+    match joined {
+        Err(Error::ProcessFailed { exitcode, .. }) => assert_eq!(exitcode, code, "{ctx}"),
+        other => panic!("{ctx}: {other:?}"),
+    }
+}
+
 /// Parks for ever (until a signal ends the process).
 fn park() -> ! {
     loop {
@@ -34,10 +42,7 @@ fn a_childs_sigterm_handler_runs_and_its_exit_code_is_its_own() {
             .unwrap();
         assert_eq!(hear(&mut r), Some(1), "{m:?}: the child never got ready");
         p.send_signal(Signal::SIGTERM).unwrap();
-        match p.join() {
-            Err(Error::ProcessFailed { exitcode, .. }) => assert_eq!(exitcode, 7, "{m:?}"),
-            other => panic!("{m:?}: {other:?}"),
-        }
+        assert_exit_code(p.join(), 7, format!("{m:?}"));
     }
 }
 
@@ -56,10 +61,7 @@ fn default_disposition_kills_with_the_signal_under_every_method() {
             .unwrap();
         assert_eq!(hear(&mut r), Some(1));
         p.send_signal(Signal::SIGUSR1).unwrap();
-        match p.join() {
-            Err(Error::ProcessFailed { exitcode, .. }) => assert_eq!(exitcode, -10, "{m:?}"),
-            other => panic!("{m:?}: {other:?}"),
-        }
+        assert_exit_code(p.join(), -10, format!("{m:?}"));
     }
 }
 
@@ -75,10 +77,7 @@ fn a_fork_child_runs_its_inherited_handler_itself() {
         .unwrap();
     assert_eq!(hear(&mut r), Some(1));
     p.send_signal(Signal::SIGUSR2).unwrap();
-    match p.join() {
-        Err(Error::ProcessFailed { exitcode, .. }) => assert_eq!(exitcode, 42),
-        other => panic!("{other:?}"),
-    }
+    assert_exit_code(p.join(), 42, String::new());
     // Fresh starts do not inherit handlers: the default action ends them.
     for m in [StartMethod::Spawn, StartMethod::ForkServer] {
         let (mut r, rep) = Reporter::pair();
@@ -88,10 +87,7 @@ fn a_fork_child_runs_its_inherited_handler_itself() {
             .unwrap();
         assert_eq!(hear(&mut r), Some(1));
         p.send_signal(Signal::SIGUSR2).unwrap();
-        match p.join() {
-            Err(Error::ProcessFailed { exitcode, .. }) => assert_eq!(exitcode, -12, "{m:?}"),
-            other => panic!("{m:?}: {other:?}"),
-        }
+        assert_exit_code(p.join(), -12, format!("{m:?}"));
     }
 }
 
@@ -192,10 +188,7 @@ fn pthread_kill_delivers_to_a_thread_and_the_default_action_ends_the_process() {
             .spawn(sigterm_to_one_thread, rep)
             .unwrap();
         assert_eq!(hear(&mut r), Some(1), "{m:?}");
-        match p.join() {
-            Err(Error::ProcessFailed { exitcode, .. }) => assert_eq!(exitcode, -15, "{m:?}"),
-            other => panic!("{m:?}: {other:?}"),
-        }
+        assert_exit_code(p.join(), -15, format!("{m:?}"));
     }
 }
 

@@ -115,8 +115,8 @@ pub(crate) fn pthread_kill<R>(handle: &std::thread::JoinHandle<R>, signo: i32) -
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     // SAFETY: a `JoinHandle` that is not joined or dropped keeps its thread joinable, so the
-    // `pthread_t` names that thread (finished or not) and nothing else; `pthread_kill` checks
-    // `signo` itself and answers `EINVAL` for a bad one.
+    // `pthread_t` names that thread (finished or not) and nothing else; `signo` was checked
+    // above, and the call touches no memory of ours.
     let rc = unsafe { libc::pthread_kill(handle.as_pthread_t(), signo) };
     if rc == 0 {
         Ok(())

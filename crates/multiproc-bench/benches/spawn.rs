@@ -107,11 +107,20 @@ fn main() {
         return;
     }
     let mut report = Report::new("process start (spawn + join of a no-op target)");
-    let fork = raw_fork();
-    let ours_fork = spawn_join(StartMethod::Fork);
+    // Alternated, so that each ratio compares the same states of a noisy VM.
+    let [fork, ours_fork, ours_fs] = alternate(
+        5,
+        [
+            &mut raw_fork,
+            &mut || spawn_join(StartMethod::Fork),
+            &mut || spawn_join(StartMethod::ForkServer),
+        ],
+    );
     report.row("Fork", ours_fork, "raw fork+_exit+waitpid", fork);
-    let ours_fs = spawn_join(StartMethod::ForkServer);
     report.row("ForkServer", ours_fs, "raw fork+_exit+waitpid", fork);
+    if std::env::var_os("MULTIPROC_BENCH_START_ONLY").is_some() {
+        return;
+    }
     let ours_spawn = spawn_join(StartMethod::Spawn);
     let cmd = command_of_self();
     report.row("Spawn", ours_spawn, "Command of the same binary", cmd);

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -247,25 +247,30 @@ impl ProcessBuilder {
             start_method: get_start_method().to_u8(),
         };
         let header = postcard::to_allocvec(&header).map_err(|e| Error::Codec(e.to_string()))?;
-        let (mine, theirs) = sys::socketpair()?;
         let len = (header.len() as u32).to_le_bytes();
         let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
         // A child that died before reading its arguments is reported by join, with its status;
         // so a failed write is not an error here.
-        let bootstrap = || {
-            let _ = wire::write_frame(mine.as_fd(), Kind::Bootstrap, &[&len, &header, args], &raw);
+        let bootstrap = |sock: BorrowedFd<'_>| {
+            let _ = wire::write_frame(sock, Kind::Bootstrap, &[&len, &header, args], &raw);
         };
         let child = if method == StartMethod::Spawn {
+            let (mine, theirs) = sys::socketpair()?;
             let value = format!("child:{}", theirs.as_raw_fd());
             let pid = sys::spawn_self("--multiproc-child", (entry::ENV, &value), theirs.as_fd())?;
             drop(theirs);
-            bootstrap();
+            bootstrap(mine.as_fd());
             Child::spawned(pid, name, self.daemon, mine)
         } else {
-            // The arguments go out while the server forks: the child reads them as soon as it
-            // exists.
-            let (pid, pidfd) = forkserver::start_child(self.daemon, theirs, bootstrap)?;
-            Child::via_server(pid, name, self.daemon, pidfd, mine)
+            // The arguments go into a spare child's socket, or out while the server forks: the
+            // child reads them as soon as it exists.
+            let started = forkserver::start_child(self.daemon, bootstrap)?;
+            match started.server_pidfd {
+                None => Child::adopted(started.pid, name, self.daemon, started.sock),
+                Some(pidfd) => {
+                    Child::via_server(started.pid, name, self.daemon, pidfd, started.sock)
+                }
+            }
         };
         Ok(register(child, method))
     }

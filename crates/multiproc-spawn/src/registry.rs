@@ -1,9 +1,9 @@
 //! The parent's record of each child, and the process-wide list of live children.
 //!
 //! A child is watched through its bootstrap socket and its exit, never through `SIGCHLD`:
-//! - the socket brings the outcome frame (and, for a fork-server child, the server's `Status`
-//!   frame with the exit code, since only the server may reap it);
-//! - a direct (Fork or Spawn) child is reaped with `waitid(P_PID, WNOHANG)`; a pidfd, which
+//! - the socket brings the outcome frame (and, for a child of the fork server's own, a daemon,
+//!   the server's `Status` frame with the exit code, since only the server may reap it);
+//! - a direct child (Fork, Spawn, or a non-daemon ForkServer child, born ours) is reaped with `waitid(P_PID, WNOHANG)`; a pidfd, which
 //!   becomes readable when the child exits, is what a wait sleeps on. It is opened only when
 //!   needed (a wait that sleeps, a signal), because most short children are over before that.
 //!   A direct child's pid cannot be recycled before we reap it, and reaping and signalling by
@@ -89,6 +89,16 @@ impl Child {
             sock: Some(sock),
             ticket: Some(ticket),
             slot,
+            ..ChildState::default()
+        };
+        Child::new(pid, name, daemon, None, state, SPIN)
+    }
+
+    /// A fork-server child born our own (see [`crate::forkserver`]): reaped here like a Fork
+    /// child.
+    pub(crate) fn adopted(pid: u32, name: String, daemon: bool, sock: OwnedFd) -> Child {
+        let state = ChildState {
+            sock: Some(sock),
             ..ChildState::default()
         };
         Child::new(pid, name, daemon, None, state, SPIN)
@@ -659,6 +669,13 @@ pub(crate) fn adopt_orphan(child: Arc<Child>) {
         "a running child's handle was dropped; the reaper will reap it"
     );
     hand_to_reaper(|children| children.orphans.push(child));
+}
+
+/// Takes a fork-server spare that will never be used (see [`crate::forkserver`]): it exits
+/// once its socket closes, here, and the orphan reaper reaps it.
+pub(crate) fn adopt_spare(pid: u32, sock: OwnedFd) {
+    let spare = Child::adopted(pid, "multiproc-spare".to_owned(), false, sock);
+    adopt_orphan(Arc::new(spare));
 }
 
 /// Parks an async join: the reaper thread wakes `waker` (once) when one of `fds`, descriptors

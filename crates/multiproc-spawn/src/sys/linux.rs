@@ -345,6 +345,74 @@ pub(crate) unsafe fn fork() -> io::Result<Forked> {
     })
 }
 
+/// What [`fork_for_parent`] returned in this process.
+#[derive(Debug)]
+pub(crate) enum Adopted {
+    /// We are the new process.
+    Child,
+    /// The new process, born a child of our own parent: its pid.
+    Sibling(u32),
+}
+
+/// `struct clone_args` of `clone3(2)`, the first version's fields (64 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+/// Forks the calling process into a child of *our parent's* (`clone3` with `CLONE_PARENT`):
+/// the fork server's way of starting a child that the
+/// program itself reaps, so the exit status reaches the program without a detour through the
+/// server. `Ok(None)`: this kernel or sandbox refuses it (before Linux 5.3, a seccomp filter
+/// that refuses `clone3`, or we are a namespace's init); fork instead.
+///
+/// # Safety
+/// As for [`fork`]. Moreover the raw system call skips what glibc's `fork` does around it: it
+/// runs no `pthread_atfork` handlers, leaves the child's cached thread id (used only by
+/// recursive, robust and priority-inheriting pthread mutexes, and consistently within the
+/// child) at the caller's, and registers no robust-mutex list in the child. The caller must be
+/// a single-threaded process that needs none of these (the fork server).
+#[inline(always)]
+pub(crate) unsafe fn fork_for_parent() -> io::Result<Option<Adopted>> {
+    let args = CloneArgs {
+        flags: libc::CLONE_PARENT as u64,
+        // Must be 0 with CLONE_PARENT: the child inherits our own exit signal (SIGCHLD, as we
+        // were started by posix_spawn), so our parent is told of its end as of ours.
+        exit_signal: 0,
+        ..CloneArgs::default()
+    };
+    // SAFETY: `args` is a valid `clone_args` of the size passed. Without a new stack or CLONE_VM the child runs on its own copy of this stack, as after fork; the
+    // caller upholds the rest (see above).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match cvt(ret) {
+        Ok(0) => Ok(Some(Adopted::Child)),
+        Ok(pid) => Ok(Some(Adopted::Sibling(pid as u32))),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::EPERM | libc::EINVAL)
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Starts a fresh exec of this very executable (`/proc/self/exe`, the same file even if the
 /// path was replaced), with the environment plus `extra_env`, keeping `inherit` open (its
 /// close-on-exec flag is cleared in the child only). Returns the new pid.

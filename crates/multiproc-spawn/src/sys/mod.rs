@@ -3,7 +3,7 @@
 //! A backend provides:
 //! - sockets: `socketpair`, `send_with_fds` (gathered slices), `recv_with_fds` (SCM_RIGHTS),
 //!   `poll`;
-//! - processes: `fork`, `spawn_self` (a fresh exec of this very binary), `pidfd_open`,
+//! - processes: `fork`, `fork_for_parent` (a child born our parent's), `spawn_self` (a fresh exec of this very binary), `pidfd_open`,
 //!   `pidfd_send_signal`, `kill`, `waitid_pidfd`, `waitid_pid`, `exit_now`, `kill_self`,
 //!   `getpid`, `getppid`;
 //! - wake-ups: `eventfd`, `eventfd_signal`, `eventfd_drain` (the orphan reaper's);

@@ -69,7 +69,9 @@ pub(crate) struct Server {
 /// for the next spare: the server then forks while that child runs, so a start costs the
 /// program no fork and no round trip to the server, only the wake-up of a child that exists.
 /// A spare that is never used reads the end of its socket when the program drops it (or
-/// exits), and exits.
+/// exits), and exits; the orphan reaper reaps it. One case is left: a server killed between
+/// forking a spare and answering takes the spare's pid with it, so that spare stays a zombie
+/// until the program exits (we cannot tell it from the program's other children).
 #[derive(Debug)]
 struct Spare {
     pid: u32,

@@ -164,6 +164,7 @@ fn test() -> DynResult {
 }
 
 fn bench(rest: &[String]) -> DynResult {
+    python_redis_clients();
     let report = rest.iter().any(|a| a == "--report");
     let mut args = vec!["bench", "--package", "multiproc-bench"];
     let filters: Vec<&str> = rest
@@ -209,6 +210,41 @@ fn bench(rest: &[String]) -> DynResult {
     );
     std::io::Write::write_all(&mut f, end.as_bytes())?;
     report_from_tsv()
+}
+
+/// The redis bench compares against Python's `redis` client and `rq` where `python3` exists
+/// (the "pip install redis where python3 exists"): installs them with pip when they are
+/// missing. Without them (no pip, no network) those rows are left out, as the bench says.
+fn python_redis_clients() {
+    let imports = |python: &str| {
+        Command::new(python)
+            .args(["-c", "import redis, rq"])
+            .stderr(std::process::Stdio::null())
+            .status()
+    };
+    match imports("python3") {
+        // No python3 (or they are there already): nothing to install.
+        Err(_) => return,
+        Ok(status) if status.success() => return,
+        Ok(_) => {}
+    }
+    eprintln!("bench: installing Python's redis and rq clients for the redis baselines (pip)");
+    let installed = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "redis",
+            "rq",
+        ])
+        .status();
+    if !matches!(installed, Ok(s) if s.success())
+        || !matches!(imports("python3"), Ok(s) if s.success())
+    {
+        eprintln!("bench: could not install them; the redis-py and RQ rows will be missing");
+    }
 }
 
 /// The TSV's column names, as the harness documents them (`multiproc_bench::TSV_COLUMNS`).

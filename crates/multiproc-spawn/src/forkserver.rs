@@ -466,6 +466,7 @@ fn hello(ctrl: &OwnedFd, pid: u32, ours: bool, pidfd: Option<&OwnedFd>) {
     let _ = wire::write_frame(ctrl.as_fd(), Kind::Hello, &[&pid, &[ours as u8]], &attached);
 }
 
+/// Tells the parent that this request got no child, and why.
 fn could_not_fork(ctrl: &OwnedFd, e: &io::Error) {
     let msg = format!("the fork server could not fork: {e}");
     let _ = wire::write_frame(ctrl.as_fd(), Kind::ServerError, &[msg.as_bytes()], &[]);

@@ -10,8 +10,10 @@
 //!
 //! The queue's put + get + task_done takes two round trips (the acknowledgement rides with the
 //! next BLMOVE), Python's three; an executor task takes at least two (submit, then the blocking
-//! wait for its result, which the worker's own round trips delay), so it cannot come within
-//! 1.5x of one PING.
+//! wait for its result, which the worker's own round trips delay). Ours poll the socket before
+//! they sleep (`multiproc-redis`'s `wire.rs`), the raw crate's block at once. A raw PING is
+//! bimodal on two vCPUs: ~45 µs between them, ~12 µs when the kernel put client and server on
+//! one (the CPU passes straight across); the row shows whichever the run got.
 
 use multiproc::redis::raw;
 use multiproc::redis::{Client, Executor, LocalServer, Queue, URL_ENV, Worker};

@@ -7,6 +7,7 @@
 //! command this crate sends is either idempotent or covered by the at-least-once contract
 //! (see the crate documentation).
 
+use crate::wire::Wire;
 use multiproc_sync::{Error, Result};
 use redis::{ErrorKind, RedisError, RedisResult};
 use std::fmt;
@@ -150,9 +151,23 @@ impl Client {
         }
     }
 
+    /// A connection for this crate's own types (see [`Wire`]), answering a PING.
+    fn wire(&self) -> Result<Wire> {
+        let mut wire = Wire::connect(
+            self.inner.get_connection_info(),
+            Duration::from_secs(5),
+            READ_TIMEOUT,
+        )
+        .map_err(|e| self.error("cannot connect to", &e))?;
+        redis::cmd("PING")
+            .query::<()>(&mut wire)
+            .map_err(|e| self.error("cannot talk to", &e))?;
+        Ok(wire)
+    }
+
     pub(crate) fn conn(&self) -> Result<Conn> {
         Ok(Conn {
-            con: Some(self.connect_once()?),
+            con: Some(self.wire()?),
             client: self.clone(),
             reconnects: 0,
         })
@@ -162,7 +177,7 @@ impl Client {
 /// A connection that replaces itself when it breaks (see the module documentation).
 pub(crate) struct Conn {
     client: Client,
-    con: Option<redis::Connection>,
+    con: Option<Wire>,
     /// How many times the connection was replaced (callers notice a reconnect by it).
     pub(crate) reconnects: u64,
 }
@@ -189,16 +204,13 @@ impl Conn {
 
     /// Runs `f` on a live connection, reconnecting and running it again while the connection
     /// keeps breaking, for at most the client's reconnect window.
-    pub(crate) fn run<T>(
-        &mut self,
-        mut f: impl FnMut(&mut redis::Connection) -> RedisResult<T>,
-    ) -> Result<T> {
+    pub(crate) fn run<T>(&mut self, mut f: impl FnMut(&mut Wire) -> RedisResult<T>) -> Result<T> {
         let mut deadline: Option<Instant> = None;
         let mut pause = Duration::from_millis(5);
         loop {
             let con = match self.con.as_mut() {
                 Some(c) => c,
-                None => match self.client.connect_once() {
+                None => match self.client.wire() {
                     Ok(c) => {
                         self.reconnects += 1;
                         self.con.insert(c)
@@ -243,10 +255,10 @@ impl Conn {
     /// which must not block for a reconnect window.
     pub(crate) fn run_once<T>(
         &mut self,
-        mut f: impl FnMut(&mut redis::Connection) -> RedisResult<T>,
+        mut f: impl FnMut(&mut Wire) -> RedisResult<T>,
     ) -> Result<T> {
         if self.con.is_none() {
-            self.con = Some(self.client.connect_once()?);
+            self.con = Some(self.client.wire()?);
         }
         let con = self.con.as_mut().ok_or(Error::Closed)?;
         f(con).map_err(|e| {

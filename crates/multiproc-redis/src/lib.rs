@@ -44,6 +44,7 @@ mod executor;
 mod lock;
 mod queue;
 mod server;
+mod wire;
 
 pub use conn::Client;
 #[doc(hidden)]

@@ -14,6 +14,7 @@
 //! consumer requeues it.
 
 use crate::conn::{BLOCK_CHUNK, Client, Conn, random_token};
+use crate::wire::Wire;
 use multiproc_sync::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -154,7 +155,7 @@ impl Consumer {
         let ttl = raw.heartbeat.as_millis() as u64;
         let consumers = raw.consumers.clone();
         let me = id.clone();
-        let beat_once = move |c: &mut redis::Connection| {
+        let beat_once = move |c: &mut Wire| {
             redis::pipe()
                 .atomic()
                 .cmd("SET")
@@ -314,7 +315,7 @@ impl Receiver {
             return Ok(());
         }
         let acked = std::mem::take(&mut self.acked);
-        let send = |c: &mut redis::Connection| {
+        let send = |c: &mut Wire| {
             let mut p = redis::pipe();
             for bytes in &acked {
                 p.cmd("LREM").arg(&processing).arg(-1).arg(bytes).ignore();

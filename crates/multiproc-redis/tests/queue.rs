@@ -176,4 +176,23 @@ fn a_wrong_password_is_an_authentication_error_that_hides_the_password() {
     let right = server.url().replace("redis://", "redis://:right-one@");
     let q: Queue<u8> = Queue::open(&right, "auth").unwrap();
     q.put(&1).unwrap();
+    assert_eq!(q.get().unwrap(), 1);
+}
+
+#[test]
+fn an_item_larger_than_the_socket_buffers_arrives_whole() {
+    let Some(url) = common::url() else { return };
+    let q: Queue<Vec<u8>> = Queue::open(&url, &common::unique("large")).unwrap();
+    // 8 MiB: far past a socket's buffer, so the send waits for the server to read and the
+    // reply is parsed from many reads.
+    let item: Vec<u8> = (0..8 << 20)
+        .map(|i: u32| (i * 2_654_435_761 >> 24) as u8)
+        .collect();
+    q.put(&item).unwrap();
+    q.put(&vec![7u8]).unwrap();
+    assert!(q.get().unwrap() == item);
+    assert_eq!(q.get().unwrap(), vec![7u8]);
+    q.task_done().unwrap();
+    q.task_done().unwrap();
+    assert!(q.empty().unwrap());
 }

@@ -1,11 +1,12 @@
 //! [`Wire`]: the connection this crate's own types talk through, a `redis` crate
-//! [`ConnectionLike`] that spins on its socket for a moment before it sleeps.
+//! [`ConnectionLike`] that polls its socket for a moment before it sleeps.
 //!
 //! Why not `redis::Connection`: its reads block at once. A reply from a local server comes
 //! back in ~20 µs, but a reader that went to sleep is woken through the scheduler, and on a
 //! virtual machine whose idle vCPUs halt that wake-up costs more than the round trip itself
-//! (a PING took 47 µs blocking and 20 µs spinning on the 2-vCPU test machine). So every read
-//! first polls the non-blocking socket for [`SPIN`], then blocks like any client. The bytes
+//! (a PING between two vCPUs took 46 µs blocking and 20 µs polling on the 2-vCPU test
+//! machine). So every read first polls the non-blocking socket for [`SPIN`], yielding the CPU
+//! between polls, then blocks like any client. The bytes
 //! on the wire are the `redis` crate's own: commands come packed by [`redis::Cmd`] and
 //! [`redis::Pipeline`], replies are parsed by [`redis::Parser`]; only the socket is ours.
 //!

@@ -221,7 +221,8 @@ impl ProcessBuilder {
             }
             sys::Forked::Parent(pid) => {
                 drop((stdout, ident, children, pool, server, parked));
-                let child = Child::forked(pid, name, self.daemon, kit.mine, kit.slot, kit.ticket);
+                let pair = (kit.mine, kit.theirs);
+                let child = Child::forked(pid, name, self.daemon, pair, kit.slot, kit.ticket);
                 Ok(register(child, StartMethod::Fork))
             }
         }

@@ -227,7 +227,8 @@ impl Child {
                 return Ok(false);
             }
             let spinner = spinner.get_or_insert_with(|| Spinner::until(self.spin_until));
-            if !spun_for_exit && (st.outcome.is_some() || st.reader.eof()) {
+            let posted = st.outcome.is_some() || st.slot.is_some_and(Slot::is_full);
+            if !spun_for_exit && (posted || st.reader.eof()) {
                 // The outcome is in (the exit follows at once): progress.
                 spun_for_exit = true;
                 spinner.progress();

@@ -5,10 +5,10 @@
 //! meantime, so a waiter that keeps looking (without blocking, yielding the CPU between looks)
 //! for a short while never pays that.
 //!
-//! Yielding is only cheap while nobody else wants the CPU. A yield that takes long means another
-//! task ran on our CPU: perhaps the very child or fork server we wait for, perhaps a compiler
-//! hogging the CPU, which then keeps it for the rest of its time slice (up to milliseconds) at
-//! every yield. So a long yield after which the caller reports no progress
+//! Yielding is only cheap while nobody else wants the CPU. A yield that takes long (a time
+//! slice, [`SHARED_CPU`]) means another task ran on our CPU: perhaps the very child or fork
+//! server we wait for, perhaps a compiler hogging the CPU, which then keeps it for the rest of
+//! its time slice (up to milliseconds) at every yield. So a long yield after which the caller reports no progress
 //! ([`Spinner::progress`]) ends the spin, and spinning stays off in this process for a while: a
 //! CPU that others want does not go idle, so sleeping there costs no idle wake-up. The pause
 //! doubles with each stall that follows another within [`FORGET`] (from [`MIN_BACKOFF`] to
@@ -19,8 +19,12 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// A yield longer than this means another task ran on our CPU.
-const SHARED_CPU: Duration = Duration::from_micros(30);
+/// A yield longer than this means another task held our CPU for a time slice (0.75 ms and up
+/// under EEVDF, longer under CFS). Shorter ones are common and harmless: the Fork child we wait
+/// for, placed on our CPU, runs 40-200 µs and exits within the yield, and kernel work after a
+/// fork takes tens of µs. (At 30 µs these turned spinning off for most of a spawn+join loop,
+/// which then paid a wake-up per child: 1.13x a raw fork instead of ~1.0x.)
+const SHARED_CPU: Duration = Duration::from_micros(250);
 
 /// How long spinning stays off after a first stall…
 const MIN_BACKOFF: Duration = Duration::from_millis(1);

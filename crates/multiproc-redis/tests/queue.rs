@@ -186,7 +186,7 @@ fn an_item_larger_than_the_socket_buffers_arrives_whole() {
     // 8 MiB: far past a socket's buffer, so the send waits for the server to read and the
     // reply is parsed from many reads.
     let item: Vec<u8> = (0..8 << 20)
-        .map(|i: u32| (i * 2_654_435_761 >> 24) as u8)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     q.put(&item).unwrap();
     q.put(&vec![7u8]).unwrap();

@@ -235,7 +235,8 @@ fn a_producer_killed_right_after_a_put_with_handles_leaves_them_usable() {
 }
 
 fn kill_producers(_: ()) -> (usize, usize) {
-    // Warm up what the first child of each method opens for good (the fork server).
+    // Warm up what the first child of each method opens for good (the fork server, the socket
+    // pair a finished Fork child leaves for the next one).
     for m in METHODS {
         start(m, |()| (), ()).join().unwrap();
     }

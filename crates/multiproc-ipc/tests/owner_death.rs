@@ -273,6 +273,8 @@ fn kill_everyone(_: ()) -> (usize, usize) {
     );
     warm.kill().unwrap();
     assert!(warm.join().is_err(), "killed");
+    // And the socket pair a finished Fork child leaves for the next one.
+    start(StartMethod::Fork, |()| (), ()).join().unwrap();
     let before = open_fds();
     for m in METHODS {
         let lock = Lock::new().unwrap();

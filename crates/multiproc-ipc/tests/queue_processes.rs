@@ -183,11 +183,12 @@ fn answer_on_queue_from_inbox(inbox: Queue<Queue<u64>>) {
 
 #[test]
 fn nothing_leaks_after_queues_pipes_and_children() {
-    // Warm up whatever the first spawn opens for good (the fork server's socket).
+    // Warm up whatever the first spawn opens for good (the fork server's socket, the socket
+    // pair a finished Fork child leaves for the next one).
     let q = Queue::new().unwrap();
-    start(StartMethod::ForkServer, produce, (q.clone(), 0, 1))
-        .join()
-        .unwrap();
+    for m in [StartMethod::ForkServer, StartMethod::Fork] {
+        start(m, produce, (q.clone(), 0, 1)).join().unwrap();
+    }
     drop(q);
     let before = open_fds();
     for m in METHODS {

@@ -490,10 +490,11 @@ fn no_descriptor_or_dev_shm_entry_left_behind() {
 }
 
 fn leave_nothing_behind(_: ()) {
-    // Warm up what the first spawn opens for good (the fork server's socket).
-    start(StartMethod::ForkServer, set_event, Event::new().unwrap())
-        .join()
-        .unwrap();
+    // Warm up what the first spawn opens for good (the fork server's socket, the socket pair
+    // a finished Fork child leaves for the next one).
+    for m in [StartMethod::ForkServer, StartMethod::Fork] {
+        start(m, set_event, Event::new().unwrap()).join().unwrap();
+    }
     let shm_before: Vec<_> = std::fs::read_dir("/dev/shm")
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
         .unwrap_or_default();

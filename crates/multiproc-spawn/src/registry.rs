@@ -547,7 +547,8 @@ pub(crate) struct ForkPool {
     /// Which slots are free (bit i: slot i).
     free_slots: u64,
     /// A socket pair (ours, the child's) that served a finished Fork child which reported
-    /// through its slot, so nothing was ever written into it. Every Fork child inherits it,
+    /// through its slot, so nothing was ever written into it, or a fresh one where that child's
+    /// pair was used and closed (see [`ForkPool::give_back`]). Every Fork child inherits it,
     /// like every other descriptor of ours, and never uses it: only the child it is handed to
     /// writes into it, and only the parent reads.
     spare: Option<(OwnedFd, OwnedFd)>,
@@ -641,7 +642,11 @@ impl ForkPool {
             self.free_slots |= 1 << i;
         }
         if self.spare.is_none() {
-            self.spare = pair;
+            // A pair written into (or of a child killed half-way) is closed, and a fresh one
+            // takes its place: once its Fork children have ended, a process holds exactly one
+            // spare pair, whatever they did (the descriptor counts of the leak tests rely on
+            // it). If even that fails (out of descriptors), the next start makes its own.
+            self.spare = pair.or_else(|| sys::socketpair().ok());
         }
     }
 }

@@ -54,7 +54,7 @@ fn outcomes_of_every_size_and_kind_come_back_in_turn() {
             }
         }
     }
-    // A pair written into is closed, never reused; the next slot child leaves a clean one again.
+    // A pair written into is closed, never reused, and a fresh one takes its place.
     assert_eq!(fork().spawn_closure(|| 2).unwrap().join().unwrap(), 2);
     assert_eq!(
         multiproc_spawn::open_fd_count(),

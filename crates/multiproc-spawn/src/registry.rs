@@ -550,7 +550,10 @@ pub(crate) struct ForkPool {
     /// through its slot, so nothing was ever written into it, or a fresh one where that child's
     /// pair was used and closed (see [`ForkPool::give_back`]). Every Fork child inherits it,
     /// like every other descriptor of ours, and never uses it: only the child it is handed to
-    /// writes into it, and only the parent reads.
+    /// writes into it, and only the parent reads. One cost, as with the pairs of siblings a
+    /// Fork child inherits anyway: a child whose large result goes through a reused pair, and
+    /// whose handle was dropped unjoined, gets no EPIPE (and so does not exit) until the older
+    /// Fork children that still hold a copy of our end have ended.
     spare: Option<(OwnedFd, OwnedFd)>,
 }
 

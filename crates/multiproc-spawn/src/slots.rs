@@ -100,12 +100,12 @@ impl Slot {
         true
     }
 
-    /// The outcome a child left, if any (parent, once the child has exited).
     /// Whether the child has left its outcome (it is about to exit), without taking it.
     pub(crate) fn is_full(&self) -> bool {
         self.state.load(Ordering::Relaxed) == FULL
     }
 
+    /// The outcome a child left, if any (parent, once the child has exited).
     pub(crate) fn take(&self) -> Option<(Kind, Vec<u8>)> {
         if self.state.load(Ordering::Acquire) != FULL {
             return None;

@@ -26,13 +26,56 @@ pub(crate) fn memfd(name: &str) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Sets the file's length (growing allocates nothing; shrinking frees the pages past it in
-/// every process that maps them).
+/// Sets the file's length. Growing reserves the new pages at once (`fallocate`), so a full
+/// tmpfs (a small `/dev/shm` in a container) is `Err(ENOSPC)` here rather than a SIGBUS at the
+/// first write, and a length past `RLIMIT_FSIZE` is `Err(EFBIG)` rather than a SIGXFSZ (the
+/// kernel signals before it fails the call, so the limit is checked first). Shrinking frees
+/// the pages past the new length in every process that maps them.
 pub(crate) fn set_len(fd: BorrowedFd<'_>, len: usize) -> io::Result<()> {
-    let len = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let new = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let old = libc::off_t::try_from(file_len(fd)?).map_err(|_| io::ErrorKind::InvalidData)?;
+    if new > old {
+        check_file_size_limit(len)?;
+        // SAFETY: `fd` is a valid open descriptor for the duration of the call; the call
+        // takes no pointers. Mode 0 allocates `old..new` and extends the length on success
+        // only (tmpfs gives back what it allocated when it runs out).
+        match retry_eintr(|| unsafe { libc::fallocate(fd.as_raw_fd(), 0, old, new - old) }) {
+            Ok(()) => return Ok(()),
+            // A file system without `fallocate`: extend the length alone.
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // SAFETY: `fd` is a valid open descriptor for the duration of the call.
+    retry_eintr(|| unsafe { libc::ftruncate(fd.as_raw_fd(), new) })
+}
+
+/// `Err(EFBIG)`, naming the limit, where a file of `len` bytes would pass `RLIMIT_FSIZE`.
+fn check_file_size_limit(len: usize) -> io::Result<()> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a writable rlimit; RLIMIT_FSIZE is a valid resource.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) })?;
+    if lim.rlim_cur != libc::RLIM_INFINITY && len as u64 > lim.rlim_cur {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!(
+                "a shared-memory file of {len} bytes passes RLIMIT_FSIZE ({} bytes, `ulimit -f`) \
+                 (os error {})",
+                lim.rlim_cur,
+                libc::EFBIG
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs a C call that returns -1 and sets `errno`, again while it is interrupted.
+fn retry_eintr(mut call: impl FnMut() -> libc::c_int) -> io::Result<()> {
     loop {
-        // SAFETY: `fd` is a valid open descriptor for the duration of the call.
-        match cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len) }) {
+        match cvt(call()) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             r => return r.map(drop),
         }

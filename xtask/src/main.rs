@@ -97,70 +97,154 @@ fn has_nextest() -> bool {
         .unwrap_or(false)
 }
 
+/// The file that collects the tests that skipped (see multiproc-testkit), in the target dir.
+fn skip_log() -> PathBuf {
+    target_dir().join("skipped-tests.txt")
+}
+
+/// The steps of a run and what each took, printed at the end whatever happened.
+#[derive(Default)]
+struct Steps {
+    done: Vec<(String, std::time::Duration, Result<(), String>)>,
+}
+
+impl Steps {
+    /// Runs one step, timing it; a failure is remembered and returned.
+    fn run(&mut self, name: &str, step: impl FnOnce() -> DynResult) -> DynResult {
+        let start = std::time::Instant::now();
+        let outcome = step().map_err(|e| e.to_string());
+        self.done
+            .push((name.to_owned(), start.elapsed(), outcome.clone()));
+        outcome.map_err(Into::into)
+    }
+
+    fn print(&self, skipped: &[String]) {
+        eprintln!("\n== cargo xtask test: summary ==");
+        for (name, took, outcome) in &self.done {
+            let status = match outcome {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => format!("FAILED: {e}"),
+            };
+            eprintln!("{name:<34} {:>7.1} s  {status}", took.as_secs_f64());
+        }
+        if skipped.is_empty() {
+            eprintln!("skipped tests: none");
+        } else {
+            eprintln!(
+                "skipped tests: {} (not passed: they did not run)",
+                skipped.len()
+            );
+            for line in skipped {
+                eprintln!("  {line}");
+            }
+        }
+    }
+}
+
 fn test() -> DynResult {
-    run("cargo", &["fmt", "--all", "--", "--check"])?;
-    run(
-        "cargo",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
-    tidy::check(&root())?;
+    let log = skip_log();
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(&log);
+    // SAFETY: xtask is single-threaded here, so no other thread reads the environment while it
+    // changes; every test, doc test and example it starts inherits the variable.
+    unsafe { std::env::set_var(multiproc_testkit::SKIP_LOG_ENV, &log) };
+    let mut steps = Steps::default();
+    let result = test_steps(&mut steps);
+    let skipped: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    steps.print(&skipped);
+    result
+}
+
+fn test_steps(steps: &mut Steps) -> DynResult {
+    steps.run("rustfmt --check", || {
+        run("cargo", &["fmt", "--all", "--", "--check"])
+    })?;
+    steps.run("clippy -D warnings", || {
+        run(
+            "cargo",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
+    })?;
+    steps.run("tidy", || tidy::check(&root()).map_err(Into::into))?;
     // Lives to the end of `test`: the tests, doc tests and examples use it.
-    let _redis = redis::start_for_tests()?;
+    let mut server = None;
+    steps.run("redis-server", || {
+        redis::ensure_installed()?;
+        server = redis::start_for_tests()?;
+        Ok(())
+    })?;
+    let _redis = server;
     if !has_nextest() {
-        // The suite relies on nextest: per-test timeouts turn a hang into a failure, and one
-        // process per test keeps the descriptor-leak checks exact. Install it once.
-        eprintln!("cargo-nextest is not installed: installing it (once)");
+        eprintln!(
+            "cargo-nextest is not installed: installing it now with `cargo install cargo-nextest \
+             --locked` (a build of a few minutes, once; it gives each test a timeout and a \
+             process of its own)"
+        );
         if let Err(e) = run("cargo", &["install", "cargo-nextest", "--locked"]) {
             eprintln!("could not install cargo-nextest ({e}); falling back to `cargo test`");
         }
     }
-    if has_nextest() {
-        let profile = if std::env::var_os("CI").is_some() {
-            "ci"
+    steps.run("unit and integration tests", || {
+        if has_nextest() {
+            let profile = if multiproc_testkit::under_ci() {
+                "ci"
+            } else {
+                "default"
+            };
+            run(
+                "cargo",
+                &[
+                    "nextest",
+                    "run",
+                    "--workspace",
+                    "--profile",
+                    profile,
+                    "--no-tests=warn",
+                ],
+            )
         } else {
-            "default"
-        };
-        run(
-            "cargo",
-            &[
-                "nextest",
-                "run",
-                "--workspace",
-                "--profile",
-                profile,
-                "--no-tests=warn",
-            ],
-        )?;
-    } else {
-        eprintln!("cargo-nextest is not installed: running `cargo test` (no per-test timeouts)");
-        // One test at a time: the leak checks count this process's descriptors.
-        run(
-            "cargo",
-            &[
-                "test",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "--test-threads=1",
-            ],
-        )?;
-    }
-    run("cargo", &["test", "--workspace", "--doc"])?;
+            eprintln!(
+                "cargo-nextest is not installed: running `cargo test` (no per-test timeouts)"
+            );
+            // One test at a time: the leak checks count this process's descriptors.
+            run(
+                "cargo",
+                &[
+                    "test",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "--test-threads=1",
+                ],
+            )
+        }
+    })?;
+    steps.run("doc tests", || {
+        run("cargo", &["test", "--workspace", "--doc"])
+    })?;
     // Reuses the check build, so it costs seconds: broken intra-doc links and missing docs
     // fail here, not on docs.rs.
-    run_env(
-        "cargo",
-        &["doc", "--no-deps", "--workspace"],
-        &[("RUSTDOCFLAGS", "-D warnings")],
-    )?;
-    examples::run_all(&[])
+    steps.run("rustdoc -D warnings", || {
+        run_env(
+            "cargo",
+            &["doc", "--no-deps", "--workspace"],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        )
+    })?;
+    steps.run("examples", || examples::run_all(&[]))
 }
 
 fn bench(rest: &[String]) -> DynResult {

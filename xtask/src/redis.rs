@@ -3,8 +3,11 @@
 //! removed) when the returned guard drops. Its URL goes to the tests, doc tests and examples
 //! in `MULTIPROC_REDIS_URL`.
 //!
-//! Without `redis-server` the Redis tests start their own server or, failing that, skip with
-//! a note; under `CI` a missing server is an error here, so CI never skips them.
+//! Without `redis-server`, [`ensure_installed`] installs it where this user may install
+//! packages (root, or `sudo` without a password, with `apt-get`), saying so; elsewhere the
+//! Redis tests, doc examples and examples are skipped, each reported by name and counted in
+//! the run's summary, and the command that installs the server is printed. Under `CI` a
+//! missing server is an error, so CI never skips them.
 
 use crate::DynResult;
 use std::io::{Read, Write};
@@ -20,6 +23,73 @@ const URL_ENV: &str = "MULTIPROC_REDIS_URL";
 pub(crate) struct Server {
     child: Child,
     dir: PathBuf,
+}
+
+/// Makes sure `redis-server` is there: installs it with `apt-get` where this user can (see the
+/// module documentation), else says how to get it. An error only under `CI`.
+pub(crate) fn ensure_installed() -> DynResult {
+    if std::env::var_os(URL_ENV).is_some() || has_redis_server() {
+        return Ok(());
+    }
+    let root = multiproc_testkit::is_root();
+    let sudo = !root
+        && Command::new("sudo")
+            .args(["-n", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    let apt = Command::new("apt-get")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok();
+    const HOW: &str = "sudo apt-get install redis-server (or your system's redis package)";
+    if apt && (root || sudo) {
+        eprintln!("redis-server is missing: installing it with apt-get for the Redis tests");
+        let prefix: &[&str] = if root { &[] } else { &["sudo", "-n"] };
+        let mut update: Vec<&str> = prefix.to_vec();
+        update.extend(["apt-get", "update", "-qq"]);
+        let mut install: Vec<&str> = prefix.to_vec();
+        install.extend([
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "redis-server",
+        ]);
+        let ok = crate::run(update[0], &update[1..])
+            .and_then(|()| {
+                crate::run_env(
+                    install[0],
+                    &install[1..],
+                    &[("DEBIAN_FRONTEND", "noninteractive")],
+                )
+            })
+            .is_ok();
+        if ok && has_redis_server() {
+            return Ok(());
+        }
+        eprintln!("could not install redis-server");
+    }
+    if multiproc_testkit::under_ci() {
+        return Err(format!("CI needs redis-server; install it with: {HOW}").into());
+    }
+    eprintln!(
+        "redis-server is not installed and this user cannot install packages: the Redis tests \
+         will be SKIPPED (listed at the end). To run them: {HOW}"
+    );
+    Ok(())
+}
+
+fn has_redis_server() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Starts the server and exports its URL (see the module documentation). `Ok(None)` when
@@ -57,7 +127,7 @@ pub(crate) fn start_for_tests() -> DynResult<Option<Server>> {
         .spawn()
     {
         Ok(c) => c,
-        Err(e) if std::env::var_os("CI").is_none() => {
+        Err(e) if !multiproc_testkit::under_ci() => {
             eprintln!("redis-server is not installed ({e}): the Redis tests will skip");
             let _ = std::fs::remove_dir_all(&dir);
             return Ok(None);

@@ -65,14 +65,43 @@ pub use redis as raw;
 pub const URL_ENV: &str = "MULTIPROC_REDIS_URL";
 
 /// For the documentation's examples: the server of [`URL_ENV`], or else a [`LocalServer`]
-/// started for this process. `None` (the example is skipped) when neither is there, unless
-/// the `CI` variable is set: then it panics, so CI never skips them silently.
+/// started for this process. `None` (the example is skipped, and the skip is logged where
+/// `cargo xtask test` counts skips) when neither is there, unless the `CI` variable is set:
+/// then it panics, so CI never skips them silently.
 #[doc(hidden)]
 pub fn doc_url() -> Option<String> {
+    match test_server_url() {
+        Ok(url) => Some(url),
+        Err(e) if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0") => {
+            panic!("CI is set and no Redis server could be started: {e}")
+        }
+        Err(e) => {
+            let line = format!("SKIPPED a multiproc-redis doc example: no Redis server ({e})");
+            eprintln!("{line}");
+            // Counted by `cargo xtask test` (see multiproc-testkit's `SKIP_LOG_ENV`).
+            if let Some(log) = std::env::var_os("MULTIPROC_SKIP_LOG") {
+                use std::io::Write;
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                {
+                    let _ = f.write_all(format!("{line}\n").as_bytes());
+                }
+            }
+            None
+        }
+    }
+}
+
+/// For tests: the server of [`URL_ENV`], or else a [`LocalServer`] started once for this
+/// process (it lives as long as the process); the error says why neither is there.
+#[doc(hidden)]
+pub fn test_server_url() -> std::result::Result<String, String> {
     use std::sync::OnceLock;
-    static SERVER: OnceLock<Option<String>> = OnceLock::new();
+    static SERVER: OnceLock<std::result::Result<String, String>> = OnceLock::new();
     if let Ok(url) = std::env::var(URL_ENV) {
-        return Some(url);
+        return Ok(url);
     }
     SERVER
         .get_or_init(|| match LocalServer::start() {
@@ -80,15 +109,9 @@ pub fn doc_url() -> Option<String> {
                 let url = s.url().to_string();
                 // Lives as long as the process; its guard stops it when the process exits.
                 std::mem::forget(s);
-                Some(url)
+                Ok(url)
             }
-            Err(e) if std::env::var_os("CI").is_some() => {
-                panic!("CI is set and no Redis server could be started: {e}")
-            }
-            Err(e) => {
-                eprintln!("skipping: no Redis server ({e})");
-                None
-            }
+            Err(e) => Err(e.to_string()),
         })
         .clone()
 }

@@ -83,6 +83,15 @@ impl LocalServer {
     }
 
     fn start_with(durable: bool) -> Result<LocalServer> {
+        // Fail at once, not after the start-up deadline: without the program, the guard shell
+        // would wait out the whole deadline before saying so.
+        if !Self::available() {
+            return Err(Error::Redis(
+                "redis-server is not installed or not on PATH \
+                 (Debian/Ubuntu: apt-get install redis-server)"
+                    .into(),
+            ));
+        }
         let dir = std::env::temp_dir().join(format!(
             "multiproc-redis-{}-{}",
             std::process::id(),

@@ -38,6 +38,13 @@ pub fn skip(test: &str, reason: &str) {
     }
 }
 
+/// Reports the running test (named by its thread, as libtest and nextest name it) as skipped
+/// because of `reason`; see [`skip`].
+pub fn skip_this(reason: &str) {
+    let thread = std::thread::current();
+    skip(thread.name().unwrap_or("<unnamed test>"), reason);
+}
+
 /// Whether the run is a CI run (`CI` set, and not to `false` or `0`).
 pub fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
@@ -80,7 +87,10 @@ pub fn require_root_and_unshare(test: &str, args: &[&str]) -> bool {
         return false;
     }
     if !can_unshare(args) {
-        skip(test, &format!("`unshare {}` is not allowed here", args.join(" ")));
+        skip(
+            test,
+            &format!("`unshare {}` is not allowed here", args.join(" ")),
+        );
         return false;
     }
     true

@@ -8,7 +8,13 @@ use multiproc::redis::LocalServer;
 /// `redis-server` this process starts. `None` (the test returns early, with a note) when
 /// neither works; under `CI` that panics instead, so CI never skips.
 pub fn url() -> Option<String> {
-    multiproc_redis::doc_url()
+    match multiproc_redis::test_server_url() {
+        Ok(url) => Some(url),
+        Err(e) => {
+            multiproc_testkit::skip_this(&format!("no Redis server ({e})"));
+            None
+        }
+    }
 }
 
 /// A server owned by this test (for the tests that kill and restart it).
@@ -20,11 +26,8 @@ pub fn own_server(durable: bool) -> Option<LocalServer> {
     };
     match started {
         Ok(s) => Some(s),
-        Err(e) if std::env::var_os("CI").is_some() => {
-            panic!("CI is set and no redis-server could be started: {e}")
-        }
         Err(e) => {
-            eprintln!("skipping: no redis-server ({e})");
+            multiproc_testkit::skip_this(&format!("no redis-server could be started ({e})"));
             None
         }
     }

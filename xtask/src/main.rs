@@ -4,7 +4,9 @@
 //!
 //! - `cargo xtask test`: rustfmt check, clippy `-D warnings`, tidy checks, every crate's unit,
 //!   integration and doc tests (nextest with per-test timeouts when it is installed), rustdoc
-//!   with warnings denied, and every example run to completion with its output checked.
+//!   with warnings denied, every example run to completion with its output checked, and
+//!   `cargo publish --workspace --dry-run`. It ends with a summary of the steps and their
+//!   times, and lists the tests that skipped (see `multiproc-testkit`).
 //! - `cargo xtask examples [NAME…]`: build and run the examples, checking each one's output.
 //! - `cargo xtask bench [--report] [FILTER…]`: run the benchmarks; each prints figure, value,
 //!   baseline, ratio. With `--report` every row also goes to `bench-report.tsv` in cargo's
@@ -244,7 +246,22 @@ fn test_steps(steps: &mut Steps) -> DynResult {
             &[("RUSTDOCFLAGS", "-D warnings")],
         )
     })?;
-    steps.run("examples", || examples::run_all(&[]))
+    steps.run("examples", || examples::run_all(&[]))?;
+    // Packages every publishable crate and resolves it as crates.io would (a dependency cycle
+    // through a versioned dev-dependency, a missing file, a bad manifest fail here). No
+    // verification build: the steps above built everything already.
+    steps.run("publish dry run", || {
+        run(
+            "cargo",
+            &[
+                "publish",
+                "--workspace",
+                "--dry-run",
+                "--no-verify",
+                "--allow-dirty",
+            ],
+        )
+    })
 }
 
 fn bench(rest: &[String]) -> DynResult {

@@ -94,6 +94,14 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub, unsafe_op_in_unsafe_fn)]
 
+// The lowest crate of the workspace says it once, for all of them: every crate's OS layer
+// (`sys/`) has only a Linux module so far.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "multiproc runs on Linux 5.9 or newer only (pidfd_open, clone3, close_range, memfd, OFD \
+     locks; 5.16 for futex_waitv in the async waits); other systems are not supported yet"
+);
+
 mod sys;
 
 #[cfg(not(multiproc_loom))]

@@ -87,8 +87,12 @@
 
 mod child;
 mod entry;
+// Not API (`fnref`, `handoff`): public for the workspace's crates, hidden from the docs, and
+// free to change in any release.
+#[doc(hidden)]
 pub mod fnref;
 mod forkserver;
+#[doc(hidden)]
 pub mod handoff;
 mod identity;
 mod process;

@@ -104,13 +104,19 @@ compile_error!(
 
 mod sys;
 
+// Not API: public for the workspace's own crates (multiproc-ipc, multiproc-spawn), hidden
+// from the docs, and free to change in any release.
 #[cfg(not(multiproc_loom))]
+#[doc(hidden)]
 pub mod async_wait;
 
 mod error;
 mod local;
 mod loom;
 pub mod queue;
+// Not API: the raw algorithms, generic over how they sleep, that multiproc-ipc builds its
+// process-shared primitives on; hidden from the docs and free to change in any release.
+#[doc(hidden)]
 pub mod raw;
 mod sync;
 mod thread;

@@ -228,7 +228,9 @@ pub mod signal {
     pub use multiproc_spawn::signal::*;
 }
 
-/// Passing descriptors of multiproc handles to children inside serialized values.
+/// Passing descriptors of multiproc handles to children inside serialized values. Not API:
+/// public for the workspace's crates, hidden from the docs, and free to change in any release.
+#[doc(hidden)]
 pub mod handoff {
     #[doc(inline)]
     pub use multiproc_spawn::handoff::*;

@@ -3,7 +3,8 @@
 //! process group) never reach `kill(2)`.
 //!
 //! Run only inside a private pid namespace (`unshare -Urpf --mount-proc`): the test re-executes
-//! its own binary there, so a `kill(-1)` that got through could only hit that namespace.
+//! its own binary there, in a session of its own, so a `kill(-1)` or `kill(0)` that got through
+//! could only hit that namespace (a process group, unlike `-1`, reaches across pid namespaces).
 
 use multiproc_spawn::signal::{self, Signal};
 use multiproc_sync::Error;
@@ -46,6 +47,10 @@ fn helper_kill_inner() {
     if std::env::var_os(INNER_ENV).is_none() {
         return;
     }
+    // A session and process group of our own first: a process group spans pid namespaces, so
+    // a wrong kill(0) would otherwise reach the test runner outside.
+    // SAFETY: setsid takes no arguments; we were forked by unshare, so we lead no group.
+    assert!(unsafe { libc::setsid() } > 0, "setsid: {}", std::io::Error::last_os_error());
     // A bystander in our process group: a wrong kill(0), kill(-1) or kill(-pgid) would end it.
     let mut bystander = Command::new("sleep")
         .arg("1000")

@@ -26,7 +26,12 @@ fn kill_refuses_pids_that_name_groups() {
     let out = Command::new("unshare")
         .args(unshare)
         .arg(&exe)
-        .args(["--exact", "helper_kill_inner", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "helper_kill_inner",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(INNER_ENV, "1")
         .stdin(Stdio::null())
         .output()
@@ -50,7 +55,8 @@ fn helper_kill_inner() {
     // A session and process group of our own first: a process group spans pid namespaces, so
     // a wrong kill(0) would otherwise reach the test runner outside.
     // SAFETY: setsid takes no arguments; we were forked by unshare, so we lead no group.
-    assert!(unsafe { libc::setsid() } > 0, "setsid: {}", std::io::Error::last_os_error());
+    let sid = unsafe { libc::setsid() };
+    assert!(sid > 0, "setsid: {}", std::io::Error::last_os_error());
     // A bystander in our process group: a wrong kill(0), kill(-1) or kill(-pgid) would end it.
     let mut bystander = Command::new("sleep")
         .arg("1000")
@@ -78,6 +84,9 @@ fn helper_kill_inner() {
     // One process is still fine.
     signal::kill(bystander.id(), Signal::SIGTERM).unwrap();
     let status = bystander.wait().unwrap();
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(15));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(15)
+    );
     println!("{INNER_OK}");
 }

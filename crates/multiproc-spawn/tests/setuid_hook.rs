@@ -177,11 +177,16 @@ fn forge_socket(frame: &[u8]) -> std::io::Result<i32> {
 fn run_probe(exe: &Path, mode: &str, probe: &str, maker: Maker) -> Output {
     let frame = forged_frame(exe);
     let mut cmd = Command::new(exe);
-    cmd.args(["--exact", "helper_probe_main", "--nocapture", "--test-threads=1"])
-        .env("MULTIPROC_BOOTSTRAP", format!("{mode}:{FD}"))
-        .env(PROBE_ENV, probe)
-        .current_dir(exe.parent().unwrap())
-        .stdin(Stdio::null());
+    cmd.args([
+        "--exact",
+        "helper_probe_main",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("MULTIPROC_BOOTSTRAP", format!("{mode}:{FD}"))
+    .env(PROBE_ENV, probe)
+    .current_dir(exe.parent().unwrap())
+    .stdin(Stdio::null());
     // SAFETY: the closure runs in the forked child before exec, and only makes system calls
     // (no allocation: the frame was built before the fork); a second fork there leaves a
     // single-threaded process, which may do the same.
@@ -279,7 +284,10 @@ fn text(out: &Output) -> (String, String) {
 /// Asserts the probe ran its own `main` and not the forged function.
 fn assert_main_ran(out: &Output, ctx: &str) {
     let (stdout, stderr) = text(out);
-    assert!(!stdout.contains(PWNED), "{ctx}: the forged function ran\n{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains(PWNED),
+        "{ctx}: the forged function ran\n{stdout}\n{stderr}"
+    );
     assert!(
         stdout.contains(MAIN_RAN) && out.status.success(),
         "{ctx}: the program's own main did not run to the end ({:?})\n{stdout}\n{stderr}",
@@ -291,8 +299,14 @@ fn assert_main_ran(out: &Output, ctx: &str) {
 /// neither `main` nor the forged function ran.
 fn assert_refused(out: &Output, why: &str, ctx: &str) {
     let (stdout, stderr) = text(out);
-    assert!(!stdout.contains(PWNED), "{ctx}: the forged function ran\n{stdout}\n{stderr}");
-    assert!(!stdout.contains(MAIN_RAN), "{ctx}: main ran\n{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains(PWNED),
+        "{ctx}: the forged function ran\n{stdout}\n{stderr}"
+    );
+    assert!(
+        !stdout.contains(MAIN_RAN),
+        "{ctx}: main ran\n{stdout}\n{stderr}"
+    );
     assert_eq!(out.status.code(), Some(1), "{ctx}\n{stdout}\n{stderr}");
     assert!(
         stderr.contains("multiproc: refusing MULTIPROC_BOOTSTRAP") && stderr.contains(why),
@@ -388,7 +402,11 @@ fn hook_refuses_socket_not_made_by_parent() {
     let exe = std::env::current_exe().unwrap();
     for mode in ["child", "server"] {
         let out = run_probe(&exe, mode, "main", Maker::Itself);
-        assert_refused(&out, "not by our parent", &format!("peer is itself, {mode}"));
+        assert_refused(
+            &out,
+            "not by our parent",
+            &format!("peer is itself, {mode}"),
+        );
     }
 }
 

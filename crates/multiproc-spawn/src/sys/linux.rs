@@ -714,7 +714,9 @@ fn pid_t(pid: u32) -> io::Result<libc::pid_t> {
     } else {
         Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{pid} is not a process id (0 and ids above i32::MAX name process groups or every process)"),
+            format!(
+                "{pid} is not a process id (0 and ids above i32::MAX name process groups or every process)"
+            ),
         ))
     }
 }

@@ -24,6 +24,7 @@
 //!   `main` could repeat anything it does).
 
 use crate::{child, forkserver, sys};
+use std::io::Write;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -98,7 +99,9 @@ pub(crate) fn authenticate(fd: RawFd, expected_pid: u32) -> Result<(), String> {
 
 /// Turns down a start-up order and exits with 1 (see the module docs for why not `main`).
 fn refuse(value: &str, why: &str) -> ! {
-    eprintln!("multiproc: refusing {ENV}={value}: {why}");
+    // Not `eprintln!`: a panic in a constructor aborts, and nothing here may fail louder than
+    // the exit that follows.
+    let _ = writeln!(std::io::stderr(), "multiproc: refusing {ENV}={value}: {why}");
     sys::exit_now(1)
 }
 

@@ -101,7 +101,10 @@ pub(crate) fn authenticate(fd: RawFd, expected_pid: u32) -> Result<(), String> {
 fn refuse(value: &str, why: &str) -> ! {
     // Not `eprintln!`: a panic in a constructor aborts, and nothing here may fail louder than
     // the exit that follows.
-    let _ = writeln!(std::io::stderr(), "multiproc: refusing {ENV}={value}: {why}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "multiproc: refusing {ENV}={value}: {why}"
+    );
     sys::exit_now(1)
 }
 

@@ -4,16 +4,40 @@
 //! This is what makes spawning work with no set-up call in `main`, in `#[test]` functions
 //! (cargo test and nextest), examples and benches: the hook looks for one environment variable,
 //! and in an ordinary start it does nothing else.
+//!
+//! # Who may give the hook orders
+//!
+//! The variable names a socket, and the first frame on it names a function of this binary to
+//! run before `main`. Whoever starts the program chooses both, so the hook trusts them only
+//! where that person could run any code as this process anyway:
+//! - In a program started with elevated rights (setuid, setgid, file capabilities: the kernel's
+//!   `AT_SECURE`, glibc's rule for `LD_PRELOAD`), the variable is ignored: the program runs its
+//!   own `main`, exactly as without it. Spawn and ForkServer refuse to start children there
+//!   (their children would ignore it too); Fork works.
+//! - Otherwise the socket must be a Unix socket whose other end was made (`SO_PEERCRED`, fixed
+//!   when the pair is made) by our parent, running as our effective user. multiproc makes the
+//!   pair in the process that starts the child with `posix_spawn`, so that process is the
+//!   child's parent; the fork server's children check against the server's own, checked,
+//!   parent (see [`crate::forkserver`]). A process that fails the check exits with status 1
+//!   and a line on standard error, before it reads a byte: it was started as a child and must
+//!   not run `main` (the parent may have died in between, and a second run of the program's
+//!   `main` could repeat anything it does).
 
 use crate::{child, forkserver, sys};
-use std::sync::OnceLock;
+use std::io::Write;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `child:<fd>` (a Spawn child) or `server:<fd>` (the fork server); the descriptor is the
 /// inherited bootstrap socket.
 pub(crate) const ENV: &str = "MULTIPROC_BOOTSTRAP";
 
+/// Set by the hook, first thing: a process where it is unset never ran the hook.
+static HOOK_RAN: AtomicBool = AtomicBool::new(false);
+
 #[ctor::ctor(unsafe)]
 fn multiproc_start_hook() {
+    HOOK_RAN.store(true, Ordering::Relaxed);
     let Some(value) = std::env::var_os(ENV) else {
         return;
     };
@@ -21,30 +45,77 @@ fn multiproc_start_hook() {
     // nothing can read the environment concurrently. Removing the variable keeps it from leaking
     // into processes this one starts with `Command`.
     unsafe { std::env::remove_var(ENV) };
+    if sys::secure_exec() {
+        // Whoever started us chose the variable, the descriptor and the frame; with elevated
+        // rights we take no orders from them (see the module docs).
+        return;
+    }
     let value = value.to_string_lossy().into_owned();
     let Some((mode, fd)) = value.split_once(':') else {
-        sys::exit_now(1)
+        refuse(&value, "not of the form child:<fd> or server:<fd>")
     };
-    let Ok(fd) = fd.parse::<i32>() else {
-        sys::exit_now(1)
+    let Ok(fd) = fd.parse::<RawFd>() else {
+        refuse(&value, "the descriptor is not a number")
     };
-    // SAFETY: the parent created this descriptor for us alone and passed it across exec; no
-    // other code in this fresh process knows of it.
+    let parent = sys::getppid();
+    if let Err(why) = authenticate(fd, parent) {
+        refuse(&value, &why);
+    }
+    // SAFETY: the descriptor is open (authenticate asked the kernel about it) and is the socket
+    // our parent made for us and passed across exec; no other code in this fresh process knows
+    // of it, since no code of the program has run yet.
     let sock = unsafe { sys::own_fd(fd) };
     // Keep it from leaking into anything this process execs.
     let _ = sys::set_cloexec(std::os::fd::AsFd::as_fd(&sock));
     match mode {
         "child" => child::run_fresh(sock, false),
-        "server" => forkserver::serve(sock),
-        _ => sys::exit_now(1),
+        "server" => forkserver::serve(sock, parent),
+        _ => refuse(&value, "unknown mode"),
     }
 }
 
+/// Checks that `fd` is a Unix socket whose other end was made by process `expected_pid`,
+/// running as our effective user. Touches nothing but `getsockopt`, so a descriptor that fails
+/// (a terminal on fd 0, say) is left as it was.
+pub(crate) fn authenticate(fd: RawFd, expected_pid: u32) -> Result<(), String> {
+    let peer = sys::unix_peer(fd)
+        .map_err(|e| format!("descriptor {fd} is not a Unix socket we can check ({e})"))?;
+    let uid = sys::geteuid();
+    if peer.uid != uid {
+        return Err(format!(
+            "the socket's other end belongs to uid {}, not to ours ({uid})",
+            peer.uid
+        ));
+    }
+    // 0: that process (or our parent) is outside our pid namespace, so we cannot tell.
+    if expected_pid == 0 || peer.pid != expected_pid {
+        return Err(format!(
+            "the socket's other end was made by process {}, not by our parent ({expected_pid})",
+            peer.pid
+        ));
+    }
+    Ok(())
+}
+
+/// Turns down a start-up order and exits with 1 (see the module docs for why not `main`).
+fn refuse(value: &str, why: &str) -> ! {
+    // Not `eprintln!`: a panic in a constructor aborts, and nothing here may fail louder than
+    // the exit that follows.
+    let _ = writeln!(
+        std::io::stderr(),
+        "multiproc: refusing {ENV}={value}: {why}"
+    );
+    sys::exit_now(1)
+}
+
 /// Whether the hook ran in this binary: `spawn` refuses to start children otherwise, since a
-/// child would then run the program's `main` again. (The hook removes the variable, so it is
-/// still set only where the hook did not run. Looked up once: reading the environment takes a
-/// process-wide lock and scans every variable.)
+/// child would then run the program's `main` again.
 pub(crate) fn hook_is_linked() -> bool {
-    static LINKED: OnceLock<bool> = OnceLock::new();
-    *LINKED.get_or_init(|| std::env::var_os(ENV).is_none())
+    HOOK_RAN.load(Ordering::Relaxed)
+}
+
+/// Whether this process ignores the start-up variable (started with elevated rights), so a
+/// Spawn or ForkServer child of it would run `main` instead of its target.
+pub(crate) fn hook_is_disabled() -> bool {
+    sys::secure_exec()
 }

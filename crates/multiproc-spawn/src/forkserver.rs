@@ -36,7 +36,7 @@
 use crate::spin::Spinner;
 use crate::state::STATE;
 use crate::wire::{self, FrameReader, Kind};
-use crate::{child, registry, sys};
+use crate::{child, entry, registry, sys};
 use multiproc_sync::{Error, Result};
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -316,8 +316,9 @@ struct Kid {
     pending: Option<([u8; 12], usize)>,
 }
 
-/// The server's main loop. Never returns.
-pub(crate) fn serve(ctrl: OwnedFd) -> ! {
+/// The server's main loop. Never returns. `owner` is the process that started us, which the
+/// start-up hook has checked made `ctrl`'s other end: every child's socket must come from it too.
+pub(crate) fn serve(ctrl: OwnedFd, owner: u32) -> ! {
     sys::ignore_sigpipe();
     // What each child would otherwise do for itself, paying page faults on memory it shares
     // with us: set up standard output and the handle-passing thread-locals, and stock malloc's
@@ -365,7 +366,7 @@ pub(crate) fn serve(ctrl: OwnedFd) -> ! {
                 }
                 let daemon = frame.payload.first() == Some(&1);
                 if let Some(sock) = frame.fds.into_iter().next() {
-                    if let Some(kid) = fork_child(me, &ctrl, sock, daemon, &mut adopt) {
+                    if let Some(kid) = fork_child(me, owner, &ctrl, sock, daemon, &mut adopt) {
                         kids.push(kid);
                     }
                 }
@@ -404,8 +405,13 @@ pub(crate) fn serve(ctrl: OwnedFd) -> ! {
 /// Forks one child and answers the parent on `ctrl`; in the child, never returns. Returns the
 /// child to watch, if it is ours (see the module docs); `adopt` turns off for good when the
 /// kernel refuses to give a child to the parent.
+///
+/// The child checks, before it reads its socket, that the socket's other end was made by
+/// `owner`, as a Spawn child checks its parent (see [`crate::entry`]): only `owner` sends us
+/// requests, so this holds unless someone else got hold of our control socket.
 fn fork_child(
     server_pid: u32,
+    owner: u32,
     ctrl: &OwnedFd,
     sock: OwnedFd,
     daemon: bool,
@@ -418,6 +424,9 @@ fn fork_child(
         match unsafe { sys::fork_for_parent() } {
             Ok(Some(sys::Adopted::Child)) => {
                 sys::close_fds_except(sock.as_raw_fd());
+                if entry::authenticate(sock.as_raw_fd(), owner).is_err() {
+                    sys::exit_now(1);
+                }
                 child::run_fresh(sock, true)
             }
             Ok(Some(sys::Adopted::Sibling(pid))) => {
@@ -437,6 +446,9 @@ fn fork_child(
             sys::close_fds_except(sock.as_raw_fd());
             if daemon && (sys::set_parent_death_signal().is_err() || sys::getppid() != server_pid) {
                 sys::kill_self();
+            }
+            if entry::authenticate(sock.as_raw_fd(), owner).is_err() {
+                sys::exit_now(1);
             }
             child::run_fresh(sock, true)
         }

@@ -237,6 +237,13 @@ impl ProcessBuilder {
         fds: &[OwnedFd],
     ) -> Result<Process<R>> {
         check_hook()?;
+        if entry::hook_is_disabled() {
+            return Err(Error::Invalid(format!(
+                "{method:?} is unavailable in a program started with elevated rights (setuid, \
+                 setgid or file capabilities: AT_SECURE), whose children ignore multiproc's \
+                 start-up variable and would run main() again; use StartMethod::Fork"
+            )));
+        }
         let name = self.name.clone().unwrap_or_else(identity::next_child_name);
         let header = Header {
             trampoline: child::offset_of(trampoline),

@@ -324,6 +324,9 @@ pub fn raise_signal(sig: Signal) -> Result<()> {
 /// [`Process::send_signal`](crate::Process::send_signal) is safer: it goes through the child's
 /// pidfd, so it never reaches a stranger that reused the pid.
 ///
+/// Unlike `kill(2)`, it signals one process only: a pid of 0 or above `i32::MAX` (which `kill(2)`
+/// would read as a process group, or `u32::MAX` as every process) is `Err(Invalid)`.
+///
 /// ```
 /// use multiproc_spawn::signal::{self, Signal};
 /// signal::signal(Signal::SIGURG, signal::Handler::Ignore)?;
@@ -331,6 +334,15 @@ pub fn raise_signal(sig: Signal) -> Result<()> {
 /// # Ok::<(), multiproc_sync::Error>(())
 /// ```
 pub fn kill(pid: u32, sig: Signal) -> Result<()> {
+    if !sys::is_process_id(pid) {
+        // `kill(2)` would read 0 as our process group, `u32::MAX` (-1) as every process we may
+        // signal, and any other id above `i32::MAX` as a process group.
+        return Err(Error::Invalid(format!(
+            "kill: {pid} is not a process id (1 to {}); 0 and larger ids would signal process \
+             groups or every process",
+            i32::MAX
+        )));
+    }
     sys::kill(pid, sig.0).map_err(io)
 }
 

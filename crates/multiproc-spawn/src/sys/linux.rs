@@ -218,8 +218,9 @@ pub(crate) fn getppid() -> u32 {
 /// A descriptor that refers to process `pid` (pidfd): pollable for its exit, and a race-free
 /// target for signals.
 pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = pid_t(pid)?;
     // SAFETY: a plain system call with integer arguments.
-    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) })?;
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
     // SAFETY: pidfd_open returns a fresh close-on-exec descriptor that we now own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
@@ -307,13 +308,14 @@ fn waitid(idtype: libc::idtype_t, id: libc::id_t, nohang: bool) -> io::Result<Op
 /// Reaps our child `pid`, like [`waitid_pidfd`]. The caller must know that `pid` is still an
 /// unreaped child of this process (else the pid may name another process by now).
 pub(crate) fn waitid_pid(pid: u32, nohang: bool) -> io::Result<Option<ExitCode>> {
-    waitid(libc::P_PID, pid as libc::id_t, nohang)
+    waitid(libc::P_PID, pid_t(pid)? as libc::id_t, nohang)
 }
 
 /// Sends `signal` to process `pid`. Race-free only for an unreaped child of ours.
 pub(crate) fn kill(pid: u32, signal: i32) -> io::Result<()> {
+    let pid = pid_t(pid)?;
     // SAFETY: a plain system call with integer arguments.
-    cvt(unsafe { libc::kill(pid as libc::pid_t, signal) } as libc::c_long).map(drop)
+    cvt(unsafe { libc::kill(pid, signal) } as libc::c_long).map(drop)
 }
 
 /// What `fork` returned in this process.
@@ -695,4 +697,96 @@ pub(crate) fn signal_numbers() -> Vec<i32> {
     (1..=31)
         .chain(libc::SIGRTMIN()..=libc::SIGRTMAX())
         .collect()
+}
+
+/// Whether `pid` names one process: 1 to `i32::MAX`. The kernel reads 0 as our process group,
+/// -1 (`u32::MAX` cast) as every process we may signal, and any other negative `pid_t` (a
+/// `u32` above `i32::MAX`) as a process group.
+pub(crate) fn is_process_id(pid: u32) -> bool {
+    libc::pid_t::try_from(pid).is_ok_and(|p| p > 0)
+}
+
+/// `pid` as a `pid_t`, or `Err(InvalidInput)` where the kernel would read it as a group or as
+/// every process (see [`is_process_id`]). Every call here that takes a pid goes through it.
+fn pid_t(pid: u32) -> io::Result<libc::pid_t> {
+    if is_process_id(pid) {
+        Ok(pid as libc::pid_t)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{pid} is not a process id (0 and ids above i32::MAX name process groups or every process)"
+            ),
+        ))
+    }
+}
+
+/// Whether this process was started with elevated rights (setuid, setgid, file capabilities,
+/// or an LSM's say): the kernel's `AT_SECURE`, the flag glibc uses to ignore `LD_PRELOAD` and
+/// friends. Such a process must not take orders from its environment.
+pub(crate) fn secure_exec() -> bool {
+    // SAFETY: getauxval reads the auxiliary vector the kernel gave this process; it touches no
+    // memory of ours and returns 0 for an absent entry.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// This process's effective user id.
+pub(crate) fn geteuid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Who made the other end of a Unix socket: as the kernel recorded it when the pair was made
+/// (`socketpair`) or connected, so a later exec or exit of that process does not change it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer {
+    /// The process id, in our pid namespace; 0 if that process is outside it.
+    pub(crate) pid: u32,
+    /// The effective user id, in our user namespace.
+    pub(crate) uid: u32,
+}
+
+/// The [`Peer`] of descriptor `fd`, which need not be open or a socket at all (then
+/// `Err(EBADF)`, `Err(ENOTSOCK)`, or `Err(InvalidInput)` for a socket of another family):
+/// only `getsockopt` touches it, so a descriptor we do not own stays as it was.
+pub(crate) fn unix_peer(fd: RawFd) -> io::Result<Peer> {
+    let mut domain: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `domain` and `len` are valid for writes of the sizes given; the kernel checks
+    // `fd` itself and changes nothing about it.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            (&mut domain as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    } as libc::c_long)?;
+    if domain != libc::AF_UNIX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a socket, but not a Unix one",
+        ));
+    }
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: as above, with `cred` sized for SO_PEERCRED's answer.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    } as libc::c_long)?;
+    Ok(Peer {
+        pid: u32::try_from(cred.pid).unwrap_or(0),
+        uid: cred.uid,
+    })
 }

@@ -5,7 +5,8 @@
 //!   `poll`;
 //! - processes: `fork`, `fork_for_parent` (a child born our parent's), `spawn_self` (a fresh exec of this very binary), `pidfd_open`,
 //!   `pidfd_send_signal`, `kill`, `waitid_pidfd`, `waitid_pid`, `exit_now`, `kill_self`,
-//!   `getpid`, `getppid`;
+//!   `getpid`, `getppid`, `is_process_id` (pids that name one process, not a group);
+//! - start-up checks: `secure_exec` (`AT_SECURE`), `geteuid`, `unix_peer` (`SO_PEERCRED`);
 //! - wake-ups: `eventfd`, `eventfd_signal`, `eventfd_drain` (the orphan reaper's);
 //! - memory: `map_shared` (a page shared with forked children), `page_size`;
 //! - child set-up: `set_parent_death_signal`, `close_fds_except`, `ignore_sigpipe`,

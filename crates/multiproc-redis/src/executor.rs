@@ -771,7 +771,12 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
 /// }
 /// ```
 pub fn worker_cli(args: &[String]) -> Result<()> {
-    let mut url = std::env::var("MULTIPROC_REDIS_URL").ok();
+    // In a setuid/setcap program the environment is the caller's: only `--url` counts there.
+    let mut url = if multiproc_spawn::secure_exec() {
+        None
+    } else {
+        std::env::var(crate::URL_ENV).ok()
+    };
     let mut w = Worker::new("");
     let mut it = args.iter();
     while let Some(a) = it.next() {

@@ -106,6 +106,14 @@ pub mod subprocess;
 mod sys;
 mod wire;
 
+/// Whether this program was started with elevated rights (setuid, setgid or file
+/// capabilities: the kernel's `AT_SECURE`), where the environment belongs to whoever started
+/// it and no variable may steer the library. Not API: for the workspace's crates.
+#[doc(hidden)]
+pub fn secure_exec() -> bool {
+    sys::secure_exec()
+}
+
 pub use identity::{ProcessInfo, cpu_count, current_process, parent_process};
 pub use process::{Process, ProcessBuilder, active_children, spawn};
 pub use start_method::{StartMethod, get_start_method, set_start_method};

@@ -52,15 +52,17 @@ use crate::wait::{Signal, Wait};
 pub(crate) const DATA_OFFSET: usize = OBJECT_OFFSET + 4096;
 /// The most address space a ring reserves: room for 64 GiB of queued data.
 pub(crate) const RESERVE: usize = DATA_OFFSET + (64 << 30);
-/// The least data area a new ring reserves (four times [`BASE_CAP`]): below this, creating a
-/// ring fails with an error that names the limit instead of making a queue that can hardly
-/// hold an item.
+/// The least data area a new ring reserves (four times [`BASE_CAP`]).
 const MIN_DATA: usize = 1 << 20;
 /// A new ring reserves at most this fraction (1/n) of the address space still free, so that
-/// rings never starve the heap, thread stacks and the rings made after them: under
-/// `ulimit -v 4 GiB` a ring reserves ~128 MiB, and the thousands of rings that fill the
-/// 128 TiB of a 64-bit process with [`RESERVE`] each get smaller reserves instead of `ENOMEM`.
+/// rings leave room for the heap, thread stacks and the rings made after them: under
+/// `ulimit -v 4 GiB` the first ring reserves 128 MiB, and past ~2,000 rings (which fill the
+/// 128 TiB of a 64-bit process with [`RESERVE`] each) rings get smaller reserves, not `ENOMEM`.
 const RESERVE_SHARE: usize = 16;
+/// Address space that creating a ring always leaves free, for everything else the process
+/// maps (heap, stacks, libraries): below this, creating a ring fails with an error naming
+/// the limit, rather than succeeding and leaving the next allocation to abort the process.
+const HEADROOM: usize = 64 << 20;
 /// A new ring's capacity, and what an emptied ring shrinks back to.
 pub(crate) const BASE_CAP: u64 = 256 << 10;
 /// An emptied ring larger than this gives its memory back...
@@ -218,14 +220,14 @@ fn data_limit(seg: &Segment) -> u64 {
 /// The address-space reserve for a new ring: [`RESERVE`] at most, less where the address
 /// space left to this process (`RLIMIT_AS`, the 128 TiB of user space) is short, so that
 /// creating queues under `ulimit -v` works as Python's does. Every process that receives the
-/// ring maps the same reserve. An error names the limit when not even [`MIN_DATA`] fits.
+/// ring maps the same reserve. An error names the limit when [`MIN_DATA`] and [`HEADROOM`] do not fit.
 pub(crate) fn reserve() -> std::io::Result<usize> {
     let left = sys::address_space_left()?;
-    let share = left / RESERVE_SHARE;
-    if share < DATA_OFFSET + MIN_DATA {
-        return Err(sys::address_space_error(DATA_OFFSET + MIN_DATA));
+    let least = DATA_OFFSET + MIN_DATA;
+    if left < HEADROOM + least {
+        return Err(sys::address_space_error(least));
     }
-    let data = share - DATA_OFFSET;
+    let data = (left / RESERVE_SHARE).saturating_sub(DATA_OFFSET).max(MIN_DATA);
     let data = (1usize << data.ilog2()).min(RESERVE - DATA_OFFSET);
     Ok(DATA_OFFSET + data)
 }

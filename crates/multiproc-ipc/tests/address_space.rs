@@ -113,3 +113,42 @@ fn child_three_thousand_queues() {
     }
     eprintln!("made {} queues", queues.len());
 }
+
+/// An item that serializes as one byte string (so its encoding asks for all its bytes at
+/// once, as a large `Vec<u8>` field under `serde_bytes` would).
+struct Blob(Vec<u8>);
+
+impl serde::Serialize for Blob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Blob {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Blob(serde::Deserialize::deserialize(d)?))
+    }
+}
+
+#[test]
+fn encoding_an_item_that_cannot_be_allocated_is_an_error() {
+    run_child_under(FOUR_GIB, "child_encoding_out_of_memory");
+}
+
+#[test]
+#[ignore = "run by encoding_an_item_that_cannot_be_allocated_is_an_error under `ulimit -v`"]
+fn child_encoding_out_of_memory() {
+    let q: Queue<Blob> = Queue::new().unwrap();
+    // 2.5 GiB fits under the 4 GiB limit once, not twice: its encoding cannot be allocated.
+    // That aborted the process ("memory allocation failed"); Python raises MemoryError.
+    let big = Blob(vec![0u8; 5 << 29]);
+    let err = q.put(big).unwrap_err();
+    assert!(
+        matches!(&err, Error::Io(e) if e.kind() == std::io::ErrorKind::OutOfMemory),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("out of memory"), "{err}");
+    // The queue and the encoder go on.
+    q.put(Blob(vec![7; 3000])).unwrap();
+    assert_eq!(q.get().unwrap().0, vec![7; 3000]);
+}

@@ -227,7 +227,9 @@ pub(crate) fn reserve() -> std::io::Result<usize> {
     if left < HEADROOM + least {
         return Err(sys::address_space_error(least));
     }
-    let data = (left / RESERVE_SHARE).saturating_sub(DATA_OFFSET).max(MIN_DATA);
+    let data = (left / RESERVE_SHARE)
+        .saturating_sub(DATA_OFFSET)
+        .max(MIN_DATA);
     let data = (1usize << data.ilog2()).min(RESERVE - DATA_OFFSET);
     Ok(DATA_OFFSET + data)
 }

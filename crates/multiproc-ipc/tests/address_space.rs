@@ -18,7 +18,13 @@ fn run_child_under(ulimits: &str, child: &str) {
     let out = Command::new("sh")
         .args(["-c", &script])
         .arg(exe)
-        .args([child, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            child,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .output()
         .unwrap();
     let text = format!(

@@ -56,7 +56,10 @@ fn put_timeout_keeps_its_deadline_while_a_stopped_consumer_holds_the_get_lock() 
             })
             .unwrap()
     };
-    assert!(began.wait_timeout(Duration::from_secs(60)), "the consumer never began its get");
+    assert!(
+        began.wait_timeout(Duration::from_secs(60)),
+        "the consumer never began its get"
+    );
 
     // 1 MiB does not fit in the ring as it is (256 KiB): the put must grow it, under the get
     // lock. (Small enough that encoding it in a debug build takes no time worth counting.)
@@ -72,13 +75,20 @@ fn put_timeout_keeps_its_deadline_while_a_stopped_consumer_holds_the_get_lock() 
         panic!("put_timeout(1 s) still waited after {waited:?}");
     };
     assert!(matches!(r, Err(Error::Full)), "{:?}", r.err());
-    assert!(waited >= Duration::from_secs(1), "returned early: {waited:?}");
-    assert!(waited < Duration::from_secs(3), "missed its deadline: {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(1),
+        "returned early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "missed its deadline: {waited:?}"
+    );
 
     // Nothing was left held: the consumer finishes, and the large put now goes through.
     assert_eq!(consumer.join().unwrap(), 1000);
     let t = Instant::now();
-    q.put_timeout(Item(vec![3; 1 << 20]), Duration::from_secs(30)).unwrap();
+    q.put_timeout(Item(vec![3; 1 << 20]), Duration::from_secs(30))
+        .unwrap();
     assert!(t.elapsed() < Duration::from_secs(30));
     let got = q.get_timeout(Duration::from_secs(30)).unwrap();
     assert_eq!((got.0.len(), got.0[0]), (1 << 20, 3));

@@ -17,7 +17,13 @@ fn run_child_under(ulimits: &str, child: &str) {
     let out = Command::new("sh")
         .args(["-c", &script])
         .arg(exe)
-        .args([child, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            child,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .output()
         .unwrap();
     let text = format!(
@@ -37,7 +43,7 @@ const FOUR_GIB: &str = "ulimit -v 4194304";
 
 #[test]
 fn a_manager_works_under_a_4_gib_address_space_limit() {
-    run_child_under("ulimit -v 4194304", "child_manager_under_rlimit_as");
+    run_child_under(FOUR_GIB, "child_manager_under_rlimit_as");
 }
 
 #[test]

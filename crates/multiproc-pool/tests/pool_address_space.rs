@@ -17,7 +17,13 @@ fn run_child_under(ulimits: &str, child: &str) {
     let out = Command::new("sh")
         .args(["-c", &script])
         .arg(exe)
-        .args([child, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            child,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .output()
         .unwrap();
     let text = format!(
@@ -41,7 +47,7 @@ fn sqr(x: i64) -> i64 {
 
 #[test]
 fn a_pool_works_under_a_4_gib_address_space_limit() {
-    run_child_under("ulimit -v 4194304", "child_pool_under_rlimit_as");
+    run_child_under(FOUR_GIB, "child_pool_under_rlimit_as");
 }
 
 #[test]

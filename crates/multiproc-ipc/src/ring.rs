@@ -4,7 +4,8 @@
 //! # Layout
 //! The ring's state ([`Ring`]) sits at the segment's object offset; the data area starts at
 //! [`DATA_OFFSET`] and is `cap` bytes (a power of two) of the segment's file, inside an
-//! address-space reserve of [`RESERVE`] bytes mapped once by every process. A record is an
+//! address-space reserve (at most [`RESERVE`] bytes, see [`reserve`]) that every process maps
+//! once, at the size its creator chose. A record is an
 //! 8-byte header word (`READY`, flags, payload length) and the payload padded to 8 bytes; its
 //! payload may wrap around the end of the data area, its header never does.
 //!

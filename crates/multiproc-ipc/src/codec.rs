@@ -100,7 +100,12 @@ pub(crate) fn with_encoded<T: Serialize, R>(
     }
     let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
     buf.clear();
-    let Ok(buf) = postcard::to_extend(item, buf) else {
+    let mut out = HeapBuf { buf, short: None };
+    let encoded = postcard::serialize_with_flavor(item, &mut out);
+    if let Some(bytes) = out.short {
+        return Err(out_of_memory(bytes));
+    }
+    let (Ok(()), buf) = (encoded, out.buf) else {
         return encode_with_handles(item, send);
     };
     let result = send(&buf, None);
@@ -109,6 +114,62 @@ pub(crate) fn with_encoded<T: Serialize, R>(
         BUF.with(|b| *b.borrow_mut() = buf);
     }
     result
+}
+
+/// `Err` for an item whose encoding needed `bytes` more bytes than could be allocated
+/// (Python's `MemoryError`), instead of the abort of an infallible `Vec` growth.
+#[cold]
+fn out_of_memory(bytes: usize) -> Error {
+    Error::Io(std::io::Error::new(
+        std::io::ErrorKind::OutOfMemory,
+        format!("out of memory: cannot allocate {bytes} more bytes to encode an item"),
+    ))
+}
+
+/// A postcard output into a heap buffer that grows with `try_reserve`: an item too large to
+/// allocate fails the encoding with its size in `short` instead of aborting the process.
+struct HeapBuf {
+    buf: Vec<u8>,
+    /// The bytes that could not be allocated, once that happened.
+    short: Option<usize>,
+}
+
+impl HeapBuf {
+    #[inline]
+    fn room(&mut self, more: usize) -> postcard::Result<()> {
+        if self.buf.capacity() - self.buf.len() >= more {
+            return Ok(());
+        }
+        // Amortised doubling, as `Vec` itself grows, but fallibly.
+        let want = more.max(self.buf.len());
+        if self.buf.try_reserve(want).is_err() && self.buf.try_reserve_exact(more).is_err() {
+            self.short = Some(more);
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        Ok(())
+    }
+}
+
+impl postcard::ser_flavors::Flavor for &mut HeapBuf {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.room(1)?;
+        self.buf.push(byte);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.room(bytes.len())?;
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// Items that encode to at most this many bytes skip the heap buffer.

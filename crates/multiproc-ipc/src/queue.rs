@@ -109,7 +109,7 @@ pub(crate) fn new_ring(maxsize: usize, flags: u64, role: usize) -> Result<Handle
     }
     Ok(Handle::create::<Ring>(
         ring::DATA_OFFSET + ring::BASE_CAP as usize,
-        ring::RESERVE,
+        ring::reserve()?,
         role,
         |r: &Ring, _| r.init(maxsize as u64, flags),
         wake_ring,
@@ -124,8 +124,10 @@ pub(crate) fn put_error(e: PutError, len: usize) -> Error {
     match e {
         PutError::Full => Error::Full,
         PutError::Closed => Error::Closed,
-        PutError::TooLarge => Error::Invalid(format!(
-            "an item of {len} bytes is larger than a queue or pipe can hold"
+        PutError::TooLarge(limit) => Error::Invalid(format!(
+            "an item of {len} bytes is larger than this queue or pipe can hold (under {limit} \
+             bytes: 4 GiB at most, and the address space it reserved when it was made, which \
+             is smaller under RLIMIT_AS, `ulimit -v`)"
         )),
         PutError::Attach(why) => Error::Codec(why),
     }

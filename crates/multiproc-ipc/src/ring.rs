@@ -4,7 +4,8 @@
 //! # Layout
 //! The ring's state ([`Ring`]) sits at the segment's object offset; the data area starts at
 //! [`DATA_OFFSET`] and is `cap` bytes (a power of two) of the segment's file, inside an
-//! address-space reserve of [`RESERVE`] bytes mapped once by every process. A record is an
+//! address-space reserve (at most [`RESERVE`] bytes, see [`reserve`]) that every process maps
+//! once, at the size its creator chose. A record is an
 //! 8-byte header word (`READY`, flags, payload length) and the payload padded to 8 bytes; its
 //! payload may wrap around the end of the data area, its header never does.
 //!
@@ -50,8 +51,19 @@ use crate::wait::{Signal, Wait};
 
 /// Where the data area starts in the segment.
 pub(crate) const DATA_OFFSET: usize = OBJECT_OFFSET + 4096;
-/// The address space every ring reserves: room for 64 GiB of queued data.
+/// The most address space a ring reserves: room for 64 GiB of queued data.
 pub(crate) const RESERVE: usize = DATA_OFFSET + (64 << 30);
+/// The least data area a new ring reserves (four times [`BASE_CAP`]).
+const MIN_DATA: usize = 1 << 20;
+/// A new ring reserves at most this fraction (1/n) of the address space still free, so that
+/// rings leave room for the heap, thread stacks and the rings made after them: under
+/// `ulimit -v 4 GiB` the first ring reserves 128 MiB, and past ~2,000 rings (which fill the
+/// 128 TiB of a 64-bit process with [`RESERVE`] each) rings get smaller reserves, not `ENOMEM`.
+const RESERVE_SHARE: usize = 16;
+/// Address space that creating a ring always leaves free, for everything else the process
+/// maps (heap, stacks, libraries): below this, creating a ring fails with an error naming
+/// the limit, rather than succeeding and leaving the next allocation to abort the process.
+const HEADROOM: usize = 64 << 20;
 /// A new ring's capacity, and what an emptied ring shrinks back to.
 pub(crate) const BASE_CAP: u64 = 256 << 10;
 /// An emptied ring larger than this gives its memory back...
@@ -174,8 +186,9 @@ pub(crate) enum PutError {
     Full,
     /// No room, and no live holder could ever make some.
     Closed,
-    /// The record can never fit (larger than the reserve or than a u32 length).
-    TooLarge,
+    /// The record can never fit: larger than the ring's data area can ever be (the bytes
+    /// given), or than a u32 length.
+    TooLarge(u64),
     /// The `attach` hook failed (its reason); nothing was written.
     Attach(String),
 }
@@ -186,6 +199,41 @@ pub(crate) enum PutError {
 /// descriptors of handles inside an item). A record put with a hook is flagged, and
 /// [`Ring::get`] hands its position to the consumer.
 pub(crate) type Attach<'a> = Option<&'a mut dyn FnMut(u64) -> Result<(), PutError>>;
+
+/// Why [`Ring::grow`] did not grow the ring.
+#[derive(Debug, PartialEq, Eq)]
+enum Grow {
+    /// The reserve (or the memory behind the file) cannot hold the larger ring: wait for
+    /// consumers as a bounded queue does.
+    NoRoom,
+    /// The get lock stayed held past the deadline.
+    TimedOut,
+}
+
+/// The largest data area `seg` can hold: the reserve past [`DATA_OFFSET`], rounded down to a
+/// power of two since the capacity is one. Every process maps the reserve its creator chose
+/// (it travels with the handle), so this is the same number everywhere.
+fn data_limit(seg: &Segment) -> u64 {
+    let room = seg.reserve().saturating_sub(DATA_OFFSET) as u64;
+    if room == 0 { 0 } else { 1 << room.ilog2() }
+}
+
+/// The address-space reserve for a new ring: [`RESERVE`] at most, less where the address
+/// space left to this process (`RLIMIT_AS`, the 128 TiB of user space) is short, so that
+/// creating queues under `ulimit -v` works as Python's does. Every process that receives the
+/// ring maps the same reserve. An error names the limit when [`MIN_DATA`] and [`HEADROOM`] do not fit.
+pub(crate) fn reserve() -> std::io::Result<usize> {
+    let left = sys::address_space_left()?;
+    let least = DATA_OFFSET + MIN_DATA;
+    if left < HEADROOM + least {
+        return Err(sys::address_space_error(least));
+    }
+    let data = (left / RESERVE_SHARE)
+        .saturating_sub(DATA_OFFSET)
+        .max(MIN_DATA);
+    let data = (1usize << data.ilog2()).min(RESERVE - DATA_OFFSET);
+    Ok(DATA_OFFSET + data)
+}
 
 /// Why a get failed.
 #[derive(Debug, PartialEq, Eq)]
@@ -327,8 +375,9 @@ impl Ring {
         // The record and the terminator after it.
         let rec = record_len(payload.len());
         let need = rec + HEADER;
-        if payload.len() > u32::MAX as usize || DATA_OFFSET as u64 + need > seg.reserve() as u64 {
-            return Err(PutError::TooLarge);
+        let limit = data_limit(seg);
+        if payload.len() > u32::MAX as usize || need > limit {
+            return Err(PutError::TooLarge(limit.min(u32::MAX as u64)));
         }
         loop {
             if !self.has_room() {
@@ -367,9 +416,10 @@ impl Ring {
                 continue;
             }
             if used(tail, head) + need > cap {
-                match self.grow(seg, need) {
-                    Some(c) => cap = c,
-                    None => {
+                match self.grow(seg, need, deadline) {
+                    Ok(c) => cap = c,
+                    Err(Grow::TimedOut) => return Err(PutError::Full),
+                    Err(Grow::NoRoom) => {
                         // The reserve is full: wait for consumers like a bounded queue.
                         drop(held);
                         let fits = || {
@@ -422,25 +472,33 @@ impl Ring {
         }
     }
 
-    /// Grows the ring so that `need` more bytes fit; the new capacity, or `None` when the
-    /// reserve cannot hold it. Called with the put lock held.
+    /// Grows the ring so that `need` more bytes fit; the new capacity, or why not. Called
+    /// with the put lock held (which the caller releases on any outcome).
+    ///
+    /// The get lock is taken by `deadline` at most: a consumer stopped (SIGSTOP, a debugger)
+    /// in the middle of a large read holds it indefinitely, and a timed put must still return
+    /// on time and let go of the put lock.
     #[cold]
-    fn grow(&self, seg: &Segment, need: u64) -> Option<u64> {
-        self.get.lock.lock_until(None)?;
+    fn grow(&self, seg: &Segment, need: u64, deadline: Option<Instant>) -> Result<u64, Grow> {
+        // A consumer that died holding the get lock left `head` at a record boundary (it
+        // moves only after a whole read): nothing to repair, whatever `owner_died` says.
+        if self.get.lock.lock_until(deadline).is_none() {
+            return Err(Grow::TimedOut);
+        }
         let _held = Held(&self.get.lock);
         let tail = self.put.tail.load(Ordering::Relaxed);
         let head = self.get.head.load(Ordering::Relaxed);
         let cap = self.config.cap.load(Ordering::Relaxed);
         let live = used(tail, head);
         if live + need <= cap {
-            return Some(cap);
+            return Ok(cap);
         }
         let new_cap = (live + need).next_power_of_two().max(cap * 2);
-        let limit = seg.reserve() as u64 - DATA_OFFSET as u64;
-        if new_cap > limit {
-            return None;
+        if new_cap > data_limit(seg) {
+            return Err(Grow::NoRoom);
         }
-        seg.grow_to(DATA_OFFSET + new_cap as usize).ok()?;
+        seg.grow_to(DATA_OFFSET + new_cap as usize)
+            .map_err(|_| Grow::NoRoom)?;
         // Move each live byte whose offset differs under the new capacity; the destinations
         // lie in the upper half that no live byte occupies, so the old copies stay valid
         // until `cap` is published.
@@ -471,7 +529,7 @@ impl Ring {
             .grown_at
             .store(sys::monotonic_ms(), Ordering::Relaxed);
         self.config.cap.store(new_cap, Ordering::Release);
-        Some(new_cap)
+        Ok(new_cap)
     }
 
     /// # Safety

@@ -151,9 +151,77 @@ pub(crate) fn map_shared(fd: BorrowedFd<'_>, len: usize) -> io::Result<NonNull<u
         )
     };
     if p == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOMEM) {
+            return Err(address_space_error(len));
+        }
+        return Err(e);
     }
     NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned NULL"))
+}
+
+/// The user address space of a 64-bit Linux process that `mmap` hands out without a hint
+/// (47 bits on x86-64 and on arm64 with 4 KiB pages and 48-bit addresses).
+const USER_SPACE: usize = 1 << 47;
+
+/// `RLIMIT_AS` (soft), or `None` when unlimited.
+fn address_space_limit() -> io::Result<Option<usize>> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a writable rlimit; RLIMIT_AS is a valid resource.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) })?;
+    Ok((lim.rlim_cur != libc::RLIM_INFINITY).then(|| lim.rlim_cur.min(usize::MAX as u64) as usize))
+}
+
+/// The address space this process has mapped now (`VmSize`), from `/proc/self/statm`; 0
+/// where `/proc` is not mounted (then only the limit itself bounds the estimate).
+fn address_space_used() -> usize {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: usize = statm
+        .split_ascii_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+    pages.saturating_mul(page)
+}
+
+/// How much more address space this process may map: `RLIMIT_AS` (or the user address space
+/// where unlimited) less what is mapped now. An estimate (other threads map and unmap too):
+/// callers take a fraction of it, and `mmap` still has the last word.
+pub(crate) fn address_space_left() -> io::Result<usize> {
+    let total = address_space_limit()?.map_or(USER_SPACE, |l| l.min(USER_SPACE));
+    Ok(total.saturating_sub(address_space_used()))
+}
+
+/// The error for a mapping of `len` bytes that `mmap` refused (`ENOMEM`) or that would not
+/// fit: names what ran out, `RLIMIT_AS`, the address space or `vm.max_map_count`.
+pub(crate) fn address_space_error(len: usize) -> io::Error {
+    let used = address_space_used();
+    let maps = std::fs::read_to_string("/proc/self/maps").map_or(0, |m| m.lines().count());
+    let max_maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|m| m.trim().parse::<usize>().ok());
+    let limit = match address_space_limit() {
+        Ok(Some(l)) => format!("RLIMIT_AS (`ulimit -v`) is {l} bytes"),
+        _ => format!("RLIMIT_AS is unlimited, the user address space is {USER_SPACE} bytes"),
+    };
+    let maps = match max_maps {
+        Some(m) => format!("{maps} of vm.max_map_count {m} mappings in use"),
+        None => format!("{maps} mappings in use"),
+    };
+    io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        format!(
+            "cannot map {len} bytes of shared memory: out of address space or mappings \
+             ({limit}, {used} bytes mapped, {maps})"
+        ),
+    )
 }
 
 /// Unmaps a mapping made by [`map_shared`].

@@ -4,7 +4,9 @@
 //! - `memfd(name)`: an anonymous shared-memory file (freed when its last descriptor and mapping
 //!   are gone, `kill -9` included), close-on-exec; `set_len(fd, len)`; `file_len(fd)`.
 //! - `map_shared(fd, len)` / `unmap(ptr, len)`: a shared mapping that may be longer than the
-//!   file (address space reserved, no memory committed: `MAP_NORESERVE`).
+//!   file (address space reserved, no memory committed: `MAP_NORESERVE`); its `ENOMEM` names
+//!   what ran out. `address_space_left()` (what `RLIMIT_AS` and the user address space still
+//!   allow, to size a reserve) and `address_space_error(len)` (that error).
 //! - `pid()`: this process's id (cached, refreshed after `fork`); `is_dead(id)`: whether a
 //!   process or thread id no longer names a running task (gone, zombie or dead).
 //! - `on_fork_child(f)`: a hook run in the child after every `fork`.

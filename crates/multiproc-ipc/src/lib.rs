@@ -24,7 +24,8 @@
 //!   word past it; a consumer commits by moving `head` after reading the record. A process
 //!   killed mid-call loses at most the item it held. Producers share a robust put lock,
 //!   consumers a robust get lock (a dead holder is replaced). A record larger than the ring
-//!   makes it grow inside a 64 GiB address-space reserve; an emptied large ring gives its
+//!   makes it grow inside an address-space reserve (1/16 of what the process may still map,
+//!   1 MiB to 64 GiB, so `ulimit -v` is respected); an emptied large ring gives its
 //!   memory back.
 //! - **Blocking** spins for about the cost of a futex wake-up (~50 µs), then sleeps on a
 //!   futex word in the segment; the waking side pays a system call only when someone sleeps.

@@ -1,6 +1,13 @@
 //! The bootstrap protocol: length-prefixed frames over a Unix stream socket, with descriptors
 //! attached to a frame's first byte (`SCM_RIGHTS`).
 //!
+//! One message carries at most 253 descriptors (the kernel's `SCM_MAX_FD`), and on a stream
+//! socket they ride on the bytes of the `sendmsg` that sent them. So a frame with more goes
+//! out as *carrier* frames (empty, [`CARRIER`] set in the header, up to 253 descriptors each)
+//! followed by the frame itself with the last part: the reader keeps the carriers'
+//! descriptors, in arrival order, for the next real frame. Any number of handles fits in the
+//! arguments or the result of a child; the limit is the receiver's `ulimit -n`.
+//!
 //! One socket pair per child. The parent's end carries, in order:
 //!
 //! | direction | frame | payload | fds |
@@ -55,8 +62,13 @@ impl Kind {
 /// The most slices one frame is written from ([`write_frame`]'s `parts`).
 const MAX_PARTS: usize = 4;
 
-/// Frame header: payload length (u32 LE), kind (u8), descriptor count (u8), two zero bytes.
+/// Frame header: payload length (u32 LE), kind (u8), descriptor count (u8), flags (u8), a
+/// zero byte.
 const HEADER: usize = 8;
+
+/// Header flag: this frame only carries descriptors for the next real frame (see the module
+/// docs); its payload is empty and it is never handed out.
+const CARRIER: u8 = 1;
 
 /// Bytes a [`FrameReader`] keeps inline: a frame that fits needs no read buffer on the heap.
 const SMALL: usize = 128;
@@ -88,11 +100,22 @@ pub(crate) fn write_frame(
     let len: usize = parts.iter().map(|p| p.len()).sum();
     let len32 = u32::try_from(len)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame over 4 GiB"))?;
-    if fds.len() > sys::MAX_FDS_PER_MESSAGE {
+    if parts.len() > MAX_PARTS {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "more than 253 descriptors (those of the handles in it) in one message",
+            "too many parts in one frame",
         ));
+    }
+    // All but the last part of the descriptors go ahead in carrier frames (see the module docs).
+    let mut fds = fds;
+    while fds.len() > sys::MAX_FDS_PER_MESSAGE {
+        let (part, rest) = fds.split_at(sys::MAX_FDS_PER_MESSAGE);
+        let mut head = [0u8; HEADER];
+        head[4] = kind as u8;
+        head[5] = part.len() as u8;
+        head[6] = CARRIER;
+        write_all(sock, &mut [IoSlice::new(&head)], part)?;
+        fds = rest;
     }
     let mut head = [0u8; HEADER];
     head[..4].copy_from_slice(&len32.to_le_bytes());
@@ -102,19 +125,17 @@ pub(crate) fn write_frame(
     // frame short): no copy and no allocation, which matters in a freshly forked child, where
     // every heap page it writes is a copy-on-write fault.
     let mut storage = [IoSlice::new(&[]); 1 + MAX_PARTS];
-    if parts.len() > MAX_PARTS {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "too many parts in one frame",
-        ));
-    }
     storage[0] = IoSlice::new(&head);
     for (slot, part) in storage[1..].iter_mut().zip(parts) {
         *slot = IoSlice::new(part);
     }
-    let mut iov = &mut storage[..1 + parts.len()];
+    write_all(sock, &mut storage[..1 + parts.len()], fds)
+}
+
+/// Sends all of `iov`, with `fds` (at most [`sys::MAX_FDS_PER_MESSAGE`]) on its first byte.
+fn write_all(sock: BorrowedFd<'_>, mut iov: &mut [IoSlice<'_>], fds: &[RawFd]) -> io::Result<()> {
     let mut fds = fds;
-    let mut left = HEADER + len;
+    let mut left: usize = iov.iter().map(|s| s.len()).sum();
     while left > 0 {
         let n = sys::send_with_fds(sock, iov, fds, false)?;
         left -= n;
@@ -152,6 +173,8 @@ pub(crate) struct FrameReader {
     end: usize,
     large: Option<Large>,
     fds: VecDeque<OwnedFd>,
+    /// Descriptors at the front of `fds` that carrier frames brought for the next real frame.
+    carried: usize,
     eof: bool,
     /// The last look found the socket empty (or closed).
     drained: bool,
@@ -162,6 +185,7 @@ pub(crate) struct FrameReader {
 struct Large {
     kind: u8,
     nfds: u8,
+    flags: u8,
     payload: Vec<u8>,
     filled: usize,
 }
@@ -174,6 +198,7 @@ impl Default for FrameReader {
             end: 0,
             large: None,
             fds: VecDeque::new(),
+            carried: 0,
             eof: false,
             drained: false,
         }
@@ -301,6 +326,7 @@ impl FrameReader {
         if self.large.is_some() {
             return;
         }
+        self.skip_carriers();
         let Some(frame_len) = self.pending_frame_len() else {
             return;
         };
@@ -308,13 +334,14 @@ impl FrameReader {
             return;
         }
         let head = &self.small[self.start..self.start + HEADER];
-        let (kind, nfds) = (head[4], head[5]);
+        let (kind, nfds, flags) = (head[4], head[5], head[6]);
         let mut payload = vec![0u8; frame_len - HEADER];
         let got = &self.small[self.start + HEADER..self.end];
         payload[..got.len()].copy_from_slice(got);
         self.large = Some(Large {
             kind,
             nfds,
+            flags,
             payload,
             filled: got.len(),
         });
@@ -322,10 +349,50 @@ impl FrameReader {
         self.end = 0;
     }
 
+    /// Takes the complete carrier frames at the front of the inline buffer: their descriptors
+    /// (received with their first byte, so already in `fds`) wait there for the next real
+    /// frame.
+    fn skip_carriers(&mut self) {
+        if self.large.is_some() {
+            return;
+        }
+        while let Some(head) = self.small[self.start..self.end].get(..HEADER) {
+            if head[6] != CARRIER || head[..4] != [0; 4] {
+                break;
+            }
+            self.carried += head[5] as usize;
+            self.start += HEADER;
+        }
+    }
+
+    /// Checks a real frame's kind and flags, and that its descriptors (`nfds` of its own, and
+    /// those its carriers brought) have arrived; returns its kind and descriptor count.
+    fn check_frame(&self, kind: u8, nfds: u8, flags: u8) -> io::Result<(Kind, usize)> {
+        let kind = Kind::from_u8(kind)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown frame kind"))?;
+        if flags != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "malformed frame header (unknown flags, or a carrier frame with a payload)",
+            ));
+        }
+        let nfds = self.carried + nfds as usize;
+        if self.fds.len() < nfds {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "frame lost its descriptors",
+            ));
+        }
+        Ok((kind, nfds))
+    }
+
     /// The next complete frame, if one has arrived.
     pub(crate) fn next_frame(&mut self) -> io::Result<Option<Frame>> {
-        let (kind, nfds) = match &self.large {
-            Some(large) if large.filled == large.payload.len() => (large.kind, large.nfds),
+        self.skip_carriers();
+        let (kind, nfds, flags) = match &self.large {
+            Some(large) if large.filled == large.payload.len() => {
+                (large.kind, large.nfds, large.flags)
+            }
             Some(_) => return Ok(None),
             None => {
                 let Some(frame_len) = self.pending_frame_len() else {
@@ -334,18 +401,12 @@ impl FrameReader {
                 if self.end - self.start < frame_len {
                     return Ok(None);
                 }
-                (self.small[self.start + 4], self.small[self.start + 5])
+                let head = &self.small[self.start..];
+                (head[4], head[5], head[6])
             }
         };
-        let kind = Kind::from_u8(kind)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown frame kind"))?;
-        let nfds = nfds as usize;
-        if self.fds.len() < nfds {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "frame lost its descriptors",
-            ));
-        }
+        let (kind, nfds) = self.check_frame(kind, nfds, flags)?;
+        self.carried = 0;
         let payload = match self.large.take() {
             Some(large) => large.payload,
             None => {
@@ -368,6 +429,7 @@ impl FrameReader {
         sock: BorrowedFd<'_>,
     ) -> io::Result<Option<FrameView<'_>>> {
         loop {
+            self.skip_carriers();
             let complete = match &self.large {
                 Some(large) => large.filled == large.payload.len(),
                 None => self
@@ -382,23 +444,17 @@ impl FrameReader {
             }
             self.fill(sock, false)?;
         }
-        let (kind, nfds, range) = match &self.large {
-            Some(large) => (large.kind, large.nfds, 0..large.payload.len()),
+        let (kind, nfds, flags, range) = match &self.large {
+            Some(large) => (large.kind, large.nfds, large.flags, 0..large.payload.len()),
             None => {
                 let n = self.pending_frame_len().expect("complete");
                 let head = &self.small[self.start..];
-                (head[4], head[5], self.start + HEADER..self.start + n)
+                (head[4], head[5], head[6], self.start + HEADER..self.start + n)
             }
         };
-        let kind = Kind::from_u8(kind)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown frame kind"))?;
-        if self.fds.len() < nfds as usize {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "frame lost its descriptors",
-            ));
-        }
-        let fds = self.fds.drain(..nfds as usize).collect();
+        let (kind, nfds) = self.check_frame(kind, nfds, flags)?;
+        self.carried = 0;
+        let fds = self.fds.drain(..nfds).collect();
         let payload = match &self.large {
             Some(large) => &large.payload[range],
             None => &self.small[range],

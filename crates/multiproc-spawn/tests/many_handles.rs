@@ -195,3 +195,44 @@ fn a_parent_without_room_for_a_results_descriptors_gets_an_error_naming_the_caus
         }
     }
 }
+
+fn quick(x: u32) -> u32 {
+    x
+}
+
+#[test]
+fn a_child_without_room_for_its_arguments_descriptors_fails_with_an_error_naming_the_cause() {
+    raise_nofile();
+    // The fork server starts now, with room for few descriptors, and its children inherit
+    // that limit; then this process gets its room back to send a thousand handles.
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for the kernel to fill, then to read.
+    let hard = unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        let hard = lim.rlim_cur;
+        lim.rlim_cur = open_fds() + 100;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        hard
+    };
+    let p = Process::builder()
+        .start_method(StartMethod::ForkServer)
+        .spawn(quick, 1)
+        .unwrap();
+    assert_eq!(p.join().unwrap(), 1);
+    lim.rlim_cur = hard;
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    let (base, ids) = three_files();
+    let p = Process::builder()
+        .start_method(StartMethod::ForkServer)
+        .spawn(check_args, (ids, many(&base)))
+        .unwrap();
+    let e = p.join().unwrap_err().to_string();
+    assert!(
+        e.contains("out of descriptors") && e.contains("RLIMIT_NOFILE"),
+        "{e}"
+    );
+}

@@ -449,7 +449,12 @@ impl FrameReader {
             None => {
                 let n = self.pending_frame_len().expect("complete");
                 let head = &self.small[self.start..];
-                (head[4], head[5], head[6], self.start + HEADER..self.start + n)
+                (
+                    head[4],
+                    head[5],
+                    head[6],
+                    self.start + HEADER..self.start + n,
+                )
             }
         };
         let (kind, nfds) = self.check_frame(kind, nfds, flags)?;
@@ -596,5 +601,66 @@ mod tests {
         let f = r.read_frame(b.as_fd()).unwrap().unwrap();
         t.join().unwrap();
         assert_eq!(f.payload, big);
+    }
+
+    /// `n` copies of `/dev/null`.
+    fn nulls(n: usize) -> Vec<OwnedFd> {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        (0..n)
+            .map(|_| f.as_fd().try_clone_to_owned().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn frames_with_hundreds_of_descriptors_keep_them_apart_and_in_order() {
+        let (a, b) = sys::socketpair().unwrap();
+        // Frame i carries 300·i + 7 descriptors (carriers ahead of it), small and large
+        // payloads alternating, and frames without descriptors in between.
+        let big = vec![9u8; 100_000];
+        let t = std::thread::spawn(move || {
+            for i in 0..4u32 {
+                let fds = nulls(300 * i as usize + 7);
+                let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+                let payload: &[u8] = if i % 2 == 0 { &i.to_le_bytes() } else { &big };
+                write_frame(a.as_fd(), Kind::ResultOk, &[payload], &raw).unwrap();
+                write_frame(a.as_fd(), Kind::Status, &[&i.to_le_bytes()], &[]).unwrap();
+            }
+        });
+        let mut r = FrameReader::default();
+        for i in 0..4usize {
+            let f = r.read_frame(b.as_fd()).unwrap().unwrap();
+            assert_eq!((f.kind, f.fds.len()), (Kind::ResultOk, 300 * i + 7));
+            assert_eq!(f.payload.len(), if i % 2 == 0 { 4 } else { 100_000 });
+            let f = r.read_frame(b.as_fd()).unwrap().unwrap();
+            assert_eq!((f.kind, f.fds.len()), (Kind::Status, 0));
+            assert_eq!(payload_u32(&f.payload).unwrap(), i as u32);
+        }
+        t.join().unwrap();
+        // The first frame of a fresh reader, as a child reads its arguments.
+        let (a, b) = sys::socketpair().unwrap();
+        let fds = nulls(1000);
+        let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+        write_frame(a.as_fd(), Kind::Bootstrap, &[b"args"], &raw).unwrap();
+        let mut r = FrameReader::default();
+        let f = r.read_first_frame(b.as_fd()).unwrap().unwrap();
+        assert_eq!(
+            (f.kind, f.payload, f.fds.len()),
+            (Kind::Bootstrap, &b"args"[..], 1000)
+        );
+    }
+
+    #[test]
+    fn a_carrier_with_a_payload_or_unknown_flags_is_rejected() {
+        for (len, flags) in [(1u32, CARRIER), (0, 2)] {
+            let (a, b) = sys::socketpair().unwrap();
+            let mut frame = [0u8; HEADER + 1];
+            frame[..4].copy_from_slice(&len.to_le_bytes());
+            frame[4] = Kind::ResultOk as u8;
+            frame[6] = flags;
+            let n = HEADER + len as usize;
+            sys::send_with_fds(a.as_fd(), &[IoSlice::new(&frame[..n])], &[], false).unwrap();
+            let e = FrameReader::default().read_frame(b.as_fd()).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        }
     }
 }

@@ -56,7 +56,11 @@ fn three_files() -> ([OwnedFd; 3], [Id; 3]) {
 /// place shows.
 fn many(base: &[OwnedFd; 3]) -> Vec<Trio> {
     (0..HANDLES)
-        .map(|i| Trio(std::array::from_fn(|j| base[(i + j) % 3].try_clone().unwrap())))
+        .map(|i| {
+            Trio(std::array::from_fn(|j| {
+                base[(i + j) % 3].try_clone().unwrap()
+            }))
+        })
         .collect()
 }
 

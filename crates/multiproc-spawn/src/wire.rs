@@ -175,6 +175,9 @@ pub(crate) struct FrameReader {
     fds: VecDeque<OwnedFd>,
     /// Descriptors at the front of `fds` that carrier frames brought for the next real frame.
     carried: usize,
+    /// The kernel dropped descriptors sent to us (no room: `MSG_CTRUNC`) since the last frame
+    /// was handed out: the next frame short of its descriptors says so.
+    dropped: bool,
     eof: bool,
     /// The last look found the socket empty (or closed).
     drained: bool,
@@ -199,6 +202,7 @@ impl Default for FrameReader {
             large: None,
             fds: VecDeque::new(),
             carried: 0,
+            dropped: false,
             eof: false,
             drained: false,
         }
@@ -286,6 +290,10 @@ impl FrameReader {
         if got_fds {
             self.fds.extend(fds);
         }
+        let r = r.map(|(n, complete)| {
+            self.dropped |= !complete;
+            n
+        });
         self.drained = false;
         let got = match r {
             Ok(0) => {
@@ -378,10 +386,11 @@ impl FrameReader {
         }
         let nfds = self.carried + nfds as usize;
         if self.fds.len() < nfds {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "frame lost its descriptors",
-            ));
+            return Err(if self.dropped {
+                sys::fds_dropped_error()
+            } else {
+                io::Error::new(io::ErrorKind::InvalidData, "frame lost its descriptors")
+            });
         }
         Ok((kind, nfds))
     }
@@ -405,7 +414,8 @@ impl FrameReader {
                 (head[4], head[5], head[6])
             }
         };
-        let (kind, nfds) = self.check_frame(kind, nfds, flags)?;
+        let checked = self.check_frame(kind, nfds, flags);
+        let dropped = std::mem::take(&mut self.dropped);
         self.carried = 0;
         let payload = match self.large.take() {
             Some(large) => large.payload,
@@ -416,8 +426,29 @@ impl FrameReader {
                 p
             }
         };
-        let fds = self.fds.drain(..nfds).collect();
-        Ok(Some(Frame { kind, payload, fds }))
+        match checked {
+            Ok((kind, nfds)) => {
+                let fds = self.fds.drain(..nfds).collect();
+                Ok(Some(Frame { kind, payload, fds }))
+            }
+            // The bad frame is consumed, so that the frames after it (a fork-server child's
+            // exit status) can still be read; the descriptors that did arrive for it close.
+            Err(e) => {
+                self.fds.clear();
+                if dropped && Kind::from_u8(kind) == Some(Kind::ResultOk) {
+                    // A result whose handles this process had no room for: it becomes the
+                    // child's failure, kept with its outcome so that join reports the cause
+                    // whichever thread read the frame.
+                    let payload = format!("could not receive its result: {e}").into_bytes();
+                    return Ok(Some(Frame {
+                        kind: Kind::StartFailed,
+                        payload,
+                        fds: Vec::new(),
+                    }));
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Blocks until one whole frame has arrived and returns its kind, its payload where it was
@@ -459,6 +490,7 @@ impl FrameReader {
         };
         let (kind, nfds) = self.check_frame(kind, nfds, flags)?;
         self.carried = 0;
+        self.dropped = false;
         let fds = self.fds.drain(..nfds).collect();
         let payload = match &self.large {
             Some(large) => &large.payload[range],

@@ -197,6 +197,12 @@ fn a_parent_without_room_for_a_results_descriptors_gets_an_error_naming_the_caus
                 "{m:?}: {e}"
             );
         }
+        // The failed child is not left behind as a live one.
+        assert!(
+            multiproc_spawn::active_children().is_empty(),
+            "{m:?}: {:?}",
+            multiproc_spawn::active_children()
+        );
     }
 }
 

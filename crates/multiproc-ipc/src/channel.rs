@@ -247,8 +247,9 @@ impl Channel {
                 drop(fds);
                 self.skip(at, nonce)?;
                 return Err(
-                    "this process has no room for the descriptors of the handles inside an \
-                     item (`ulimit -n`); the item is dropped"
+                    "out of descriptors (EMFILE): this process has no room for the \
+                     descriptors of the handles inside an item (`ulimit -n`); the item is \
+                     dropped"
                         .to_owned(),
                 );
             }

@@ -184,6 +184,8 @@ pub(crate) fn run_fresh(sock: OwnedFd, via_server: bool) -> ! {
     let mut reader = FrameReader::default();
     let (payload, fds) = match reader.read_first_frame(sock.as_fd()) {
         Ok(Some(frame)) if frame.kind == Kind::Bootstrap => (frame.payload, frame.fds),
+        // Say why (no room for the descriptors of the handles in the arguments: EMFILE).
+        Err(e) => report_and_exit(sock, format!("could not receive its arguments: {e}")),
         // The parent went away before telling us what to run: nobody is left to tell.
         _ => sys::exit_now(1),
     };

@@ -1,6 +1,13 @@
 //! The bootstrap protocol: length-prefixed frames over a Unix stream socket, with descriptors
 //! attached to a frame's first byte (`SCM_RIGHTS`).
 //!
+//! One message carries at most 253 descriptors (the kernel's `SCM_MAX_FD`), and on a stream
+//! socket they ride on the bytes of the `sendmsg` that sent them. So a frame with more goes
+//! out as *carrier* frames (empty, [`CARRIER`] set in the header, up to 253 descriptors each)
+//! followed by the frame itself with the last part: the reader keeps the carriers'
+//! descriptors, in arrival order, for the next real frame. Any number of handles fits in the
+//! arguments or the result of a child; the limit is the receiver's `ulimit -n`.
+//!
 //! One socket pair per child. The parent's end carries, in order:
 //!
 //! | direction | frame | payload | fds |
@@ -55,8 +62,13 @@ impl Kind {
 /// The most slices one frame is written from ([`write_frame`]'s `parts`).
 const MAX_PARTS: usize = 4;
 
-/// Frame header: payload length (u32 LE), kind (u8), descriptor count (u8), two zero bytes.
+/// Frame header: payload length (u32 LE), kind (u8), descriptor count (u8), flags (u8), a
+/// zero byte.
 const HEADER: usize = 8;
+
+/// Header flag: this frame only carries descriptors for the next real frame (see the module
+/// docs); its payload is empty and it is never handed out.
+const CARRIER: u8 = 1;
 
 /// Bytes a [`FrameReader`] keeps inline: a frame that fits needs no read buffer on the heap.
 const SMALL: usize = 128;
@@ -88,11 +100,22 @@ pub(crate) fn write_frame(
     let len: usize = parts.iter().map(|p| p.len()).sum();
     let len32 = u32::try_from(len)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame over 4 GiB"))?;
-    if fds.len() > sys::MAX_FDS_PER_MESSAGE {
+    if parts.len() > MAX_PARTS {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "more than 253 descriptors (those of the handles in it) in one message",
+            "too many parts in one frame",
         ));
+    }
+    // All but the last part of the descriptors go ahead in carrier frames (see the module docs).
+    let mut fds = fds;
+    while fds.len() > sys::MAX_FDS_PER_MESSAGE {
+        let (part, rest) = fds.split_at(sys::MAX_FDS_PER_MESSAGE);
+        let mut head = [0u8; HEADER];
+        head[4] = kind as u8;
+        head[5] = part.len() as u8;
+        head[6] = CARRIER;
+        write_all(sock, &mut [IoSlice::new(&head)], part)?;
+        fds = rest;
     }
     let mut head = [0u8; HEADER];
     head[..4].copy_from_slice(&len32.to_le_bytes());
@@ -102,19 +125,17 @@ pub(crate) fn write_frame(
     // frame short): no copy and no allocation, which matters in a freshly forked child, where
     // every heap page it writes is a copy-on-write fault.
     let mut storage = [IoSlice::new(&[]); 1 + MAX_PARTS];
-    if parts.len() > MAX_PARTS {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "too many parts in one frame",
-        ));
-    }
     storage[0] = IoSlice::new(&head);
     for (slot, part) in storage[1..].iter_mut().zip(parts) {
         *slot = IoSlice::new(part);
     }
-    let mut iov = &mut storage[..1 + parts.len()];
+    write_all(sock, &mut storage[..1 + parts.len()], fds)
+}
+
+/// Sends all of `iov`, with `fds` (at most [`sys::MAX_FDS_PER_MESSAGE`]) on its first byte.
+fn write_all(sock: BorrowedFd<'_>, mut iov: &mut [IoSlice<'_>], fds: &[RawFd]) -> io::Result<()> {
     let mut fds = fds;
-    let mut left = HEADER + len;
+    let mut left: usize = iov.iter().map(|s| s.len()).sum();
     while left > 0 {
         let n = sys::send_with_fds(sock, iov, fds, false)?;
         left -= n;
@@ -152,6 +173,11 @@ pub(crate) struct FrameReader {
     end: usize,
     large: Option<Large>,
     fds: VecDeque<OwnedFd>,
+    /// Descriptors at the front of `fds` that carrier frames brought for the next real frame.
+    carried: usize,
+    /// The kernel dropped descriptors sent to us (no room: `MSG_CTRUNC`) since the last frame
+    /// was handed out: the next frame short of its descriptors says so.
+    dropped: bool,
     eof: bool,
     /// The last look found the socket empty (or closed).
     drained: bool,
@@ -162,6 +188,7 @@ pub(crate) struct FrameReader {
 struct Large {
     kind: u8,
     nfds: u8,
+    flags: u8,
     payload: Vec<u8>,
     filled: usize,
 }
@@ -174,6 +201,8 @@ impl Default for FrameReader {
             end: 0,
             large: None,
             fds: VecDeque::new(),
+            carried: 0,
+            dropped: false,
             eof: false,
             drained: false,
         }
@@ -261,6 +290,10 @@ impl FrameReader {
         if got_fds {
             self.fds.extend(fds);
         }
+        let r = r.map(|(n, complete)| {
+            self.dropped |= !complete;
+            n
+        });
         self.drained = false;
         let got = match r {
             Ok(0) => {
@@ -301,6 +334,7 @@ impl FrameReader {
         if self.large.is_some() {
             return;
         }
+        self.skip_carriers();
         let Some(frame_len) = self.pending_frame_len() else {
             return;
         };
@@ -308,13 +342,14 @@ impl FrameReader {
             return;
         }
         let head = &self.small[self.start..self.start + HEADER];
-        let (kind, nfds) = (head[4], head[5]);
+        let (kind, nfds, flags) = (head[4], head[5], head[6]);
         let mut payload = vec![0u8; frame_len - HEADER];
         let got = &self.small[self.start + HEADER..self.end];
         payload[..got.len()].copy_from_slice(got);
         self.large = Some(Large {
             kind,
             nfds,
+            flags,
             payload,
             filled: got.len(),
         });
@@ -322,10 +357,51 @@ impl FrameReader {
         self.end = 0;
     }
 
+    /// Takes the complete carrier frames at the front of the inline buffer: their descriptors
+    /// (received with their first byte, so already in `fds`) wait there for the next real
+    /// frame.
+    fn skip_carriers(&mut self) {
+        if self.large.is_some() {
+            return;
+        }
+        while let Some(head) = self.small[self.start..self.end].get(..HEADER) {
+            if head[6] != CARRIER || head[..4] != [0; 4] {
+                break;
+            }
+            self.carried += head[5] as usize;
+            self.start += HEADER;
+        }
+    }
+
+    /// Checks a real frame's kind and flags, and that its descriptors (`nfds` of its own, and
+    /// those its carriers brought) have arrived; returns its kind and descriptor count.
+    fn check_frame(&self, kind: u8, nfds: u8, flags: u8) -> io::Result<(Kind, usize)> {
+        let kind = Kind::from_u8(kind)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown frame kind"))?;
+        if flags != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "malformed frame header (unknown flags, or a carrier frame with a payload)",
+            ));
+        }
+        let nfds = self.carried + nfds as usize;
+        if self.fds.len() < nfds {
+            return Err(if self.dropped {
+                sys::fds_dropped_error()
+            } else {
+                io::Error::new(io::ErrorKind::InvalidData, "frame lost its descriptors")
+            });
+        }
+        Ok((kind, nfds))
+    }
+
     /// The next complete frame, if one has arrived.
     pub(crate) fn next_frame(&mut self) -> io::Result<Option<Frame>> {
-        let (kind, nfds) = match &self.large {
-            Some(large) if large.filled == large.payload.len() => (large.kind, large.nfds),
+        self.skip_carriers();
+        let (kind, nfds, flags) = match &self.large {
+            Some(large) if large.filled == large.payload.len() => {
+                (large.kind, large.nfds, large.flags)
+            }
             Some(_) => return Ok(None),
             None => {
                 let Some(frame_len) = self.pending_frame_len() else {
@@ -334,18 +410,13 @@ impl FrameReader {
                 if self.end - self.start < frame_len {
                     return Ok(None);
                 }
-                (self.small[self.start + 4], self.small[self.start + 5])
+                let head = &self.small[self.start..];
+                (head[4], head[5], head[6])
             }
         };
-        let kind = Kind::from_u8(kind)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown frame kind"))?;
-        let nfds = nfds as usize;
-        if self.fds.len() < nfds {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "frame lost its descriptors",
-            ));
-        }
+        let checked = self.check_frame(kind, nfds, flags);
+        let dropped = std::mem::take(&mut self.dropped);
+        self.carried = 0;
         let payload = match self.large.take() {
             Some(large) => large.payload,
             None => {
@@ -355,8 +426,29 @@ impl FrameReader {
                 p
             }
         };
-        let fds = self.fds.drain(..nfds).collect();
-        Ok(Some(Frame { kind, payload, fds }))
+        match checked {
+            Ok((kind, nfds)) => {
+                let fds = self.fds.drain(..nfds).collect();
+                Ok(Some(Frame { kind, payload, fds }))
+            }
+            // The bad frame is consumed, so that the frames after it (a fork-server child's
+            // exit status) can still be read; the descriptors that did arrive for it close.
+            Err(e) => {
+                self.fds.clear();
+                if dropped && Kind::from_u8(kind) == Some(Kind::ResultOk) {
+                    // A result whose handles this process had no room for: it becomes the
+                    // child's failure, kept with its outcome so that join reports the cause
+                    // whichever thread read the frame.
+                    let payload = format!("could not receive its result: {e}").into_bytes();
+                    return Ok(Some(Frame {
+                        kind: Kind::StartFailed,
+                        payload,
+                        fds: Vec::new(),
+                    }));
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Blocks until one whole frame has arrived and returns its kind, its payload where it was
@@ -368,6 +460,7 @@ impl FrameReader {
         sock: BorrowedFd<'_>,
     ) -> io::Result<Option<FrameView<'_>>> {
         loop {
+            self.skip_carriers();
             let complete = match &self.large {
                 Some(large) => large.filled == large.payload.len(),
                 None => self
@@ -382,23 +475,23 @@ impl FrameReader {
             }
             self.fill(sock, false)?;
         }
-        let (kind, nfds, range) = match &self.large {
-            Some(large) => (large.kind, large.nfds, 0..large.payload.len()),
+        let (kind, nfds, flags, range) = match &self.large {
+            Some(large) => (large.kind, large.nfds, large.flags, 0..large.payload.len()),
             None => {
                 let n = self.pending_frame_len().expect("complete");
                 let head = &self.small[self.start..];
-                (head[4], head[5], self.start + HEADER..self.start + n)
+                (
+                    head[4],
+                    head[5],
+                    head[6],
+                    self.start + HEADER..self.start + n,
+                )
             }
         };
-        let kind = Kind::from_u8(kind)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown frame kind"))?;
-        if self.fds.len() < nfds as usize {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "frame lost its descriptors",
-            ));
-        }
-        let fds = self.fds.drain(..nfds as usize).collect();
+        let (kind, nfds) = self.check_frame(kind, nfds, flags)?;
+        self.carried = 0;
+        self.dropped = false;
+        let fds = self.fds.drain(..nfds).collect();
         let payload = match &self.large {
             Some(large) => &large.payload[range],
             None => &self.small[range],
@@ -540,5 +633,66 @@ mod tests {
         let f = r.read_frame(b.as_fd()).unwrap().unwrap();
         t.join().unwrap();
         assert_eq!(f.payload, big);
+    }
+
+    /// `n` copies of `/dev/null`.
+    fn nulls(n: usize) -> Vec<OwnedFd> {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        (0..n)
+            .map(|_| f.as_fd().try_clone_to_owned().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn frames_with_hundreds_of_descriptors_keep_them_apart_and_in_order() {
+        let (a, b) = sys::socketpair().unwrap();
+        // Frame i carries 300·i + 7 descriptors (carriers ahead of it), small and large
+        // payloads alternating, and frames without descriptors in between.
+        let big = vec![9u8; 100_000];
+        let t = std::thread::spawn(move || {
+            for i in 0..4u32 {
+                let fds = nulls(300 * i as usize + 7);
+                let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+                let payload: &[u8] = if i % 2 == 0 { &i.to_le_bytes() } else { &big };
+                write_frame(a.as_fd(), Kind::ResultOk, &[payload], &raw).unwrap();
+                write_frame(a.as_fd(), Kind::Status, &[&i.to_le_bytes()], &[]).unwrap();
+            }
+        });
+        let mut r = FrameReader::default();
+        for i in 0..4usize {
+            let f = r.read_frame(b.as_fd()).unwrap().unwrap();
+            assert_eq!((f.kind, f.fds.len()), (Kind::ResultOk, 300 * i + 7));
+            assert_eq!(f.payload.len(), if i % 2 == 0 { 4 } else { 100_000 });
+            let f = r.read_frame(b.as_fd()).unwrap().unwrap();
+            assert_eq!((f.kind, f.fds.len()), (Kind::Status, 0));
+            assert_eq!(payload_u32(&f.payload).unwrap(), i as u32);
+        }
+        t.join().unwrap();
+        // The first frame of a fresh reader, as a child reads its arguments.
+        let (a, b) = sys::socketpair().unwrap();
+        let fds = nulls(1000);
+        let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+        write_frame(a.as_fd(), Kind::Bootstrap, &[b"args"], &raw).unwrap();
+        let mut r = FrameReader::default();
+        let f = r.read_first_frame(b.as_fd()).unwrap().unwrap();
+        assert_eq!(
+            (f.kind, f.payload, f.fds.len()),
+            (Kind::Bootstrap, &b"args"[..], 1000)
+        );
+    }
+
+    #[test]
+    fn a_carrier_with_a_payload_or_unknown_flags_is_rejected() {
+        for (len, flags) in [(1u32, CARRIER), (0, 2)] {
+            let (a, b) = sys::socketpair().unwrap();
+            let mut frame = [0u8; HEADER + 1];
+            frame[..4].copy_from_slice(&len.to_le_bytes());
+            frame[4] = Kind::ResultOk as u8;
+            frame[6] = flags;
+            let n = HEADER + len as usize;
+            sys::send_with_fds(a.as_fd(), &[IoSlice::new(&frame[..n])], &[], false).unwrap();
+            let e = FrameReader::default().read_frame(b.as_fd()).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        }
     }
 }

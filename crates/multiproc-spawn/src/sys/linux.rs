@@ -66,7 +66,7 @@ pub(crate) fn send_with_fds(
 ) -> io::Result<usize> {
     assert!(
         fds.len() <= MAX_FDS_PER_MESSAGE,
-        "too many fds in one message"
+        "too many fds in one message (callers split them: see wire::write_frame)"
     );
     // A small control buffer lives on the stack, a large one on the heap; none is made for a
     // message without descriptors (zeroing a kilobyte costs a forked child a `memset` call).
@@ -109,13 +109,15 @@ pub(crate) fn send_with_fds(
 }
 
 /// Receives into `buf`, appending any descriptors that came along to `fds` (close-on-exec).
-/// Returns the byte count; 0 means the peer closed. `nonblocking`: `Err(WouldBlock)` if empty.
+/// Returns the byte count (0 means the peer closed) and whether every descriptor arrived
+/// (`false`: this process had no room for them, see [`fds_dropped_error`]; the bytes still
+/// count, so that a stream stays in step). `nonblocking`: `Err(WouldBlock)` if empty.
 pub(crate) fn recv_with_fds(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
     nonblocking: bool,
-) -> io::Result<usize> {
+) -> io::Result<(usize, bool)> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -151,10 +153,28 @@ pub(crate) fn recv_with_fds(
             hdr = libc::CMSG_NXTHDR(&msg, hdr);
         }
     }
-    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-        return Err(io::Error::other("descriptors were truncated in transit"));
-    }
-    Ok(n as usize)
+    // The control buffer holds the most one message can carry, so a truncation means the
+    // kernel dropped descriptors because this process had no room for them (it closes those).
+    Ok((n as usize, msg.msg_flags & libc::MSG_CTRUNC == 0))
+}
+
+/// The error for a message whose descriptors the kernel dropped on receipt (`MSG_CTRUNC`):
+/// names the cause and the limit to raise.
+pub(crate) fn fds_dropped_error() -> io::Error {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit for the kernel to fill.
+    let limit = match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } {
+        0 => lim.rlim_cur.to_string(),
+        _ => "unknown".to_owned(),
+    };
+    io::Error::other(format!(
+        "out of descriptors (EMFILE): this process had no room for the descriptors of the \
+         handles in a message it received (MSG_CTRUNC; the kernel dropped them); its limit \
+         (`ulimit -n`, RLIMIT_NOFILE) is {limit}"
+    ))
 }
 
 /// Readiness of one descriptor in [`poll`].

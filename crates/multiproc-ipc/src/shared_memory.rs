@@ -30,17 +30,38 @@
 //!   registers under the same lock and gives up (retrying the name) if it finds the segment
 //!   unlinked, so an `open` racing with the last drop either keeps the segment alive or
 //!   sees it gone, never a name that points at a segment nobody will remove.
-//! - **`kill -9`.** A process killed holding the last handles runs no code, so every `create`
-//!   and `open` first sweeps `/dev/shm`: files of this user that carry this header, are not
-//!   being set up (the creator holds the lock until it has registered), and whose every
-//!   holder is dead are unlinked. [`sweep`] runs the same pass on demand. Until some
-//!   multiproc process runs again, such a file stays: nothing else can remove it.
+//! - **Who holds it, across pid namespaces.** Every descriptor that a process opens on the
+//!   file (by `create` or `open`) keeps a shared open-file-description lock on it
+//!   (`F_OFD_SETLK`) for as long as it is open; handles sent to another process carry the
+//!   same description, so they keep it too. The kernel drops the lock when the last such
+//!   descriptor closes, `kill -9` included. Pids in the holder table mean nothing in another
+//!   pid namespace (a container sharing `/dev/shm` with `--ipc=host`), the lock does: the
+//!   last-holder check of a drop also needs its own lock to be the only one (it converts it
+//!   to an exclusive lock for a moment), and the sweep below decides by the lock alone.
+//! - **`kill -9`.** A process killed holding the last handles runs no code, so `create` and
+//!   `open` first sweep `/dev/shm`: files of this user (mode 0600) that carry this header and
+//!   on which an exclusive lock is free (no descriptor of any process holds them) are
+//!   unlinked. A sweep costs one `statx` per file in `/dev/shm` and more for this user's
+//!   files, so `create` and `open` skip it while the time since the last one is under fifty
+//!   times what that one took (a sweep of 20,000 files spends some 0.1 s; the next waits 5 s).
+//!   [`sweep`] runs the pass on demand. Until some multiproc process runs again, such a file
+//!   stays: nothing else can remove it.
+//! - **Failed creation.** The file's pages are reserved when it is made (`fallocate`), so a
+//!   full `/dev/shm` is `Err(Io)` with `ENOSPC` from `create`, and a size past `RLIMIT_FSIZE`
+//!   (`ulimit -f`) is `Err(Io)` of kind `FileTooLarge` (`EFBIG`), never a SIGBUS at the first
+//!   write or a SIGXFSZ; the half-made file is unlinked before `create` returns.
+//! - **Other users.** `open` refuses (`Err(Io(PermissionDenied))`) a file that is not owned
+//!   by the caller's effective uid, that other users may read or write, or that is a
+//!   symbolic link (checked on the opened descriptor: nothing can be swapped in between).
+//!   Its length is checked against the size the segment records before it is used, so a
+//!   short file cannot fault the opener; a file shortened afterwards faults its users, but
+//!   only its owner, the same user, can do that.
 //! - **Name reuse.** The state records the file's device and inode; unlinking checks that
 //!   the name still refers to this file, so a stale handle never removes a successor.
 //!
-//! Limits: a dead holder's pid reused by an unrelated process keeps the segment alive until
-//! that process exits (pids cycle through `pid_max` first). Files of other users are never
-//! touched. Python's `SharedMemory` cannot open these segments meaningfully (its view would
+//! Limits: a fork child that inherited a descriptor (and never used the handle) keeps the
+//! file from being swept until it exits or execs (descriptors are close-on-exec). Files of
+//! other users are never touched. Python's `SharedMemory` cannot open these segments meaningfully (its view would
 //! start at the header page).
 //!
 //! # Shared state (page 1)
@@ -154,9 +175,28 @@ fn release_named(base: NonNull<u8>) {
     }
     let _held = hold(st);
     // SAFETY: as above: the header page is mapped.
-    if !st.unlinked() && !unsafe { holders::anyone_alive_at(base) } {
+    if !st.unlinked() && !unsafe { holders::anyone_alive_at(base) } && nobody_else_holds(st) {
         let _ = st.remove_name();
     }
+}
+
+/// Whether no open file description but ours holds the file (see the module docs): the
+/// holder table's pids cannot see holders in another pid namespace, this can. Converts our
+/// shared lock to an exclusive one, which succeeds only when no other description holds a
+/// lock, then back. Without a mapping of ours to ask (not expected), the holder table decides.
+fn nobody_else_holds(st: &ShmState) -> bool {
+    let (dev, ino) = (st.dev.load(Ordering::Relaxed), st.ino.load(Ordering::Relaxed));
+    holders::with_mapped_fd(dev, ino, |fd| {
+        match sys::ofd_lock(fd, sys::OfdLock::Write, false) {
+            Ok(true) => {
+                // A downgrade never conflicts.
+                let _ = sys::ofd_lock(fd, sys::OfdLock::Read, false);
+                true
+            }
+            _ => false,
+        }
+    })
+    .unwrap_or(true)
 }
 
 /// A named shared-memory segment (Python's `SharedMemory`): `size` bytes that any process of
@@ -234,7 +274,7 @@ impl SharedMemory {
             .checked_add(DATA_OFFSET)
             .filter(|&l| l <= isize::MAX as usize)
             .ok_or_else(|| Error::Invalid(format!("{size} bytes is too large")))?;
-        sweep();
+        sweep_now_and_then();
         let (name, fd) = match name {
             Some(n) => {
                 let n = check_name(n)?;
@@ -263,6 +303,8 @@ impl SharedMemory {
 
     fn set_up(name: &str, fd: std::os::fd::OwnedFd, size: usize, len: usize) -> io::Result<Self> {
         use std::os::fd::AsFd;
+        // Held from before the file has a length: a sweeper never takes it for abandoned.
+        sys::ofd_lock(fd.as_fd(), sys::OfdLock::Read, true)?;
         sys::set_len(fd.as_fd(), len)?;
         let (dev, ino, _) = sys::fd_id(fd.as_fd())?;
         let segment = Segment::attach(fd, len, len)?;
@@ -292,7 +334,8 @@ impl SharedMemory {
     }
 
     /// Opens the segment named `name` (created by any process of this user).
-    /// `Err(Io(NotFound))` if there is none (or it was unlinked).
+    /// `Err(Io(NotFound))` if there is none (or it was unlinked); `Err(Io(PermissionDenied))`
+    /// if the file is another user's, readable or writable by other users, or a symbolic link.
     ///
     /// ```
     /// use multiproc_ipc::shared_memory::SharedMemory;
@@ -302,7 +345,7 @@ impl SharedMemory {
     /// ```
     pub fn open(name: &str) -> Result<SharedMemory> {
         let name = check_name(name)?;
-        sweep();
+        sweep_now_and_then();
         let give_up = Instant::now() + Duration::from_millis(500);
         loop {
             match Self::try_open(&name) {
@@ -321,8 +364,13 @@ impl SharedMemory {
     }
 
     fn try_open(name: &str) -> io::Result<Option<SharedMemory>> {
+        use std::os::fd::AsFd;
         let fd = sys::shm_open(name, false)?;
-        let len = sys::file_len(std::os::fd::AsFd::as_fd(&fd))?;
+        // On the descriptor, not the path: what we checked is what we map.
+        sys::check_private(fd.as_fd(), name)?;
+        // Held before we look: a sweeper that finds no holder from now on sees us.
+        sys::ofd_lock(fd.as_fd(), sys::OfdLock::Read, true)?;
+        let len = sys::file_len(fd.as_fd())?;
         if len < DATA_OFFSET {
             return Ok(None);
         }
@@ -581,31 +629,61 @@ fn copy_words(shared: *mut u8, private: *mut u8, len: usize, to_shared: bool) {
     }
 }
 
-/// Unlinks every named segment of this user that multiproc made and whose every holder is
-/// dead (killed before it could unlink: see the [module docs](self)); returns how many.
-/// `create` and `open` run it first; call it to clean up at a moment of your choosing.
+/// Unlinks every named segment of this user that multiproc made and that no process holds
+/// any more (all its holders were killed before they could unlink: see the
+/// [module docs](self)); returns how many. `create` and `open` run it first (unless the last
+/// run was recent); call it to clean up at a moment of your choosing.
 ///
 /// ```
 /// let removed = multiproc_ipc::shared_memory::sweep();
 /// # let _ = removed;
 /// ```
 pub fn sweep() -> usize {
-    let me = sys::euid();
-    sys::shm_names()
+    sys::shm_names(DATA_OFFSET)
         .iter()
-        .filter(|name| sweep_one(name, me).unwrap_or(false))
+        .filter(|name| sweep_one(name).unwrap_or(false))
         .count()
 }
 
-fn sweep_one(name: &str, me: u32) -> io::Result<bool> {
+/// How many times its own cost the automatic sweep waits before it runs again.
+const SWEEP_BACKOFF: u32 = 50;
+
+/// The sweep of `create` and `open`: skipped while less time has passed since the last one
+/// than [`SWEEP_BACKOFF`] times what it took, so it costs at most some 2% of a process that
+/// does nothing but create segments, however full `/dev/shm` is.
+fn sweep_now_and_then() {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    // Microseconds since EPOCH before which no automatic sweep runs.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let micros = |t: Instant| t.duration_since(epoch).as_micros() as u64;
+    let start = Instant::now();
+    if micros(start) < NEXT.load(Ordering::Relaxed) {
+        return;
+    }
+    sweep();
+    let end = Instant::now();
+    let cost = end.duration_since(start) * SWEEP_BACKOFF;
+    NEXT.store(micros(end + cost), Ordering::Relaxed);
+}
+
+fn sweep_one(name: &str) -> io::Result<bool> {
     use std::os::fd::AsFd;
     let fd = sys::shm_open(name, false)?;
-    let (_, _, owner) = sys::fd_id(fd.as_fd())?;
-    if owner != me || sys::file_len(fd.as_fd())? < DATA_OFFSET {
+    // `shm_names` looked at the path; this is the file we have.
+    sys::check_private(fd.as_fd(), name)?;
+    if sys::file_len(fd.as_fd())? < DATA_OFFSET {
+        return Ok(false);
+    }
+    // Every descriptor that any process (in any pid namespace) opened on the file holds a
+    // shared lock until it is closed: if the exclusive one is free, nobody holds the file.
+    // We keep it (in `fd`, then in `segment`) until the name is gone, so that an `open`
+    // racing with us waits for it, then finds the segment marked unlinked.
+    if !sys::ofd_lock(fd.as_fd(), sys::OfdLock::Write, false)? {
         return Ok(false);
     }
     let segment = Segment::attach(fd, DATA_OFFSET, DATA_OFFSET)?;
-    if !holders::holds::<ShmState>(&segment) || holders::anyone_alive(&segment) {
+    if !holders::holds::<ShmState>(&segment) {
         return Ok(false);
     }
     // SAFETY: `holds` checked that an `ShmState` lies in the mapped part of the file; the
@@ -614,7 +692,8 @@ fn sweep_one(name: &str, me: u32) -> io::Result<bool> {
     if st.unlinked() || st.name() != name {
         return Ok(false);
     }
-    // Its creator holds the lock while it sets up: wait a little, then leave it.
+    // Nobody holds the file, so the lock is free or its owner died with it (a robust lock
+    // comes back to us then); the bound only guards against the unforeseen.
     if st
         .lock
         .lock_until(Some(Instant::now() + Duration::from_millis(100)))
@@ -623,7 +702,7 @@ fn sweep_one(name: &str, me: u32) -> io::Result<bool> {
         return Ok(false);
     }
     let _held = Held(st);
-    if st.unlinked() || holders::anyone_alive(&segment) {
+    if st.unlinked() {
         return Ok(false);
     }
     st.remove_name()

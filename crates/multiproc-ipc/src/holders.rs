@@ -762,8 +762,13 @@ pub(crate) fn foreign(segment: &Segment) -> bool {
     !matches!(magic.load(Ordering::Acquire), 0 | MAGIC)
 }
 
-/// Whether a live process holds any handle to the segment mapped at `base` (reads `/proc`
-/// for each holder; from an `on_release` callback).
+/// Whether a live process holds any handle to `segment` (reads `/proc` for each holder).
+pub(crate) fn anyone_alive(segment: &Segment) -> bool {
+    let hdr = header(segment);
+    hdr.live_count(0) + hdr.live_count(1) > 0
+}
+
+/// [`anyone_alive`] for the segment mapped at `base` (from an `on_release` callback).
 ///
 /// # Safety
 /// `base` is the start of a live mapping of a multiproc segment (its header page mapped).

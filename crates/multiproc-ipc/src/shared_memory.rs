@@ -30,20 +30,24 @@
 //!   registers under the same lock and gives up (retrying the name) if it finds the segment
 //!   unlinked, so an `open` racing with the last drop either keeps the segment alive or
 //!   sees it gone, never a name that points at a segment nobody will remove.
-//! - **Who holds it, across pid namespaces.** Every descriptor that a process opens on the
-//!   file (by `create` or `open`) keeps a shared open-file-description lock on it
-//!   (`F_OFD_SETLK`) for as long as it is open; handles sent to another process carry the
-//!   same description, so they keep it too. The kernel drops the lock when the last such
-//!   descriptor closes, `kill -9` included. Pids in the holder table mean nothing in another
-//!   pid namespace (a container sharing `/dev/shm` with `--ipc=host`), the lock does: the
-//!   last-holder check of a drop also needs its own lock to be the only one (it converts it
-//!   to an exclusive lock for a moment), and the sweep below decides by the lock alone.
+//! - **Across pid namespaces.** The holder table's pids mean something only in the pid
+//!   namespace of whoever reads them (a container sharing `/dev/shm`, `--ipc=host`, sees
+//!   other pids). So every descriptor that a process opens on the file (by `create` or
+//!   `open`) also keeps a shared open-file-description lock on it (`F_OFD_SETLK`) while it is
+//!   open; handles sent to another process carry the same description, so they keep it too,
+//!   and the kernel drops it when the last such descriptor closes, `kill -9` included. The
+//!   state records the creator's pid namespace, and a holder from another one marks the
+//!   segment `MIXED`. In a mixed segment (and for a sweeper from another namespace) the
+//!   lock decides: a drop unlinks only if its own lock is the only one (it converts it to an
+//!   exclusive lock for a moment); otherwise the pids decide, as before (a fork child's
+//!   inherited descriptor that it never used keeps the lock, not the segment).
 //! - **`kill -9`.** A process killed holding the last handles runs no code, so `create` and
-//!   `open` first sweep `/dev/shm`: files of this user (mode 0600) that carry this header and
-//!   on which an exclusive lock is free (no descriptor of any process holds them) are
-//!   unlinked. A sweep costs one `statx` per file in `/dev/shm` and more for this user's
-//!   files, so `create` and `open` skip it while the time since the last one is under fifty
-//!   times what that one took (a sweep of 20,000 files spends some 0.1 s; the next waits 5 s).
+//!   `open` first sweep `/dev/shm`: files of this user (mode 0600) that carry this header,
+//!   are not being set up, and that nobody holds (the exclusive lock is free, or, in an
+//!   unmixed segment of the sweeper's own namespace, every holder pid is dead) are unlinked.
+//!   A sweep costs one `statx` per file in `/dev/shm` and more for this user's files, so
+//!   where one took over a millisecond, `create` and `open` skip the next ones until fifty
+//!   times as long has passed (20,000 files take some 0.1 s; the next sweep waits 5 s).
 //!   [`sweep`] runs the pass on demand. Until some multiproc process runs again, such a file
 //!   stays: nothing else can remove it.
 //! - **Failed creation.** The file's pages are reserved when it is made (`fallocate`), so a
@@ -59,9 +63,11 @@
 //! - **Name reuse.** The state records the file's device and inode; unlinking checks that
 //!   the name still refers to this file, so a stale handle never removes a successor.
 //!
-//! Limits: a fork child that inherited a descriptor (and never used the handle) keeps the
-//! file from being swept until it exits or execs (descriptors are close-on-exec). Files of
-//! other users are never touched. Python's `SharedMemory` cannot open these segments meaningfully (its view would
+//! Limits: a dead holder's pid reused by an unrelated process keeps an unmixed segment alive
+//! until that process exits (pids cycle through `pid_max` first); in a mixed segment, a fork
+//! child's inherited descriptor (never used) keeps it until the child exits or execs
+//! (descriptors are close-on-exec), and a handle received from another namespace marks the
+//! segment mixed just after it registers. Files of other users are never touched. Python's `SharedMemory` cannot open these segments meaningfully (its view would
 //! start at the header page).
 //!
 //! # Shared state (page 1)
@@ -69,10 +75,11 @@
 //! | word | meaning |
 //! | --- | --- |
 //! | `lock` | robust lock: registration by `open` against the last drop's unlink |
-//! | `flags` | bit 0: the name was unlinked (never set back) |
+//! | `flags` | bit 0: the name was unlinked (never set back); bit 1: `MIXED`, a holder from another pid namespace than the creator's |
 //! | `size` | the caller's bytes (written before the name is usable) |
 //! | `dev`, `ino` | the file's identity, to recognise it by name |
 //! | `name_len`, `name` | the name, for the last holder to unlink |
+//! | `pidns` | the creator's pid namespace (see `sys::pid_namespace`) |
 
 use std::fmt;
 use std::io;
@@ -94,6 +101,7 @@ const PAGE: usize = 4096;
 const DATA_OFFSET: usize = OBJECT_OFFSET + PAGE;
 const NAME_MAX: usize = 250;
 const UNLINKED: u32 = 1;
+const MIXED: u32 = 2;
 
 #[repr(C)]
 struct ShmState {
@@ -104,6 +112,7 @@ struct ShmState {
     ino: AtomicU64,
     name_len: AtomicU32,
     name: [AtomicU8; 256],
+    pidns: AtomicU64,
 }
 
 const _: () = assert!(OBJECT_OFFSET + std::mem::size_of::<ShmState>() <= DATA_OFFSET);
@@ -126,6 +135,22 @@ impl ShmState {
 
     fn unlinked(&self) -> bool {
         self.flags.load(Ordering::Acquire) & UNLINKED != 0
+    }
+
+    /// Whether the holder table's pids are enough to tell who holds the segment, as seen from
+    /// this process: every holder is in the creator's pid namespace, and so are we.
+    fn pids_suffice(&self) -> bool {
+        let ns = self.pidns.load(Ordering::Relaxed);
+        self.flags.load(Ordering::Acquire) & MIXED == 0 && ns != 0 && ns == sys::pid_namespace()
+    }
+
+    /// Marks the segment mixed if this process (about to hold it, or holding it) is in
+    /// another pid namespace than its creator.
+    fn note_namespace(&self) {
+        let ns = self.pidns.load(Ordering::Relaxed);
+        if ns == 0 || ns != sys::pid_namespace() {
+            self.flags.fetch_or(MIXED, Ordering::AcqRel);
+        }
     }
 
     /// Whether `/dev/shm/<name>` still names this file.
@@ -175,7 +200,10 @@ fn release_named(base: NonNull<u8>) {
     }
     let _held = hold(st);
     // SAFETY: as above: the header page is mapped.
-    if !st.unlinked() && !unsafe { holders::anyone_alive_at(base) } && nobody_else_holds(st) {
+    if !st.unlinked()
+        && !unsafe { holders::anyone_alive_at(base) }
+        && (st.pids_suffice() || nobody_else_holds(st))
+    {
         let _ = st.remove_name();
     }
 }
@@ -321,6 +349,7 @@ impl SharedMemory {
                     cell.store(b, Ordering::Relaxed);
                 }
                 st.name_len.store(name.len() as u32, Ordering::Relaxed);
+                st.pidns.store(sys::pid_namespace(), Ordering::Relaxed);
             },
             release_named,
         )?;
@@ -394,6 +423,8 @@ impl SharedMemory {
             unsafe { st.lock.unlock() };
             return Ok(None);
         }
+        // Before we register, under the lock that a last drop takes to decide.
+        st.note_namespace();
         match Handle::open_in::<ShmState>(segment, 0, release_named) {
             Ok(handle) => {
                 // SAFETY: we took the lock above; the mapping lives on in `handle`.
@@ -648,8 +679,8 @@ pub fn sweep() -> usize {
 /// How many times its own cost the automatic sweep waits before it runs again.
 const SWEEP_BACKOFF: u32 = 50;
 
-/// The sweep of `create` and `open`: skipped while less time has passed since the last one
-/// than [`SWEEP_BACKOFF`] times what it took, so it costs at most some 2% of a process that
+/// The sweep of `create` and `open`: after one that took a millisecond or more, skipped until
+/// [`SWEEP_BACKOFF`] times as long has passed, so it costs at most some 2% of a process that
 /// does nothing but create segments, however full `/dev/shm` is.
 fn sweep_now_and_then() {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -663,8 +694,12 @@ fn sweep_now_and_then() {
     }
     sweep();
     let end = Instant::now();
-    let cost = end.duration_since(start) * SWEEP_BACKOFF;
-    NEXT.store(micros(end + cost), Ordering::Relaxed);
+    let cost = end.duration_since(start);
+    // A cheap sweep (a small `/dev/shm`) runs every time: a segment left by a killed
+    // process goes at the next `create`, as the module docs promise.
+    if cost >= Duration::from_millis(1) {
+        NEXT.store(micros(end + cost * SWEEP_BACKOFF), Ordering::Relaxed);
+    }
 }
 
 fn sweep_one(name: &str) -> io::Result<bool> {
@@ -679,9 +714,7 @@ fn sweep_one(name: &str) -> io::Result<bool> {
     // shared lock until it is closed: if the exclusive one is free, nobody holds the file.
     // We keep it (in `fd`, then in `segment`) until the name is gone, so that an `open`
     // racing with us waits for it, then finds the segment marked unlinked.
-    if !sys::ofd_lock(fd.as_fd(), sys::OfdLock::Write, false)? {
-        return Ok(false);
-    }
+    let unheld = sys::ofd_lock(fd.as_fd(), sys::OfdLock::Write, false)?;
     let segment = Segment::attach(fd, DATA_OFFSET, DATA_OFFSET)?;
     if !holders::holds::<ShmState>(&segment) {
         return Ok(false);
@@ -689,11 +722,13 @@ fn sweep_one(name: &str) -> io::Result<bool> {
     // SAFETY: `holds` checked that an `ShmState` lies in the mapped part of the file; the
     // reference does not outlive `segment`.
     let st: &ShmState = unsafe { holders::object_in(&segment) };
-    if st.unlinked() || st.name() != name {
+    // Held: only pids can tell a dead holder's inherited descriptor (in a live fork child)
+    // from a live holder, and only where they mean what they say.
+    let dead = || unheld || st.pids_suffice() && !holders::anyone_alive(&segment);
+    if st.unlinked() || st.name() != name || !dead() {
         return Ok(false);
     }
-    // Nobody holds the file, so the lock is free or its owner died with it (a robust lock
-    // comes back to us then); the bound only guards against the unforeseen.
+    // Its creator holds the lock while it sets up: wait a little, then leave it.
     if st
         .lock
         .lock_until(Some(Instant::now() + Duration::from_millis(100)))
@@ -702,7 +737,7 @@ fn sweep_one(name: &str) -> io::Result<bool> {
         return Ok(false);
     }
     let _held = Held(st);
-    if st.unlinked() {
+    if st.unlinked() || !dead() {
         return Ok(false);
     }
     st.remove_name()
@@ -743,6 +778,7 @@ impl<'de> Deserialize<'de> for SharedMemory {
         let handle =
             Handle::receive::<ShmState>(&wire, release_named).map_err(serde::de::Error::custom)?;
         let st: &ShmState = handle.state();
+        st.note_namespace();
         let size = st.size.load(Ordering::Relaxed) as usize;
         let len = sys::file_len(handle.segment().fd()).map_err(serde::de::Error::custom)?;
         if size.checked_add(DATA_OFFSET) != Some(len) || handle.segment().reserve() < len {

@@ -385,6 +385,14 @@ pub(crate) fn shm_id(name: &str) -> io::Result<FileId> {
     Ok((md.dev(), md.ino(), md.uid()))
 }
 
+/// An identity of this process's pid namespace (the inode of `/proc/self/ns/pid`, unique
+/// on the system while the namespace exists); 0 when it cannot be read (no `/proc`).
+/// Read each time: a process may be moved (`setns`) or be the first child of an `unshare`.
+pub(crate) fn pid_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |md| md.ino())
+}
+
 /// This process's effective user id.
 pub(crate) fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

@@ -200,10 +200,8 @@ fn release_named(base: NonNull<u8>) {
     }
     let _held = hold(st);
     // SAFETY: as above: the header page is mapped.
-    if !st.unlinked()
-        && !unsafe { holders::anyone_alive_at(base) }
-        && (st.pids_suffice() || nobody_else_holds(st))
-    {
+    let pids_say_none = !st.unlinked() && !unsafe { holders::anyone_alive_at(base) };
+    if pids_say_none && (st.pids_suffice() || nobody_else_holds(st)) {
         let _ = st.remove_name();
     }
 }
@@ -213,7 +211,10 @@ fn release_named(base: NonNull<u8>) {
 /// shared lock to an exclusive one, which succeeds only when no other description holds a
 /// lock, then back. Without a mapping of ours to ask (not expected), the holder table decides.
 fn nobody_else_holds(st: &ShmState) -> bool {
-    let (dev, ino) = (st.dev.load(Ordering::Relaxed), st.ino.load(Ordering::Relaxed));
+    let (dev, ino) = (
+        st.dev.load(Ordering::Relaxed),
+        st.ino.load(Ordering::Relaxed),
+    );
     holders::with_mapped_fd(dev, ino, |fd| {
         match sys::ofd_lock(fd, sys::OfdLock::Write, false) {
             Ok(true) => {

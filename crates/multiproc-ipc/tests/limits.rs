@@ -47,7 +47,11 @@ fn run_child(test: &str, wrapper: &[&str]) {
         "the child died of a signal: {:?}\n{log}",
         out.status
     );
-    assert!(out.status.success(), "child failed: {:?}\n{log}", out.status);
+    assert!(
+        out.status.success(),
+        "child failed: {:?}\n{log}",
+        out.status
+    );
     assert!(log.contains("child done"), "the child ran no test:\n{log}");
 }
 
@@ -82,7 +86,14 @@ fn a_full_dev_shm_is_enospc_at_create_not_sigbus() {
     }
     // In our own mount namespace: a 1 MiB /dev/shm that nobody else sees.
     let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m,mode=1777", "tmpfs", "/dev/shm"])
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m,mode=1777",
+            "tmpfs",
+            "/dev/shm",
+        ])
         .status()
         .unwrap();
     assert!(st.success(), "mount: {st:?}");
@@ -90,7 +101,10 @@ fn a_full_dev_shm_is_enospc_at_create_not_sigbus() {
     // Bigger than the file system: refused at create, nothing left.
     let e = SharedMemory::create(Some("mptest_full_big"), 4_000_000).unwrap_err();
     assert_eq!(os_error(&e), Some(libc::ENOSPC), "{e}");
-    assert!(!on_disk("mptest_full_big"), "the failed create left its file");
+    assert!(
+        !on_disk("mptest_full_big"),
+        "the failed create left its file"
+    );
     let e = SharedMemory::create(None, 4_000_000).unwrap_err();
     assert_eq!(os_error(&e), Some(libc::ENOSPC), "{e}");
 

@@ -108,7 +108,10 @@ fn segments_survive_sweeps_and_drops_across_pid_namespaces() {
             shm.read_at(0, &mut b).unwrap();
             assert_eq!(&b, b"outside");
             drop(shm);
-            assert!(on_disk(&name), "a drop inside unlinked a segment held outside");
+            assert!(
+                on_disk(&name),
+                "a drop inside unlinked a segment held outside"
+            );
             SharedMemory::create(None, 1).unwrap(); // its sweep, too
             assert!(on_disk(&name));
             println!("ready");
@@ -134,7 +137,10 @@ fn segments_survive_sweeps_and_drops_across_pid_namespaces() {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     wait_for_line(&mut out, "ready");
     sweep();
-    assert!(on_disk(&name), "a sweep outside removed a segment held inside");
+    assert!(
+        on_disk(&name),
+        "a sweep outside removed a segment held inside"
+    );
     SharedMemory::create(None, 1).unwrap(); // the automatic sweep, too
     assert!(on_disk(&name));
     let ours = SharedMemory::open(&name).unwrap();
@@ -144,7 +150,10 @@ fn segments_survive_sweeps_and_drops_across_pid_namespaces() {
     drop(child.stdin.take()); // let it drop its handle and go
     wait_for_line(&mut out, "dropped");
     finish(child);
-    assert!(on_disk(&name), "a drop inside unlinked a segment held outside");
+    assert!(
+        on_disk(&name),
+        "a drop inside unlinked a segment held outside"
+    );
     sweep();
     assert!(on_disk(&name), "a sweep removed a segment we hold");
     drop(ours);
@@ -172,7 +181,10 @@ fn segments_survive_sweeps_and_drops_across_pid_namespaces() {
     finish(child);
     assert!(on_disk(&name));
     assert!(sweep() >= 1, "nothing swept");
-    assert!(!on_disk(&name), "the segment of a dead holder was not swept");
+    assert!(
+        !on_disk(&name),
+        "the segment of a dead holder was not swept"
+    );
 }
 
 fn is_denied(r: Result<SharedMemory, Error>) -> bool {

@@ -281,7 +281,10 @@ pub(crate) fn check_private(fd: BorrowedFd<'_>, name: &str) -> io::Result<()> {
     let why = if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         "is not a regular file".to_owned()
     } else if st.st_uid != me {
-        format!("is owned by uid {}, not by this process's uid {me}", st.st_uid)
+        format!(
+            "is owned by uid {}, not by this process's uid {me}",
+            st.st_uid
+        )
     } else if st.st_mode & 0o077 != 0 {
         format!(
             "has mode {:04o}: other users may read or write it (a multiproc segment is 0600)",

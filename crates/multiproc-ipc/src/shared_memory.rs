@@ -45,9 +45,10 @@
 //!   `open` first sweep `/dev/shm`: files of this user (mode 0600) that carry this header,
 //!   are not being set up, and that nobody holds (the exclusive lock is free, or, in an
 //!   unmixed segment of the sweeper's own namespace, every holder pid is dead) are unlinked.
-//!   A sweep costs one `statx` per file in `/dev/shm` and more for this user's files, so
-//!   where one took over a millisecond, `create` and `open` skip the next ones until fifty
-//!   times as long has passed (20,000 files take some 0.1 s; the next sweep waits 5 s).
+//!   A sweep costs one `statx` per entry of `/dev/shm` and more for this user's segments,
+//!   so where it saw more than 256 entries, `create` and `open` skip the next ones for
+//!   250 µs per entry, some fifty times its cost (20,000 entries take some 0.1 s; the next
+//!   sweep waits 5 s).
 //!   [`sweep`] runs the pass on demand. Until some multiproc process runs again, such a file
 //!   stays: nothing else can remove it.
 //! - **Failed creation.** The file's pages are reserved when it is made (`fallocate`), so a
@@ -671,35 +672,42 @@ fn copy_words(shared: *mut u8, private: *mut u8, len: usize, to_shared: bool) {
 /// # let _ = removed;
 /// ```
 pub fn sweep() -> usize {
-    sys::shm_names(DATA_OFFSET)
-        .iter()
-        .filter(|name| sweep_one(name).unwrap_or(false))
-        .count()
+    sweep_counting().0
 }
 
-/// How many times its own cost the automatic sweep waits before it runs again.
-const SWEEP_BACKOFF: u32 = 50;
+/// [`sweep`]: how many segments it removed, and how many entries `/dev/shm` had.
+fn sweep_counting() -> (usize, usize) {
+    let (names, entries) = sys::shm_names(DATA_OFFSET);
+    let removed = names
+        .iter()
+        .filter(|name| sweep_one(name).unwrap_or(false))
+        .count();
+    (removed, entries)
+}
 
-/// The sweep of `create` and `open`: after one that took a millisecond or more, skipped until
-/// [`SWEEP_BACKOFF`] times as long has passed, so it costs at most some 2% of a process that
-/// does nothing but create segments, however full `/dev/shm` is.
+/// Up to this many entries in `/dev/shm`, every `create` and `open` sweeps.
+const SWEEP_ALWAYS_UP_TO: usize = 256;
+/// Past that, the automatic sweep pauses this long per entry it saw: some fifty times what an
+/// entry costs (a `statx`, about 5 µs), so it takes at most some 2% of a process that does
+/// nothing but create segments (20,000 entries: 0.1 s of sweeping, then 5 s without).
+const SWEEP_PAUSE_PER_ENTRY: Duration = Duration::from_micros(250);
+
+/// The sweep of `create` and `open`, bounded in cost: see [`SWEEP_PAUSE_PER_ENTRY`]. Counted
+/// in entries, not measured in time, so that a small `/dev/shm` is swept every time however
+/// busy the machine is (a segment left by a killed process goes at the next `create`).
 fn sweep_now_and_then() {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     // Microseconds since EPOCH before which no automatic sweep runs.
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let epoch = *EPOCH.get_or_init(Instant::now);
     let micros = |t: Instant| t.duration_since(epoch).as_micros() as u64;
-    let start = Instant::now();
-    if micros(start) < NEXT.load(Ordering::Relaxed) {
+    if micros(Instant::now()) < NEXT.load(Ordering::Relaxed) {
         return;
     }
-    sweep();
-    let end = Instant::now();
-    let cost = end.duration_since(start);
-    // A cheap sweep (a small `/dev/shm`) runs every time: a segment left by a killed
-    // process goes at the next `create`, as the module docs promise.
-    if cost >= Duration::from_millis(1) {
-        NEXT.store(micros(end + cost * SWEEP_BACKOFF), Ordering::Relaxed);
+    let (_, entries) = sweep_counting();
+    if entries > SWEEP_ALWAYS_UP_TO {
+        let pause = SWEEP_PAUSE_PER_ENTRY.saturating_mul(entries.min(u32::MAX as usize) as u32);
+        NEXT.store(micros(Instant::now() + pause), Ordering::Relaxed);
     }
 }
 

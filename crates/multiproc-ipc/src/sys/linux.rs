@@ -347,16 +347,20 @@ pub(crate) fn shm_unlink(name: &str) -> io::Result<()> {
 const SHM_DIR: &str = "/dev/shm";
 
 /// The names in `/dev/shm` of regular files owned by this process's effective user, private
-/// to it (mode `0600` or narrower) and at least `min_len` bytes long: one `statx` per entry
-/// (its type comes free with the directory listing), so that files of other users, links
-/// and short files cost no `open`. Empty if the directory cannot be read.
-pub(crate) fn shm_names(min_len: usize) -> Vec<String> {
+/// to it (mode `0600` or narrower) and at least `min_len` bytes long, and how many entries
+/// the directory had: one `statx` per entry (its type comes free with the directory
+/// listing), so that files of other users, links and short files cost no `open`. Nothing if
+/// the directory cannot be read.
+pub(crate) fn shm_names(min_len: usize) -> (Vec<String>, usize) {
     use std::os::unix::fs::MetadataExt;
     let Ok(dir) = std::fs::read_dir(SHM_DIR) else {
-        return Vec::new();
+        return (Vec::new(), 0);
     };
     let me = euid();
-    dir.filter_map(Result::ok)
+    let mut entries = 0;
+    let names = dir
+        .filter_map(Result::ok)
+        .inspect(|_| entries += 1)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter(|e| {
             std::fs::symlink_metadata(e.path()).is_ok_and(|md| {
@@ -364,7 +368,8 @@ pub(crate) fn shm_names(min_len: usize) -> Vec<String> {
             })
         })
         .filter_map(|e| e.file_name().into_string().ok())
-        .collect()
+        .collect();
+    (names, entries)
 }
 
 /// A file's identity: (device, inode, owner uid).

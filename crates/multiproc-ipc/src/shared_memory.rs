@@ -68,15 +68,16 @@
 //! until that process exits (pids cycle through `pid_max` first); in a mixed segment, a fork
 //! child's inherited descriptor (never used) keeps it until the child exits or execs
 //! (descriptors are close-on-exec), and a handle received from another namespace marks the
-//! segment mixed just after it registers. Files of other users are never touched. Python's `SharedMemory` cannot open these segments meaningfully (its view would
-//! start at the header page).
+//! segment mixed just after it registers. Files of other users are never touched. Python's
+//! `SharedMemory` cannot open these segments meaningfully (its view would start at the
+//! header page).
 //!
 //! # Shared state (page 1)
 //!
 //! | word | meaning |
 //! | --- | --- |
 //! | `lock` | robust lock: registration by `open` against the last drop's unlink |
-//! | `flags` | bit 0: the name was unlinked (never set back); bit 1: `MIXED`, a holder from another pid namespace than the creator's |
+//! | `flags` | bit 0: the name was unlinked (never set back); bit 1: `MIXED` (a holder from another pid namespace than the creator's) |
 //! | `size` | the caller's bytes (written before the name is usable) |
 //! | `dev`, `ino` | the file's identity, to recognise it by name |
 //! | `name_len`, `name` | the name, for the last holder to unlink |

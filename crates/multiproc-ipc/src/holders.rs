@@ -211,6 +211,27 @@ fn mapped(id: sys::FileId) -> Option<Arc<Shared>> {
     MAPPED.lock().as_ref()?.get(&id)?.upgrade()
 }
 
+/// Runs `f` on the descriptor of this process's mapping of the file with device `dev` and
+/// inode `ino`, if it has one (a named segment's last-holder check, from `on_release`, which
+/// gets only the base address).
+pub(crate) fn with_mapped_fd<R>(
+    dev: u64,
+    ino: u64,
+    f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> R,
+) -> Option<R> {
+    let shared = {
+        let table = MAPPED.lock();
+        table
+            .as_ref()?
+            .iter()
+            .find(|((d, i, _), _)| (*d, *i) == (dev, ino))
+            .and_then(|(_, w)| w.upgrade())?
+    };
+    // The table's lock is released: `f` may take its time, and dropping `shared` (the last
+    // reference, if the handle went meanwhile) does not come back here.
+    Some(f(shared.segment.fd()))
+}
+
 /// Records a new mapping (and forgets the dead ones now and then).
 fn remember(id: sys::FileId, shared: &Arc<Shared>) {
     let mut table = MAPPED.lock();
@@ -418,8 +439,13 @@ impl Handle {
             let e = io::Error::other(format!("more than {SLOTS} live processes hold this object"));
             return Err((e, shared.segment));
         }
+        let shared = Arc::new(shared);
+        // Found again by `with_mapped_fd` when the handle goes.
+        if let Ok(id) = sys::fd_id(shared.segment.fd()) {
+            remember(id, &shared);
+        }
         Ok(Handle {
-            shared: Arc::new(shared),
+            shared,
             role: role.min(1),
         })
     }

@@ -58,7 +58,14 @@ impl Segment {
     /// Sets the file's length (the bytes an object may touch); at most the reserve.
     pub(crate) fn set_len(&self, len: usize) -> io::Result<()> {
         if len > self.reserve {
-            return Err(io::ErrorKind::OutOfMemory.into());
+            // Say which limit: a bare ENOMEM reads as "the machine is out of memory".
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!(
+                    "{len} bytes do not fit the {} bytes of address space reserved for this                      shared object",
+                    self.reserve
+                ),
+            ));
         }
         sys::set_len(self.fd.as_fd(), len)
     }

@@ -30,28 +30,58 @@
 //!   registers under the same lock and gives up (retrying the name) if it finds the segment
 //!   unlinked, so an `open` racing with the last drop either keeps the segment alive or
 //!   sees it gone, never a name that points at a segment nobody will remove.
-//! - **`kill -9`.** A process killed holding the last handles runs no code, so every `create`
-//!   and `open` first sweeps `/dev/shm`: files of this user that carry this header, are not
-//!   being set up (the creator holds the lock until it has registered), and whose every
-//!   holder is dead are unlinked. [`sweep`] runs the same pass on demand. Until some
-//!   multiproc process runs again, such a file stays: nothing else can remove it.
+//! - **Across pid namespaces.** The holder table's pids mean something only in the pid
+//!   namespace of whoever reads them (a container sharing `/dev/shm`, `--ipc=host`, sees
+//!   other pids). So every descriptor that a process opens on the file (by `create` or
+//!   `open`) also keeps a shared open-file-description lock on it (`F_OFD_SETLK`) while it is
+//!   open; handles sent to another process carry the same description, so they keep it too,
+//!   and the kernel drops it when the last such descriptor closes, `kill -9` included. The
+//!   state records the creator's pid namespace, and a holder from another one marks the
+//!   segment `MIXED`. In a mixed segment (and for a sweeper from another namespace) the
+//!   lock decides: a drop unlinks only if its own lock is the only one (it converts it to an
+//!   exclusive lock for a moment); otherwise the pids decide, as before (a fork child's
+//!   inherited descriptor that it never used keeps the lock, not the segment).
+//! - **`kill -9`.** A process killed holding the last handles runs no code, so `create` and
+//!   `open` first sweep `/dev/shm`: files of this user (mode 0600) that carry this header,
+//!   are not being set up, and that nobody holds (the exclusive lock is free, or, in an
+//!   unmixed segment of the sweeper's own namespace, every holder pid is dead) are unlinked.
+//!   A sweep costs one `statx` per entry of `/dev/shm` and more for this user's segments,
+//!   so where it saw more than 256 entries, `create` and `open` skip the next ones for
+//!   250 µs per entry, some fifty times its cost (20,000 entries take some 0.1 s; the next
+//!   sweep waits 5 s).
+//!   [`sweep`] runs the pass on demand. Until some multiproc process runs again, such a file
+//!   stays: nothing else can remove it.
+//! - **Failed creation.** The file's pages are reserved when it is made (`fallocate`), so a
+//!   full `/dev/shm` is `Err(Io)` with `ENOSPC` from `create`, and a size past `RLIMIT_FSIZE`
+//!   (`ulimit -f`) is `Err(Io)` of kind `FileTooLarge` (`EFBIG`), never a SIGBUS at the first
+//!   write or a SIGXFSZ; the half-made file is unlinked before `create` returns.
+//! - **Other users.** `open` refuses (`Err(Io(PermissionDenied))`) a file that is not owned
+//!   by the caller's effective uid, that other users may read or write, or that is a
+//!   symbolic link (checked on the opened descriptor: nothing can be swapped in between).
+//!   Its length is checked against the size the segment records before it is used, so a
+//!   short file cannot fault the opener; a file shortened afterwards faults its users, but
+//!   only its owner, the same user, can do that.
 //! - **Name reuse.** The state records the file's device and inode; unlinking checks that
 //!   the name still refers to this file, so a stale handle never removes a successor.
 //!
-//! Limits: a dead holder's pid reused by an unrelated process keeps the segment alive until
-//! that process exits (pids cycle through `pid_max` first). Files of other users are never
-//! touched. Python's `SharedMemory` cannot open these segments meaningfully (its view would
-//! start at the header page).
+//! Limits: a dead holder's pid reused by an unrelated process keeps an unmixed segment alive
+//! until that process exits (pids cycle through `pid_max` first); in a mixed segment, a fork
+//! child's inherited descriptor (never used) keeps it until the child exits or execs
+//! (descriptors are close-on-exec), and a handle received from another namespace marks the
+//! segment mixed just after it registers. Files of other users are never touched. Python's
+//! `SharedMemory` cannot open these segments meaningfully (its view would start at the
+//! header page).
 //!
 //! # Shared state (page 1)
 //!
 //! | word | meaning |
 //! | --- | --- |
 //! | `lock` | robust lock: registration by `open` against the last drop's unlink |
-//! | `flags` | bit 0: the name was unlinked (never set back) |
+//! | `flags` | bit 0: the name was unlinked (never set back); bit 1: `MIXED` (a holder from another pid namespace than the creator's) |
 //! | `size` | the caller's bytes (written before the name is usable) |
 //! | `dev`, `ino` | the file's identity, to recognise it by name |
 //! | `name_len`, `name` | the name, for the last holder to unlink |
+//! | `pidns` | the creator's pid namespace (see `sys::pid_namespace`) |
 
 use std::fmt;
 use std::io;
@@ -73,6 +103,7 @@ const PAGE: usize = 4096;
 const DATA_OFFSET: usize = OBJECT_OFFSET + PAGE;
 const NAME_MAX: usize = 250;
 const UNLINKED: u32 = 1;
+const MIXED: u32 = 2;
 
 #[repr(C)]
 struct ShmState {
@@ -83,6 +114,7 @@ struct ShmState {
     ino: AtomicU64,
     name_len: AtomicU32,
     name: [AtomicU8; 256],
+    pidns: AtomicU64,
 }
 
 const _: () = assert!(OBJECT_OFFSET + std::mem::size_of::<ShmState>() <= DATA_OFFSET);
@@ -105,6 +137,22 @@ impl ShmState {
 
     fn unlinked(&self) -> bool {
         self.flags.load(Ordering::Acquire) & UNLINKED != 0
+    }
+
+    /// Whether the holder table's pids are enough to tell who holds the segment, as seen from
+    /// this process: every holder is in the creator's pid namespace, and so are we.
+    fn pids_suffice(&self) -> bool {
+        let ns = self.pidns.load(Ordering::Relaxed);
+        self.flags.load(Ordering::Acquire) & MIXED == 0 && ns != 0 && ns == sys::pid_namespace()
+    }
+
+    /// Marks the segment mixed if this process (about to hold it, or holding it) is in
+    /// another pid namespace than its creator.
+    fn note_namespace(&self) {
+        let ns = self.pidns.load(Ordering::Relaxed);
+        if ns == 0 || ns != sys::pid_namespace() {
+            self.flags.fetch_or(MIXED, Ordering::AcqRel);
+        }
     }
 
     /// Whether `/dev/shm/<name>` still names this file.
@@ -154,9 +202,32 @@ fn release_named(base: NonNull<u8>) {
     }
     let _held = hold(st);
     // SAFETY: as above: the header page is mapped.
-    if !st.unlinked() && !unsafe { holders::anyone_alive_at(base) } {
+    let pids_say_none = !st.unlinked() && !unsafe { holders::anyone_alive_at(base) };
+    if pids_say_none && (st.pids_suffice() || nobody_else_holds(st)) {
         let _ = st.remove_name();
     }
+}
+
+/// Whether no open file description but ours holds the file (see the module docs): the
+/// holder table's pids cannot see holders in another pid namespace, this can. Converts our
+/// shared lock to an exclusive one, which succeeds only when no other description holds a
+/// lock, then back. Without a mapping of ours to ask (not expected), the holder table decides.
+fn nobody_else_holds(st: &ShmState) -> bool {
+    let (dev, ino) = (
+        st.dev.load(Ordering::Relaxed),
+        st.ino.load(Ordering::Relaxed),
+    );
+    holders::with_mapped_fd(dev, ino, |fd| {
+        match sys::ofd_lock(fd, sys::OfdLock::Write, false) {
+            Ok(true) => {
+                // A downgrade never conflicts.
+                let _ = sys::ofd_lock(fd, sys::OfdLock::Read, false);
+                true
+            }
+            _ => false,
+        }
+    })
+    .unwrap_or(true)
 }
 
 /// A named shared-memory segment (Python's `SharedMemory`): `size` bytes that any process of
@@ -234,7 +305,7 @@ impl SharedMemory {
             .checked_add(DATA_OFFSET)
             .filter(|&l| l <= isize::MAX as usize)
             .ok_or_else(|| Error::Invalid(format!("{size} bytes is too large")))?;
-        sweep();
+        sweep_now_and_then();
         let (name, fd) = match name {
             Some(n) => {
                 let n = check_name(n)?;
@@ -263,6 +334,8 @@ impl SharedMemory {
 
     fn set_up(name: &str, fd: std::os::fd::OwnedFd, size: usize, len: usize) -> io::Result<Self> {
         use std::os::fd::AsFd;
+        // Held from before the file has a length: a sweeper never takes it for abandoned.
+        sys::ofd_lock(fd.as_fd(), sys::OfdLock::Read, true)?;
         sys::set_len(fd.as_fd(), len)?;
         let (dev, ino, _) = sys::fd_id(fd.as_fd())?;
         let segment = Segment::attach(fd, len, len)?;
@@ -279,6 +352,7 @@ impl SharedMemory {
                     cell.store(b, Ordering::Relaxed);
                 }
                 st.name_len.store(name.len() as u32, Ordering::Relaxed);
+                st.pidns.store(sys::pid_namespace(), Ordering::Relaxed);
             },
             release_named,
         )?;
@@ -292,7 +366,8 @@ impl SharedMemory {
     }
 
     /// Opens the segment named `name` (created by any process of this user).
-    /// `Err(Io(NotFound))` if there is none (or it was unlinked).
+    /// `Err(Io(NotFound))` if there is none (or it was unlinked); `Err(Io(PermissionDenied))`
+    /// if the file is another user's, readable or writable by other users, or a symbolic link.
     ///
     /// ```
     /// use multiproc_ipc::shared_memory::SharedMemory;
@@ -302,7 +377,7 @@ impl SharedMemory {
     /// ```
     pub fn open(name: &str) -> Result<SharedMemory> {
         let name = check_name(name)?;
-        sweep();
+        sweep_now_and_then();
         let give_up = Instant::now() + Duration::from_millis(500);
         loop {
             match Self::try_open(&name) {
@@ -321,8 +396,13 @@ impl SharedMemory {
     }
 
     fn try_open(name: &str) -> io::Result<Option<SharedMemory>> {
+        use std::os::fd::AsFd;
         let fd = sys::shm_open(name, false)?;
-        let len = sys::file_len(std::os::fd::AsFd::as_fd(&fd))?;
+        // On the descriptor, not the path: what we checked is what we map.
+        sys::check_private(fd.as_fd(), name)?;
+        // Held before we look: a sweeper that finds no holder from now on sees us.
+        sys::ofd_lock(fd.as_fd(), sys::OfdLock::Read, true)?;
+        let len = sys::file_len(fd.as_fd())?;
         if len < DATA_OFFSET {
             return Ok(None);
         }
@@ -346,6 +426,8 @@ impl SharedMemory {
             unsafe { st.lock.unlock() };
             return Ok(None);
         }
+        // Before we register, under the lock that a last drop takes to decide.
+        st.note_namespace();
         match Handle::open_in::<ShmState>(segment, 0, release_named) {
             Ok(handle) => {
                 // SAFETY: we took the lock above; the mapping lives on in `handle`.
@@ -581,37 +663,79 @@ fn copy_words(shared: *mut u8, private: *mut u8, len: usize, to_shared: bool) {
     }
 }
 
-/// Unlinks every named segment of this user that multiproc made and whose every holder is
-/// dead (killed before it could unlink: see the [module docs](self)); returns how many.
-/// `create` and `open` run it first; call it to clean up at a moment of your choosing.
+/// Unlinks every named segment of this user that multiproc made and that no process holds
+/// any more (all its holders were killed before they could unlink: see the
+/// [module docs](self)); returns how many. `create` and `open` run it first (unless the last
+/// run was recent); call it to clean up at a moment of your choosing.
 ///
 /// ```
 /// let removed = multiproc_ipc::shared_memory::sweep();
 /// # let _ = removed;
 /// ```
 pub fn sweep() -> usize {
-    let me = sys::euid();
-    sys::shm_names()
-        .iter()
-        .filter(|name| sweep_one(name, me).unwrap_or(false))
-        .count()
+    sweep_counting().0
 }
 
-fn sweep_one(name: &str, me: u32) -> io::Result<bool> {
+/// [`sweep`]: how many segments it removed, and how many entries `/dev/shm` had.
+fn sweep_counting() -> (usize, usize) {
+    let (names, entries) = sys::shm_names(DATA_OFFSET);
+    let removed = names
+        .iter()
+        .filter(|name| sweep_one(name).unwrap_or(false))
+        .count();
+    (removed, entries)
+}
+
+/// Up to this many entries in `/dev/shm`, every `create` and `open` sweeps.
+const SWEEP_ALWAYS_UP_TO: usize = 256;
+/// Past that, the automatic sweep pauses this long per entry it saw: some fifty times what an
+/// entry costs (a `statx`, about 5 µs), so it takes at most some 2% of a process that does
+/// nothing but create segments (20,000 entries: 0.1 s of sweeping, then 5 s without).
+const SWEEP_PAUSE_PER_ENTRY: Duration = Duration::from_micros(250);
+
+/// The sweep of `create` and `open`, bounded in cost: see [`SWEEP_PAUSE_PER_ENTRY`]. Counted
+/// in entries, not measured in time, so that a small `/dev/shm` is swept every time however
+/// busy the machine is (a segment left by a killed process goes at the next `create`).
+fn sweep_now_and_then() {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    // Microseconds since EPOCH before which no automatic sweep runs.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let micros = |t: Instant| t.duration_since(epoch).as_micros() as u64;
+    if micros(Instant::now()) < NEXT.load(Ordering::Relaxed) {
+        return;
+    }
+    let (_, entries) = sweep_counting();
+    if entries > SWEEP_ALWAYS_UP_TO {
+        let pause = SWEEP_PAUSE_PER_ENTRY.saturating_mul(entries.min(u32::MAX as usize) as u32);
+        NEXT.store(micros(Instant::now() + pause), Ordering::Relaxed);
+    }
+}
+
+fn sweep_one(name: &str) -> io::Result<bool> {
     use std::os::fd::AsFd;
     let fd = sys::shm_open(name, false)?;
-    let (_, _, owner) = sys::fd_id(fd.as_fd())?;
-    if owner != me || sys::file_len(fd.as_fd())? < DATA_OFFSET {
+    // `shm_names` looked at the path; this is the file we have.
+    sys::check_private(fd.as_fd(), name)?;
+    if sys::file_len(fd.as_fd())? < DATA_OFFSET {
         return Ok(false);
     }
+    // Every descriptor that any process (in any pid namespace) opened on the file holds a
+    // shared lock until it is closed: if the exclusive one is free, nobody holds the file.
+    // We keep it (in `fd`, then in `segment`) until the name is gone, so that an `open`
+    // racing with us waits for it, then finds the segment marked unlinked.
+    let unheld = sys::ofd_lock(fd.as_fd(), sys::OfdLock::Write, false)?;
     let segment = Segment::attach(fd, DATA_OFFSET, DATA_OFFSET)?;
-    if !holders::holds::<ShmState>(&segment) || holders::anyone_alive(&segment) {
+    if !holders::holds::<ShmState>(&segment) {
         return Ok(false);
     }
     // SAFETY: `holds` checked that an `ShmState` lies in the mapped part of the file; the
     // reference does not outlive `segment`.
     let st: &ShmState = unsafe { holders::object_in(&segment) };
-    if st.unlinked() || st.name() != name {
+    // Held: only pids can tell a dead holder's inherited descriptor (in a live fork child)
+    // from a live holder, and only where they mean what they say.
+    let dead = || unheld || st.pids_suffice() && !holders::anyone_alive(&segment);
+    if st.unlinked() || st.name() != name || !dead() {
         return Ok(false);
     }
     // Its creator holds the lock while it sets up: wait a little, then leave it.
@@ -623,7 +747,7 @@ fn sweep_one(name: &str, me: u32) -> io::Result<bool> {
         return Ok(false);
     }
     let _held = Held(st);
-    if st.unlinked() || holders::anyone_alive(&segment) {
+    if st.unlinked() || !dead() {
         return Ok(false);
     }
     st.remove_name()
@@ -664,6 +788,7 @@ impl<'de> Deserialize<'de> for SharedMemory {
         let handle =
             Handle::receive::<ShmState>(&wire, release_named).map_err(serde::de::Error::custom)?;
         let st: &ShmState = handle.state();
+        st.note_namespace();
         let size = st.size.load(Ordering::Relaxed) as usize;
         let len = sys::file_len(handle.segment().fd()).map_err(serde::de::Error::custom)?;
         if size.checked_add(DATA_OFFSET) != Some(len) || handle.segment().reserve() < len {

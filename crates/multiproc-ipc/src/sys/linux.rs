@@ -312,20 +312,96 @@ fn shm_path(name: &str) -> io::Result<CString> {
 }
 
 /// Opens (or with `create`, exclusively creates) the named POSIX shared-memory object
-/// `/dev/shm/<name>`, close-on-exec, mode 0600.
+/// `/dev/shm/<name>`, close-on-exec, mode 0600. Never follows a symbolic link (`ELOOP`): a
+/// link planted under an expected name must not lead us to another file.
 pub(crate) fn shm_open(name: &str, create: bool) -> io::Result<OwnedFd> {
     let path = shm_path(name)?;
     let flags = libc::O_RDWR
         | libc::O_CLOEXEC
+        | libc::O_NOFOLLOW
         | if create {
             libc::O_CREAT | libc::O_EXCL
         } else {
             0
         };
     // SAFETY: `path` is a valid NUL-terminated string; flags and mode are valid.
-    let fd = cvt(unsafe { libc::shm_open(path.as_ptr(), flags, 0o600) })?;
+    let fd = cvt(unsafe { libc::shm_open(path.as_ptr(), flags, 0o600) }).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{SHM_DIR}/{name} is a symbolic link, not a segment"),
+            )
+        } else {
+            e
+        }
+    })?;
     // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `Ok` if the file behind `fd` is a regular file owned by this process's effective user
+/// that no other user may read or write (mode `0600` or narrower); otherwise
+/// `Err(PermissionDenied)`. Checked on the open descriptor, not the path, so the file cannot
+/// be swapped between the check and its use.
+pub(crate) fn check_private(fd: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    let st = stat(fd)?;
+    let me = euid();
+    let why = if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        "is not a regular file".to_owned()
+    } else if st.st_uid != me {
+        format!(
+            "is owned by uid {}, not by this process's uid {me}",
+            st.st_uid
+        )
+    } else if st.st_mode & 0o077 != 0 {
+        format!(
+            "has mode {:04o}: other users may read or write it (a multiproc segment is 0600)",
+            st.st_mode & 0o7777
+        )
+    } else {
+        return Ok(());
+    };
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("/dev/shm/{name} {why}"),
+    ))
+}
+
+/// An open file description lock (`F_OFD_SETLK`) on the whole file: owned by the open file
+/// description, not by a process, so it means the same in every pid namespace, conflicts
+/// between two descriptions even within one process, and goes away when the last descriptor
+/// of the description is closed (also by the kernel when its holder is killed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OfdLock {
+    /// Shared: "I hold this file".
+    Read,
+    /// Exclusive: "nobody else holds this file".
+    Write,
+}
+
+/// Takes (or converts this description's lock to) `kind` on the whole file; with `wait`, waits
+/// for conflicting locks to go. `Ok(false)` when another description holds a conflicting
+/// lock and `wait` is false; a failed conversion leaves the lock this description had.
+pub(crate) fn ofd_lock(fd: BorrowedFd<'_>, kind: OfdLock, wait: bool) -> io::Result<bool> {
+    // SAFETY: an all-zero `flock` is a valid value of this plain C struct; l_start = l_len = 0
+    // with SEEK_SET is the whole file, and OFD locks need l_pid = 0.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = match kind {
+        OfdLock::Read => libc::F_RDLCK,
+        OfdLock::Write => libc::F_WRLCK,
+    } as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    let cmd = if wait {
+        libc::F_OFD_SETLKW
+    } else {
+        libc::F_OFD_SETLK
+    };
+    // SAFETY: `fd` is a valid open descriptor and `fl` a valid, writable flock for the call.
+    match retry_eintr(|| unsafe { libc::fcntl(fd.as_raw_fd(), cmd, &mut fl) }) {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Removes the name `/dev/shm/<name>` (the memory lives on while mapped or open).
@@ -338,15 +414,30 @@ pub(crate) fn shm_unlink(name: &str) -> io::Result<()> {
 /// Where named shared-memory objects live.
 const SHM_DIR: &str = "/dev/shm";
 
-/// The names in `/dev/shm` (regular files only; empty if the directory cannot be read).
-pub(crate) fn shm_names() -> Vec<String> {
+/// The names in `/dev/shm` of regular files owned by this process's effective user, private
+/// to it (mode `0600` or narrower) and at least `min_len` bytes long, and how many entries
+/// the directory had: one `statx` per entry (its type comes free with the directory
+/// listing), so that files of other users, links and short files cost no `open`. Nothing if
+/// the directory cannot be read.
+pub(crate) fn shm_names(min_len: usize) -> (Vec<String>, usize) {
+    use std::os::unix::fs::MetadataExt;
     let Ok(dir) = std::fs::read_dir(SHM_DIR) else {
-        return Vec::new();
+        return (Vec::new(), 0);
     };
-    dir.filter_map(Result::ok)
+    let me = euid();
+    let mut entries = 0;
+    let names = dir
+        .filter_map(Result::ok)
+        .inspect(|_| entries += 1)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| {
+            std::fs::symlink_metadata(e.path()).is_ok_and(|md| {
+                md.uid() == me && md.mode() & 0o077 == 0 && md.size() >= min_len as u64
+            })
+        })
         .filter_map(|e| e.file_name().into_string().ok())
-        .collect()
+        .collect();
+    (names, entries)
 }
 
 /// A file's identity: (device, inode, owner uid).
@@ -368,6 +459,14 @@ pub(crate) fn shm_id(name: &str) -> io::Result<FileId> {
     let md = std::fs::symlink_metadata(full)?;
     use std::os::unix::fs::MetadataExt;
     Ok((md.dev(), md.ino(), md.uid()))
+}
+
+/// An identity of this process's pid namespace (the inode of `/proc/self/ns/pid`, unique
+/// on the system while the namespace exists); 0 when it cannot be read (no `/proc`).
+/// Read each time: a process may be moved (`setns`) or be the first child of an `unshare`.
+pub(crate) fn pid_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |md| md.ino())
 }
 
 /// This process's effective user id.

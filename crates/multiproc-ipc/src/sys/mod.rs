@@ -13,8 +13,10 @@
 //! - `futex_wait(word, expected, timeout)` / `futex_wake_all(word)`: the process-shared futex
 //!   on a word in shared memory.
 //! - `shm_open`/`shm_unlink` for named segments that unrelated processes open by name;
-//!   `shm_names()` (the names now in `/dev/shm`), `shm_id(name)`/`fd_id(fd)` (a file's
-//!   device, inode and owner, to tell one file from a successor of the same name), `euid()`.
+//!   `shm_names(min_len)` (the names in `/dev/shm` of this user's private files),
+//!   `shm_id(name)`/`fd_id(fd)` (a file's device, inode and owner, to tell one file from a
+//!   successor of the same name), `check_private(fd, name)` (owned by `euid()`, mode 0600),
+//!   `ofd_lock(fd, kind, wait)` (a namespace-proof "who holds this file" lock).
 //! - The descriptor channel beside a ring (see `channel.rs`): `dgram_pair()` (a connected
 //!   pair of local datagram sockets, close-on-exec), `is_unix_dgram(fd)`, `send_dgram(sock,
 //!   data, fds)` (one datagram with descriptors attached, without waiting),

@@ -1,0 +1,193 @@
+//! Exhausted limits are errors, never signal deaths: a full `/dev/shm` (SIGBUS at the first
+//! write of a sparse file) and `ulimit -f` (SIGXFSZ when a file grows past it). Each case runs
+//! in a child process (this test binary again, filtered to the same test, with an
+//! environment variable saying which part to run), so that the mount or limit stays there
+//! and a signal death shows as the child's exit status.
+
+use std::io::ErrorKind;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+
+use multiproc_ipc::shared_memory::SharedMemory;
+use multiproc_ipc::{Error, Queue};
+
+/// Tells the child which test body to run.
+const CHILD: &str = "MULTIPROC_LIMITS_CHILD";
+
+fn on_disk(name: &str) -> bool {
+    std::path::Path::new("/dev/shm").join(name).exists()
+}
+
+/// Runs test `test` of this binary again in a child, behind `wrapper` (e.g. `unshare -m`),
+/// and checks that it exited normally with success.
+fn run_child(test: &str, wrapper: &[&str]) {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = match wrapper.split_first() {
+        Some((prog, args)) => {
+            let mut c = Command::new(prog);
+            c.args(args).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    let out = cmd
+        // Ignored tests too: the parent runs only when asked to.
+        .args([test, "--exact", "--nocapture", "--include-ignored"])
+        .env(CHILD, test)
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "the child died of a signal: {:?}\n{log}",
+        out.status
+    );
+    assert!(
+        out.status.success(),
+        "child failed: {:?}\n{log}",
+        out.status
+    );
+    assert!(log.contains("child done"), "the child ran no test:\n{log}");
+}
+
+fn in_child(test: &str) -> bool {
+    std::env::var(CHILD).is_ok_and(|t| t == test)
+}
+
+fn os_error(e: &Error) -> Option<i32> {
+    match e {
+        Error::Io(io) => io.raw_os_error(),
+        _ => None,
+    }
+}
+
+fn assert_efbig(e: &Error, what: &str) {
+    let Error::Io(io) = e else {
+        panic!("{what}: not an i/o error: {e:?}");
+    };
+    assert_eq!(io.kind(), ErrorKind::FileTooLarge, "{what}: {e}");
+    assert!(io.to_string().contains("RLIMIT_FSIZE"), "{what}: {e}");
+}
+
+#[test]
+fn a_full_dev_shm_is_enospc_at_create_not_sigbus() {
+    const TEST: &str = "a_full_dev_shm_is_enospc_at_create_not_sigbus";
+    if !in_child(TEST) {
+        if !multiproc_testkit::require_root_and_unshare(TEST, &["-m"]) {
+            return;
+        }
+        run_child(TEST, &["unshare", "-m", "--propagation", "private", "--"]);
+        return;
+    }
+    // In our own mount namespace: a 1 MiB /dev/shm that nobody else sees.
+    let st = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m,mode=1777",
+            "tmpfs",
+            "/dev/shm",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount: {st:?}");
+
+    // Bigger than the file system: refused at create, nothing left.
+    let e = SharedMemory::create(Some("mptest_full_big"), 4_000_000).unwrap_err();
+    assert_eq!(os_error(&e), Some(libc::ENOSPC), "{e}");
+    assert!(
+        !on_disk("mptest_full_big"),
+        "the failed create left its file"
+    );
+    let e = SharedMemory::create(None, 4_000_000).unwrap_err();
+    assert_eq!(os_error(&e), Some(libc::ENOSPC), "{e}");
+
+    // One that fits is usable to its last byte; the next one does not fit any more.
+    let a = SharedMemory::create(Some("mptest_full_a"), 600_000).unwrap();
+    a.write_at(a.size() - 1, &[7]).unwrap();
+    let e = SharedMemory::create(Some("mptest_full_b"), 600_000).unwrap_err();
+    assert_eq!(os_error(&e), Some(libc::ENOSPC), "{e}");
+    assert!(!on_disk("mptest_full_b"));
+    // The failed one gave its pages back: the first is still whole, and the space the
+    // second asked for can be had once the first goes.
+    let mut b = [0];
+    a.read_at(a.size() - 1, &mut b).unwrap();
+    assert_eq!(b, [7]);
+    drop(a);
+    assert!(!on_disk("mptest_full_a"));
+    let c = SharedMemory::create(Some("mptest_full_c"), 600_000).unwrap();
+    c.write_at(c.size() - 1, &[1]).unwrap();
+    drop(c);
+    let left: Vec<_> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in /dev/shm: {left:?}");
+    println!("child done");
+}
+
+/// Sets this process's RLIMIT_FSIZE (soft and hard).
+fn limit_file_size(bytes: u64) {
+    let lim = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: `lim` is a valid rlimit; lowering a limit affects only this process (a child
+    // of the test run).
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &lim) }, 0);
+}
+
+#[test]
+fn ulimit_f_is_efbig_not_sigxfsz() {
+    const TEST: &str = "ulimit_f_is_efbig_not_sigxfsz";
+    if !in_child(TEST) {
+        run_child(TEST, &[]);
+        return;
+    }
+    // Room for a queue's first ring (264 KiB), not for a 2 MiB item or a 4 MB segment.
+    limit_file_size(1 << 20);
+    let q = Queue::<Vec<u8>>::new().unwrap();
+    q.put(vec![1; 1000]).unwrap();
+    // An error, and we are still alive to see it (what it says: see the ignored test below).
+    assert!(q.put(vec![2; 2 << 20]).is_err());
+    // The queue still works after the failed growth.
+    assert_eq!(q.get().unwrap(), vec![1; 1000]);
+    q.put(vec![3; 10]).unwrap();
+    assert_eq!(q.get().unwrap(), vec![3; 10]);
+
+    let name = format!("mptest_fsize_{}", std::process::id());
+    let e = SharedMemory::create(Some(&name), 4_000_000).unwrap_err();
+    assert_efbig(&e, "SharedMemory::create");
+    assert!(!on_disk(&name), "the failed create left its file");
+
+    // Below the first ring's size: the queue cannot even be made.
+    limit_file_size(100 * 1024);
+    let e = Queue::<u32>::new().unwrap_err();
+    assert_efbig(&e, "Queue::new");
+    println!("child done");
+}
+
+/// A put that must grow the ring past `ulimit -f` should say so (`FileTooLarge`, naming
+/// RLIMIT_FSIZE), as `Queue::new` does. Today `Ring::grow` (ring.rs) turns every error of
+/// `Segment::grow_to` into "no room", so the put reports `Closed` when no other process holds
+/// the queue, and waits for room that can never come while one does.
+#[test]
+#[ignore = "ring.rs drops the cause of a failed growth (Grow::NoRoom); un-ignore once it keeps it"]
+fn ring_growth_past_ulimit_f_says_efbig() {
+    const TEST: &str = "ring_growth_past_ulimit_f_says_efbig";
+    if !in_child(TEST) {
+        run_child(TEST, &[]);
+        return;
+    }
+    limit_file_size(1 << 20);
+    let q = Queue::<Vec<u8>>::new().unwrap();
+    let e = q.put(vec![2; 2 << 20]).unwrap_err();
+    assert_efbig(&e, "a put that grows the ring past the limit");
+    println!("child done");
+}

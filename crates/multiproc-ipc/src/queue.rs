@@ -130,6 +130,10 @@ pub(crate) fn put_error(e: PutError, len: usize) -> Error {
              is smaller under RLIMIT_AS, `ulimit -v`)"
         )),
         PutError::Attach(why) => Error::Codec(why),
+        PutError::Io(kind, why) => Error::Io(std::io::Error::new(
+            kind,
+            format!("an item of {len} bytes needed a larger ring: {why}"),
+        )),
     }
 }
 

@@ -191,6 +191,9 @@ pub(crate) enum PutError {
     TooLarge(u64),
     /// The `attach` hook failed (its reason); nothing was written.
     Attach(String),
+    /// The ring had to grow for the record and the system refused the memory (a full tmpfs:
+    /// `ENOSPC`; `ulimit -f`: `EFBIG`); its kind and message. Nothing was written.
+    Io(std::io::ErrorKind, String),
 }
 
 /// Work done beside a record, under the put lock, just before the record is written: called
@@ -208,6 +211,9 @@ enum Grow {
     NoRoom,
     /// The get lock stayed held past the deadline.
     TimedOut,
+    /// The file could not be lengthened for a record larger than the ring: waiting for
+    /// consumers cannot help, so the put fails with the cause.
+    Refused(std::io::ErrorKind, String),
 }
 
 /// The largest data area `seg` can hold: the reserve past [`DATA_OFFSET`], rounded down to a
@@ -419,6 +425,7 @@ impl Ring {
                 match self.grow(seg, need, deadline) {
                     Ok(c) => cap = c,
                     Err(Grow::TimedOut) => return Err(PutError::Full),
+                    Err(Grow::Refused(kind, why)) => return Err(PutError::Io(kind, why)),
                     Err(Grow::NoRoom) => {
                         // The reserve is full: wait for consumers like a bounded queue.
                         drop(held);
@@ -497,8 +504,15 @@ impl Ring {
         if new_cap > data_limit(seg) {
             return Err(Grow::NoRoom);
         }
-        seg.grow_to(DATA_OFFSET + new_cap as usize)
-            .map_err(|_| Grow::NoRoom)?;
+        if let Err(e) = seg.grow_to(DATA_OFFSET + new_cap as usize) {
+            // Once the live records are read, a record no larger than the ring fits without
+            // growing: wait for consumers then. A larger one never fits: say why.
+            return Err(if need <= cap {
+                Grow::NoRoom
+            } else {
+                Grow::Refused(e.kind(), e.to_string())
+            });
+        }
         // Move each live byte whose offset differs under the new capacity; the destinations
         // lie in the upper half that no live byte occupies, so the old copies stay valid
         // until `cap` is published.

@@ -2,54 +2,22 @@
 //! each ring reserves address space, sized to what the process has left, and where that runs
 //! out the error names the limit instead of a bare `ENOMEM`.
 //!
-//! Each test re-runs this test binary under `sh -c 'ulimit …; exec …'` with one `#[ignore]`d
-//! `child_*` test selected, so the limit applies to a fresh process (a forked child would
+//! Each test re-runs this test binary under `sh -c 'ulimit …; exec …'` with the same test
+//! selected (`multiproc_testkit::run_self`), so the limit applies to a fresh process (a forked child would
 //! inherit the test runner's mappings).
 
-use std::process::Command;
-
 use multiproc_ipc::{Error, Queue};
-
-/// Runs the ignored test `child` of this binary in a fresh process under the shell limits
-/// `ulimits` (e.g. `ulimit -v 4194304`) and asserts that it passed.
-fn run_child_under(ulimits: &str, child: &str) {
-    let exe = std::env::current_exe().unwrap();
-    let script = format!("{ulimits} && exec \"$0\" \"$@\"");
-    let out = Command::new("sh")
-        .args(["-c", &script])
-        .arg(exe)
-        .args([
-            child,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "{child} under `{ulimits}`: {:?}\n{text}",
-        out.status
-    );
-}
 
 /// 4 GiB of address space, in KiB for `ulimit -v`.
 const FOUR_GIB: &str = "ulimit -v 4194304";
 
 #[test]
 fn queues_work_under_a_4_gib_address_space_limit() {
-    run_child_under(FOUR_GIB, "child_queues_under_rlimit_as");
-}
-
-#[test]
-#[ignore = "run by queues_work_under_a_4_gib_address_space_limit under `ulimit -v`"]
-fn child_queues_under_rlimit_as() {
+    const TEST: &str = "queues_work_under_a_4_gib_address_space_limit";
+    if !multiproc_testkit::is_child(TEST) {
+        multiproc_testkit::run_self(TEST, &multiproc_testkit::under_ulimit(FOUR_GIB));
+        return;
+    }
     // Each ring reserved 64 GiB: `new` was a bare ENOMEM under this limit.
     let q: Queue<()> = Queue::new().unwrap();
     let item: Vec<u8> = (0..4 << 20).map(|i: u32| i as u8).collect();
@@ -91,12 +59,14 @@ fn child_queues_under_rlimit_as() {
 #[test]
 fn three_thousand_queues_work_or_the_error_names_the_limit() {
     // Descriptors are not what this test is about: give it all it may have.
-    run_child_under("ulimit -n \"$(ulimit -Hn)\"", "child_three_thousand_queues");
-}
-
-#[test]
-#[ignore = "run by three_thousand_queues_work_or_the_error_names_the_limit"]
-fn child_three_thousand_queues() {
+    const TEST: &str = "three_thousand_queues_work_or_the_error_names_the_limit";
+    if !multiproc_testkit::is_child(TEST) {
+        multiproc_testkit::run_self(
+            TEST,
+            &multiproc_testkit::under_ulimit("ulimit -n \"$(ulimit -Hn)\""),
+        );
+        return;
+    }
     // With 64 GiB each, the 2,048th ring found no address space left (128 TiB) and `new`
     // answered a bare ENOMEM.
     let mut queues = Vec::new();
@@ -138,12 +108,11 @@ impl<'de> serde::Deserialize<'de> for Blob {
 
 #[test]
 fn encoding_an_item_that_cannot_be_allocated_is_an_error() {
-    run_child_under(FOUR_GIB, "child_encoding_out_of_memory");
-}
-
-#[test]
-#[ignore = "run by encoding_an_item_that_cannot_be_allocated_is_an_error under `ulimit -v`"]
-fn child_encoding_out_of_memory() {
+    const TEST: &str = "encoding_an_item_that_cannot_be_allocated_is_an_error";
+    if !multiproc_testkit::is_child(TEST) {
+        multiproc_testkit::run_self(TEST, &multiproc_testkit::under_ulimit(FOUR_GIB));
+        return;
+    }
     let q: Queue<Blob> = Queue::new().unwrap();
     // 2.5 GiB fits under the 4 GiB limit once, not twice: its encoding cannot be allocated.
     // That aborted the process ("memory allocation failed"); Python raises MemoryError.

@@ -5,58 +5,13 @@
 //! and a signal death shows as the child's exit status.
 
 use std::io::ErrorKind;
-use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 
 use multiproc_ipc::shared_memory::SharedMemory;
 use multiproc_ipc::{Error, Queue};
 
-/// Tells the child which test body to run.
-const CHILD: &str = "MULTIPROC_LIMITS_CHILD";
-
 fn on_disk(name: &str) -> bool {
     std::path::Path::new("/dev/shm").join(name).exists()
-}
-
-/// Runs test `test` of this binary again in a child, behind `wrapper` (e.g. `unshare -m`),
-/// and checks that it exited normally with success.
-fn run_child(test: &str, wrapper: &[&str]) {
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = match wrapper.split_first() {
-        Some((prog, args)) => {
-            let mut c = Command::new(prog);
-            c.args(args).arg(&exe);
-            c
-        }
-        None => Command::new(&exe),
-    };
-    let out = cmd
-        // Ignored tests too: the parent runs only when asked to.
-        .args([test, "--exact", "--nocapture", "--include-ignored"])
-        .env(CHILD, test)
-        .output()
-        .unwrap();
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        out.status.signal(),
-        None,
-        "the child died of a signal: {:?}\n{log}",
-        out.status
-    );
-    assert!(
-        out.status.success(),
-        "child failed: {:?}\n{log}",
-        out.status
-    );
-    assert!(log.contains("child done"), "the child ran no test:\n{log}");
-}
-
-fn in_child(test: &str) -> bool {
-    std::env::var(CHILD).is_ok_and(|t| t == test)
 }
 
 fn os_error(e: &Error) -> Option<i32> {
@@ -77,11 +32,11 @@ fn assert_efbig(e: &Error, what: &str) {
 #[test]
 fn a_full_dev_shm_is_enospc_at_create_not_sigbus() {
     const TEST: &str = "a_full_dev_shm_is_enospc_at_create_not_sigbus";
-    if !in_child(TEST) {
+    if !multiproc_testkit::is_child(TEST) {
         if !multiproc_testkit::require_root_and_unshare(TEST, &["-m"]) {
             return;
         }
-        run_child(TEST, &["unshare", "-m", "--propagation", "private", "--"]);
+        multiproc_testkit::run_self(TEST, &["unshare", "-m", "--propagation", "private", "--"]);
         return;
     }
     // In our own mount namespace: a 1 MiB /dev/shm that nobody else sees.
@@ -146,8 +101,8 @@ fn limit_file_size(bytes: u64) {
 #[test]
 fn ulimit_f_is_efbig_not_sigxfsz() {
     const TEST: &str = "ulimit_f_is_efbig_not_sigxfsz";
-    if !in_child(TEST) {
-        run_child(TEST, &[]);
+    if !multiproc_testkit::is_child(TEST) {
+        multiproc_testkit::run_self(TEST, &[] as &[&str]);
         return;
     }
     // Room for a queue's first ring (264 KiB), not for a 2 MiB item or a 4 MB segment.
@@ -173,16 +128,14 @@ fn ulimit_f_is_efbig_not_sigxfsz() {
     println!("child done");
 }
 
-/// A put that must grow the ring past `ulimit -f` should say so (`FileTooLarge`, naming
-/// RLIMIT_FSIZE), as `Queue::new` does. Today `Ring::grow` (ring.rs) turns every error of
-/// `Segment::grow_to` into "no room", so the put reports `Closed` when no other process holds
-/// the queue, and waits for room that can never come while one does.
+/// A put that must grow the ring past `ulimit -f` says so (`FileTooLarge`, naming
+/// RLIMIT_FSIZE), as `Queue::new` does, rather than `Closed` (or, while another process holds
+/// the queue, a wait for room that can never come).
 #[test]
-#[ignore = "ring.rs drops the cause of a failed growth (Grow::NoRoom); un-ignore once it keeps it"]
 fn ring_growth_past_ulimit_f_says_efbig() {
     const TEST: &str = "ring_growth_past_ulimit_f_says_efbig";
-    if !in_child(TEST) {
-        run_child(TEST, &[]);
+    if !multiproc_testkit::is_child(TEST) {
+        multiproc_testkit::run_self(TEST, &[] as &[&str]);
         return;
     }
     limit_file_size(1 << 20);

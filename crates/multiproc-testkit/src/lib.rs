@@ -45,6 +45,82 @@ pub fn skip_this(reason: &str) {
     skip(thread.name().unwrap_or("<unnamed test>"), reason);
 }
 
+/// The variable that marks a process as the re-run of one test (see [`run_self`]).
+pub const CHILD_ENV: &str = "MULTIPROC_TEST_CHILD";
+
+/// Whether this process is the re-run of `test` that [`run_self`] started: the test then does
+/// its real work (under the limit or in the namespace the wrapper set up).
+pub fn is_child(test: &str) -> bool {
+    std::env::var(CHILD_ENV).is_ok_and(|t| t == test)
+}
+
+/// Runs test `test` of the running test binary again in a fresh process, behind `wrapper` (a
+/// command that ends by running the program it is given: `["unshare", "-m"]`, or
+/// `["sh", "-c", "ulimit -v 4194304 && exec \"$0\" \"$@\""]`), with [`CHILD_ENV`] naming the
+/// test. A fresh process, not a fork: a limit then applies from the first instruction, and no
+/// mapping or descriptor of the test runner comes along. Panics unless the re-run died of no
+/// signal, succeeded, and really ran the test; returns what it printed.
+///
+/// ```no_run
+/// #[test]
+/// fn queues_work_under_a_4_gib_address_space_limit() {
+///     const TEST: &str = "queues_work_under_a_4_gib_address_space_limit";
+///     if !multiproc_testkit::is_child(TEST) {
+///         multiproc_testkit::run_self(TEST, &multiproc_testkit::under_ulimit("ulimit -v 4194304"));
+///         return;
+///     }
+///     // … the test itself, under the limit …
+/// }
+/// ```
+pub fn run_self<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(test: &str, wrapper: &[S]) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program.as_ref());
+            c.args(args).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    let out = cmd
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, test)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot re-run {test} behind {wrapper:?}: {e}"));
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "{test}: the re-run died of a signal: {:?}\n{log}",
+        out.status
+    );
+    assert!(
+        out.status.success(),
+        "{test}: the re-run failed: {:?}\n{log}",
+        out.status
+    );
+    assert!(
+        log.contains("1 passed"),
+        "{test}: the re-run ran no test:\n{log}"
+    );
+    log
+}
+
+/// A `wrapper` for [`run_self`] that runs the test under the shell limit `ulimit` (e.g.
+/// `"ulimit -v 4194304"`).
+pub fn under_ulimit(ulimit: &str) -> [String; 3] {
+    [
+        "sh".to_owned(),
+        "-c".to_owned(),
+        format!("{ulimit} && exec \"$0\" \"$@\""),
+    ]
+}
+
 /// Whether the run is a CI run (`CI` set, and not to `false` or `0`).
 pub fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")

@@ -53,7 +53,7 @@ pub use executor::{Executor, ExecutorBuilder, Future, Worker, worker_cli, worker
 #[doc(hidden)]
 pub use inventory as __inventory;
 pub use lock::Lock;
-pub use queue::Queue;
+pub use queue::{Queue, QueueBuilder};
 pub use server::LocalServer;
 
 /// The `redis` crate itself, for commands this crate does not wrap (`WATCH`/`MULTI`/`EXEC`,

@@ -91,7 +91,10 @@ fn a_queue_with_expire_after_is_gone_once_no_handle_touches_it() {
     assert!(!keys(&url, &name).is_empty());
     let t = Instant::now();
     while !keys(&url, &name).is_empty() {
-        assert!(t.elapsed() < Duration::from_secs(10), "the keys never expired");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the keys never expired"
+        );
         std::thread::yield_now();
     }
     assert!(t.elapsed() >= Duration::from_millis(100), "expired at once");

@@ -67,9 +67,11 @@ fn a_thread_blocked_in_get_does_not_stop_put_or_qsize_and_the_put_wakes_it() {
     let q2 = Arc::clone(&q);
     assert_eq!(answers("qsize", move || q2.qsize().unwrap()), 0);
     let q2 = Arc::clone(&q);
-    answers("put", move || q2.put(&42).unwrap());
+    answers("put", move || q2.put(42).unwrap());
     // The consumer needed that put: it must wake (the deadlock of issue #26).
-    let (v, done) = got_rx.recv_timeout(PROMPT).expect("the put did not wake the get");
+    let (v, done) = got_rx
+        .recv_timeout(PROMPT)
+        .expect("the put did not wake the get");
     assert_eq!(v.unwrap(), 42);
     assert!(done);
     getter.join().unwrap();
@@ -95,8 +97,8 @@ fn two_threads_blocked_in_get_on_one_handle_each_get_one_item() {
     wait_for_members(&url, &format!("multiproc:queue:{name}:consumers"), 1);
     let q2 = Arc::clone(&q);
     answers("two puts", move || {
-        q2.put(&1).unwrap();
-        q2.put(&2).unwrap();
+        q2.put(1).unwrap();
+        q2.put(2).unwrap();
     });
     let mut got = [
         rx.recv_timeout(PROMPT).unwrap(),

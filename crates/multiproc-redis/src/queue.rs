@@ -508,7 +508,7 @@ impl Drop for Receiver {
 /// use multiproc::redis::Queue;
 /// let name = format!("doc-{}", std::process::id());
 /// let q: Queue<String> = Queue::open(&url, &name)?;
-/// q.put(&"hello".to_string())?;
+/// q.put("hello".to_string())?;
 /// assert_eq!(q.qsize()?, 1);
 /// assert_eq!(q.get()?, "hello");
 /// q.task_done()?; // done with it: it is never delivered again
@@ -708,8 +708,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
-    /// let q = multiproc::redis::Queue::open(&url, "doc-get")?;
-    /// q.put(&5u64)?;
+    /// let q: multiproc::redis::Queue<u64> = multiproc::redis::Queue::open(&url, "doc-get")?;
+    /// q.put(5)?;
     /// assert_eq!(q.get()?, 5);
     /// q.task_done()?;
     /// # Ok::<(), multiproc::Error>(())

@@ -69,7 +69,7 @@ fn worker(url: &str, id: &str) -> multiproc::Result<()> {
         match task.get_timeout(Duration::from_secs(1)) {
             Ok(n) => {
                 say(format!("run task {n} * {n}..."));
-                result.put(&format!("{n} * {n} = {}", n * n))?;
+                result.put(format!("{n} * {n} = {}", n * n))?;
                 task.task_done()?; // done: a crash before this line would hand n to another worker
             }
             Err(multiproc::Error::Empty) => {
@@ -92,7 +92,7 @@ fn master(url: &str) -> multiproc::Result<()> {
     for i in 0..10u64 {
         let n = random.hash_one(i) % 10001; // random.randint(0, 10000)
         say(format!("Put task {n}..."));
-        task.put(&n)?;
+        task.put(n)?;
     }
     say("Try get results...".into());
     let exe = std::env::current_exe()?;

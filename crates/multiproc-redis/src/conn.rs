@@ -284,3 +284,59 @@ pub(crate) fn random_token() -> String {
     }
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// A handle's connections: a call takes one (or opens one when all are busy) and gives it
+/// back, so a command that blocks on the server (`BLMOVE`, a lock's wait) never holds the
+/// connection that another thread's `put` needs, while a single thread reuses one connection
+/// and connects once.
+pub(crate) struct Pool {
+    client: Client,
+    idle: std::sync::Mutex<Vec<Conn>>,
+}
+
+/// Idle connections a pool keeps; more (after a burst of threads) are closed.
+const POOL_KEEP: usize = 4;
+
+impl Pool {
+    /// A pool holding one live connection (so opening a handle still checks the server).
+    pub(crate) fn new(client: &Client) -> Result<Pool> {
+        Ok(Pool {
+            idle: std::sync::Mutex::new(vec![client.conn()?]),
+            client: client.clone(),
+        })
+    }
+
+    fn take(&self) -> Result<Conn> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(c) => Ok(c),
+            None => self.client.conn(),
+        }
+    }
+
+    fn give(&self, c: Conn) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < POOL_KEEP {
+            idle.push(c);
+        }
+    }
+
+    /// Runs `f` on a connection of its own (see [`Conn::run`] for the reconnects); the
+    /// connection is given back afterwards.
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        let mut c = self.take()?;
+        let r = f(&mut c);
+        self.give(c);
+        r
+    }
+
+    /// Like [`with`](Pool::with) around [`Conn::run`].
+    pub(crate) fn run<T>(&self, f: impl FnMut(&mut Wire) -> RedisResult<T>) -> Result<T> {
+        self.with(|c| c.run(f))
+    }
+
+    /// Like [`with`](Pool::with) around [`Conn::run_once`]: for destructors.
+    pub(crate) fn run_once<T>(&self, f: impl FnMut(&mut Wire) -> RedisResult<T>) -> Result<T> {
+        self.with(|c| c.run_once(f))
+    }
+}

@@ -12,7 +12,7 @@
 //! dead, yet finished) still completes its future once. The future waits on the result list
 //! with `BLPOP`.
 
-use crate::conn::{BLOCK_CHUNK, Client, Conn, random_token};
+use crate::conn::{BLOCK_CHUNK, Client, Conn, Pool, random_token};
 use crate::queue::{DEFAULT_HEARTBEAT, RawQueue, Receiver};
 use multiproc_spawn::fnref::FnRef;
 use multiproc_sync::{Error, Result};
@@ -113,8 +113,10 @@ struct TaskMsg {
     max_attempts: u32,
 }
 
-/// Writes the outcome once. KEYS: done marker, result list. ARGV: outcome, result TTL ms.
+/// Acknowledges the task and writes the outcome once. KEYS: done marker, result list, the
+/// worker's processing list. ARGV: outcome, result TTL ms, the task as queued.
 const COMPLETE: &str = r"
+redis.call('LREM', KEYS[3], -1, ARGV[3])
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) then
   redis.call('RPUSH', KEYS[2], ARGV[1])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
@@ -707,7 +709,7 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
         Duration::from_millis(cfg.heartbeat_ms),
         true,
     ));
-    let mut rx = Receiver::new(raw, client.conn()?);
+    let rx = Receiver::new(raw, Pool::new(&client)?);
     let mut conn = client.conn()?;
     let complete = redis::Script::new(COMPLETE);
     let stop_key = keys.stop();
@@ -743,15 +745,20 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
         let payload = postcard::to_stdvec(&outcome).map_err(|e| Error::Codec(e.to_string()))?;
         let ttl = RESULT_TTL.as_millis() as u64;
         let (done, result) = (keys.done(&msg.id), keys.result(&msg.id));
+        let (processing, held) = rx.oldest().ok_or(Error::Closed)?;
+        // The acknowledgement rides in the completion script: one round trip, and a worker
+        // killed after it never runs the task again.
         conn.run(|c| {
             complete
                 .key(&done)
                 .key(&result)
+                .key(&processing)
                 .arg(&payload)
                 .arg(ttl)
+                .arg(&held)
                 .invoke::<i64>(c)
         })?;
-        rx.ack()?;
+        rx.acked_elsewhere();
     }
 }
 

@@ -8,7 +8,7 @@
 //!
 //! | Python | multiproc::redis |
 //! |---|---|
-//! | `BaseManager` queue over the network, RQ/Celery broker queue | [`Queue`] (`put`, `get`, `get_timeout`, `qsize`, `empty`, `task_done`) |
+//! | `BaseManager` queue over the network, RQ/Celery broker queue | [`Queue`] (`put`, `get`, `get_timeout`, `qsize`, `empty`, `task_done`, `clear`, `delete`; [`QueueBuilder::expire_after`]) |
 //! | a Redis lock (`redis.lock.Lock`) | [`Lock`] (lease, `extend`, token-checked `release`) |
 //! | `ProcessPoolExecutor` / Celery `delay` / RQ `enqueue` | [`Executor::submit`], [`Executor::map`], [`Future::result`] |
 //! | `celery worker`, `rq worker` | [`worker_cli`], [`worker_main`], [`Worker::run`] |
@@ -16,10 +16,18 @@
 //! # Delivery guarantees
 //!
 //! At least once. An item (or task) someone took stays in that consumer's processing list
-//! until it is acknowledged; a consumer that dies stops renewing its heartbeat key, and its
+//! until it is acknowledged ([`Queue::task_done`] acknowledges before it returns; a worker
+//! acknowledges a task in the same script that stores its outcome); a consumer that dies stops renewing its heartbeat key, and its
 //! items go back to the queue. So an item may be delivered twice (its consumer was declared
 //! dead but had finished, or a reply was lost to a reconnect): tasks should be idempotent. A
 //! [`Future`] still completes once: the first outcome written wins.
+//!
+//! Queues live in the server, not in a program: they outlive every handle and every run.
+//! [`Queue::clear`] and [`Queue::delete`] remove an earlier run's items; a queue built with
+//! [`QueueBuilder::expire_after`] disappears once no handle has touched it for that long.
+//!
+//! Every type is `Sync`: a thread waiting in a blocking call (`get`, `acquire`,
+//! `Future::result`) holds a connection of its own, never one that another thread's call needs.
 //!
 //! A broken connection is re-opened and the command sent again for the client's
 //! [reconnect window](Client::reconnect_timeout). What survives a server restart is what the
@@ -31,7 +39,7 @@
 //! # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
 //! use multiproc::redis::Queue;
 //! let q: Queue<(u32, String)> = Queue::open(&url, &format!("crate-doc-{}", std::process::id()))?;
-//! q.put(&(1, "one".into()))?;
+//! q.put((1, "one".into()))?;
 //! let (n, s) = q.get()?;
 //! q.task_done()?;
 //! assert_eq!((n, s.as_str()), (1, "one"));
@@ -53,7 +61,7 @@ pub use executor::{Executor, ExecutorBuilder, Future, Worker, worker_cli, worker
 #[doc(hidden)]
 pub use inventory as __inventory;
 pub use lock::Lock;
-pub use queue::Queue;
+pub use queue::{Queue, QueueBuilder};
 pub use server::LocalServer;
 
 /// The `redis` crate itself, for commands this crate does not wrap (`WATCH`/`MULTI`/`EXEC`,

@@ -1,7 +1,7 @@
 //! [`Lock`]: a lease-based mutual-exclusion lock in Redis (`SET key token NX PX lease`), released
 //! by a script only while the caller's token still holds it.
 
-use crate::conn::{Client, Conn, random_token};
+use crate::conn::{Client, Pool, random_token};
 use multiproc_sync::{Error, Result};
 use std::fmt;
 use std::sync::Mutex;
@@ -27,6 +27,12 @@ return 0
 /// than its lease. A holder whose lease lapsed has lost the lock: [`release`](Lock::release)
 /// and [`extend`](Lock::extend) then answer `Ok(false)` and touch nothing.
 ///
+/// A handle is `Sync` and works like a `threading.Lock` between the threads that share it
+/// (`Arc<Lock>`): a thread waiting in `acquire` holds no connection or lock that the others
+/// need, so the holder's `release`, `extend` and `owned` answer meanwhile, and the release
+/// lets the waiter in. The lease belongs to the handle, not to a thread: any thread of the
+/// handle may release it.
+///
 /// ```
 /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
 /// use multiproc::redis::Lock;
@@ -43,14 +49,11 @@ return 0
 pub struct Lock {
     key: String,
     lease: Duration,
-    state: Mutex<State>,
+    /// The token of this handle's lease, if it holds the lock. Never held across a command.
+    token: Mutex<Option<String>>,
+    pool: Pool,
     release: redis::Script,
     extend: redis::Script,
-}
-
-struct State {
-    conn: Conn,
-    token: Option<String>,
 }
 
 impl fmt::Debug for Lock {
@@ -89,43 +92,42 @@ impl Lock {
         Ok(Lock {
             key: format!("multiproc:lock:{name}"),
             lease,
-            state: Mutex::new(State {
-                conn: client.conn()?,
-                token: None,
-            }),
+            token: Mutex::new(None),
+            pool: Pool::new(client)?,
             release: redis::Script::new(RELEASE),
             extend: redis::Script::new(EXTEND),
         })
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn token(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.token.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn try_once(&self, st: &mut State) -> Result<bool> {
+    fn try_once(&self) -> Result<bool> {
         let token = random_token();
         let key = &self.key;
         let ms = self.lease.as_millis() as u64;
-        let got: Option<String> = st.conn.run(|c| {
-            redis::cmd("SET")
-                .arg(key)
-                .arg(&token)
-                .arg("NX")
-                .arg("PX")
-                .arg(ms)
-                .query(c)
+        let won = self.pool.with(|conn| {
+            let got: Option<String> = conn.run(|c| {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(&token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms)
+                    .query(c)
+            })?;
+            if got.is_some() {
+                return Ok(true);
+            }
+            // A SET whose reply was lost to a reconnect may have taken the lock for this token.
+            let holder: Option<String> = conn.run(|c| redis::cmd("GET").arg(key).query(c))?;
+            Ok(holder.as_deref() == Some(token.as_str()))
         })?;
-        if got.is_some() {
-            st.token = Some(token);
-            return Ok(true);
+        if won {
+            *self.token() = Some(token);
         }
-        // A SET whose reply was lost to a reconnect may have taken the lock for this token.
-        let holder: Option<String> = st.conn.run(|c| redis::cmd("GET").arg(key).query(c))?;
-        if holder.as_deref() == Some(token.as_str()) {
-            st.token = Some(token);
-            return Ok(true);
-        }
-        Ok(false)
+        Ok(won)
     }
 
     /// Waits until the lock is free and takes it.
@@ -141,7 +143,9 @@ impl Lock {
         self.acquire_inner(None).map(|_| ())
     }
 
-    /// Tries for at most `timeout` (`Duration::ZERO`: once): `Ok(true)` when taken.
+    /// Tries for at most `timeout` (`Duration::ZERO`: once): `Ok(true)` when taken,
+    /// `Ok(false)` when it stayed held (by another handle, or by this one: another thread
+    /// of it must release it first).
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
@@ -155,19 +159,12 @@ impl Lock {
     }
 
     fn acquire_inner(&self, timeout: Option<Duration>) -> Result<bool> {
-        let mut st = self.state();
-        if st.token.is_some() {
-            return Err(Error::Invalid(format!(
-                "lock {:?} is already held by this handle",
-                self.key
-            )));
-        }
         let deadline = timeout.map(|t| Instant::now() + t);
         // Redis has no blocking SET NX: retry with a growing pause (the holder's release or
         // lease end cannot be waited on without polling or a pub/sub side channel).
         let mut pause = Duration::from_millis(1);
         loop {
-            if self.try_once(&mut st)? {
+            if self.try_once()? {
                 return Ok(true);
             }
             if let Some(d) = deadline {
@@ -194,12 +191,11 @@ impl Lock {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn release(&self) -> Result<bool> {
-        let mut st = self.state();
-        let Some(token) = st.token.take() else {
+        let Some(token) = self.token().take() else {
             return Err(Error::Invalid(format!("lock {:?} is not held", self.key)));
         };
-        let n: i64 = st
-            .conn
+        let n: i64 = self
+            .pool
             .run(|c| self.release.key(&self.key).arg(&token).invoke(c))?;
         Ok(n == 1)
     }
@@ -216,16 +212,19 @@ impl Lock {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn extend(&self) -> Result<bool> {
-        let mut st = self.state();
-        let Some(token) = st.token.clone() else {
+        let Some(token) = self.token().clone() else {
             return Err(Error::Invalid(format!("lock {:?} is not held", self.key)));
         };
         let ms = self.lease.as_millis() as u64;
-        let n: i64 = st
-            .conn
+        let n: i64 = self
+            .pool
             .run(|c| self.extend.key(&self.key).arg(&token).arg(ms).invoke(c))?;
         if n != 1 {
-            st.token = None;
+            let mut held = self.token();
+            // Unless another thread of this handle took a new lease meanwhile.
+            if held.as_deref() == Some(token.as_str()) {
+                *held = None;
+            }
         }
         Ok(n == 1)
     }
@@ -239,21 +238,26 @@ impl Lock {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn owned(&self) -> Result<bool> {
-        let mut st = self.state();
-        let Some(token) = st.token.clone() else {
+        let Some(token) = self.token().clone() else {
             return Ok(false);
         };
-        let holder: Option<String> = st.conn.run(|c| redis::cmd("GET").arg(&self.key).query(c))?;
+        let holder: Option<String> = self
+            .pool
+            .run(|c| redis::cmd("GET").arg(&self.key).query(c))?;
         Ok(holder.as_deref() == Some(token.as_str()))
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        let mut st = self.state();
-        if let Some(token) = st.token.take() {
-            let _ = st
-                .conn
+        let token = self
+            .token
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(token) = token {
+            let _ = self
+                .pool
                 .run_once(|c| self.release.key(&self.key).arg(&token).invoke::<i64>(c));
         }
     }

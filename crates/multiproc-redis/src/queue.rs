@@ -13,11 +13,12 @@
 //! moves its processing list back to the head of the queue, in one Lua script, so exactly one
 //! consumer requeues it.
 
-use crate::conn::{BLOCK_CHUNK, Client, Conn, random_token};
+use crate::conn::{BLOCK_CHUNK, Client, Conn, Pool, random_token};
 use crate::wire::Wire;
 use multiproc_sync::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
@@ -71,6 +72,15 @@ end
 return n
 ";
 
+/// Deletes every key of a queue. KEYS: items, consumers. ARGV: the queue's key prefix.
+const DELETE: &str = r"
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  redis.call('DEL', ARGV[1] .. ':processing:' .. id, ARGV[1] .. ':alive:' .. id)
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+";
+
 /// The Redis side of a queue (keys and scripts), shared by [`Queue`] and the executor.
 pub(crate) struct RawQueue {
     prefix: String,
@@ -79,6 +89,8 @@ pub(crate) struct RawQueue {
     heartbeat: Duration,
     /// Whether a requeue counts a death in the item's first byte (the executor's tasks).
     count_deaths: bool,
+    /// `expire_after`: every command that touches the queue renews this TTL on its keys.
+    expire: Option<Duration>,
     reap: redis::Script,
     reclaim: redis::Script,
 }
@@ -101,6 +113,7 @@ impl RawQueue {
             prefix,
             heartbeat,
             count_deaths,
+            expire: None,
             reap: redis::Script::new(REAP),
             reclaim: redis::Script::new(RECLAIM),
         }
@@ -114,17 +127,70 @@ impl RawQueue {
         format!("{}:alive:{id}", self.prefix)
     }
 
+    /// Adds to `p` the renewal of the queue's TTL (with `expire_after`; nothing otherwise) on
+    /// the list, the consumer set and `processing`.
+    fn touch(&self, p: &mut redis::Pipeline, processing: Option<&str>) {
+        let Some(ttl) = self.expire else { return };
+        let ms = ttl.as_millis() as u64;
+        for key in [
+            Some(self.items.as_str()),
+            Some(self.consumers.as_str()),
+            processing,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            p.cmd("PEXPIRE").arg(key).arg(ms).ignore();
+        }
+    }
+
     pub(crate) fn put(&self, conn: &mut Conn, bytes: &[u8]) -> Result<()> {
         conn.run(|c| {
-            redis::cmd("LPUSH")
-                .arg(&self.items)
-                .arg(bytes)
-                .query::<()>(c)
+            if self.expire.is_none() {
+                // The common case stays one plain command.
+                return redis::cmd("LPUSH")
+                    .arg(&self.items)
+                    .arg(bytes)
+                    .query::<()>(c);
+            }
+            let mut p = redis::pipe();
+            p.cmd("LPUSH").arg(&self.items).arg(bytes).ignore();
+            self.touch(&mut p, None);
+            p.query::<()>(c)
         })
     }
 
     pub(crate) fn len(&self, conn: &mut Conn) -> Result<usize> {
         conn.run(|c| redis::cmd("LLEN").arg(&self.items).query(c))
+    }
+
+    /// Drops every waiting item; answers how many there were.
+    fn clear(&self, conn: &mut Conn) -> Result<usize> {
+        conn.run(|c| {
+            redis::pipe()
+                .atomic()
+                .cmd("LLEN")
+                .arg(&self.items)
+                .cmd("DEL")
+                .arg(&self.items)
+                .ignore()
+                .query::<(usize,)>(c)
+                .map(|(n,)| n)
+        })
+    }
+
+    /// Deletes every key of the queue: items, consumers, their processing lists and
+    /// heartbeats.
+    fn delete(&self, conn: &mut Conn) -> Result<()> {
+        let script = redis::Script::new(DELETE);
+        conn.run(|c| {
+            script
+                .key(&self.items)
+                .key(&self.consumers)
+                .arg(&self.prefix)
+                .invoke::<i64>(c)
+        })
+        .map(|_| ())
     }
 
     /// Requeues the items of every consumer whose heartbeat has expired.
@@ -155,9 +221,11 @@ impl Consumer {
         let ttl = raw.heartbeat.as_millis() as u64;
         let consumers = raw.consumers.clone();
         let me = id.clone();
+        let processing = raw.processing(&id);
+        let expire = raw.expire.map(|d| d.as_millis() as u64);
         let beat_once = move |c: &mut Wire| {
-            redis::pipe()
-                .atomic()
+            let mut p = redis::pipe();
+            p.atomic()
                 .cmd("SET")
                 .arg(&alive)
                 .arg(1)
@@ -167,8 +235,14 @@ impl Consumer {
                 .cmd("SADD")
                 .arg(&consumers)
                 .arg(&me)
-                .ignore()
-                .query::<()>(c)
+                .ignore();
+            if let Some(ms) = expire {
+                // A live consumer keeps an expiring queue's keys (and what it holds) alive.
+                for key in [&consumers, &processing] {
+                    p.cmd("PEXPIRE").arg(key).arg(ms).ignore();
+                }
+            }
+            p.query::<()>(c)
         };
         conn.run(&beat_once)?;
         let mut beat_conn = conn.client().conn()?;
@@ -199,93 +273,119 @@ impl Consumer {
     }
 }
 
-/// The receiving side of a queue handle: a connection, its consumer and what it holds.
+/// The receiving side of a queue handle: its connections, its consumer and what it holds.
+///
+/// Every method takes `&self`: threads share a handle. A blocking `BLMOVE` runs on a
+/// connection taken from the pool, never under the state lock, so another thread's `put`,
+/// `qsize` or `task_done` goes on (on another pooled connection) while it waits.
 pub(crate) struct Receiver {
     pub(crate) raw: Arc<RawQueue>,
-    pub(crate) conn: Conn,
+    pub(crate) pool: Pool,
+    state: Mutex<RxState>,
+}
+
+struct RxState {
     consumer: Option<Consumer>,
     /// Items received and not yet acknowledged, oldest first.
     unacked: VecDeque<Vec<u8>>,
-    /// Items acknowledged whose `LREM` has not been sent yet: it goes in the same pipeline as
-    /// the next `BLMOVE` (one round trip saved per item), or on drop.
-    acked: Vec<Vec<u8>>,
     last_reap: Option<Instant>,
 }
 
 impl Receiver {
-    pub(crate) fn new(raw: Arc<RawQueue>, conn: Conn) -> Receiver {
+    pub(crate) fn new(raw: Arc<RawQueue>, pool: Pool) -> Receiver {
         Receiver {
             raw,
-            conn,
-            consumer: None,
-            unacked: VecDeque::new(),
-            acked: Vec::new(),
-            last_reap: None,
+            pool,
+            state: Mutex::new(RxState {
+                consumer: None,
+                unacked: VecDeque::new(),
+                last_reap: None,
+            }),
         }
+    }
+
+    fn state(&self) -> MutexGuard<'_, RxState> {
+        lock(&self.state)
+    }
+
+    /// This handle's processing list, registering its consumer on first use.
+    fn processing(&self) -> Result<String> {
+        let mut st = self.state();
+        if let Some(c) = &st.consumer {
+            return Ok(c.processing.clone());
+        }
+        let c = self.pool.with(|conn| Consumer::register(&self.raw, conn))?;
+        let p = c.processing.clone();
+        st.consumer = Some(c);
+        Ok(p)
     }
 
     /// Waits up to `timeout` (`None`: for ever) for an item; it stays in this consumer's
     /// processing list until [`ack`](Receiver::ack).
-    pub(crate) fn get_bytes(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>> {
-        if self.consumer.is_none() {
-            self.consumer = Some(Consumer::register(&self.raw, &mut self.conn)?);
-        }
-        let processing = self
-            .consumer
-            .as_ref()
-            .map(|c| c.processing.clone())
-            .unwrap_or_default();
+    pub(crate) fn get_bytes(&self, timeout: Option<Duration>) -> Result<Vec<u8>> {
+        let processing = self.processing()?;
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut first = true;
         loop {
-            let due = self
-                .last_reap
-                .is_none_or(|t| t.elapsed() >= self.raw.heartbeat);
-            if due || !first {
-                self.raw.reap(&mut self.conn)?;
-                self.last_reap = Some(Instant::now());
-            }
+            let reap = {
+                let mut st = self.state();
+                let due = st
+                    .last_reap
+                    .is_none_or(|t| t.elapsed() >= self.raw.heartbeat);
+                if due || !first {
+                    st.last_reap = Some(Instant::now());
+                }
+                due || !first
+            };
             first = false;
             let wait = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(BLOCK_CHUNK),
                 None => BLOCK_CHUNK,
             };
-            let before = self.conn.reconnects;
-            let acked = std::mem::take(&mut self.acked);
-            let got: Option<Vec<u8>> = self.conn.run(|c| {
-                let mut p = redis::pipe();
-                for bytes in &acked {
-                    p.cmd("LREM").arg(&processing).arg(-1).arg(bytes).ignore();
+            let got = self.pool.with(|conn| {
+                if reap {
+                    self.raw.reap(conn)?;
                 }
-                if wait.is_zero() {
-                    p.cmd("LMOVE");
-                } else {
-                    p.cmd("BLMOVE");
-                }
-                p.arg(&self.raw.items)
-                    .arg(&processing)
-                    .arg("RIGHT")
-                    .arg("LEFT");
-                if !wait.is_zero() {
-                    p.arg(wait.as_secs_f64());
-                }
-                p.query::<(Option<Vec<u8>>,)>(c).map(|(v,)| v)
-            })?;
-            if self.conn.reconnects != before {
-                // A BLMOVE the server ran but whose answer was lost left an item in our
-                // processing list that we never saw: put it back.
-                let known: Vec<&Vec<u8>> = self.unacked.iter().chain(got.as_ref()).collect();
-                self.conn.run(|c| {
-                    let mut inv = self.raw.reclaim.key(&processing);
-                    inv.key(&self.raw.items);
-                    for k in &known {
-                        inv.arg(k.as_slice());
+                let before = conn.reconnects;
+                let got: Option<Vec<u8>> = conn.run(|c| {
+                    let mut p = redis::pipe();
+                    if wait.is_zero() {
+                        p.cmd("LMOVE");
+                    } else {
+                        p.cmd("BLMOVE");
                     }
-                    inv.invoke::<i64>(c)
+                    p.arg(&self.raw.items)
+                        .arg(&processing)
+                        .arg("RIGHT")
+                        .arg("LEFT");
+                    if !wait.is_zero() {
+                        p.arg(wait.as_secs_f64());
+                    }
+                    self.raw.touch(&mut p, Some(&processing));
+                    p.query::<(Option<Vec<u8>>,)>(c).map(|(v,)| v)
                 })?;
-            }
+                if conn.reconnects != before {
+                    // A BLMOVE the server ran but whose answer was lost left an item in our
+                    // processing list that we never saw: put it back. (Another thread's get
+                    // in flight on this handle may see its item requeued too: a duplicate,
+                    // which at-least-once allows.)
+                    let known: Vec<Vec<u8>> = {
+                        let st = self.state();
+                        st.unacked.iter().chain(got.as_ref()).cloned().collect()
+                    };
+                    conn.run(|c| {
+                        let mut inv = self.raw.reclaim.key(&processing);
+                        inv.key(&self.raw.items);
+                        for k in &known {
+                            inv.arg(k.as_slice());
+                        }
+                        inv.invoke::<i64>(c)
+                    })?;
+                }
+                Ok(got)
+            })?;
             if let Some(bytes) = got {
-                self.unacked.push_back(bytes.clone());
+                self.state().unacked.push_back(bytes.clone());
                 return Ok(bytes);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -294,51 +394,67 @@ impl Receiver {
         }
     }
 
-    /// Acknowledges the oldest unacknowledged item (sent with the next command of this
-    /// receiver, see `acked`).
-    pub(crate) fn ack(&mut self) -> Result<()> {
-        let Some(bytes) = self.unacked.pop_front() else {
-            return Err(Error::Invalid(
-                "task_done() called more times than there were items got".into(),
-            ));
+    /// Acknowledges the oldest unacknowledged item: removed from the processing list before
+    /// this returns `Ok`, so it is never delivered again.
+    pub(crate) fn ack(&self) -> Result<()> {
+        let (bytes, processing) = {
+            let mut st = self.state();
+            let processing = st.consumer.as_ref().map(|c| c.processing.clone());
+            match (st.unacked.pop_front(), processing) {
+                (Some(b), Some(p)) => (b, p),
+                _ => {
+                    return Err(Error::Invalid(
+                        "task_done() called more times than there were items got".into(),
+                    ));
+                }
+            }
         };
-        self.acked.push(bytes);
-        Ok(())
+        let sent = self.pool.run(|c| {
+            let mut p = redis::pipe();
+            p.cmd("LREM").arg(&processing).arg(-1).arg(&bytes).ignore();
+            self.raw.touch(&mut p, Some(&processing));
+            p.query::<()>(c)
+        });
+        if sent.is_err() {
+            // Still held: a later task_done (or the requeue of this consumer) deals with it.
+            self.state().unacked.push_front(bytes);
+        }
+        sent
     }
 
-    /// Sends the acknowledgements not sent yet.
-    pub(crate) fn flush_acks(&mut self, once: bool) -> Result<()> {
-        let Some(processing) = self.consumer.as_ref().map(|c| c.processing.clone()) else {
-            return Ok(());
-        };
-        if self.acked.is_empty() {
-            return Ok(());
-        }
-        let acked = std::mem::take(&mut self.acked);
-        let send = |c: &mut Wire| {
-            let mut p = redis::pipe();
-            for bytes in &acked {
-                p.cmd("LREM").arg(&processing).arg(-1).arg(bytes).ignore();
-            }
-            p.query::<()>(c)
-        };
-        if once {
-            self.conn.run_once(send)
-        } else {
-            self.conn.run(send)
-        }
+    /// The oldest unacknowledged item and the processing list holding it, for a caller that
+    /// removes it there itself (the executor's completion script); then
+    /// [`acked_elsewhere`](Receiver::acked_elsewhere).
+    pub(crate) fn oldest(&self) -> Option<(String, Vec<u8>)> {
+        let st = self.state();
+        let p = st.consumer.as_ref()?.processing.clone();
+        Some((p, st.unacked.front()?.clone()))
+    }
+
+    /// The oldest item was removed from the processing list by the caller.
+    pub(crate) fn acked_elsewhere(&self) {
+        self.state().unacked.pop_front();
     }
 
     /// Unacknowledged items (received, not yet [`ack`](Receiver::ack)ed).
     pub(crate) fn unacked(&self) -> usize {
-        self.unacked.len()
+        self.state().unacked.len()
+    }
+
+    /// Stops this handle's consumer without touching the server (before `delete`).
+    fn forget(&self) {
+        let mut st = self.state();
+        st.unacked.clear();
+        if let Some(mut c) = st.consumer.take() {
+            c.stop();
+        }
     }
 }
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        let _ = self.flush_acks(true);
-        let Some(mut consumer) = self.consumer.take() else {
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        let Some(mut consumer) = st.consumer.take() else {
             return;
         };
         consumer.stop();
@@ -346,10 +462,10 @@ impl Drop for Receiver {
         let consumers = self.raw.consumers.clone();
         let id = consumer.id.clone();
         let processing = consumer.processing.clone();
-        let clean = self.unacked.is_empty();
+        let clean = st.unacked.is_empty();
         // Without a heartbeat, anything still held is requeued by the next reaper (here, at
         // once); with nothing held the consumer unregisters.
-        let _ = self.conn.run_once(|c| {
+        let _ = self.pool.run_once(|c| {
             let mut p = redis::pipe();
             p.atomic().cmd("DEL").arg(&alive).ignore();
             if clean {
@@ -365,7 +481,7 @@ impl Drop for Receiver {
         });
         if !clean {
             let raw = Arc::clone(&self.raw);
-            let _ = self.conn.run_once(|c| {
+            let _ = self.pool.run_once(|c| {
                 raw.reap
                     .key(&raw.items)
                     .key(&raw.consumers)
@@ -392,18 +508,120 @@ impl Drop for Receiver {
 /// use multiproc::redis::Queue;
 /// let name = format!("doc-{}", std::process::id());
 /// let q: Queue<String> = Queue::open(&url, &name)?;
-/// q.put(&"hello".to_string())?;
+/// q.put("hello".to_string())?;
 /// assert_eq!(q.qsize()?, 1);
 /// assert_eq!(q.get()?, "hello");
 /// q.task_done()?; // done with it: it is never delivered again
 /// assert!(q.empty()?);
 /// # Ok::<(), multiproc::Error>(())
 /// ```
+///
+/// A handle is `Sync`: share it between threads (`Arc<Queue<T>>`). A thread waiting in
+/// `get` holds a connection of its own, so the other threads' `put`, `qsize` and
+/// `task_done` answer meanwhile (each call borrows one of the handle's connections, opening
+/// another only when all are busy).
+///
+/// The queue lives in the server, not in the program: it outlives every handle and every
+/// run (unlike a `BaseManager` queue, gone with its manager process). Start a run with
+/// [`clear`](Queue::clear), end it with [`delete`](Queue::delete), or build the queue with
+/// [`expire_after`](QueueBuilder::expire_after) so that it disappears once no handle has
+/// touched it for that long.
 pub struct Queue<T> {
     name: String,
-    rx: Mutex<Receiver>,
-    tx: Mutex<Conn>,
+    rx: Receiver,
     _items: PhantomData<fn(T) -> T>,
+}
+
+/// Settings of a [`Queue`] before it opens: heartbeat, expiry, client.
+///
+/// ```
+/// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+/// use multiproc::redis::Queue;
+/// use std::time::Duration;
+/// let q: Queue<u32> = Queue::builder(&url, "doc-builder")
+///     .heartbeat(Duration::from_secs(2))
+///     .expire_after(Duration::from_secs(3600))
+///     .build()?;
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct QueueBuilder {
+    url: String,
+    client: Option<Client>,
+    name: String,
+    heartbeat: Duration,
+    expire: Option<Duration>,
+}
+
+impl QueueBuilder {
+    /// How soon after a consumer dies the items it held go to someone else (default 5 s; at
+    /// least 30 ms). See [`Queue::with_client`].
+    ///
+    /// ```
+    /// let b = multiproc::redis::Queue::builder("redis://127.0.0.1/", "jobs").heartbeat(std::time::Duration::from_secs(1));
+    /// ```
+    pub fn heartbeat(mut self, d: Duration) -> Self {
+        self.heartbeat = d;
+        self
+    }
+
+    /// Makes the queue's keys expire once no handle has touched them for `idle` (a put, a
+    /// get, a `task_done`, or a consumer's heartbeat, which also renews what it holds): the
+    /// queue of a program that ended goes away on its own. The heartbeat is shortened to
+    /// `idle` if it was longer. Every handle of the queue should use the same setting: one
+    /// without it does not renew the TTL, and an item it puts into a queue that had expired
+    /// makes a list with no TTL.
+    ///
+    /// ```
+    /// let b = multiproc::redis::Queue::builder("redis://127.0.0.1/", "jobs").expire_after(std::time::Duration::from_secs(600));
+    /// ```
+    pub fn expire_after(mut self, idle: Duration) -> Self {
+        self.expire = Some(idle);
+        self
+    }
+
+    /// Connects through `client` (its reconnect window) instead of the URL.
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// use multiproc::redis::{Client, Queue};
+    /// let q: Queue<u8> = Queue::builder("", "doc-builder-client").client(&Client::open(&url)?).build()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn client(mut self, client: &Client) -> Self {
+        self.client = Some(client.clone());
+        self
+    }
+
+    /// Connects and opens the queue.
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// let q: multiproc::redis::Queue<u8> = multiproc::redis::Queue::builder(&url, "doc-build").build()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn build<T: Serialize + DeserializeOwned>(self) -> Result<Queue<T>> {
+        if self.heartbeat < Duration::from_millis(30) {
+            return Err(Error::Invalid("a heartbeat shorter than 30 ms".into()));
+        }
+        if self.expire.is_some_and(|d| d < Duration::from_millis(30)) {
+            return Err(Error::Invalid("an expiry shorter than 30 ms".into()));
+        }
+        let client = match self.client {
+            Some(c) => c,
+            None => Client::open(&self.url)?,
+        };
+        let heartbeat = self
+            .expire
+            .map_or(self.heartbeat, |e| e.min(self.heartbeat));
+        let mut raw = RawQueue::new(&self.name, heartbeat);
+        raw.expire = self.expire;
+        Ok(Queue {
+            name: self.name,
+            rx: Receiver::new(Arc::new(raw), Pool::new(&client)?),
+            _items: PhantomData,
+        })
+    }
 }
 
 impl<T> fmt::Debug for Queue<T> {
@@ -416,6 +634,27 @@ impl<T> fmt::Debug for Queue<T> {
 /// change is one Redis command).
 fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Queue<()> {
+    // On `Queue<()>` so that `Queue::builder` needs no item type: `build` picks it.
+    /// Settings before opening the queue `name` on the server at `url` (see
+    /// [`QueueBuilder`]).
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// let q: multiproc::redis::Queue<u8> = multiproc::redis::Queue::builder(&url, "doc-builder-fn").build()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn builder(url: &str, name: &str) -> QueueBuilder {
+        QueueBuilder {
+            url: url.to_string(),
+            client: None,
+            name: name.to_string(),
+            heartbeat: DEFAULT_HEARTBEAT,
+            expire: None,
+        }
+    }
 }
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
@@ -441,38 +680,36 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn with_client(client: &Client, name: &str, heartbeat: Duration) -> Result<Queue<T>> {
-        if heartbeat < Duration::from_millis(30) {
-            return Err(Error::Invalid("a heartbeat shorter than 30 ms".into()));
-        }
-        let raw = Arc::new(RawQueue::new(name, heartbeat));
-        Ok(Queue {
-            name: name.to_string(),
-            rx: Mutex::new(Receiver::new(raw, client.conn()?)),
-            tx: Mutex::new(client.conn()?),
-            _items: PhantomData,
-        })
+        Queue::builder("", name)
+            .client(client)
+            .heartbeat(heartbeat)
+            .build()
     }
 
     /// Appends `item` (`LPUSH`). Once it returns `Ok`, the server holds the item.
     ///
+    /// Takes the item by value or by reference (`impl Borrow<T>`), so `put(x)` reads like
+    /// `multiproc::Queue::put(x)` and `put(&x)` keeps `x`.
+    ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
-    /// let q = multiproc::redis::Queue::open(&url, "doc-put")?;
-    /// q.put(&(1u8, "one".to_string()))?;
+    /// let q: multiproc::redis::Queue<(u8, String)> = multiproc::redis::Queue::open(&url, "doc-put")?;
+    /// let item = (1u8, "one".to_string());
+    /// q.put(&item)?; // by reference: `item` stays usable
+    /// q.put(item)?;  // by value, like multiproc::Queue
     /// # Ok::<(), multiproc::Error>(())
     /// ```
-    pub fn put(&self, item: &T) -> Result<()> {
-        let bytes = postcard::to_stdvec(item).map_err(|e| Error::Codec(e.to_string()))?;
-        let raw = Arc::clone(&lock(&self.rx).raw);
-        raw.put(&mut lock(&self.tx), &bytes)
+    pub fn put(&self, item: impl Borrow<T>) -> Result<()> {
+        let bytes = postcard::to_stdvec(item.borrow()).map_err(|e| Error::Codec(e.to_string()))?;
+        self.rx.pool.with(|c| self.rx.raw.put(c, &bytes))
     }
 
     /// Takes the oldest item, waiting as long as it takes.
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
-    /// let q = multiproc::redis::Queue::open(&url, "doc-get")?;
-    /// q.put(&5u64)?;
+    /// let q: multiproc::redis::Queue<u64> = multiproc::redis::Queue::open(&url, "doc-get")?;
+    /// q.put(5)?;
     /// assert_eq!(q.get()?, 5);
     /// q.task_done()?;
     /// # Ok::<(), multiproc::Error>(())
@@ -495,7 +732,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     fn get_inner(&self, timeout: Option<Duration>) -> Result<T> {
-        let mut rx = lock(&self.rx);
+        let rx = &self.rx;
         let bytes = rx.get_bytes(timeout)?;
         match postcard::from_bytes(&bytes) {
             Ok(v) => Ok(v),
@@ -510,9 +747,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Acknowledges the oldest item this handle got and has not acknowledged: it is done and
     /// never delivered again. `Err(Invalid)` when there is none.
     ///
-    /// The acknowledgement travels with this handle's next `get` (in the same round trip), or
-    /// when the handle drops; a process killed in between gets the item delivered again, as
-    /// at-least-once allows.
+    /// The acknowledgement reaches the server before this returns `Ok` (one round trip): a
+    /// process killed right after `task_done` never sees the item delivered again. On
+    /// `Err` the item stays unacknowledged (and is requeued if this consumer dies).
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
@@ -522,7 +759,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// ```
     #[doc(alias = "ack")]
     pub fn task_done(&self) -> Result<()> {
-        lock(&self.rx).ack()
+        self.rx.ack()
     }
 
     /// Items got by this handle and not yet acknowledged.
@@ -534,7 +771,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn unfinished(&self) -> usize {
-        lock(&self.rx).unacked()
+        self.rx.unacked()
     }
 
     /// The number of items waiting (`LLEN`; not counting those being worked on).
@@ -546,8 +783,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn qsize(&self) -> Result<usize> {
-        let raw = Arc::clone(&lock(&self.rx).raw);
-        raw.len(&mut lock(&self.tx))
+        self.rx.pool.with(|c| self.rx.raw.len(c))
     }
 
     /// Whether no item is waiting.
@@ -572,7 +808,39 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn requeue_dead(&self) -> Result<usize> {
-        let raw = Arc::clone(&lock(&self.rx).raw);
-        raw.reap(&mut lock(&self.tx))
+        self.rx.pool.with(|c| self.rx.raw.reap(c))
+    }
+
+    /// Drops every waiting item (items being worked on are left to their consumers); answers
+    /// how many there were. A queue lives in the server across runs: a program that must not
+    /// read an earlier run's leftovers clears it first.
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// let q: multiproc::redis::Queue<u8> = multiproc::redis::Queue::open(&url, &format!("doc-clear-{}", std::process::id()))?;
+    /// q.put(1)?;
+    /// assert_eq!(q.clear()?, 1);
+    /// assert!(q.empty()?);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn clear(&self) -> Result<usize> {
+        self.rx.pool.with(|c| self.rx.raw.clear(c))
+    }
+
+    /// Deletes the queue from the server: waiting items, the items every consumer holds, and
+    /// its bookkeeping keys. Consumes this handle (its own unacknowledged items go with the
+    /// rest); other handles still open keep working, and their heartbeats recreate their own
+    /// bookkeeping keys.
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// let q: multiproc::redis::Queue<u8> = multiproc::redis::Queue::open(&url, "doc-delete")?;
+    /// q.put(1)?;
+    /// q.delete()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn delete(self) -> Result<()> {
+        self.rx.forget();
+        self.rx.pool.with(|c| self.rx.raw.delete(c))
     }
 }

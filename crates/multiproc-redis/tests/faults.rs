@@ -51,7 +51,7 @@ fn a_durable_server_killed_mid_stream_loses_no_acknowledged_item() {
             let q: Queue<u32> =
                 Queue::with_client(&patient(&url), "stream", Duration::from_secs(2)).unwrap();
             for i in 0..N {
-                q.put(&i).unwrap();
+                q.put(i).unwrap();
             }
         })
     };
@@ -97,13 +97,13 @@ fn an_in_memory_server_restarted_forgets_everything_and_clients_carry_on() {
     let q: Queue<u8> =
         Queue::with_client(&patient(server.url()), "volatile", Duration::from_secs(2)).unwrap();
     for i in 0..5 {
-        q.put(&i).unwrap();
+        q.put(i).unwrap();
     }
     assert_eq!(q.qsize().unwrap(), 5);
     server.restart().unwrap();
     // Without persistence the restarted server starts empty: the 5 items are gone.
     assert_eq!(q.qsize().unwrap(), 0);
-    q.put(&9).unwrap();
+    q.put(9).unwrap();
     assert_eq!(q.get().unwrap(), 9);
     q.task_done().unwrap();
 }
@@ -117,9 +117,9 @@ fn a_server_gone_past_the_reconnect_window_is_a_clear_error() {
         .unwrap()
         .reconnect_timeout(Duration::from_millis(300));
     let q: Queue<u8> = Queue::with_client(&client, "gone", Duration::from_secs(2)).unwrap();
-    q.put(&1).unwrap();
+    q.put(1).unwrap();
     server.kill();
-    match q.put(&2) {
+    match q.put(2) {
         Err(Error::Redis(m)) => assert!(m.contains("127.0.0.1"), "{m}"),
         other => panic!("{other:?}"),
     }

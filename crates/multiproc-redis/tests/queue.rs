@@ -14,7 +14,7 @@ fn put_get_is_fifo_and_counts() {
     let q: Queue<u32> = Queue::open(&url, &common::unique("fifo")).unwrap();
     assert!(q.empty().unwrap());
     for i in 1..=5 {
-        q.put(&i).unwrap();
+        q.put(i).unwrap();
     }
     assert_eq!(q.qsize().unwrap(), 5);
     for i in 1..=5 {
@@ -65,7 +65,7 @@ fn an_item_held_by_a_killed_consumer_is_delivered_again() {
         Duration::from_millis(200),
     )
     .unwrap();
-    q.put(&7).unwrap();
+    q.put(7).unwrap();
     let child = multiproc::spawn(take_one_and_die, (url.clone(), name.clone())).unwrap();
     assert!(matches!(child.join(), Err(Error::ProcessFailed { .. })));
     assert!(q.empty().unwrap(), "the dead consumer took the item");
@@ -82,8 +82,8 @@ fn a_handle_dropped_with_unfinished_items_gives_them_back() {
     let Some(url) = common::url() else { return };
     let name = common::unique("drop");
     let a: Queue<u8> = Queue::open(&url, &name).unwrap();
-    a.put(&1).unwrap();
-    a.put(&2).unwrap();
+    a.put(1).unwrap();
+    a.put(2).unwrap();
     assert_eq!(a.get().unwrap(), 1);
     drop(a);
     let b: Queue<u8> = Queue::open(&url, &name).unwrap();
@@ -100,7 +100,7 @@ fn a_handle_dropped_with_unfinished_items_gives_them_back() {
 fn produce((url, name, base): (String, String, u32)) {
     let q: Queue<u32> = Queue::open(&url, &name).unwrap();
     for i in 0..200 {
-        q.put(&(base + i)).unwrap();
+        q.put(base + i).unwrap();
     }
 }
 
@@ -175,7 +175,7 @@ fn a_wrong_password_is_an_authentication_error_that_hides_the_password() {
     }
     let right = server.url().replace("redis://", "redis://:right-one@");
     let q: Queue<u8> = Queue::open(&right, "auth").unwrap();
-    q.put(&1).unwrap();
+    q.put(1).unwrap();
     assert_eq!(q.get().unwrap(), 1);
 }
 
@@ -189,7 +189,7 @@ fn an_item_larger_than_the_socket_buffers_arrives_whole() {
         .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     q.put(&item).unwrap();
-    q.put(&vec![7u8]).unwrap();
+    q.put(vec![7u8]).unwrap();
     assert!(q.get().unwrap() == item);
     assert_eq!(q.get().unwrap(), vec![7u8]);
     q.task_done().unwrap();

@@ -218,7 +218,7 @@ fn main() {
             &mut || {
                 Measure::new(3, n).per_op(|n| {
                     for i in 0..n {
-                        q.put(&i).unwrap();
+                        q.put(i).unwrap();
                         std::hint::black_box(q.get().unwrap());
                         q.task_done().unwrap();
                     }

@@ -119,3 +119,34 @@ fn a_manager_out_of_descriptors_refuses_extra_clients_and_keeps_serving() {
     stop.set();
     host.join().unwrap();
 }
+
+/// A client at its own descriptor limit: room to make its connection's pipe (6 descriptors)
+/// and a few more, but not for the copies that travel to the server. Reports its first call's
+/// error.
+fn cramped_client(d: DictProxy<u32, u32>) -> String {
+    let mut spare = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        spare.push(f);
+    }
+    spare.truncate(spare.len().saturating_sub(6 + 3));
+    match d.len() {
+        Ok(n) => format!("served ({n})"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_client_out_of_descriptors_is_told_so() {
+    let manager = Manager::new().unwrap();
+    let d = manager.dict::<u32, u32>().unwrap();
+    let child = Process::builder()
+        .start_method(StartMethod::Spawn)
+        .spawn(cramped_client, d)
+        .unwrap();
+    let message = child.join().unwrap();
+    assert!(
+        message.contains("Too many open files"),
+        "the error hides its cause: {message}"
+    );
+    manager.shutdown().unwrap();
+}

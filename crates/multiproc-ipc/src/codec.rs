@@ -238,7 +238,8 @@ fn encode_with_handles<T: Serialize, R>(
     let (encoded, fds) = handoff::collect_fds(|| postcard::to_extend(item, vec![0; NONCE]));
     let sent = SENT.with(|s| std::mem::replace(&mut *s.borrow_mut(), outer));
     let result = match encoded {
-        Err(e) => Err(Error::Codec(e.to_string())),
+        // A descriptor that could not be duplicated (EMFILE) is reported as the io error it is.
+        Err(e) => Err(handoff::encode_error("an item", e)),
         Ok(bytes) if fds.is_empty() => send(&bytes[NONCE..], None),
         Ok(mut bytes) => {
             let handles = Handles {

@@ -72,6 +72,10 @@ impl Client {
         self.addr.registry.put(theirs)?;
         loop {
             match mine.recv_bytes_timeout(CONNECT_POLL) {
+                // The server refused the connection (out of descriptors…): say why.
+                Ok(greeting) if greeting.first() == Some(&ERR) => {
+                    return Err(decode::<WireError>(&greeting[1..])?.into());
+                }
                 Ok(_) => {
                     return Ok(Conn {
                         pipe: mine,

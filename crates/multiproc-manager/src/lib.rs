@@ -42,6 +42,10 @@
 //! - A client killed mid-call loses only its own answer: each call's change is made under its
 //!   object's lock, whole or not at all, and the server drops the dead client's connection.
 //! - Objects live until the server ends (no per-object reference counts, unlike Python).
+//! - Each connection costs the server 6 descriptors. A server at its `RLIMIT_NOFILE` answers
+//!   a new client's first call with `Err(Io)` (`EMFILE`, naming the limit) and keeps
+//!   accepting: clients are served again once others have gone. No failure to take one
+//!   connection stops the server from taking the next.
 #![deny(missing_docs)]
 
 mod sys;

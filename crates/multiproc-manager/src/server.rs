@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use indexmap::IndexMap;
 use multiproc_ipc::{Connection, Queue};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::number;
 use crate::served::{Ctor, DynServed};
+use crate::sys;
 use crate::wire::{self, ERR, OK, Reader, WireError, kind, op, put_bytes, put_varint};
 
 /// What the server process is started with.
@@ -65,18 +67,7 @@ pub(crate) fn serve(args: ServerArgs) {
         let registry = registry.clone();
         std::thread::Builder::new()
             .name("manager-accept".to_owned())
-            .spawn(move || {
-                while let Ok(conn) = registry.get() {
-                    server.life.lock().0 += 1;
-                    let s = Arc::clone(&server);
-                    let started = std::thread::Builder::new()
-                        .name("manager-client".to_owned())
-                        .spawn(move || s.serve_connection(conn));
-                    if started.is_err() {
-                        server.connection_ended();
-                    }
-                }
-            })
+            .spawn(move || server.accept_loop(&registry))
             .expect("the manager server could not start its accepting thread");
     }
     let mut life = server.life.lock();
@@ -96,7 +87,80 @@ pub(crate) fn serve(args: ServerArgs) {
     }
 }
 
+/// Descriptors the accept loop keeps in reserve and frees just before it takes the next
+/// connection. A connection brings 6 (two rings, each a segment and a two-socket descriptor
+/// channel); were there no room for them, the kernel would drop them with the message, the
+/// connection would be lost and its client would wait for its greeting for ever.
+const RESERVE: usize = 8;
+
+/// Most time the accept loop waits after failures in a row (so that an error that repeats
+/// at once costs no busy loop).
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
+
 impl Server {
+    /// Takes connections from the registry for as long as the server lives. One failure (a
+    /// connection whose descriptors were lost, a thread that could not start) is logged and
+    /// ends nothing: the loop keeps serving, as Python's accepter does after an `OSError`.
+    ///
+    /// At its descriptor limit the server still takes each connection (into the room its
+    /// reserve left) and answers it with an `Err(Io)` that names `RLIMIT_NOFILE`, so that no
+    /// client waits for a connection the server cannot serve.
+    fn accept_loop(self: &Arc<Self>, registry: &Queue<Connection<()>>) {
+        let mut reserve = Vec::with_capacity(RESERVE);
+        refill(&mut reserve);
+        let mut failures = 0u32;
+        loop {
+            reserve.clear();
+            let got = registry.get();
+            // Without a full reserve again, the next connection might not fit: refuse this
+            // one (freeing its descriptors) rather than lose the next.
+            let at_limit = !refill(&mut reserve);
+            let conn = match got {
+                Ok(conn) => conn,
+                Err(Error::Closed) => {
+                    tracing::debug!("the manager's registry has no holders left: accepting ends");
+                    return;
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(
+                        error = %e,
+                        "the manager server could not take a new connection; it keeps accepting"
+                    );
+                    std::thread::sleep(
+                        MAX_BACKOFF.min(Duration::from_millis(u64::from(failures) * 10)),
+                    );
+                    continue;
+                }
+            };
+            failures = 0;
+            if at_limit {
+                refuse(conn, out_of_descriptors());
+                refill(&mut reserve);
+                continue;
+            }
+            self.life.lock().0 += 1;
+            // The connection goes to its thread through this slot, so that it can still be
+            // refused if the thread cannot start.
+            let slot = Arc::new(Mutex::new(Some(conn)));
+            let (s, theirs) = (Arc::clone(self), Arc::clone(&slot));
+            let started = std::thread::Builder::new()
+                .name("manager-client".to_owned())
+                .spawn(move || {
+                    if let Some(conn) = theirs.lock().take() {
+                        s.serve_connection(conn);
+                    }
+                });
+            if let Err(e) = started {
+                tracing::warn!(error = %e, "the manager server could not start a client thread");
+                if let Some(conn) = slot.lock().take() {
+                    refuse(conn, WireError::from(&Error::Io(e)));
+                }
+                self.connection_ended();
+            }
+        }
+    }
+
     fn connection_ended(&self) {
         self.life.lock().0 -= 1;
         self.changed.notify_all();
@@ -266,6 +330,42 @@ impl Server {
         put_varint(out, id);
         Ok(())
     }
+}
+
+/// Tops the descriptor reserve up to [`RESERVE`]; `false` when the process is at its limit.
+fn refill(reserve: &mut Vec<std::os::fd::OwnedFd>) -> bool {
+    while reserve.len() < RESERVE {
+        match sys::spare_fd() {
+            Ok(fd) => reserve.push(fd),
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Why a connection is refused at the descriptor limit.
+fn out_of_descriptors() -> WireError {
+    let limit = sys::nofile_soft_limit().map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+    tracing::warn!(
+        limit,
+        "the manager server is at its descriptor limit: a client is refused"
+    );
+    WireError::Io(
+        sys::EMFILE,
+        format!(
+            "the manager server has no descriptors left for a new connection: too many open \
+             files (RLIMIT_NOFILE soft limit {limit}); retry once other clients have gone, or \
+             raise the limit of the process that starts the manager"
+        ),
+    )
+}
+
+/// Answers a new connection's greeting with an error and closes it.
+fn refuse(conn: Connection<()>, why: WireError) {
+    let mut out = vec![ERR];
+    out.extend_from_slice(&wire::encode(&why).unwrap_or_default());
+    // A client already gone needs no answer.
+    let _ = conn.send_bytes(&out);
 }
 
 fn out_of_range() -> Error {

@@ -167,6 +167,9 @@ pub(crate) enum WireError {
     Codec(String),
     Invalid(String),
     TaskFailed(String),
+    /// An `Error::Io`: its OS error number (0 when it has none) and its text. Last, so that
+    /// the other variants keep their tags.
+    Io(i32, String),
 }
 
 impl From<&Error> for WireError {
@@ -179,6 +182,7 @@ impl From<&Error> for WireError {
             Error::Codec(m) => WireError::Codec(m.clone()),
             Error::Invalid(m) => WireError::Invalid(m.clone()),
             Error::TaskFailed { message } => WireError::TaskFailed(message.clone()),
+            Error::Io(e) => WireError::Io(e.raw_os_error().unwrap_or(0), e.to_string()),
             other => WireError::Invalid(other.to_string()),
         }
     }
@@ -194,6 +198,14 @@ impl From<WireError> for Error {
             WireError::Codec(m) => Error::Codec(m),
             WireError::Invalid(m) => Error::Invalid(m),
             WireError::TaskFailed(message) => Error::TaskFailed { message },
+            WireError::Io(code, message) => {
+                // The OS error number gives the kind (`EMFILE`…); the text says the rest.
+                let kind = match code {
+                    0 => std::io::ErrorKind::Other,
+                    c => std::io::Error::from_raw_os_error(c).kind(),
+                };
+                Error::Io(std::io::Error::new(kind, message))
+            }
         }
     }
 }
@@ -215,5 +227,22 @@ mod tests {
         assert_eq!(r.varint().unwrap(), u64::MAX);
         assert!(r.is_empty());
         assert!(r.bytes().is_err());
+    }
+
+    #[test]
+    fn an_io_error_keeps_its_os_error_kind_across_the_wire() {
+        let sent = Error::Io(std::io::Error::from_raw_os_error(crate::sys::EMFILE));
+        let got =
+            Error::from(decode::<WireError>(&encode(&WireError::from(&sent)).unwrap()).unwrap());
+        match got {
+            Error::Io(e) => {
+                assert_eq!(
+                    e.kind(),
+                    std::io::Error::from_raw_os_error(crate::sys::EMFILE).kind()
+                );
+                assert!(e.to_string().contains("Too many open files"), "{e}");
+            }
+            other => panic!("not an i/o error: {other:?}"),
+        }
     }
 }

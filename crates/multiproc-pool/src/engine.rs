@@ -105,10 +105,19 @@ impl fmt::Debug for Engine {
     }
 }
 
+/// Descriptors each worker holds open in the parent: its task queue's shared-memory file and
+/// that queue's two-socket descriptor channel, its lifeline socket, and its process's pidfd
+/// and result pipe (measured by `tests/pool_limits.rs`).
+pub(crate) const FDS_PER_WORKER: u64 = 6;
+/// Room beyond the workers' descriptors (the start method's own, a few the program opens).
+const FD_MARGIN: u64 = 64;
+
 impl Engine {
     /// Starts the workers (all of them before returning, so a failure to start is reported
     /// here) and the supervisor.
     pub(crate) fn start(cfg: Config) -> Result<Engine> {
+        // A pool of a few hundred workers must not fail under the usual soft limit of 1024.
+        crate::sys::ensure_fd_room((cfg.processes as u64 + 1) * FDS_PER_WORKER + FD_MARGIN);
         let (tx, rx) = crossbeam_channel::unbounded();
         let results = Queue::new()?;
         let wake = results.clone();

@@ -114,6 +114,15 @@ impl PoolBuilder {
     }
 
     /// Starts the workers.
+    ///
+    /// # Descriptors
+    ///
+    /// Each worker holds 6 descriptors open in this process (its task queue's shared-memory
+    /// file and descriptor channel, its lifeline, its process's socket and pidfd). When the
+    /// soft `RLIMIT_NOFILE` leaves too little room for them, it is raised to the hard limit
+    /// first (no privilege needed; the Go runtime does the same at start-up), so `Pool(256)`
+    /// starts under the usual soft limit of 1024. A soft limit with room enough is left alone.
+    /// Where even the hard limit is too low, the error is `Err(Io)` with `EMFILE`.
     pub fn build(self) -> Result<Pool> {
         Ok(Pool {
             engine: self.engine()?,
@@ -142,7 +151,8 @@ pub(crate) fn default_chunksize(len: usize, workers: usize) -> usize {
 }
 
 impl Pool {
-    /// A pool of `processes` workers (0: one per CPU), Python's `Pool(processes)`.
+    /// A pool of `processes` workers (0: one per CPU), Python's `Pool(processes)`. The soft
+    /// descriptor limit may be raised for it: see [`PoolBuilder::build`].
     ///
     /// ```
     /// let pool = multiproc::pool::Pool::new(0)?;

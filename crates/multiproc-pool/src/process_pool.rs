@@ -98,7 +98,8 @@ impl ProcessPoolExecutorBuilder {
         }
     }
 
-    /// Starts the workers.
+    /// Starts the workers; the soft descriptor limit may be raised for them, as for a pool
+    /// (see [`PoolBuilder::build`](crate::PoolBuilder::build)).
     pub fn build(self) -> Result<ProcessPoolExecutor> {
         Ok(ProcessPoolExecutor {
             engine: self.inner.engine()?,

@@ -26,6 +26,9 @@ thread_local! {
     static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
     static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
     static UNDO: RefCell<Option<Vec<UndoAction>>> = const { RefCell::new(None) };
+    /// Why [`send_fd`] last failed to duplicate a descriptor in this thread's transfer: serde's
+    /// custom errors keep no text in postcard, so [`encode_error`] reports it from here.
+    static SEND_ERROR: RefCell<Option<std::io::Error>> = const { RefCell::new(None) };
 }
 
 /// One action registered with [`on_undo`].
@@ -101,6 +104,7 @@ pub fn on_undo(undo: impl FnOnce() + 'static) -> bool {
 /// Runs `f` (which serializes values) and returns the descriptors its handles handed over with
 /// [`send_fd`], in index order.
 pub fn collect_fds<T>(f: impl FnOnce() -> T) -> (T, Vec<OwnedFd>) {
+    SEND_ERROR.with(|e| e.borrow_mut().take());
     let outer = OUTGOING.with(|o| o.borrow_mut().replace(Vec::new()));
     let value = f();
     let fds = OUTGOING
@@ -117,15 +121,28 @@ pub fn with_received_fds<T>(fds: Vec<OwnedFd>, f: impl FnOnce() -> T) -> T {
     value
 }
 
+/// The error for an encoding inside [`collect_fds`] that failed: the `io::Error` when a
+/// handle's descriptor could not be duplicated (`EMFILE`: the process is at its
+/// `RLIMIT_NOFILE`), which the encoder's own error would hide, else a codec error that says
+/// what could not be encoded (`what`, e.g. "the arguments").
+pub fn encode_error(what: &str, e: impl std::fmt::Display) -> multiproc_sync::Error {
+    match SEND_ERROR.with(|s| s.borrow_mut().take()) {
+        Some(io) => multiproc_sync::Error::Io(io),
+        None => multiproc_sync::Error::Codec(format!("could not encode {what}: {e}")),
+    }
+}
+
 /// Called by a handle's `Serialize`: duplicates `fd` into the transfer under way and returns
 /// its index. Errs when no transfer is under way (the value is being serialized for something
 /// that cannot carry descriptors).
 pub fn send_fd(fd: BorrowedFd<'_>) -> Result<u32, String> {
     OUTGOING.with(|o| match o.borrow_mut().as_mut() {
         Some(list) => {
-            let dup = fd
-                .try_clone_to_owned()
-                .map_err(|e| format!("could not duplicate a handle's descriptor: {e}"))?;
+            let dup = fd.try_clone_to_owned().map_err(|e| {
+                let text = format!("could not duplicate a handle's descriptor: {e}");
+                SEND_ERROR.with(|s| *s.borrow_mut() = Some(e));
+                text
+            })?;
             list.push(dup);
             Ok((list.len() - 1) as u32)
         }

@@ -122,8 +122,7 @@ impl ProcessBuilder {
         // Handles inside the arguments count as held by us until the child registers; if
         // the child never starts (or the arguments cannot be encoded), `undo` takes that back.
         let (encoded, fds, undo) = handoff::collect_transfer(|| postcard::to_allocvec(&args));
-        let encoded =
-            encoded.map_err(|e| Error::Codec(format!("could not encode the arguments: {e}")))?;
+        let encoded = encoded.map_err(|e| handoff::encode_error("the arguments", e))?;
         let started = if method == StartMethod::Fork {
             // The arguments travel encoded under Fork too: a handle inside them (a queue, a
             // pipe end) is then handed over explicitly, and the child counts as its holder

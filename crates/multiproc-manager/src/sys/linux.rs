@@ -51,3 +51,34 @@ pub(crate) fn start_time(pid: u32) -> Option<u64> {
     // `state` was field 3; the start time is field 22.
     fields.nth(18)?.parse().ok()
 }
+
+/// `EMFILE`: the process is at its descriptor limit.
+pub(crate) const EMFILE: i32 = libc::EMFILE;
+
+/// The soft `RLIMIT_NOFILE` of this process (`None` if it cannot be read or is unlimited).
+pub(crate) fn nofile_soft_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable `rlimit` for the call to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0
+        || lim.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    Some(lim.rlim_cur)
+}
+
+/// A descriptor that holds nothing but its place in the descriptor table (an eventfd), kept in
+/// reserve by the server's accept loop.
+pub(crate) fn spare_fd() -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: eventfd has no memory-safety preconditions.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by eventfd, is open, and nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}

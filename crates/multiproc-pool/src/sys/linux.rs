@@ -25,3 +25,42 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
 pub(crate) fn futex_wake_all(word: &AtomicU32) {
     let _ = futex::wake(word, futex::Flags::PRIVATE, i32::MAX as u32);
 }
+
+/// Descriptors this process has open now (`/proc/self/fd`), or `None` if that cannot be read.
+pub(crate) fn open_fds() -> Option<u64> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
+}
+
+/// Makes sure the soft `RLIMIT_NOFILE` leaves room for `more` descriptors beside those open
+/// now, raising it to the hard limit (which needs no privilege) when it does not, as the Go
+/// runtime raises it at start-up. A soft limit already high enough is left alone, so a
+/// program that relies on a low one (`select`'s `FD_SETSIZE`) keeps it unless it asks for a
+/// pool that could not fit. Best effort: a limit it cannot raise is left for the allocations
+/// to report (`EMFILE`).
+pub(crate) fn ensure_fd_room(more: u64) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let Some(open) = open_fds() else { return };
+    let lim = getrlimit(Resource::Nofile);
+    let Some(soft) = lim.current else { return };
+    let want = open.saturating_add(more);
+    if want <= soft {
+        return;
+    }
+    // No hard limit (never so for descriptors on Linux, whose ceiling is `nr_open`): ask for
+    // twice the need.
+    let raised = lim.maximum.unwrap_or(want.saturating_mul(2));
+    if raised > soft {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(raised),
+                maximum: lim.maximum,
+            },
+        );
+        tracing::debug!(
+            from = soft,
+            to = raised,
+            "raised the soft RLIMIT_NOFILE for a pool"
+        );
+    }
+}

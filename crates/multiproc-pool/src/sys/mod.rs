@@ -5,6 +5,9 @@
 //!   `timeout` (`None`: no limit), on the process-private futex; spurious returns are allowed;
 //!   `false` only when the timeout passed.
 //! - `futex_wake_all(word)`: wake every sleeper on `word`.
+//! - `open_fds()`: how many descriptors the process has open.
+//! - `ensure_fd_room(n)`: raise the soft descriptor limit, if it must and can, so that `n`
+//!   more fit.
 //!
 //! The pool's words are plain `std` atomics that only threads of one process touch, so it has
 //! its own futex here rather than `multiproc_sync::raw::ThreadFutex`, whose words become loom

@@ -360,7 +360,10 @@ mod tests {
     #[test]
     fn arguments_decode_exactly() {
         let good = postcard::to_allocvec("Bob the Builder").unwrap();
-        assert_eq!(run(&good).unwrap(), postcard::to_allocvec(&15usize).unwrap());
+        assert_eq!(
+            run(&good).unwrap(),
+            postcard::to_allocvec(&15usize).unwrap()
+        );
         for cut in 0..good.len() {
             let e = run(&good[..cut]).unwrap_err();
             assert!(e.contains("expected alloc::string::String: "), "{e}");
@@ -368,7 +371,10 @@ mod tests {
         let mut longer = good.clone();
         longer.push(0);
         let e = run(&longer).unwrap_err();
-        assert!(e.contains("expected alloc::string::String: 1 byte left over"), "{e}");
+        assert!(
+            e.contains("expected alloc::string::String: 1 byte left over"),
+            "{e}"
+        );
         // A u64's bytes are no string's.
         let e = run(&postcard::to_allocvec(&300u64).unwrap()).unwrap_err();
         assert!(e.contains("alloc::string::String"), "{e}");

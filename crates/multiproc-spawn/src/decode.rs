@@ -48,16 +48,17 @@ pub fn decode_exact<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Str
 /// assert!(decode_prefix::<u32>(&[]).unwrap_err().contains("u32"));
 /// ```
 #[inline]
-pub fn decode_prefix<'de, T: Deserialize<'de>>(
-    bytes: &'de [u8],
-) -> Result<(T, &'de [u8]), String> {
+pub fn decode_prefix<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<(T, &'de [u8]), String> {
     postcard::take_from_bytes::<T>(bytes).map_err(|e| failed::<T>(&e))
 }
 
 #[cold]
 fn left_over<T>(n: usize) -> String {
     let unit = if n == 1 { "byte" } else { "bytes" };
-    format!("expected {}: {n} {unit} left over", std::any::type_name::<T>())
+    format!(
+        "expected {}: {n} {unit} left over",
+        std::any::type_name::<T>()
+    )
 }
 
 #[cold]

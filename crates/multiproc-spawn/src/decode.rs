@@ -36,22 +36,6 @@ pub fn decode_exact<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Str
     }
 }
 
-/// Decodes the value at the start of `bytes` (a header followed by a payload) and returns it
-/// with the bytes after it; errors as [`decode_exact`]'s.
-///
-/// ```
-/// use multiproc_spawn::decode::decode_prefix;
-///
-/// let mut bytes = postcard::to_allocvec(&7u32).unwrap();
-/// bytes.extend_from_slice(b"payload");
-/// assert_eq!(decode_prefix::<u32>(&bytes).unwrap(), (7, &b"payload"[..]));
-/// assert!(decode_prefix::<u32>(&[]).unwrap_err().contains("u32"));
-/// ```
-#[inline]
-pub fn decode_prefix<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<(T, &'de [u8]), String> {
-    postcard::take_from_bytes::<T>(bytes).map_err(|e| failed::<T>(&e))
-}
-
 #[cold]
 fn left_over<T>(n: usize) -> String {
     let unit = if n == 1 { "byte" } else { "bytes" };

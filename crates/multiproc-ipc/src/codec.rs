@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use multiproc_spawn::decode::decode_exact;
 use multiproc_spawn::handoff;
 use multiproc_sync::{Error, Result};
 use serde::Serialize;
@@ -265,7 +266,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
     at: Option<u64>,
 ) -> Result<T> {
     match at {
-        None => postcard::from_bytes(bytes).map_err(|e| Error::Codec(e.to_string())),
+        None => decode_exact(bytes).map_err(Error::Codec),
         // Only here is the channel looked up: looking it up on the plain path made the
         // compiled `u64` round trip measurably slower.
         Some(at) => decode_with_handles(ring.channel(), bytes, at),
@@ -281,8 +282,7 @@ fn decode_with_handles<T: DeserializeOwned>(
     let (nonce, bytes) = split_nonce(bytes)?;
     let channel = channel.ok_or_else(|| Error::Codec("no descriptor channel".to_owned()))?;
     let fds = channel.take(at, nonce).map_err(Error::Codec)?;
-    handoff::with_received_fds(fds, || postcard::from_bytes(bytes))
-        .map_err(|e| Error::Codec(e.to_string()))
+    handoff::with_received_fds(fds, || decode_exact(bytes)).map_err(Error::Codec)
 }
 
 /// An item's bytes as they were put (for `get_bytes`/`recv_bytes`): for one put with

@@ -148,7 +148,7 @@ impl<'a> Reader<'a> {
 /// Decodes one whole postcard value.
 #[inline]
 pub(crate) fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
-    postcard::from_bytes(b).map_err(codec_error)
+    multiproc_spawn::decode::decode_exact(b).map_err(Error::Codec)
 }
 
 /// Encodes one postcard value.

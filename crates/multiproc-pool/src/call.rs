@@ -3,6 +3,7 @@
 //! trampoline and the target travel as [`FnRef`]s (offsets in the identical executable,
 //! multiproc-spawn's own mechanism).
 
+use multiproc_spawn::decode::decode_exact;
 use multiproc_spawn::fnref::FnRef;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -58,8 +59,7 @@ fn call_one<A: DeserializeOwned, R: Serialize>(
     args: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let a: A =
-        postcard::from_bytes(args).map_err(|e| format!("could not decode the arguments: {e}"))?;
+    let a: A = decode_exact(args).map_err(|e| format!("could not decode the arguments: {e}"))?;
     // SAFETY: `target` is the address of a `fn(A) -> R` in the identical executable: the
     // parent took it from this very monomorphisation's `f` (`CallSpec::one::<A, R>`).
     let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(target) };
@@ -73,7 +73,7 @@ fn call_chunk<A: DeserializeOwned, R: Serialize>(
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
     let items: Vec<A> =
-        postcard::from_bytes(args).map_err(|e| format!("could not decode the arguments: {e}"))?;
+        decode_exact(args).map_err(|e| format!("could not decode the arguments: {e}"))?;
     // SAFETY: as in `call_one`: made by `CallSpec::chunk::<A, R>` from a `fn(A) -> R`.
     let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(target) };
     let results: Vec<R> = items.into_iter().map(f).collect();
@@ -103,7 +103,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> multiproc_sync::Result
 
 /// Decodes a result.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> multiproc_sync::Result<T> {
-    postcard::from_bytes(bytes)
+    decode_exact(bytes)
         .map_err(|e| multiproc_sync::Error::Codec(format!("could not decode the result: {e}")))
 }
 
@@ -189,5 +189,98 @@ impl<'de> Deserialize<'de> for InitField {
         call.run(&bytes, &mut sink)
             .map_err(|e| serde::de::Error::custom(format!("the pool's initializer failed: {e}")))?;
         Ok(InitField::Ran)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn len(s: String) -> usize {
+        s.len()
+    }
+
+    fn codec_text<T: fmt::Debug>(got: multiproc_sync::Result<T>) -> String {
+        match got {
+            Err(multiproc_sync::Error::Codec(text)) => text,
+            other => panic!("expected Err(Codec), got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_string_result_read_as_a_u64_is_a_codec_error_naming_u64() {
+        let bytes = postcard::to_allocvec("Bob the Builder").unwrap();
+        let text = codec_text(decode::<u64>(&bytes));
+        assert!(text.ends_with("expected u64: 15 bytes left over"), "{text}");
+    }
+
+    #[test]
+    fn arguments_and_results_decode_exactly() {
+        let one = CallSpec::one(len as fn(String) -> usize);
+        let chunk = CallSpec::chunk(len as fn(String) -> usize);
+        let good = postcard::to_allocvec("Bob the Builder").unwrap();
+        let mut out = Vec::new();
+        one.run(&good, &mut out).unwrap();
+        assert_eq!(decode::<usize>(&out).unwrap(), 15);
+        for cut in 0..good.len() {
+            let e = one.run(&good[..cut], &mut Vec::new()).unwrap_err();
+            assert!(
+                e.contains("expected alloc::string::String: the bytes end early"),
+                "{e}"
+            );
+            let text = codec_text(decode::<String>(&good[..cut]));
+            assert!(text.contains("expected alloc::string::String: "), "{text}");
+        }
+        let mut longer = good.clone();
+        longer.push(1);
+        let e = one.run(&longer, &mut Vec::new()).unwrap_err();
+        assert!(
+            e.contains("expected alloc::string::String: 1 byte left over"),
+            "{e}"
+        );
+        let text = codec_text(decode::<String>(&longer));
+        assert!(
+            text.contains("expected alloc::string::String: 1 byte left over"),
+            "{text}"
+        );
+        let mut chunk_bytes = postcard::to_allocvec(&vec!["a".to_owned()]).unwrap();
+        chunk_bytes.extend([0, 0]);
+        let e = chunk.run(&chunk_bytes, &mut Vec::new()).unwrap_err();
+        assert!(
+            e.contains("alloc::string::String>: 2 bytes left over"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn random_arguments_and_results_never_panic() {
+        let one = CallSpec::one(len as fn(String) -> usize);
+        let chunk = CallSpec::chunk(len as fn(String) -> usize);
+        let mut x = 0x0123_4567_89AB_CDEFu64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..10_000 {
+            let n = (next() % 40) as usize;
+            let b: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+            if let Err(e) = one.run(&b, &mut Vec::new()) {
+                assert!(e.contains("expected alloc::string::String: "), "{e}");
+            }
+            if let Err(e) = chunk.run(&b, &mut Vec::new()) {
+                assert!(
+                    e.contains("expected alloc::vec::Vec<alloc::string::String>: "),
+                    "{e}"
+                );
+            }
+            if let Err(multiproc_sync::Error::Codec(t)) = decode::<Vec<(u8, String)>>(&b) {
+                assert!(
+                    t.contains("expected alloc::vec::Vec<(u8, alloc::string::String)>"),
+                    "{t}"
+                );
+            }
+        }
     }
 }

@@ -14,6 +14,7 @@
 
 use crate::conn::{BLOCK_CHUNK, Client, Conn, Pool, random_token};
 use crate::queue::{DEFAULT_HEARTBEAT, RawQueue, Receiver};
+use multiproc_spawn::decode::decode_exact;
 use multiproc_spawn::fnref::FnRef;
 use multiproc_sync::{Error, Result};
 use serde::de::DeserializeOwned;
@@ -80,7 +81,7 @@ pub enum Outcome {
 /// Runs `f` on the encoded argument (used by [`task!`](crate::task)).
 #[doc(hidden)]
 pub fn __invoke<A: DeserializeOwned, R: Serialize>(f: fn(A) -> R, bytes: &[u8]) -> Outcome {
-    let arg: A = match postcard::from_bytes(bytes) {
+    let arg: A = match decode_exact(bytes) {
         Ok(a) => a,
         Err(e) => return Outcome::Codec(format!("argument: {e}")),
     };
@@ -510,9 +511,9 @@ impl<R: DeserializeOwned> Future<R> {
         };
         self.shared.give_conn(conn);
         let outcome: Outcome =
-            postcard::from_bytes(&got?).map_err(|e| Error::Codec(format!("outcome: {e}")))?;
+            decode_exact(&got?).map_err(|e| Error::Codec(format!("outcome: {e}")))?;
         match outcome {
-            Outcome::Value(b) => postcard::from_bytes(&b).map_err(|e| Error::Codec(e.to_string())),
+            Outcome::Value(b) => decode_exact(&b).map_err(Error::Codec),
             Outcome::Panicked(message) => Err(Error::TaskFailed { message }),
             Outcome::Died => Err(Error::WorkerDied { exitcode: -1 }),
             Outcome::Unknown(name) => Err(Error::Invalid(format!(
@@ -729,7 +730,7 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
             Err(e) => return Err(e),
             Ok(b) => b,
         };
-        let Some(Ok(msg)) = bytes.get(1..).map(postcard::from_bytes::<TaskMsg>) else {
+        let Some(Ok(msg)) = bytes.get(1..).map(decode_exact::<TaskMsg>) else {
             rx.ack()?;
             continue;
         };
@@ -829,4 +830,67 @@ pub fn worker_cli(args: &[String]) -> Result<()> {
 /// ```
 pub fn worker_main(url: &str) -> Result<()> {
     Worker::new(url).run()
+}
+
+#[cfg(test)]
+mod decode_tests {
+    use super::*;
+
+    fn len(s: String) -> usize {
+        s.len()
+    }
+
+    fn codec(outcome: Outcome) -> String {
+        match outcome {
+            Outcome::Codec(text) => text,
+            other => panic!("expected Outcome::Codec, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn task_arguments_decode_exactly() {
+        let good = postcard::to_allocvec("Bob the Builder").unwrap();
+        match __invoke(len, &good) {
+            Outcome::Value(b) => assert_eq!(decode_exact::<usize>(&b), Ok(15)),
+            other => panic!("{other:?}"),
+        }
+        for cut in 0..good.len() {
+            let text = codec(__invoke(len, &good[..cut]));
+            assert!(
+                text.ends_with("expected alloc::string::String: the bytes end early"),
+                "{text}"
+            );
+        }
+        let mut longer = good.clone();
+        longer.extend([1, 2]);
+        let text = codec(__invoke(len, &longer));
+        assert!(
+            text.ends_with("expected alloc::string::String: 2 bytes left over"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn random_task_arguments_and_messages_never_panic() {
+        let mut x = 0xDEAD_BEEF_CAFE_F00Du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..10_000 {
+            let n = (next() % 40) as usize;
+            let b: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+            if let Outcome::Codec(text) = __invoke(len, &b) {
+                assert!(text.contains("expected alloc::string::String: "), "{text}");
+            }
+            if let Err(text) = decode_exact::<TaskMsg>(&b) {
+                assert!(text.contains("TaskMsg: "), "{text}");
+            }
+            if let Err(text) = decode_exact::<Outcome>(&b) {
+                assert!(text.contains("Outcome: "), "{text}");
+            }
+        }
+    }
 }

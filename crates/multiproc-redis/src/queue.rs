@@ -15,6 +15,7 @@
 
 use crate::conn::{BLOCK_CHUNK, Client, Conn, Pool, random_token};
 use crate::wire::Wire;
+use multiproc_spawn::decode::decode_exact;
 use multiproc_sync::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -734,7 +735,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn get_inner(&self, timeout: Option<Duration>) -> Result<T> {
         let rx = &self.rx;
         let bytes = rx.get_bytes(timeout)?;
-        match postcard::from_bytes(&bytes) {
+        match decode_exact(&bytes) {
             Ok(v) => Ok(v),
             Err(e) => {
                 // Not a `T`: dropped from the queue, reported once.

@@ -6,6 +6,7 @@
 //! [`crate::entry`], before `main` would run; a Fork child gets here straight after `fork()`.
 //! None of them ever returns: they end with `_exit`, so no code of the parent's `main` runs.
 
+use crate::decode::decode_exact;
 use crate::handoff;
 use crate::identity::{self, Ident, Identity, ProcessInfo};
 use crate::registry;
@@ -75,7 +76,7 @@ pub(crate) fn trampoline<A: DeserializeOwned, R: Serialize>(
     args: &[u8],
     fds: Vec<OwnedFd>,
 ) -> Outcome {
-    let args: A = match handoff::with_received_fds(fds, || postcard::from_bytes(args)) {
+    let args: A = match handoff::with_received_fds(fds, || decode_exact(args)) {
         Ok(a) => a,
         Err(e) => return Outcome::Failed(format!("could not decode the arguments: {e}")),
     };
@@ -253,7 +254,7 @@ fn parse_bootstrap(payload: &[u8]) -> Result<(Header, &[u8]), String> {
         .get(4..4 + len)
         .ok_or("truncated start-up message")?;
     let header: Header =
-        postcard::from_bytes(header_bytes).map_err(|e| format!("bad start-up header: {e}"))?;
+        decode_exact(header_bytes).map_err(|e| format!("bad start-up header: {e}"))?;
     Ok((header, &payload[4 + len..]))
 }
 
@@ -339,4 +340,62 @@ pub(crate) fn finish(report: Report, outcome: Result<Outcome, String>) -> ! {
     // A parent that dropped its handle no longer listens: the child still exits normally.
     let _ = wire::write_frame(report.sock.as_fd(), kind, &[payload], &raw);
     sys::exit_now(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn len(s: String) -> usize {
+        s.len()
+    }
+
+    fn run(args: &[u8]) -> Result<Vec<u8>, String> {
+        match trampoline::<String, usize>(len as fn(String) -> usize as usize, args, Vec::new()) {
+            Outcome::Value(bytes, _) => Ok(bytes.as_slice().to_vec()),
+            Outcome::Failed(e) => Err(e),
+        }
+    }
+
+    #[test]
+    fn arguments_decode_exactly() {
+        let good = postcard::to_allocvec("Bob the Builder").unwrap();
+        assert_eq!(
+            run(&good).unwrap(),
+            postcard::to_allocvec(&15usize).unwrap()
+        );
+        for cut in 0..good.len() {
+            let e = run(&good[..cut]).unwrap_err();
+            assert!(e.contains("expected alloc::string::String: "), "{e}");
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        let e = run(&longer).unwrap_err();
+        assert!(
+            e.contains("expected alloc::string::String: 1 byte left over"),
+            "{e}"
+        );
+        // A u64's bytes are no string's.
+        let e = run(&postcard::to_allocvec(&300u64).unwrap()).unwrap_err();
+        assert!(e.contains("alloc::string::String"), "{e}");
+    }
+
+    #[test]
+    fn random_arguments_and_headers_never_panic() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..10_000 {
+            let mut next = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let n = (next() % 48) as usize;
+            let b: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+            if let Err(e) = run(&b) {
+                assert!(e.contains("expected alloc::string::String: "), "{e}");
+            }
+            let _ = parse_bootstrap(&b);
+        }
+    }
 }

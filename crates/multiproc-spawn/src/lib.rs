@@ -86,8 +86,10 @@
 #![deny(missing_docs)]
 
 mod child;
+#[doc(hidden)]
+pub mod decode;
 mod entry;
-// Not API (`fnref`, `handoff`): public for the workspace's crates, hidden from the docs, and
+// Not API (`decode`, `fnref`, `handoff`): public for the workspace's crates, hidden from the docs, and
 // free to change in any release.
 #[doc(hidden)]
 pub mod fnref;

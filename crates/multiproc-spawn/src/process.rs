@@ -2,6 +2,7 @@
 //! start methods, then watch, signal and join it.
 
 use crate::child::{self, Header, Outcome, Trampoline};
+use crate::decode::decode_exact;
 use crate::handoff;
 use crate::identity::{self, Identity, ProcessInfo};
 use crate::registry::{self, Child};
@@ -130,7 +131,7 @@ impl ProcessBuilder {
             // handles the child inherits with its parent's memory count for nothing.
             drop(args);
             self.fork(move || {
-                let args = handoff::with_received_fds(fds, || postcard::from_bytes::<A>(&encoded))
+                let args = handoff::with_received_fds(fds, || decode_exact::<A>(&encoded))
                     .unwrap_or_else(|e| panic!("could not decode the arguments: {e}"));
                 f(args)
             })
@@ -440,7 +441,7 @@ impl<R: DeserializeOwned> Process<R> {
         let note = note.map(|n| format!(" ({n})")).unwrap_or_default();
         match outcome {
             Some(frame) if frame.kind == Kind::ResultOk && exit == 0 => {
-                handoff::with_received_fds(frame.fds, || postcard::from_bytes(&frame.payload))
+                handoff::with_received_fds(frame.fds, || decode_exact(&frame.payload))
                     .map_err(|e| Error::Codec(format!("could not decode the result: {e}")))
             }
             Some(frame) if frame.kind != Kind::ResultOk => Err(Error::ProcessFailed {

@@ -364,7 +364,14 @@ impl Child {
                 });
             } else if read || code.is_some() {
                 // After the exit, everything the child wrote is in the socket.
-                self.read_frames(st)?;
+                if let Err(e) = self.read_frames(st) {
+                    if code.is_none() {
+                        return Err(e);
+                    }
+                    // The child is reaped now: its status and the reason its outcome was lost
+                    // must not go with the error (a later look would find only ECHILD).
+                    st.note = Some(format!("its outcome could not be read: {e}"));
+                }
             }
             if let Some(code) = code {
                 st.exit = Some(if code == i32::MIN {

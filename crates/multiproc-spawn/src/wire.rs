@@ -290,8 +290,12 @@ impl FrameReader {
         if got_fds {
             self.fds.extend(fds);
         }
+        // A message whose descriptors the kernel could not install (no room) still ends the
+        // read at its boundary, as one that brought them does: neither says the socket is empty.
+        let mut stopped_at_fds = got_fds;
         let r = r.map(|(n, complete)| {
             self.dropped |= !complete;
+            stopped_at_fds |= !complete;
             n
         });
         self.drained = false;
@@ -307,7 +311,7 @@ impl FrameReader {
                     Some(large) => large.filled += n,
                     None => self.end += n,
                 }
-                if n < room && !got_fds {
+                if n < room && !stopped_at_fds {
                     Got::All
                 } else {
                     Got::More

@@ -174,11 +174,8 @@ fn a_parent_without_room_for_a_results_descriptors_gets_an_error_naming_the_caus
         StartMethod::ForkServer,
     ] {
         let (base, _) = three_files();
-        let p = Process::builder()
-            .start_method(m)
-            .spawn(make_many_with_room, Trio(base))
-            .unwrap();
-        // Room for a few more descriptors, not for 3,000: the child raises its own limit.
+        // Room for a few more descriptors, not for 3,000: the child raises its own limit. Set
+        // before the start, so the result can never arrive while the parent still had room.
         let mut lim = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
@@ -189,7 +186,12 @@ fn a_parent_without_room_for_a_results_descriptors_gets_an_error_naming_the_caus
             let hard = lim.rlim_cur;
             lim.rlim_cur = open_fds() + 100;
             assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-            let e = p.join().unwrap_err().to_string();
+            let e = Process::builder()
+                .start_method(m)
+                .spawn(make_many_with_room, Trio(base))
+                .and_then(|p| p.join())
+                .unwrap_err()
+                .to_string();
             lim.rlim_cur = hard;
             assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
             assert!(

@@ -169,10 +169,10 @@ impl<R> Core<R> {
     /// Calls `cb` when the cell is done (at once, in this thread, if it already is).
     pub(crate) fn add_callback(self: &Arc<Self>, cb: Callback<R>) {
         let mut slot = Some(cb);
-        if !self.register(|ex| ex.callbacks.push(slot.take().expect("once"))) {
-            if let Some(cb) = slot {
-                cb(self);
-            }
+        if !self.register(|ex| ex.callbacks.push(slot.take().expect("once")))
+            && let Some(cb) = slot
+        {
+            cb(self);
         }
     }
 

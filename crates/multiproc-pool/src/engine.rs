@@ -570,35 +570,34 @@ impl Supervisor {
         // exit code 0: a worker that retires after `maxtasksperchild` is never sent more than
         // its quota, so it leaves with nothing in flight). Re-running it would end the next
         // worker the same way, for ever.
-        if let Some(id) = inflight.pop_front() {
-            if let Some(job) = self.jobs.remove(&id) {
-                job.done.finish(Err(Error::WorkerDied { exitcode }));
-            }
+        if let Some(id) = inflight.pop_front()
+            && let Some(job) = self.jobs.remove(&id)
+        {
+            job.done.finish(Err(Error::WorkerDied { exitcode }));
         }
         // The tasks it had not started go first to the next worker.
         while let Some(id) = inflight.pop_back() {
             self.pending.push_front(id);
         }
         drop(w);
-        if !(self.closing && self.pending.is_empty()) {
-            if let Err(e) = self.spawn_worker(slot) {
-                if self.live_workers() == 0 {
-                    let msg = e.to_string();
-                    self.fail_pending(|| Error::ProcessFailed {
-                        exitcode: -1,
-                        message: format!("could not start a pool worker: {msg}"),
-                    });
-                }
-            }
+        if !(self.closing && self.pending.is_empty())
+            && let Err(e) = self.spawn_worker(slot)
+            && self.live_workers() == 0
+        {
+            let msg = e.to_string();
+            self.fail_pending(|| Error::ProcessFailed {
+                exitcode: -1,
+                message: format!("could not start a pool worker: {msg}"),
+            });
         }
     }
 
     fn fail_pending(&mut self, err: impl Fn() -> Error) {
         for id in std::mem::take(&mut self.pending) {
-            if let Some(mut job) = self.jobs.remove(&id) {
-                if job.done.claim() {
-                    job.done.finish(Err(err()));
-                }
+            if let Some(mut job) = self.jobs.remove(&id)
+                && job.done.claim()
+            {
+                job.done.finish(Err(err()));
             }
         }
     }

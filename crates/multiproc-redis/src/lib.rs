@@ -108,10 +108,10 @@ pub fn doc_url() -> Option<String> {
 pub fn test_server_url() -> std::result::Result<String, String> {
     use std::sync::OnceLock;
     static SERVER: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    if let Ok(url) = std::env::var(URL_ENV) {
-        if !multiproc_spawn::secure_exec() {
-            return Ok(url);
-        }
+    if let Ok(url) = std::env::var(URL_ENV)
+        && !multiproc_spawn::secure_exec()
+    {
+        return Ok(url);
     }
     SERVER
         .get_or_init(|| match LocalServer::start() {

@@ -330,10 +330,11 @@ pub(crate) fn finish(report: Report, outcome: Result<Outcome, String>) -> ! {
     };
     let _ = std::io::stdout().flush();
     registry::join_all_children();
-    if let Some(slot) = report.slot {
-        if fds.is_empty() && slot.put(kind, payload) {
-            sys::exit_now(code)
-        }
+    if let Some(slot) = report.slot
+        && fds.is_empty()
+        && slot.put(kind, payload)
+    {
+        sys::exit_now(code)
     }
     drop(report.parents_end);
     let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();

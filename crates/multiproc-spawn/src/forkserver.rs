@@ -100,16 +100,14 @@ pub(crate) fn start_child(daemon: bool, bootstrap: impl FnOnce(BorrowedFd<'_>)) 
     if guard.as_ref().is_some_and(|s| s.owner == sys::getpid()) {
         let srv = guard.as_mut().expect("just checked");
         srv.collect_spare();
-        if !daemon {
-            if let Some(spare) = srv.take_live_spare() {
-                bootstrap(spare.sock.as_fd());
-                srv.ask_for_spare();
-                return Ok(Started {
-                    pid: spare.pid,
-                    sock: spare.sock,
-                    server_pidfd: None,
-                });
-            }
+        if !daemon && let Some(spare) = srv.take_live_spare() {
+            bootstrap(spare.sock.as_fd());
+            srv.ask_for_spare();
+            return Ok(Started {
+                pid: spare.pid,
+                sock: spare.sock,
+                server_pidfd: None,
+            });
         }
     }
     let (mine, theirs) = sys::socketpair()?;
@@ -365,10 +363,10 @@ pub(crate) fn serve(ctrl: OwnedFd, owner: u32) -> ! {
                     continue;
                 }
                 let daemon = frame.payload.first() == Some(&1);
-                if let Some(sock) = frame.fds.into_iter().next() {
-                    if let Some(kid) = fork_child(me, owner, &ctrl, sock, daemon, &mut adopt) {
-                        kids.push(kid);
-                    }
+                if let Some(sock) = frame.fds.into_iter().next()
+                    && let Some(kid) = fork_child(me, owner, &ctrl, sock, daemon, &mut adopt)
+                {
+                    kids.push(kid);
                 }
             }
             if reader.eof() {
@@ -378,14 +376,14 @@ pub(crate) fn serve(ctrl: OwnedFd, owner: u32) -> ! {
         for (i, r) in ready[1..].iter().enumerate() {
             let k = &mut kids[i];
             if r.readable || r.writable {
-                if k.pending.is_none() {
-                    if let Ok(Some(code)) = sys::waitid_pidfd(k.pidfd.as_fd(), true) {
-                        let mut frame = [0u8; 12];
-                        frame[..4].copy_from_slice(&4u32.to_le_bytes());
-                        frame[4] = Kind::Status as u8;
-                        frame[8..].copy_from_slice(&code.to_le_bytes());
-                        k.pending = Some((frame, 0));
-                    }
+                if k.pending.is_none()
+                    && let Ok(Some(code)) = sys::waitid_pidfd(k.pidfd.as_fd(), true)
+                {
+                    let mut frame = [0u8; 12];
+                    frame[..4].copy_from_slice(&4u32.to_le_bytes());
+                    frame[4] = Kind::Status as u8;
+                    frame[8..].copy_from_slice(&code.to_le_bytes());
+                    k.pending = Some((frame, 0));
                 }
                 if let Some((frame, sent)) = &mut k.pending {
                     let rest = [IoSlice::new(&frame[*sent..])];

@@ -202,10 +202,10 @@ impl Table {
     /// The wake-up socket, starting the dispatcher thread on first use (and again in a forked
     /// child, whose parent's thread does not exist there).
     fn wake(&mut self) -> Result<Arc<UnixStream>> {
-        if self.pid == std::process::id() {
-            if let Some(w) = &self.wake {
-                return Ok(Arc::clone(w));
-            }
+        if self.pid == std::process::id()
+            && let Some(w) = &self.wake
+        {
+            return Ok(Arc::clone(w));
         }
         let (theirs, mine) = UnixStream::pair().map_err(io)?;
         theirs.set_nonblocking(true).map_err(io)?;
@@ -302,10 +302,10 @@ pub fn signal(sig: Signal, handler: Handler) -> Result<Handler> {
 pub fn getsignal(sig: Signal) -> Result<Handler> {
     {
         let t = table();
-        if t.pid == std::process::id() {
-            if let Some(h) = t.hooked.get(&sig.0) {
-                return Ok(h.handler.clone());
-            }
+        if t.pid == std::process::id()
+            && let Some(h) = t.hooked.get(&sig.0)
+        {
+            return Ok(h.handler.clone());
         }
     }
     Ok(match sys::disposition(sig.0).map_err(io)? {

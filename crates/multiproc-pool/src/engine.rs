@@ -264,7 +264,10 @@ impl Supervisor {
             // Sleeps (after a spin) until a worker puts a result or a thread of ours wakes us.
             match self.results.get_bytes() {
                 Ok(rec) => self.record(&rec),
-                Err(_) => return,
+                Err(Error::Closed) => return,
+                // A result ring found corrupt (memory written by someone else) was emptied to
+                // stay usable: one error must not end the loop that serves every other task.
+                Err(e) => tracing::warn!(error = %e, "a pool's result ring could not be read"),
             }
             self.drain_results();
             while let Ok(ev) = self.rx.try_recv() {

@@ -51,16 +51,9 @@ fn truncated_and_extended_items_are_codec_errors_naming_the_type() {
 #[test]
 fn random_items_never_panic() {
     let q = Queue::<(String, Option<u64>)>::new().unwrap();
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = multiproc_testkit::XorShift(0x9E37_79B9_7F4A_7C15);
     for _ in 0..10_000 {
-        let len = (next() % 32) as usize;
-        let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let bytes = rng.bytes(32);
         q.put_bytes(&bytes).unwrap();
         match q.get() {
             Ok(_) => {}

@@ -256,16 +256,9 @@ mod tests {
     fn random_arguments_and_results_never_panic() {
         let one = CallSpec::one(len as fn(String) -> usize);
         let chunk = CallSpec::chunk(len as fn(String) -> usize);
-        let mut x = 0x0123_4567_89AB_CDEFu64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = multiproc_testkit::XorShift(0x0123_4567_89AB_CDEF);
         for _ in 0..10_000 {
-            let n = (next() % 40) as usize;
-            let b: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+            let b = rng.bytes(40);
             if let Err(e) = one.run(&b, &mut Vec::new()) {
                 assert!(e.contains("expected alloc::string::String: "), "{e}");
             }

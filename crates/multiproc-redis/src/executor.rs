@@ -872,16 +872,9 @@ mod decode_tests {
 
     #[test]
     fn random_task_arguments_and_messages_never_panic() {
-        let mut x = 0xDEAD_BEEF_CAFE_F00Du64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = multiproc_testkit::XorShift(0xDEAD_BEEF_CAFE_F00D);
         for _ in 0..10_000 {
-            let n = (next() % 40) as usize;
-            let b: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+            let b = rng.bytes(40);
             if let Outcome::Codec(text) = __invoke(len, &b) {
                 assert!(text.contains("expected alloc::string::String: "), "{text}");
             }

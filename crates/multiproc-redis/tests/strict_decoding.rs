@@ -52,16 +52,10 @@ fn random_items_never_panic() {
     let name = common::unique("strict-random");
     let raw: Queue<[u8; 12]> = Queue::open(&url, &name).unwrap();
     let typed: Queue<(String, Option<u64>)> = Queue::open(&url, &name).unwrap();
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = multiproc_testkit::XorShift(0x9E37_79B9_7F4A_7C15);
     for _ in 0..10_000 {
         let mut item = [0u8; 12];
-        item.iter_mut().for_each(|b| *b = next() as u8);
+        item.iter_mut().for_each(|b| *b = rng.next_u64() as u8);
         // A small length prefix now and then, so some items decode.
         item[0] %= 16;
         raw.put(item).unwrap();

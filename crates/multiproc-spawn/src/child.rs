@@ -383,16 +383,9 @@ mod tests {
 
     #[test]
     fn random_arguments_and_headers_never_panic() {
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut rng = multiproc_testkit::XorShift(0x2545_F491_4F6C_DD1D);
         for _ in 0..10_000 {
-            let mut next = || {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x
-            };
-            let n = (next() % 48) as usize;
-            let b: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+            let b = rng.bytes(48);
             if let Err(e) = run(&b) {
                 assert!(e.contains("expected alloc::string::String: "), "{e}");
             }

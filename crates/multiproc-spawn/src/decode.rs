@@ -69,25 +69,6 @@ fn failed<T>(e: &postcard::Error) -> String {
 mod tests {
     use super::*;
 
-    /// A deterministic xorshift64 generator.
-    pub(crate) struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-
-        fn bytes(&mut self) -> Vec<u8> {
-            let len = (self.next() % 40) as usize;
-            (0..len).map(|_| self.next() as u8).collect()
-        }
-    }
-
     #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
     enum Shape {
         Dot,
@@ -139,9 +120,9 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic() {
-        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut rng = multiproc_testkit::XorShift(0x9E37_79B9_7F4A_7C15);
         for _ in 0..10_000 {
-            let b = rng.bytes();
+            let b = rng.bytes(40);
             for e in [
                 decode_exact::<Shape>(&b).err(),
                 decode_exact::<String>(&b).err(),

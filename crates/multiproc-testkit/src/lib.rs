@@ -121,6 +121,36 @@ pub fn under_ulimit(ulimit: &str) -> [String; 3] {
     ]
 }
 
+/// A deterministic xorshift64 generator, for the decoders' fuzz-style tests: the same seed gives
+/// the same bytes on every run, so a failure can be replayed (no dependency for a few lines).
+///
+/// ```
+/// let mut rng = multiproc_testkit::XorShift(0x9E37_79B9_7F4A_7C15);
+/// let buf = rng.bytes(32);
+/// assert!(buf.len() < 32);
+/// assert_ne!(rng.next_u64(), rng.next_u64());
+/// ```
+#[derive(Clone, Debug)]
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    /// The next number (the seed must not be 0).
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// A buffer of fewer than `max_len` random bytes.
+    pub fn bytes(&mut self, max_len: usize) -> Vec<u8> {
+        let len = (self.next_u64() % max_len as u64) as usize;
+        (0..len).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
 /// Whether the run is a CI run (`CI` set, and not to `false` or `0`).
 pub fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")

@@ -152,6 +152,7 @@ fn test() -> DynResult {
     // SAFETY: xtask is single-threaded here, so no other thread reads the environment while it
     // changes; every test, doc test and example it starts inherits the variable.
     unsafe { std::env::set_var(multiproc_testkit::SKIP_LOG_ENV, &log) };
+    print_machine();
     let mut steps = Steps::default();
     let result = test_steps(&mut steps);
     let skipped: Vec<String> = std::fs::read_to_string(&log)
@@ -161,6 +162,28 @@ fn test() -> DynResult {
         .collect();
     steps.print(&skipped);
     result
+}
+
+/// One line on the limits the tests run under, so that a failure on another machine (a CI
+/// runner) can be read against them: descriptors, processes, `/dev/shm`, CPUs, kernel.
+fn print_machine() {
+    let sh = |script: &str| {
+        Command::new("bash")
+            .args(["-c", script])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    println!(
+        "== machine: nofile {}/{}, nproc {}, /dev/shm {}, {} cpus, kernel {}, uid {}",
+        sh("ulimit -Sn"),
+        sh("ulimit -Hn"),
+        sh("ulimit -u"),
+        sh("df -h /dev/shm | awk 'NR==2 {print $2\" (\"$4\" free)\"}'"),
+        sh("nproc"),
+        sh("uname -r"),
+        sh("id -u"),
+    );
 }
 
 fn test_steps(steps: &mut Steps) -> DynResult {

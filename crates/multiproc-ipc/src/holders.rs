@@ -43,11 +43,13 @@ use crate::codec;
 use crate::segment::Segment;
 use crate::sys;
 
-/// Holder slots per object: processes that hold it at once (dead ones are reclaimed).
-pub(crate) const SLOTS: usize = 240;
+/// Holder slots per object: processes that hold it at once (dead ones are reclaimed). As
+/// many as fit in the header page beside its other fields: a pool's result queue is held by
+/// every worker and the parent, so this bounds a pool's size (503 workers).
+pub(crate) const SLOTS: usize = 504;
 /// Objects start after the header page.
 pub(crate) const OBJECT_OFFSET: usize = 4096;
-const MAGIC: u64 = u64::from_le_bytes(*b"mprocsg1");
+const MAGIC: u64 = u64::from_le_bytes(*b"mprocsg2");
 const NO_SLOT: usize = usize::MAX;
 /// A slot word: pid (22 bits: Linux pids are below 2^22) | role-0 count | role-1 count |
 /// blocked getters (14 bits each).
@@ -95,6 +97,8 @@ struct SegmentHeader {
 }
 
 const _: () = assert!(std::mem::size_of::<SegmentHeader>() <= OBJECT_OFFSET);
+// The header fills its page: more slots need a larger OBJECT_OFFSET.
+const _: () = assert!(std::mem::size_of::<SegmentHeader>() + 8 > OBJECT_OFFSET);
 
 #[inline]
 fn pack(pid: u32, counts: [u64; 2]) -> u64 {

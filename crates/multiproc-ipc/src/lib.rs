@@ -96,3 +96,13 @@ pub use sync::{
     Semaphore,
 };
 pub use value::{Array, ArrayGuard, Plain, Value, ValueGuard};
+
+/// The most processes that can hold one shared object (a queue, pipe, lock, value…) at the
+/// same time; the next gets `Err(Io)` ("more than … live processes hold this object"). The
+/// slots of processes that have died are reused. A pool's result queue is held by every
+/// worker and by the parent, so a process pool has at most `MAX_HOLDERS - 1` workers.
+///
+/// ```
+/// assert!(multiproc_ipc::MAX_HOLDERS > 256);
+/// ```
+pub const MAX_HOLDERS: usize = holders::SLOTS;

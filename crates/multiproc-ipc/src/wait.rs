@@ -4,7 +4,7 @@
 //! well under a microsecond; so a waiter first spins for about as long as a wake-up would cost
 //! (most hand-offs between busy processes finish inside that), and only then sleeps. Sleepers
 //! announce themselves in a [`Signal`], so that the side that makes progress pays a system
-//! call only when someone sleeps. A sleep never lasts longer than [`POLL`]: a waiter wakes to
+//! call only when someone sleeps. A first sleep lasts at most [`POLL`]: a waiter wakes to
 //! check that its peers are still alive, since a process killed with `kill -9` wakes nobody.
 
 use std::sync::atomic::{AtomicU32, Ordering, fence};
@@ -16,8 +16,13 @@ use crate::sys;
 pub(crate) const SPIN_FOR: Duration = Duration::from_micros(50);
 /// Checks a spinning waiter makes before it first reads the clock (a pause is ~10–40 ns).
 const FIRST_CHECKS: u32 = 64;
-/// The longest sleep between two liveness checks.
+/// The first sleep between two liveness checks.
 pub(crate) const POLL: Duration = Duration::from_millis(20);
+/// The longest: each sleep that ends without news doubles the next, up to this. An idle
+/// waiter (a pool worker with nothing to do) then costs about two wake-ups a second, not
+/// fifty: 256 idle workers polling every [`POLL`] kept both cores of a 2-vCPU machine busy.
+/// A peer killed while we sleep is still noticed within half a second.
+pub(crate) const POLL_MAX: Duration = Duration::from_millis(500);
 
 /// A wake-up channel in shared memory: a sequence number to sleep on and a sleeper count.
 #[repr(C)]
@@ -96,6 +101,7 @@ impl Signal {
         if spin::<PACE>(&mut ready, deadline) {
             return Wait::Ready;
         }
+        let mut nap = POLL;
         loop {
             self.sleepers.fetch_add(1, Ordering::SeqCst);
             let seq = self.seq.load(Ordering::Acquire);
@@ -111,10 +117,17 @@ impl Signal {
                 Some(if ready() { Wait::Ready } else { Wait::Closed })
             } else {
                 let until = match deadline {
-                    Some(d) if d < now + POLL => d,
-                    _ => now + POLL,
+                    Some(d) if d < now + nap => d,
+                    _ => now + nap,
                 };
                 sys::futex_wait(&self.seq, seq, Some(until - now));
+                // A wake-up (news, if not yet ours) starts the pacing again; a sleep that
+                // ran out doubles the next.
+                nap = if self.seq.load(Ordering::Relaxed) == seq {
+                    (nap * 2).min(POLL_MAX)
+                } else {
+                    POLL
+                };
                 None
             };
             self.sleepers.fetch_sub(1, Ordering::Relaxed);

@@ -144,3 +144,63 @@ fn ring_growth_past_ulimit_f_says_efbig() {
     assert_efbig(&e, "a put that grows the ring past the limit");
     println!("child done");
 }
+
+/// In a child: lowers the soft descriptor limit, opens descriptors until none is left, then
+/// waits in `get` on a queue that only the (live) test process can put on, and reports what
+/// the `get` answered.
+fn get_with_no_descriptor_left(
+    (q, ready, report): (Queue<u32>, multiproc_ipc::Event, Queue<String>),
+) {
+    let lim = libc::rlimit {
+        rlim_cur: 64,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    let mut now = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: both point to valid `rlimit`s; lowering the soft limit needs no privilege.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut now), 0);
+        let lim = libc::rlimit {
+            rlim_max: now.rlim_max,
+            ..lim
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    let mut spare = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        spare.push(f);
+    }
+    ready.set();
+    let got = q.get();
+    drop(spare);
+    report.put(format!("{got:?}")).unwrap();
+}
+
+/// A process at its `RLIMIT_NOFILE` cannot read `/proc` to see whether its peers live: that
+/// proves nothing. Taking them for dead made its `get` answer `Closed` at once, and a manager
+/// server at its limit dropped the connections of clients that were alive.
+#[test]
+fn a_process_out_of_descriptors_still_sees_its_live_peers() {
+    let q: Queue<u32> = Queue::new().unwrap();
+    let ready = multiproc_ipc::Event::new().unwrap();
+    let report: Queue<String> = Queue::new().unwrap();
+    let child = multiproc_spawn::spawn(
+        get_with_no_descriptor_left,
+        (q.clone(), ready.clone(), report.clone()),
+    )
+    .unwrap();
+    ready.wait();
+    // Its `get` must still be waiting: we live and may put. (Half a second covers many
+    // liveness checks; a slower machine could only make this miss the defect, never fail.)
+    if let Ok(early) = report.get_timeout(std::time::Duration::from_millis(500)) {
+        panic!("the get of a process out of descriptors answered while we live: {early}");
+    }
+    q.put(7).unwrap();
+    let got = report
+        .get_timeout(std::time::Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(got, "Ok(7)");
+    child.join().unwrap();
+}

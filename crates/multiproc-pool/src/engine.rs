@@ -125,6 +125,7 @@ impl Engine {
         let mut sup = Supervisor {
             pids: Arc::clone(&pids),
             workers: (0..cfg.processes).map(|_| None).collect(),
+            start_failures: vec![0; cfg.processes],
             cfg,
             tx: tx.clone(),
             results,
@@ -233,6 +234,8 @@ struct Worker {
     tasks: Queue<()>,
     inflight: VecDeque<u64>,
     sent: usize,
+    /// Results it has put.
+    completed: usize,
     generation: u64,
     stopping: bool,
 }
@@ -252,6 +255,19 @@ struct Supervisor {
     avg_ns: f64,
     closing: bool,
     buf: Vec<u8>,
+    /// Per slot: workers in a row that failed as they started (see [`START_ATTEMPTS`]).
+    start_failures: Vec<u32>,
+}
+
+/// Workers in a row that may fail as they start in one slot before it is left empty.
+const START_ATTEMPTS: u32 = 3;
+
+/// The reason a worker reported for ending before it served (its arguments could not be
+/// decoded, its initializer panicked); `None` for the texts `join` makes up for a worker that
+/// reported nothing (killed, or `exit` called by a task).
+fn worker_report(message: &str) -> Option<String> {
+    let made_up = message.starts_with("exited with code") || message.starts_with("killed by");
+    (!made_up).then(|| message.to_owned())
 }
 
 /// About this much work is kept queued at each worker when tasks are short.
@@ -501,6 +517,7 @@ impl Supervisor {
             return;
         };
         if let Some(w) = self.workers.get_mut(slot as usize).and_then(Option::as_mut) {
+            w.completed += 1;
             if w.inflight.front() == Some(&id) {
                 w.inflight.pop_front();
             } else {
@@ -544,18 +561,36 @@ impl Supervisor {
             w.process.wait_timeout(Duration::from_secs(30));
         }
         let exitcode = w.process.exitcode().unwrap_or(-9);
+        let Worker {
+            process,
+            tasks,
+            inflight,
+            completed,
+            ..
+        } = w;
+        let pid = process.pid();
+        // A worker reports a failure of its own (it could not decode its arguments, its
+        // initializer panicked) only when it could not start serving: a task's panic is
+        // caught and sent as that task's result, and a task that kills its worker leaves no
+        // report. Such a worker ran none of the tasks sent to it.
+        let start_failure = match process.join() {
+            Err(Error::ProcessFailed { message, .. }) if completed == 0 && exitcode == 1 => {
+                worker_report(&message)
+            }
+            _ => None,
+        };
         tracing::debug!(
             target: "multiproc::pool",
             slot,
-            pid = w.process.pid(),
+            pid,
             exitcode,
-            in_flight = w.inflight.len(),
-            "pool worker ended; starting a replacement"
+            in_flight = inflight.len(),
+            "pool worker ended"
         );
         // Records still on its queue were never taken: those tasks did not run, whatever
         // killed the worker (a task sent to a worker that was already dying is not to blame).
         let mut untaken = Vec::new();
-        while let Ok(rec) = w.tasks.get_bytes_timeout(Duration::ZERO) {
+        while let Ok(rec) = tasks.get_bytes_timeout(Duration::ZERO) {
             let mut cur = Cursor(&rec);
             if !matches!(cur.u8(), Ok(wire::TASKS)) {
                 continue;
@@ -564,10 +599,37 @@ impl Supervisor {
                 untaken.push(id);
             }
         }
-        w.inflight.retain(|id| !untaken.contains(id));
-        let mut inflight = std::mem::take(&mut w.inflight);
+        let mut inflight = inflight;
+        inflight.retain(|id| !untaken.contains(id));
         for &id in untaken.iter().rev() {
             self.pending.push_front(id);
+        }
+        if let Some(why) = start_failure {
+            // Nothing it was sent ran: all of it goes to the next worker. A slot whose workers
+            // keep failing to start is left empty (Python's pool would replace them for ever,
+            // at full speed): the others carry on, and with none left the tasks fail with the
+            // workers' own reason.
+            while let Some(id) = inflight.pop_back() {
+                self.pending.push_front(id);
+            }
+            self.start_failures[slot] += 1;
+            if self.start_failures[slot] >= START_ATTEMPTS {
+                tracing::warn!(
+                    target: "multiproc::pool",
+                    slot,
+                    reason = %why,
+                    "pool workers fail as they start: this slot stays empty"
+                );
+                if self.live_workers() == 0 {
+                    self.fail_pending(|| Error::ProcessFailed {
+                        exitcode: 1,
+                        message: format!("every pool worker failed as it started: {why}"),
+                    });
+                }
+                return;
+            }
+        } else {
+            self.start_failures[slot] = 0;
         }
         // The oldest task in flight is the one it was running: it ended the worker (even with
         // exit code 0: a worker that retires after `maxtasksperchild` is never sent more than
@@ -582,7 +644,7 @@ impl Supervisor {
         while let Some(id) = inflight.pop_back() {
             self.pending.push_front(id);
         }
-        drop(w);
+        drop(tasks);
         if !(self.closing && self.pending.is_empty())
             && let Err(e) = self.spawn_worker(slot)
             && self.live_workers() == 0
@@ -668,6 +730,7 @@ impl Supervisor {
             tasks,
             inflight: VecDeque::new(),
             sent: 0,
+            completed: 0,
             generation,
             stopping: false,
         });

@@ -131,10 +131,16 @@ impl PoolBuilder {
 
     pub(crate) fn engine(self) -> Result<Engine> {
         let processes = if self.processes == 0 {
-            multiproc_spawn::cpu_count()
+            multiproc_spawn::cpu_count().min(MAX_PROCESSES)
         } else {
             self.processes
         };
+        if processes > MAX_PROCESSES {
+            return Err(Error::Invalid(format!(
+                "a process pool has at most {MAX_PROCESSES} workers (asked for {processes}): \
+                 its result queue is one shared object, held by every worker and the parent"
+            )));
+        }
         Engine::start(Config {
             processes,
             init: self.init,
@@ -144,6 +150,17 @@ impl PoolBuilder {
         })
     }
 }
+
+/// The most workers a process pool (or [`ProcessPoolExecutor`](crate::ProcessPoolExecutor))
+/// can have: its result queue is one shared object, held by every worker and the parent
+/// (see [`multiproc_ipc::MAX_HOLDERS`]). A larger count is `Err(Invalid)` at `build`; the
+/// default (one worker per CPU) is capped at it.
+///
+/// ```
+/// use multiproc::pool::{MAX_PROCESSES, Pool};
+/// assert!(Pool::new(MAX_PROCESSES + 1).is_err());
+/// ```
+pub const MAX_PROCESSES: usize = multiproc_ipc::MAX_HOLDERS - 1;
 
 /// Python's default `map` chunk size: `ceil(len / (4 × workers))`.
 pub(crate) fn default_chunksize(len: usize, workers: usize) -> usize {

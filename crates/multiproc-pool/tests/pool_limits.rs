@@ -60,9 +60,29 @@ fn many_workers(_: ()) -> Result<usize, String> {
         .start_method(StartMethod::ForkServer)
         .build()
         .map_err(|e| format!("Pool(256) under a soft limit of {USUAL_SOFT}: {e}"))?;
+    let started = pool.pids();
     let got = pool.map(double, 0..1000u64).map_err(|e| e.to_string())?;
     if got != (0..1000u64).map(double).collect::<Vec<_>>() {
         return Err("wrong results".to_owned());
+    }
+    // Every worker started and none was replaced: a pool larger than the holder slots of
+    // its result queue (240 once) had its last workers fail at start and be replaced for
+    // ever, at full speed, while the others did the work.
+    let mut distinct = pool.pids();
+    if distinct != started {
+        return Err(format!(
+            "workers were replaced: {} of 256 changed",
+            distinct
+                .iter()
+                .zip(&started)
+                .filter(|(a, b)| a != b)
+                .count()
+        ));
+    }
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() != 256 || distinct.contains(&0) {
+        return Err(format!("{} distinct live workers of 256", distinct.len()));
     }
     Ok(per_worker)
 }

@@ -301,7 +301,7 @@ pub mod pool {
     //! # Ok::<(), multiproc::Error>(())
     //! ```
     #[doc(inline)]
-    pub use multiproc_pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder};
+    pub use multiproc_pool::{AsyncResult, Imap, ImapUnordered, MAX_PROCESSES, Pool, PoolBuilder};
 }
 
 /// Beyond one machine, on a Redis server (cargo feature `redis`): [`redis::Queue`],

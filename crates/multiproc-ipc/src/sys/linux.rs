@@ -274,12 +274,19 @@ pub(crate) fn refresh_pid() -> u32 {
 /// Whether process or thread `id` is gone: no such task, or a zombie / dead one (a killed
 /// child stays a zombie until its parent reaps it, and must already count as dead). Reads
 /// `/proc/<id>/stat` (a few microseconds): call it on slow paths only.
+///
+/// A read that fails for another reason than "no such task" (this process at its
+/// `RLIMIT_NOFILE`, out of memory, a `/proc` mounted with `hidepid`) proves nothing: then
+/// `kill(id, 0)`, which needs no descriptor, decides, and only `ESRCH` means gone. Taking a
+/// live peer for dead would end its queue (`Closed`) under the process at its limit.
 pub(crate) fn is_dead(id: u32) -> bool {
     if id == 0 {
         return true;
     }
-    let Ok(stat) = std::fs::read(format!("/proc/{id}/stat")) else {
-        return true;
+    let stat = match std::fs::read(format!("/proc/{id}/stat")) {
+        Ok(stat) => stat,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
+        Err(_) => return no_such_task(id),
     };
     // "pid (comm) S ...": the comm may hold spaces and parentheses, so look after the last ')'.
     let state = stat
@@ -287,6 +294,17 @@ pub(crate) fn is_dead(id: u32) -> bool {
         .rposition(|&b| b == b')')
         .and_then(|i| stat.get(i + 2).copied());
     matches!(state, None | Some(b'Z' | b'X' | b'x'))
+}
+
+/// Whether `kill(id, 0)` says there is no such process or thread (`ESRCH`). A zombie still
+/// exists for it: [`is_dead`] asks `/proc` first for that reason.
+fn no_such_task(id: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(id) else {
+        return true;
+    };
+    // SAFETY: signal 0 sends nothing; it only checks that the target exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 /// Runs `child` in the child after every `fork` of the process.

@@ -22,8 +22,22 @@
 //! | `await loop.run_in_executor(None, q.get)`, `asyncio.Lock`, `asyncio.Event`, `await proc.wait()` | [`Queue::get_async`], [`Queue::put_async`], [`Connection::recv_async`], [`Lock::acquire_async`], [`Event::wait_async`], [`Process::join_async`]: futures for tokio or any executor, woken by one shared waiter thread, never a spinning core |
 //! | every exception above | one [`Error`] enum, [`Result`] |
 //!
-//! The repository's `docs/coming-from-python.md` goes through every module name by name, with
-//! the behaviours that differ from Python and why; `docs/design.md` explains how it works.
+//! The [`guide`] goes through every Python module name by name, with the behaviours that
+//! differ from Python and why; the repository's `docs/design.md` explains how it works.
+//!
+//! # Add to your Cargo.toml
+//!
+//! ```toml
+//! [dependencies]
+//! multiproc = "0.1"
+//! # Queues, locks and executors across machines, on a Redis server:
+//! # multiproc = { version = "0.1", features = ["redis"] }
+//! serde = { version = "1", features = ["derive"] }
+//! ```
+//!
+//! Arguments, results and items cross process boundaries encoded with serde, so your own types
+//! derive `Serialize` and `Deserialize` (hence `serde` with its `derive` feature); plain types
+//! (numbers, strings, tuples, `Vec`s, options) need nothing.
 //!
 //! # A tour
 //!
@@ -141,13 +155,24 @@
 //! that multiproc started, in programs, `#[test]` functions, examples and benches alike
 //! ([`init`] exists for those who want to say it, and does nothing). Linux is fully supported
 //! (pidfds, futexes, `SCM_RIGHTS`); OS code lives behind one `sys` module per crate so other
-//! platforms can follow. There are no cargo features yet: everything is always on.
+//! platforms can follow; it needs Linux 5.9 or newer (`pidfd_open`, `clone3`, `close_range`).
+//! One cargo feature, `redis` (off by default), adds the `redis` module; everything else is
+//! always on.
 //!
-//! Debugging a stuck program: the thread toolbox emits `DEBUG` [tracing](https://docs.rs/tracing)
-//! events (thread start and exit, waiting for non-daemon threads at exit, queue shutdown,
-//! barrier abort) that are silent unless a subscriber is installed; the process crates emit
-//! none yet.
+//! Debugging a stuck program: the crates emit [tracing](https://docs.rs/tracing) events that
+//! are silent unless a subscriber is installed: `DEBUG` from the thread toolbox (thread start
+//! and exit, waiting for non-daemon threads at exit, queue shutdown, barrier abort), from
+//! processes (a fork server lost and restarted, a child reaped) and pools (a worker ended and
+//! replaced), and `WARN` when something is refused or retried (a pool's workers failing as
+//! they start, a manager at its descriptor limit).
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The guide for Python programmers: every name of `multiprocessing`, `threading`, `queue`,
+/// `concurrent.futures`, `subprocess` and `signal` and where it is here, then the behaviours
+/// that differ on purpose, with the reason for each. (Text only: it has no items.)
+#[doc = include_str!("../guide/coming-from-python.md")]
+pub mod guide {}
 
 #[doc(inline)]
 pub use multiproc_sync::{Error, Result};
@@ -308,6 +333,8 @@ pub mod pool {
 /// [`redis::Lock`], [`redis::Executor`] and its [`redis::Worker`]s, started on any machine
 /// that reaches the server. See the `multiproc-redis` crate.
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[doc(inline)]
 pub use multiproc_redis as redis;
 
 /// Python's `multiprocessing.Manager()`: a server process holding shared objects; see

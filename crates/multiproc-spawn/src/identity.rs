@@ -64,6 +64,17 @@ pub(crate) fn lock() -> MutexGuard<'static, Ident> {
 }
 
 /// Returns this process's description: `MainProcess` in the program's own process.
+///
+/// ```
+/// use multiproc_spawn::{Process, current_process};
+/// assert_eq!(current_process().name, "MainProcess");
+/// assert_eq!(current_process().pid, std::process::id());
+/// let p = Process::builder()
+///     .name("reporter")
+///     .spawn(|_: ()| current_process().name, ())?;
+/// assert_eq!(p.join()?, "reporter");
+/// # Ok::<(), multiproc_sync::Error>(())
+/// ```
 pub fn current_process() -> ProcessInfo {
     let guard = lock();
     match &guard.me {
@@ -81,6 +92,14 @@ pub fn current_process() -> ProcessInfo {
 }
 
 /// Returns the process that started this one, or `None` in the program's own process.
+///
+/// ```
+/// use multiproc_spawn::parent_process;
+/// assert!(parent_process().is_none());
+/// let p = multiproc_spawn::spawn(|_: ()| parent_process().map(|p| p.pid), ())?;
+/// assert_eq!(p.join()?, Some(std::process::id()));
+/// # Ok::<(), multiproc_sync::Error>(())
+/// ```
 pub fn parent_process() -> Option<ProcessInfo> {
     let guard = lock();
     guard.me.as_ref().and_then(|id| id.parent.clone())

@@ -41,6 +41,16 @@ where
 /// Dropping the handle never leaves a zombie or a descriptor: a finished child is already
 /// reaped, and a running one is reaped (and its descriptors closed) in the background when it
 /// ends. The child is not killed.
+///
+/// ```
+/// fn add((a, b): (i32, i32)) -> i32 {
+///     a + b
+/// }
+/// let p: multiproc_spawn::Process<i32> = multiproc_spawn::spawn(add, (2, 3))?;
+/// assert_ne!(p.pid(), std::process::id());
+/// assert_eq!(p.join()?, 5);
+/// # Ok::<(), multiproc_sync::Error>(())
+/// ```
 #[must_use = "a dropped Process is not joined; call join() to get its result"]
 pub struct Process<R> {
     child: Arc<Child>,
@@ -79,6 +89,12 @@ pub struct ProcessBuilder {
 
 impl Process<()> {
     /// A builder for a process with a name, daemon flag or start method of its own.
+    ///
+    /// ```
+    /// let p = multiproc_spawn::Process::builder().name("sq").spawn(|x: u64| x * x, 9)?;
+    /// assert_eq!((p.name().to_owned(), p.join()?), ("sq".to_owned(), 81));
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
     pub fn builder() -> ProcessBuilder {
         ProcessBuilder::default()
     }
@@ -86,6 +102,13 @@ impl Process<()> {
 
 impl ProcessBuilder {
     /// The process's name (default `Process-N`, N counting from 1 in each parent).
+    ///
+    /// ```
+    /// use multiproc_spawn::{Process, current_process};
+    /// let p = Process::builder().name("fetcher").spawn(|_: ()| current_process().name, ())?;
+    /// assert_eq!(p.join()?, "fetcher");
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -108,12 +131,33 @@ impl ProcessBuilder {
     }
 
     /// The start method for this child (default: [`get_start_method`]).
+    ///
+    /// ```
+    /// use multiproc_spawn::{Process, StartMethod};
+    /// for method in [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer] {
+    ///     let p = Process::builder().start_method(method).spawn(|x: u8| x + 1, 1)?;
+    ///     assert_eq!(p.join()?, 2);
+    /// }
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.start_method = Some(method);
         self
     }
 
-    /// Starts `f(args)` in the new process.
+    /// Starts `f(args)` in the new process. `f` is a plain function (or a closure that
+    /// captures nothing); `args` and the value it returns travel encoded with serde, and
+    /// multiproc handles inside them (queues, locks…) reach the child as working handles.
+    ///
+    /// ```
+    /// use multiproc_spawn::Process;
+    /// fn words(text: String) -> Vec<String> {
+    ///     text.split_whitespace().map(str::to_owned).collect()
+    /// }
+    /// let p = Process::builder().spawn(words, "to be or not".to_string())?;
+    /// assert_eq!(p.join()?.len(), 4);
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
     pub fn spawn<A, R>(self, f: fn(A) -> R, args: A) -> Result<Process<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
@@ -315,16 +359,37 @@ fn check_hook() -> Result<()> {
 
 impl<R> Process<R> {
     /// The child's process id.
+    ///
+    /// ```
+    /// let p = multiproc_spawn::spawn(|_: ()| std::process::id(), ())?;
+    /// let pid = p.pid();
+    /// assert_eq!(p.join()?, pid);
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
     pub fn pid(&self) -> u32 {
         self.child.pid
     }
 
     /// The child's name (`Process-N` unless the builder named it).
+    ///
+    /// ```
+    /// let p = multiproc_spawn::spawn(|_: ()| (), ())?;
+    /// assert!(p.name().starts_with("Process-"), "{}", p.name());
+    /// p.join()?;
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.child.name
     }
 
     /// Whether the child is a daemon.
+    ///
+    /// ```
+    /// let p = multiproc_spawn::spawn(|_: ()| (), ())?;
+    /// assert!(!p.is_daemon());
+    /// p.join()?;
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
     pub fn is_daemon(&self) -> bool {
         self.child.daemon
     }
@@ -365,6 +430,14 @@ impl<R> Process<R> {
     }
 
     /// Waits up to `timeout` for the child to end; `true` once it has.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut p = multiproc_spawn::spawn(|x: u32| x, 7)?;
+    /// assert!(p.wait_timeout(Duration::from_secs(30)));
+    /// assert_eq!(p.exitcode(), Some(0));
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
         self.poll(Some(Instant::now() + timeout))
     }
@@ -375,6 +448,21 @@ impl<R> Process<R> {
     }
 
     /// Sends `SIGKILL` (Python's `kill`). A child that has already ended is not an error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// fn forever(_: ()) {
+    ///     loop {
+    ///         std::thread::sleep(Duration::from_secs(1));
+    ///     }
+    /// }
+    /// let mut p = multiproc_spawn::spawn(forever, ())?;
+    /// p.kill()?;
+    /// assert!(p.wait_timeout(Duration::from_secs(30)));
+    /// assert_eq!(p.exitcode(), Some(-9));
+    /// p.kill()?; // already ended: still fine
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
     pub fn kill(&self) -> Result<()> {
         self.signal(sys::SIGKILL)
     }

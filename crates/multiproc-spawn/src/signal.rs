@@ -53,6 +53,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// A signal number, named like Python's `signal.Signals` members (`Signal::SIGTERM`).
+///
+/// ```
+/// use multiproc_spawn::signal::Signal;
+/// assert_eq!(Signal::SIGTERM.number(), 15);
+/// assert_eq!(Signal::SIGTERM.to_string(), "SIGTERM");
+/// # Ok::<(), multiproc_sync::Error>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Signal(i32);
 
@@ -94,11 +101,21 @@ impl Signal {
     }
 
     /// The signal's number (`int(sig)`).
+    ///
+    /// ```
+    /// assert_eq!(multiproc_spawn::signal::Signal::SIGINT.number(), 2);
+    /// ```
     pub fn number(self) -> i32 {
         self.0
     }
 
     /// The signal's name, `"SIGTERM"` (`sig.name`); `"SIGRTMIN+3"` style for real-time ones.
+    ///
+    /// ```
+    /// use multiproc_spawn::signal::Signal;
+    /// assert_eq!(Signal::new(10)?.name(), "SIGUSR1");
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
     pub fn name(self) -> String {
         match low_level::signal_name(self.0) {
             Some(n) => n.to_owned(),
@@ -120,6 +137,12 @@ impl fmt::Display for Signal {
 }
 
 /// What happens when a signal arrives (Python's handler argument of `signal.signal`).
+///
+/// ```
+/// use multiproc_spawn::signal::{self, Handler, Signal};
+/// assert!(matches!(signal::getsignal(Signal::SIGWINCH)?, Handler::Default));
+/// # Ok::<(), multiproc_sync::Error>(())
+/// ```
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum Handler {
@@ -135,7 +158,20 @@ pub enum Handler {
 }
 
 impl Handler {
-    /// A [`Handler::Call`] of `f`.
+    /// A [`Handler::Call`] of `f`: it runs on multiproc's signal dispatcher thread, so it may
+    /// lock, allocate and print, unlike a C signal handler.
+    ///
+    /// ```
+    /// use multiproc_spawn::signal::{self, Handler, Signal};
+    /// use std::sync::{Mutex, mpsc};
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = Mutex::new(tx);
+    /// signal::signal(Signal::SIGUSR1, Handler::call(move |sig| tx.lock().unwrap().send(sig).unwrap()))?;
+    /// signal::raise_signal(Signal::SIGUSR1)?;
+    /// assert_eq!(rx.recv().unwrap(), Signal::SIGUSR1);
+    /// signal::signal(Signal::SIGUSR1, Handler::Ignore)?;
+    /// # Ok::<(), multiproc_sync::Error>(())
+    /// ```
     pub fn call(f: impl Fn(Signal) + Send + Sync + 'static) -> Handler {
         Handler::Call(Arc::new(f))
     }
@@ -155,6 +191,19 @@ impl fmt::Debug for Handler {
 /// Python's `signal.default_int_handler`: ends the process as an uncaught
 /// `KeyboardInterrupt` does (since Python 3.8), by the default action of `SIGINT`, so the
 /// parent sees "killed by SIGINT".
+///
+/// ```
+/// use multiproc_spawn::signal::{self, Signal};
+/// fn interrupted(_: ()) {
+///     signal::signal(Signal::SIGINT, signal::default_int_handler()).unwrap();
+///     signal::raise_signal(Signal::SIGINT).unwrap();
+///     std::thread::sleep(std::time::Duration::from_secs(60)); // never gets this far
+/// }
+/// let mut p = multiproc_spawn::spawn(interrupted, ())?;
+/// assert!(p.wait_timeout(std::time::Duration::from_secs(30)));
+/// assert_eq!(p.exitcode(), Some(-2));
+/// # Ok::<(), multiproc_sync::Error>(())
+/// ```
 pub fn default_int_handler() -> Handler {
     Handler::call(|sig| {
         let _ = low_level::emulate_default_handler(sig.0);
@@ -299,6 +348,14 @@ pub fn signal(sig: Signal, handler: Handler) -> Result<Handler> {
 }
 
 /// Python's `signal.getsignal(sig)`: what happens now when `sig` arrives.
+///
+/// ```
+/// use multiproc_spawn::signal::{self, Handler, Signal};
+/// signal::signal(Signal::SIGHUP, Handler::Ignore)?;
+/// assert!(matches!(signal::getsignal(Signal::SIGHUP)?, Handler::Ignore));
+/// signal::signal(Signal::SIGHUP, Handler::Default)?;
+/// # Ok::<(), multiproc_sync::Error>(())
+/// ```
 pub fn getsignal(sig: Signal) -> Result<Handler> {
     {
         let t = table();
@@ -316,6 +373,17 @@ pub fn getsignal(sig: Signal) -> Result<Handler> {
 }
 
 /// Python's `signal.raise_signal(sig)`: sends `sig` to this process.
+///
+/// ```
+/// use multiproc_spawn::signal::{self, Signal};
+/// fn terminate_myself(_: ()) {
+///     signal::raise_signal(Signal::SIGTERM).unwrap();
+/// }
+/// let mut p = multiproc_spawn::spawn(terminate_myself, ())?;
+/// assert!(p.wait_timeout(std::time::Duration::from_secs(30)));
+/// assert_eq!(p.exitcode(), Some(-15));
+/// # Ok::<(), multiproc_sync::Error>(())
+/// ```
 pub fn raise_signal(sig: Signal) -> Result<()> {
     low_level::raise(sig.0).map_err(io)
 }

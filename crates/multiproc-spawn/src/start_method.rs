@@ -60,6 +60,13 @@ pub fn set_start_method(method: StartMethod) {
 }
 
 /// The start method in force (`ForkServer` unless changed, as Python 3.14 on Linux).
+///
+/// ```
+/// use multiproc_spawn::{StartMethod, get_start_method, set_start_method};
+/// assert_eq!(get_start_method(), StartMethod::ForkServer);
+/// set_start_method(StartMethod::Spawn);
+/// assert_eq!(get_start_method(), StartMethod::Spawn);
+/// ```
 pub fn get_start_method() -> StartMethod {
     StartMethod::from_u8(STATE.0.start_method.load(Ordering::Relaxed))
 }

@@ -204,7 +204,7 @@ fn main() -> multiproc::Result<()> {
         },
     );
     let verdict = match slow {
-        Err(multiproc::Error::Timeout) => "timed out".to_string(),
+        Err(multiproc::Error::TimeoutExpired { .. }) => "timed out".to_string(),
         other => format!("{other:?}"),
     };
     println!("   run([\"sleep\", \"5\"], timeout = 100 ms) -> {verdict}");

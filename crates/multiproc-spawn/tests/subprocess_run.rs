@@ -80,7 +80,7 @@ fn a_timeout_kills_the_child_and_is_an_error() {
     };
     assert!(matches!(
         subprocess::run(&["sleep", "30"], &opts),
-        Err(Error::Timeout)
+        Err(Error::TimeoutExpired { .. })
     ));
     let waited = start.elapsed();
     assert!(
@@ -95,5 +95,8 @@ fn a_missing_program_is_an_io_error_naming_it() {
         Err(Error::Io(e)) => assert!(e.to_string().contains("no-such-program-multiproc"), "{e}"),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(subprocess::call(&[]), Err(Error::Invalid(_))));
+    assert!(matches!(
+        subprocess::call(&[] as &[&str]),
+        Err(Error::Invalid(_))
+    ));
 }

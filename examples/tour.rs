@@ -225,7 +225,7 @@ fn main() -> multiproc::Result<()> {
         .map(|i| threads.submit(move || i))
         .collect::<multiproc::Result<Vec<_>>>()?;
     let sum: i32 = multiproc::futures::as_completed(fs, None)
-        .map(|f| f.result().unwrap_or(0))
+        .map(|f| f.and_then(|f| f.result()).unwrap_or(0))
         .sum();
     println!("   ThreadPoolExecutor: as_completed over 4 futures -> sum {sum}");
 

@@ -202,13 +202,13 @@ fn main() -> multiproc::Result<()> {
     println!("   a killed child: {}", stuck.join().unwrap_err());
 
     println!("\n4. Subprocess");
-    let out = subprocess::check_output(&["echo", "hello from a subprocess"])?;
+    let out = subprocess::check_output(["echo", "hello from a subprocess"])?;
     println!(
         "   check_output([\"echo\", \"hello from a subprocess\"]) -> {:?}",
         String::from_utf8_lossy(&out).trim_end()
     );
     let slow = subprocess::run(
-        &["sleep", "5"],
+        ["sleep", "5"],
         &RunOptions {
             timeout: Some(Duration::from_millis(100)),
             ..Default::default()

@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 ///
 /// A `Future` is `Clone`, `Eq` and `Hash` by identity: clones of one future are equal (they
 /// share its result, which only the first [`result`](Future::result) takes), two futures are
-/// not. So Python's `{executor.submit(fetch, url): url for url in urls}` ports as a `HashMap`:
+/// not. So Python's `{executor.submit(fetch, url): url for url in urls}` ports as a `HashMap`.
+/// (Clippy's `mutable_key_type` lint flags such a map because a future's state changes inside;
+/// its hash and equality are its identity, which never does: `#[allow]` the lint there.)
 ///
 /// ```
 /// use multiproc::futures::{ThreadPoolExecutor, as_completed};

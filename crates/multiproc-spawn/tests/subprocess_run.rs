@@ -1,5 +1,9 @@
 //! Python's `subprocess` behaviours: return codes, check, capture, input, cwd, env, timeout,
 //! a missing program (ports of CPython's `test_subprocess` basics).
+//!
+//! The commands here are written `&[…]`, the form of the first API (`&[&str]`): it must keep
+//! compiling now that any iterable of strings is accepted, though clippy prefers `[…]`.
+#![allow(clippy::needless_borrows_for_generic_args)]
 
 use multiproc_spawn::subprocess::{self, RunOptions};
 use multiproc_sync::Error;

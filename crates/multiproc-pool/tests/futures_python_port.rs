@@ -18,7 +18,11 @@ fn as_completed_yields_one_timeout_error_then_ends() {
     let g = gate.clone();
     let quick = pool.submit(|| true).unwrap();
     // Done before the iteration starts.
-    wait(std::slice::from_ref(&quick), Some(LONG), ReturnWhen::AllCompleted);
+    wait(
+        std::slice::from_ref(&quick),
+        Some(LONG),
+        ReturnWhen::AllCompleted,
+    );
     let slow = pool.submit(move || g.wait_timeout(LONG)).unwrap();
     let started = Instant::now();
     let mut it = as_completed(

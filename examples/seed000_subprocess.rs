@@ -17,7 +17,7 @@ fn main() -> multiproc::Result<()> {
     println!("$uname -a:");
     // The child writes to our standard output directly: flush ours first to keep the order.
     std::io::stdout().flush()?;
-    let sre = subprocess::call(&["uname", "-a"])?;
+    let sre = subprocess::call(["uname", "-a"])?;
     println!("Exit  {sre}");
     Ok(())
 }

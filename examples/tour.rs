@@ -47,6 +47,16 @@ fn square(x: u64) -> (u32, String, u64) {
 }
 
 fn must_be_positive(x: i64) -> i64 {
+    // This child is meant to panic: say so in one tidy line on standard error, instead of
+    // Rust's `thread '<unnamed>' panicked at …` report in the middle of the tour.
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let text = (payload.downcast_ref::<String>().map(String::as_str))
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("?");
+        let me = multiproc::current_process();
+        eprintln!("   ({} panics, as expected: {text})", me.name);
+    }));
     assert!(x >= 0, "bad input: {x}");
     x
 }
@@ -182,7 +192,8 @@ fn main() -> multiproc::Result<()> {
     producer.wait_timeout(Duration::from_secs(5));
 
     println!("\n3. Failures are errors, never hangs");
-    // The child's panic message goes to stderr as usual; the parent gets it as an error.
+    // The child prints its panic in one line on stderr (its panic hook); the parent gets it as
+    // an error.
     let bad = multiproc::spawn(must_be_positive, -1)?;
     println!("   a panicking child: {}", bad.join().unwrap_err());
     let mut stuck = multiproc::spawn(sleep_forever, ())?;
@@ -191,20 +202,20 @@ fn main() -> multiproc::Result<()> {
     println!("   a killed child: {}", stuck.join().unwrap_err());
 
     println!("\n4. Subprocess");
-    let out = subprocess::check_output(&["echo", "hello from a subprocess"])?;
+    let out = subprocess::check_output(["echo", "hello from a subprocess"])?;
     println!(
         "   check_output([\"echo\", \"hello from a subprocess\"]) -> {:?}",
         String::from_utf8_lossy(&out).trim_end()
     );
     let slow = subprocess::run(
-        &["sleep", "5"],
+        ["sleep", "5"],
         &RunOptions {
             timeout: Some(Duration::from_millis(100)),
             ..Default::default()
         },
     );
     let verdict = match slow {
-        Err(multiproc::Error::Timeout) => "timed out".to_string(),
+        Err(multiproc::Error::TimeoutExpired { .. }) => "timed out".to_string(),
         other => format!("{other:?}"),
     };
     println!("   run([\"sleep\", \"5\"], timeout = 100 ms) -> {verdict}");
@@ -225,7 +236,7 @@ fn main() -> multiproc::Result<()> {
         .map(|i| threads.submit(move || i))
         .collect::<multiproc::Result<Vec<_>>>()?;
     let sum: i32 = multiproc::futures::as_completed(fs, None)
-        .map(|f| f.result().unwrap_or(0))
+        .map(|f| f.and_then(|f| f.result()).unwrap_or(0))
         .sum();
     println!("   ThreadPoolExecutor: as_completed over 4 futures -> sum {sum}");
 

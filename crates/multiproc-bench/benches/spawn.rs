@@ -205,7 +205,7 @@ fn main() {
     let mut report = Report::new("subprocess");
     let ours = Measure::new(9, 40).per_op(|n| {
         for _ in 0..n {
-            subprocess::run(&["/bin/true"], &RunOptions::default()).unwrap();
+            subprocess::run(["/bin/true"], &RunOptions::default()).unwrap();
         }
     });
     let std_cmd = Measure::new(9, 40).per_op(|n| {

@@ -5,6 +5,7 @@
 use crate::core::{self, Core, Listener};
 use multiproc_sync::{Error, Result};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -20,6 +21,29 @@ use std::time::{Duration, Instant};
 /// let pool = ThreadPoolExecutor::new(2);
 /// let f = pool.submit(|| 6 * 7)?;
 /// assert_eq!(f.result()?, 42);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+///
+/// A `Future` is `Clone`, `Eq` and `Hash` by identity: clones of one future are equal (they
+/// share its result, which only the first [`result`](Future::result) takes), two futures are
+/// not. So Python's `{executor.submit(fetch, url): url for url in urls}` ports as a `HashMap`.
+/// (Clippy's `mutable_key_type` lint flags such a map because a future's state changes inside;
+/// its hash and equality are its identity, which never does: `#[allow]` the lint there.)
+///
+/// ```
+/// use multiproc::futures::{ThreadPoolExecutor, as_completed};
+/// use std::collections::HashMap;
+/// let pool = ThreadPoolExecutor::new(2);
+/// let urls = ["a.example", "bb.example"];
+/// let mut by_future = HashMap::new();
+/// for url in urls {
+///     by_future.insert(pool.submit(move || url.len())?, url);
+/// }
+/// for f in as_completed(by_future.keys().cloned(), None) {
+///     let f = f?;
+///     let url = by_future[&f];
+///     assert_eq!(f.result()?, url.len());
+/// }
 /// # Ok::<(), multiproc::Error>(())
 /// ```
 #[must_use = "a Future does nothing unless its result is asked for"]
@@ -151,6 +175,55 @@ impl<R> Future<R> {
     }
 }
 
+impl<R> Clone for Future<R> {
+    /// Another handle to the same task (no copy of its result: see [`Future`]).
+    ///
+    /// ```
+    /// # let pool = multiproc::futures::ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| 1)?;
+    /// assert_eq!(f.clone(), f);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    fn clone(&self) -> Self {
+        Future {
+            core: Arc::clone(&self.core),
+        }
+    }
+}
+
+/// Identity: two handles are equal when they are clones of one submitted task.
+///
+/// ```
+/// # let pool = multiproc::futures::ThreadPoolExecutor::new(1);
+/// let (a, b) = (pool.submit(|| 1)?, pool.submit(|| 1)?);
+/// assert_ne!(a, b);
+/// assert_eq!(a, a.clone());
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+impl<R> PartialEq for Future<R> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.core, &other.core)
+    }
+}
+
+impl<R> Eq for Future<R> {}
+
+/// Hashes the identity of the task, consistent with `Eq`: a future's hash never changes as it
+/// completes.
+///
+/// ```
+/// # let pool = multiproc::futures::ThreadPoolExecutor::new(1);
+/// let f = pool.submit(|| 1)?;
+/// let set: std::collections::HashSet<_> = [f.clone(), f].into_iter().collect();
+/// assert_eq!(set.len(), 1);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+impl<R> Hash for Future<R> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.core), state);
+    }
+}
+
 impl<R> fmt::Debug for Future<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.core.state() {
@@ -243,20 +316,50 @@ pub fn wait<R>(
     (0..fs.len()).partition(|&i| fs[i].core.is_done())
 }
 
-/// Yields the futures of `fs` as they complete, each once (Python's `as_completed`). When
-/// `timeout` passes first, the iteration ends early, and [`AsCompleted::into_pending`] gives back
-/// the futures that are not done.
+/// Yields the futures of `fs` (a `Vec`, an array, `map.keys().cloned()`…) as they complete,
+/// each once even if given twice, as `Ok(future)` (Python's `as_completed`). When `timeout` passes with futures
+/// still pending, it yields `Err(Timeout)` once and ends (Python raises `TimeoutError`), and
+/// [`AsCompleted::into_pending`] gives back the futures that are not done.
 ///
 /// ```
 /// use multiproc::futures::{ThreadPoolExecutor, as_completed};
 /// let pool = ThreadPoolExecutor::new(2);
 /// let fs: Vec<_> = (0..4).map(|i| pool.submit(move || i * i)).collect::<Result<_, _>>()?;
-/// let mut squares: Vec<i32> = as_completed(fs, None).map(|f| f.result().unwrap()).collect();
+/// let mut squares = Vec::new();
+/// for f in as_completed(fs, None) {
+///     squares.push(f?.result()?);
+/// }
 /// squares.sort();
 /// assert_eq!(squares, [0, 1, 4, 9]);
 /// # Ok::<(), multiproc::Error>(())
 /// ```
-pub fn as_completed<R>(fs: Vec<Future<R>>, timeout: Option<Duration>) -> AsCompleted<R> {
+///
+/// The timeout, as Python's `for f in as_completed(fs, timeout=…)` raising `TimeoutError`:
+///
+/// ```
+/// use multiproc::futures::{ThreadPoolExecutor, as_completed};
+/// use multiproc::threading::Event;
+/// use std::{sync::Arc, time::Duration};
+/// let pool = ThreadPoolExecutor::new(1);
+/// let go = Arc::new(Event::new());
+/// let g = go.clone();
+/// let stuck = pool.submit(move || g.wait())?;
+/// let mut it = as_completed([stuck], Some(Duration::from_millis(20)));
+/// assert!(matches!(it.next(), Some(Err(multiproc::Error::Timeout))));
+/// assert!(it.next().is_none());
+/// go.set();
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+pub fn as_completed<R>(
+    fs: impl IntoIterator<Item = Future<R>>,
+    timeout: Option<Duration>,
+) -> AsCompleted<R> {
+    // Each future once, as Python's `set(fs)`.
+    let mut seen = std::collections::HashSet::new();
+    let fs: Vec<Future<R>> = fs
+        .into_iter()
+        .filter(|f| seen.insert(Arc::as_ptr(&f.core)))
+        .collect();
     let listener = Arc::new(Listener::default());
     for (i, f) in fs.iter().enumerate() {
         f.core.add_listener(&listener, i);
@@ -267,6 +370,7 @@ pub fn as_completed<R>(fs: Vec<Future<R>>, timeout: Option<Duration>) -> AsCompl
         ready: Vec::new(),
         listener,
         deadline: timeout.and_then(deadline_after),
+        timed_out: false,
     }
 }
 
@@ -277,6 +381,7 @@ pub struct AsCompleted<R> {
     ready: Vec<usize>,
     listener: Arc<Listener>,
     deadline: Option<Instant>,
+    timed_out: bool,
 }
 
 impl<R> AsCompleted<R> {
@@ -286,7 +391,7 @@ impl<R> AsCompleted<R> {
     /// use multiproc::futures::{ThreadPoolExecutor, as_completed};
     /// let pool = ThreadPoolExecutor::new(1);
     /// let mut it = as_completed(vec![pool.submit(|| 1)?], None);
-    /// assert!(it.next().is_some());
+    /// assert!(it.next().is_some_and(|f| f.is_ok()));
     /// assert!(it.into_pending().is_empty());
     /// # Ok::<(), multiproc::Error>(())
     /// ```
@@ -296,19 +401,31 @@ impl<R> AsCompleted<R> {
 }
 
 impl<R> Iterator for AsCompleted<R> {
-    type Item = Future<R>;
+    /// `Ok(future)` as each completes; `Err(Timeout)` once, last, if the timeout passed first.
+    type Item = Result<Future<R>>;
 
-    fn next(&mut self) -> Option<Future<R>> {
+    fn next(&mut self) -> Option<Result<Future<R>>> {
         loop {
             if let Some(i) = self.ready.pop() {
                 if let Some(f) = self.slots[i].take() {
                     self.left -= 1;
-                    return Some(f);
+                    return Some(Ok(f));
                 }
                 continue;
             }
-            if self.left == 0 || self.deadline.is_some_and(|d| Instant::now() >= d) {
+            if self.left == 0 || self.timed_out {
                 return None;
+            }
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                // One last look, so that a future done at the deadline is not reported late.
+                let mut got = self.listener.take(Some(Instant::now()));
+                if got.is_empty() {
+                    self.timed_out = true;
+                    return Some(Err(Error::Timeout));
+                }
+                got.reverse();
+                self.ready = got;
+                continue;
             }
             let mut got = self.listener.take(self.deadline);
             got.reverse();
@@ -317,7 +434,11 @@ impl<R> Iterator for AsCompleted<R> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.left))
+        if self.timed_out {
+            (0, Some(0))
+        } else {
+            (0, Some(self.left + 1))
+        }
     }
 }
 

@@ -65,7 +65,7 @@ mod worker;
 
 pub use async_result::AsyncResult;
 pub use future::{AsCompleted, Future, ReturnWhen, as_completed, wait};
-pub use pool::{Imap, ImapUnordered, MAX_PROCESSES, Pool, PoolBuilder};
+pub use pool::{ExactLen, Imap, ImapUnordered, MAX_PROCESSES, Pool, PoolBuilder};
 pub use process_pool::{ProcessPoolExecutor, ProcessPoolExecutorBuilder};
 pub use thread_pool::{Results, ThreadPoolExecutor};
 

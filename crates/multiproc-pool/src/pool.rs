@@ -413,7 +413,9 @@ impl Pool {
     }
 
     /// Results as they finish, in any order, one task per item (Python's `imap_unordered`);
-    /// lazy and exact-size like [`imap`](Pool::imap).
+    /// lazy and exact-size like [`imap`](Pool::imap). For a progress bar over an input that
+    /// std does not mark [`ExactSizeIterator`] (`0..n` of `u64`), see
+    /// [`ImapUnordered::exact_len`].
     ///
     /// ```
     /// # use multiproc::pool::Pool;
@@ -657,6 +659,36 @@ where
 {
 }
 
+impl<A, R, I> Imap<'_, A, R, I>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+    I: Iterator<Item = A>,
+{
+    /// This iterator as an [`ExactSizeIterator`], for an input whose length is known but that
+    /// std does not mark exact-size: ranges of `u64`/`i64`, `chain`s, `step_by`… (its
+    /// [`size_hint`](Iterator::size_hint) is exact). `Err(Invalid)` when the input's length is
+    /// not known (a `filter`, an open range). What `indicatif`'s `.progress()` needs: as
+    /// `tqdm(pool.imap(f, range(200)))`, `pool.imap(f, 0..200u64)?.exact_len()?.progress()`.
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// fn square(x: u64) -> u64 { x * x }
+    /// fn bar_over<I: ExactSizeIterator>(it: I) -> usize { it.len() } // as indicatif's `progress`
+    /// let pool = Pool::new(2)?;
+    /// let it = pool.imap(square, 0..200u64)?.exact_len()?;
+    /// assert_eq!(bar_over(it), 200);
+    /// let mut it = pool.imap(square, 0..200u64)?.exact_len()?;
+    /// assert_eq!(it.next().transpose()?, Some(0));
+    /// assert_eq!(it.len(), 199);
+    /// assert!(pool.imap(square, (0..).filter(|x| x % 2 == 0))?.exact_len().is_err());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn exact_len(self) -> Result<ExactLen<Self>> {
+        ExactLen::new(self)
+    }
+}
+
 impl<A, R, I> Drop for Imap<'_, A, R, I> {
     fn drop(&mut self) {
         for (core, _) in &self.in_flight {
@@ -783,6 +815,98 @@ where
             Err(e) => self.current.extend((0..len).map(|_| Err(dup(&e)))),
         }
         self.current.pop_front()
+    }
+}
+
+impl<A, R, I> ImapUnordered<'_, A, R, I>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+    I: Iterator<Item = A>,
+{
+    /// This iterator as an [`ExactSizeIterator`], for an input whose length is known but that
+    /// std does not mark exact-size: ranges of `u64`/`i64`, `chain`s, `step_by`… (its
+    /// [`size_hint`](Iterator::size_hint) is exact). `Err(Invalid)` when the input's length is
+    /// not known (a `filter`, an open range). What `indicatif`'s `.progress()` needs: Python's
+    /// `tqdm(pool.imap_unordered(f, range(200)), total=200)` is
+    /// `pool.imap_unordered(f, 0..200u64)?.exact_len()?.progress()` (or, naming the length,
+    /// indicatif's `.progress_count(200)`, which needs no exact size).
+    ///
+    /// ```
+    /// # use multiproc::pool::Pool;
+    /// fn is_even(x: u64) -> bool { x % 2 == 0 }
+    /// fn bar_over<I: ExactSizeIterator>(it: I) -> usize { it.len() } // as indicatif's `progress`
+    /// let pool = Pool::new(2)?;
+    /// let it = pool.imap_unordered(is_even, 0..200u64)?.exact_len()?;
+    /// assert_eq!(bar_over(it), 200);
+    /// let evens = pool
+    ///     .imap_unordered(is_even, 0..200u64)?
+    ///     .exact_len()?
+    ///     .filter(|r| matches!(r, Ok(true)))
+    ///     .count();
+    /// assert_eq!(evens, 100);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn exact_len(self) -> Result<ExactLen<Self>> {
+        ExactLen::new(self)
+    }
+}
+
+/// An iterator of results with a known length: what [`Imap::exact_len`] and
+/// [`ImapUnordered::exact_len`] return. It yields the same items and counts down
+/// ([`ExactSizeIterator::len`]).
+///
+/// ```
+/// # use multiproc::pool::Pool;
+/// fn inc(x: i64) -> i64 { x + 1 }
+/// let pool = Pool::new(2)?;
+/// let it = pool.imap(inc, -5..5i64)?.exact_len()?;
+/// assert_eq!(it.len(), 10);
+/// assert_eq!(it.collect::<Result<Vec<_>, _>>()?, (-4..=5).collect::<Vec<_>>());
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+pub struct ExactLen<T> {
+    inner: T,
+    left: usize,
+}
+
+impl<T: Iterator> ExactLen<T> {
+    fn new(inner: T) -> Result<Self> {
+        match inner.size_hint() {
+            (lo, Some(hi)) if lo == hi => Ok(ExactLen { inner, left: lo }),
+            _ => Err(Error::Invalid(
+                "exact_len: the input's length is not known (its size_hint is not exact)".into(),
+            )),
+        }
+    }
+}
+
+impl<T: Iterator> Iterator for ExactLen<T> {
+    type Item = T::Item;
+
+    fn next(&mut self) -> Option<T::Item> {
+        let item = self.inner.next();
+        if item.is_some() {
+            self.left = self.left.saturating_sub(1);
+        } else {
+            self.left = 0;
+        }
+        item
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<T: Iterator> ExactSizeIterator for ExactLen<T> {}
+
+impl<T: fmt::Debug> fmt::Debug for ExactLen<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExactLen")
+            .field("left", &self.left)
+            .field("inner", &self.inner)
+            .finish()
     }
 }
 

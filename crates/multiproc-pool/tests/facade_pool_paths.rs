@@ -62,7 +62,7 @@ fn futures_paths_exist() -> Result<()> {
     let _ = [ReturnWhen::FirstException, ReturnWhen::AllCompleted];
     let it: AsCompleted<u8> = as_completed(fs, None);
     for f in it {
-        let _: Result<u8> = f.result();
+        let _: Result<u8> = f?.result();
     }
     let _: Vec<Result<u8>> = t.map(|x: u8| x, [1])?.collect();
     t.shutdown(true, true);

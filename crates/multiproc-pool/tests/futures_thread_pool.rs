@@ -188,7 +188,7 @@ fn as_completed_yields_each_once() {
     let pool = ThreadPoolExecutor::new(4);
     let fs: Vec<_> = (0..200).map(|i| pool.submit(move || i).unwrap()).collect();
     let mut seen: Vec<usize> = as_completed(fs, Some(LONG))
-        .map(|f| f.result().unwrap())
+        .map(|f| f.unwrap().result().unwrap())
         .collect();
     seen.sort();
     assert_eq!(seen, (0..200).collect::<Vec<_>>());
@@ -209,7 +209,8 @@ fn as_completed_stops_at_the_timeout_and_gives_back_the_rest() {
         .unwrap(),
     ];
     let mut it = as_completed(fs, Some(Duration::from_millis(50)));
-    assert_eq!(it.next().unwrap().result().unwrap(), 1);
+    assert_eq!(it.next().unwrap().unwrap().result().unwrap(), 1);
+    assert!(matches!(it.next(), Some(Err(multiproc::Error::Timeout))));
     assert!(it.next().is_none());
     let rest = it.into_pending();
     assert_eq!(rest.len(), 1);

@@ -268,7 +268,7 @@ fn executor_wait_and_as_completed() {
     assert_eq!((done, not_done), (vec![0], vec![1]));
     let fs: Vec<_> = (0..30).map(|i| ex.submit(sqr, i).unwrap()).collect();
     let mut got: Vec<i64> = as_completed(fs, None)
-        .map(|f| f.result().unwrap())
+        .map(|f| f.unwrap().result().unwrap())
         .collect();
     got.sort();
     assert_eq!(got, (0..30).map(|x| x * x).collect::<Vec<_>>());

@@ -763,10 +763,30 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
     }
 }
 
+/// What [`worker_cli`] prints for `--help` or `-h`.
+///
+/// ```
+/// assert!(multiproc::redis::WORKER_USAGE.contains("--url"));
+/// ```
+pub const WORKER_USAGE: &str = "\
+usage: worker [--url URL] [--processes N] [--namespace NS] [--heartbeat-ms MS]
+
+Runs tasks submitted to a multiproc Redis executor until the executor shuts its workers down.
+
+options:
+  --url URL          the Redis server, redis://[:password@]host:6379/0
+                     (default: the MULTIPROC_REDIS_URL environment variable)
+  --processes N      worker processes (default: one per CPU)
+  --namespace NS     the executor's namespace (default: \"default\")
+  --heartbeat-ms MS  how often the worker reports that it is alive, in milliseconds
+  -h, --help         print this help and exit
+";
+
 /// The entry point of a worker command line: parses `--url URL` (or the `MULTIPROC_REDIS_URL`
 /// environment variable), `--processes N`, `--namespace NS` and `--heartbeat-ms MS` from
-/// `args` and runs a [`Worker`]. Call it from your program's `main` when it is started as a
-/// worker:
+/// `args` and runs a [`Worker`]; `--help` or `-h` anywhere prints [`WORKER_USAGE`] to
+/// standard output and answers `Ok(())` without running anything. Call it from your program's
+/// `main` when it is started as a worker:
 ///
 /// ```no_run
 /// fn main() -> multiproc::Result<()> {
@@ -779,6 +799,10 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
 /// }
 /// ```
 pub fn worker_cli(args: &[String]) -> Result<()> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{WORKER_USAGE}");
+        return Ok(());
+    }
     // In a setuid/setcap program the environment is the caller's: only `--url` counts there.
     let mut url = if multiproc_spawn::secure_exec() {
         None
@@ -810,7 +834,11 @@ pub fn worker_cli(args: &[String]) -> Result<()> {
                     .map_err(|_| Error::Invalid(format!("--heartbeat-ms {n:?}: not a number")))?;
                 w = w.heartbeat(Duration::from_millis(ms));
             }
-            other => return Err(Error::Invalid(format!("unknown worker option {other:?}"))),
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unknown worker option {other:?} (--help lists them)"
+                )));
+            }
         }
     }
     w.url = url.ok_or_else(|| {

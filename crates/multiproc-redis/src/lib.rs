@@ -57,7 +57,9 @@ mod wire;
 pub use conn::Client;
 #[doc(hidden)]
 pub use executor::{__invoke, Outcome, TaskFn};
-pub use executor::{Executor, ExecutorBuilder, Future, Worker, worker_cli, worker_main};
+pub use executor::{
+    Executor, ExecutorBuilder, Future, WORKER_USAGE, Worker, worker_cli, worker_main,
+};
 #[doc(hidden)]
 pub use inventory as __inventory;
 pub use lock::Lock;

@@ -180,3 +180,28 @@ fn worker_cli_parses_its_options() {
     assert!(matches!(bad(&["--bogus"]), Err(Error::Invalid(_))));
     assert!(matches!(bad(&["--url", "nope"]), Err(Error::Redis(_))));
 }
+
+#[test]
+fn worker_cli_help_prints_the_usage_and_succeeds() {
+    let cli = |args: &[&str]| {
+        let v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        multiproc::redis::worker_cli(&v)
+    };
+    // No server is needed, and nothing runs: `--help` answers at once, wherever it is.
+    assert!(cli(&["--help"]).is_ok());
+    assert!(cli(&["-h"]).is_ok());
+    assert!(cli(&["--url", "nope", "--bogus", "--help"]).is_ok());
+    for option in [
+        "--url",
+        "--processes",
+        "--namespace",
+        "--heartbeat-ms",
+        "--help",
+    ] {
+        assert!(multiproc::redis::WORKER_USAGE.contains(option), "{option}");
+    }
+    match cli(&["--bogus"]) {
+        Err(Error::Invalid(m)) => assert!(m.contains("--help"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

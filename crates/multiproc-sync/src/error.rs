@@ -64,6 +64,22 @@ pub enum Error {
         /// What the child wrote to standard error, when it was captured.
         stderr: Vec<u8>,
     },
+    /// `subprocess::run` killed a child that outlived its timeout (`subprocess.TimeoutExpired`),
+    /// with what it had written by then (when captured).
+    ///
+    /// ```
+    /// use multiproc_sync::Error;
+    /// let e = Error::TimeoutExpired { timeout: std::time::Duration::from_secs(2), stdout: b"so far".to_vec(), stderr: Vec::new() };
+    /// assert_eq!(e.to_string(), "command timed out after 2s");
+    /// ```
+    TimeoutExpired {
+        /// The timeout that passed.
+        timeout: std::time::Duration,
+        /// What the child wrote to standard output before it was killed, when it was captured.
+        stdout: Vec<u8>,
+        /// What the child wrote to standard error before it was killed, when it was captured.
+        stderr: Vec<u8>,
+    },
     /// A value could not be encoded or decoded.
     Codec(String),
     /// An operating-system call failed.
@@ -101,6 +117,9 @@ impl fmt::Display for Error {
             Error::PoolClosed => f.write_str("pool is closed"),
             Error::CalledProcess { returncode, .. } => {
                 write!(f, "command returned non-zero exit status {returncode}")
+            }
+            Error::TimeoutExpired { timeout, .. } => {
+                write!(f, "command timed out after {timeout:?}")
             }
             Error::Codec(m) => write!(f, "codec error: {m}"),
             Error::Io(e) => write!(f, "i/o error: {e}"),

@@ -303,7 +303,7 @@ pub mod futures {
     //! use multiproc::futures::{ThreadPoolExecutor, as_completed};
     //! let pool = ThreadPoolExecutor::new(4);
     //! let fs: Vec<_> = (0..8).map(|i| pool.submit(move || i * 2)).collect::<Result<_, _>>()?;
-    //! let total: i32 = as_completed(fs, None).map(|f| f.result().unwrap()).sum();
+    //! let total: i32 = as_completed(fs, None).map(|f| f.unwrap().result().unwrap()).sum();
     //! assert_eq!(total, 56);
     //! # Ok::<(), multiproc::Error>(())
     //! ```
@@ -326,7 +326,9 @@ pub mod pool {
     //! # Ok::<(), multiproc::Error>(())
     //! ```
     #[doc(inline)]
-    pub use multiproc_pool::{AsyncResult, Imap, ImapUnordered, MAX_PROCESSES, Pool, PoolBuilder};
+    pub use multiproc_pool::{
+        AsyncResult, ExactLen, Imap, ImapUnordered, MAX_PROCESSES, Pool, PoolBuilder,
+    };
 }
 
 /// Beyond one machine, on a Redis server (cargo feature `redis`): [`redis::Queue`],

@@ -1,9 +1,9 @@
 //! Manager proxies (issue 14's figures): the round trip of a dict get of a u64 through a
 //! proxy, and 10^5 dict inserts, against Python's `multiprocessing.Manager()` doing the same
 //! in the same run (skipped, with a note, when `python3` is missing), and against a bare
-//! [`Pipe`](multiproc::Pipe) round trip, the transport underneath; and dict gets from 4
-//! threads of one process (each thread has its own connection) against 1 thread, taken in
-//! alternation.
+//! [`Pipe`](multiproc::Pipe) round trip, the transport underneath (the two alternated); and
+//! dict gets from 4 threads of one process (each thread has its own connection) against 1
+//! thread, alternated too (issue 26).
 
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -88,11 +88,21 @@ fn main() {
     let manager = Manager::new().unwrap();
     let d = manager.dict::<u64, u64>().unwrap();
     d.insert(1, 1).unwrap();
-    let get = Measure::new(5, 20_000).per_op(|n| {
-        for _ in 0..n {
-            black_box(d.get(&1).unwrap());
-        }
-    });
+    // The get and its transport alternate, so that their ratio compares like with like on a
+    // machine whose load drifts.
+    let [get, pipe] = alternate(
+        5,
+        [
+            &mut || {
+                Measure::new(3, 20_000).per_op(|n| {
+                    for _ in 0..n {
+                        black_box(d.get(&1).unwrap());
+                    }
+                })
+            },
+            &mut || rt_pipe(20_000),
+        ],
+    );
     let inserts = Measure::new(3, 100_000).per_op_timed(|n| {
         let d = manager.dict::<u64, u64>().unwrap();
         let t = Instant::now();
@@ -106,7 +116,6 @@ fn main() {
         move || Measure::new(3, 20_000).per_op_timed(|n| threaded_gets(d, threads, n))
     };
     let [one_thread, four_threads] = alternate(5, [&mut threaded(1), &mut threaded(4)]);
-    let pipe = rt_pipe(50_000);
     manager.shutdown().unwrap();
 
     let mut report = Report::new("managers: proxy calls to the server process");

@@ -13,6 +13,14 @@ use std::time::Duration;
 
 use multiproc_manager::{Error, Manager, Proxy, Result, Served, decode, encode};
 
+/// Held by every test of this file: run by `cargo test` (threads of one process, not
+/// nextest's process per test), the descriptor count must not see another test's connections.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// How long a step may take before the test fails (a hang on the old one-connection client).
 const STEP: Duration = Duration::from_secs(20);
 
@@ -106,6 +114,7 @@ fn within<R>(rx: &mpsc::Receiver<R>, what: &str) -> R {
 
 #[test]
 fn a_slow_method_on_one_thread_does_not_delay_a_dict_get_on_another() {
+    let _serial = serial();
     let manager = latch_manager();
     let d = manager.dict::<u64, u64>().unwrap();
     d.insert(1, 10).unwrap();
@@ -129,6 +138,7 @@ fn a_slow_method_on_one_thread_does_not_delay_a_dict_get_on_another() {
 
 #[test]
 fn calls_that_depend_on_each_other_from_two_threads_complete() {
+    let _serial = serial();
     let manager = latch_manager();
     let (x, y) = (latch(&manager, "xy"), latch(&manager, "xy"));
     let go = Arc::new(Barrier::new(2));
@@ -154,6 +164,7 @@ fn open_fds() -> usize {
 
 #[test]
 fn a_thousand_short_lived_threads_leak_no_descriptors() {
+    let _serial = serial();
     let manager = latch_manager();
     let d = manager.dict::<u64, u64>().unwrap();
     d.insert(1, 1).unwrap();
@@ -207,6 +218,7 @@ fn a_thousand_short_lived_threads_leak_no_descriptors() {
 
 #[test]
 fn threads_calling_at_once_get_their_own_answers_and_their_connections_close() {
+    let _serial = serial();
     let manager = Manager::new().unwrap();
     const THREADS: u64 = 4;
     let start = Arc::new(Barrier::new(THREADS as usize));
@@ -242,6 +254,11 @@ fn threads_calling_at_once_get_their_own_answers_and_their_connections_close() {
     let pid = manager.pid();
     drop(dicts);
     drop(manager);
+    server_ends(pid);
+}
+
+/// Waits (bounded) for the server process `pid` to end.
+fn server_ends(pid: u32) {
     let gone = on_thread(move || {
         // Gone, or a zombie (the manager's process handle was dropped unjoined).
         let running = || {
@@ -258,4 +275,17 @@ fn threads_calling_at_once_get_their_own_answers_and_their_connections_close() {
         }
     });
     within(&gone, "the server's exit once every connection closed");
+}
+
+#[test]
+fn a_manager_dropped_without_shutdown_ends_its_server() {
+    let _serial = serial();
+    // The server ends when its last connection closes, however fast they all close (it once
+    // missed an end it had not seen a connection before).
+    for _ in 0..5 {
+        let manager = Manager::new().unwrap();
+        let pid = manager.pid();
+        drop(manager);
+        server_ends(pid);
+    }
 }

@@ -1,13 +1,17 @@
 //! Manager proxies (issue 14's figures): the round trip of a dict get of a u64 through a
 //! proxy, and 10^5 dict inserts, against Python's `multiprocessing.Manager()` doing the same
 //! in the same run (skipped, with a note, when `python3` is missing), and against a bare
-//! [`Pipe`](multiproc::Pipe) round trip, the transport underneath.
+//! [`Pipe`](multiproc::Pipe) round trip, the transport underneath (the two alternated); and
+//! dict gets from 4 threads of one process (each thread has its own connection) against 1
+//! thread, alternated too (issue 26).
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
 
+use multiproc::managers::DictProxy;
 use multiproc::{Connection, Manager, Pipe, Process, StartMethod};
-use multiproc_bench::{Measure, PerOp, Report, python_ns};
+use multiproc_bench::{Measure, PerOp, Report, alternate, python_ns};
 
 const PY_GET: &str = r#"
 import time
@@ -59,15 +63,46 @@ fn rt_pipe(ops: u64) -> PerOp {
     r
 }
 
+/// `ops` dict gets shared out among `threads` threads of this process: the time from their
+/// common start to the last one's end.
+fn threaded_gets(d: &DictProxy<u64, u64>, threads: u64, ops: u64) -> Duration {
+    let start = Barrier::new(threads as usize + 1);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                start.wait();
+                for _ in 0..ops / threads {
+                    black_box(d.get(&1).unwrap());
+                }
+            });
+        }
+        start.wait();
+        let t = Instant::now();
+        // The scope's end joins every thread.
+        t
+    })
+    .elapsed()
+}
+
 fn main() {
     let manager = Manager::new().unwrap();
     let d = manager.dict::<u64, u64>().unwrap();
     d.insert(1, 1).unwrap();
-    let get = Measure::new(5, 20_000).per_op(|n| {
-        for _ in 0..n {
-            black_box(d.get(&1).unwrap());
-        }
-    });
+    // The get and its transport alternate, so that their ratio compares like with like on a
+    // machine whose load drifts.
+    let [get, pipe] = alternate(
+        5,
+        [
+            &mut || {
+                Measure::new(3, 20_000).per_op(|n| {
+                    for _ in 0..n {
+                        black_box(d.get(&1).unwrap());
+                    }
+                })
+            },
+            &mut || rt_pipe(20_000),
+        ],
+    );
     let inserts = Measure::new(3, 100_000).per_op_timed(|n| {
         let d = manager.dict::<u64, u64>().unwrap();
         let t = Instant::now();
@@ -76,7 +111,11 @@ fn main() {
         }
         t.elapsed()
     });
-    let pipe = rt_pipe(50_000);
+    let threaded = |threads: u64| {
+        let d = &d;
+        move || Measure::new(3, 20_000).per_op_timed(|n| threaded_gets(d, threads, n))
+    };
+    let [one_thread, four_threads] = alternate(5, [&mut threaded(1), &mut threaded(4)]);
     manager.shutdown().unwrap();
 
     let mut report = Report::new("managers: proxy calls to the server process");
@@ -97,4 +136,11 @@ fn main() {
         ),
         None => report.figure("Manager dict insert, 10^5 (per insert)", inserts),
     }
+    // Below 1: the 4 threads make more calls per second than 1 (1/ratio times as many).
+    report.row(
+        "Manager dict get, 4 threads of one process",
+        four_threads,
+        "the same gets from 1 thread",
+        one_thread,
+    );
 }

@@ -1,7 +1,12 @@
-//! The client side: one connection per process and server (a request/answer pair of
-//! shared-memory rings: a [`Pipe`]), made lazily by the first proxy call of a process, and
-//! shared by every proxy of that process under a lock.
+//! The client side: connections to a server (each a request/answer pair of shared-memory
+//! rings: a [`Pipe`]), made lazily, one per thread calling at once. A call checks an idle
+//! connection out of its process's [`Client`] for the server, makes its round trip on it alone
+//! and checks it back in, so that it waits only for its own answer (a slow method on one
+//! object holds up no other thread of the process) and the connection of a thread that has
+//! exited serves the next thread that calls.
 
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -32,14 +37,32 @@ struct Conn {
     buf: Vec<u8>,
 }
 
-/// This process's connection to one server.
+// `Client` holds connections behind a raw pointer, which the compiler does not check: a
+// connection must be free to move between the threads that check it out.
+const _: fn() = || {
+    fn is_send<T: Send>() {}
+    is_send::<Conn>();
+};
+
+/// This process's connections to one server: the idle ones; a call in flight holds its own.
 pub(crate) struct Client {
     pub(crate) addr: Addr,
     pid: u32,
-    conn: Mutex<Option<Conn>>,
+    /// The idle connection checked in last (null when none): with one thread calling, every
+    /// call takes it and puts it back here, one atomic swap each way and no lock.
+    fast: AtomicPtr<Conn>,
+    /// The other idle connections: those of threads that called at the same time (their
+    /// number is the most threads that have called at once, not the threads that ever did).
+    #[allow(
+        clippy::vec_box,
+        reason = "a connection moves between `fast` and here as the same box, unallocated"
+    )]
+    idle: Mutex<Vec<Box<Conn>>>,
+    /// Set once a connection found the server gone: later calls answer `Err(Closed)` at once.
+    gone: AtomicBool,
 }
 
-/// Clients of this process, by server (weak: the last proxy dropped closes the connection).
+/// Clients of this process, by server (weak: the last proxy dropped closes the connections).
 static CLIENTS: Mutex<Vec<Weak<Client>>> = Mutex::new(Vec::new());
 
 /// How often a client waiting for a new connection's greeting checks that the server lives.
@@ -61,13 +84,15 @@ impl Client {
         let c = Arc::new(Client {
             addr: addr.clone(),
             pid: me,
-            conn: Mutex::new(None),
+            fast: AtomicPtr::new(ptr::null_mut()),
+            idle: Mutex::new(Vec::new()),
+            gone: AtomicBool::new(false),
         });
         all.push(Arc::downgrade(&c));
         c
     }
 
-    fn connect(&self) -> Result<Conn> {
+    fn connect(&self) -> Result<Box<Conn>> {
         let (mine, theirs) = Pipe::duplex::<()>()?;
         self.addr.registry.put(theirs)?;
         loop {
@@ -77,10 +102,10 @@ impl Client {
                     return Err(decode::<WireError>(&greeting[1..])?.into());
                 }
                 Ok(_) => {
-                    return Ok(Conn {
+                    return Ok(Box::new(Conn {
                         pipe: mine,
                         buf: Vec::with_capacity(256),
-                    });
+                    }));
                 }
                 Err(Error::Timeout) if self.addr.server_alive() => {}
                 Err(Error::Timeout) => return Err(Error::Closed),
@@ -89,12 +114,56 @@ impl Client {
         }
     }
 
-    /// Makes sure this process is connected (answers `Err(Closed)` when the server is gone).
-    pub(crate) fn ensure_connected(&self) -> Result<()> {
-        let mut conn = self.conn.lock();
-        if conn.is_none() {
-            *conn = Some(self.connect()?);
+    /// An idle connection, or a new one when every connection is in use by another thread.
+    #[inline]
+    fn check_out(&self) -> Result<Box<Conn>> {
+        let p = self.fast.swap(ptr::null_mut(), Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: a non-null `fast` is always a pointer from `Box::into_raw` (`check_in`),
+            // and the swap took it out, so that this thread alone owns it now.
+            return Ok(unsafe { Box::from_raw(p) });
         }
+        self.check_out_slow()
+    }
+
+    #[cold]
+    fn check_out_slow(&self) -> Result<Box<Conn>> {
+        if let Some(c) = self.idle.lock().pop() {
+            return Ok(c);
+        }
+        if self.gone.load(Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        self.connect().inspect_err(|e| self.failed(e))
+    }
+
+    /// Puts a connection that is ready for its next request back among the idle ones.
+    #[inline]
+    fn check_in(&self, conn: Box<Conn>) {
+        let p = Box::into_raw(conn);
+        // (On failure the exchange answers the pointer already there, not ours: keep `p`.)
+        let taken =
+            self.fast
+                .compare_exchange(ptr::null_mut(), p, Ordering::Release, Ordering::Relaxed);
+        if taken.is_err() {
+            // SAFETY: `p` came from `Box::into_raw` above and the exchange failed, so that
+            // `fast` never held it: this thread still owns it.
+            self.idle.lock().push(unsafe { Box::from_raw(p) });
+        }
+    }
+
+    /// Notes a failed connection or round trip: a closed one means the server is gone.
+    fn failed(&self, e: &Error) {
+        if matches!(e, Error::Closed) {
+            self.gone.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Makes sure this process has a connection (answers `Err(Closed)` when the server is
+    /// gone).
+    pub(crate) fn ensure_connected(&self) -> Result<()> {
+        let conn = self.check_out()?;
+        self.check_in(conn);
         Ok(())
     }
 
@@ -106,18 +175,28 @@ impl Client {
         id: u64,
         args: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<Vec<u8>> {
-        let mut guard = self.conn.lock();
-        if guard.is_none() {
-            *guard = Some(self.connect()?);
-        }
-        let conn = guard.as_mut().expect("connected above");
+        let mut conn = self.check_out()?;
         conn.buf.clear();
         conn.buf.push(method);
         put_varint(&mut conn.buf, id);
-        args(&mut conn.buf)?;
-        conn.pipe.send_bytes(&conn.buf)?;
-        let mut answer = conn.pipe.recv_bytes()?;
-        drop(guard);
+        if let Err(e) = args(&mut conn.buf) {
+            // Nothing was sent: the connection is as good as before.
+            self.check_in(conn);
+            return Err(e);
+        }
+        let sent = conn.pipe.send_bytes(&conn.buf);
+        let mut answer = match sent.and_then(|()| conn.pipe.recv_bytes()) {
+            Ok(answer) => {
+                self.check_in(conn);
+                answer
+            }
+            Err(e) => {
+                // A connection whose round trip broke off is closed, not reused: its next
+                // answer might be this call's.
+                self.failed(&e);
+                return Err(e);
+            }
+        };
         match answer.first() {
             Some(&ERR) => Err(decode::<WireError>(&answer[1..])?.into()),
             Some(_) => {
@@ -125,6 +204,17 @@ impl Client {
                 Ok(answer)
             }
             None => Err(Error::Codec("empty answer from the manager".to_owned())),
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let p = *self.fast.get_mut();
+        if !p.is_null() {
+            // SAFETY: a non-null `fast` is a pointer from `Box::into_raw` that no thread has
+            // taken out (`&mut self`: no call is under way).
+            drop(unsafe { Box::from_raw(p) });
         }
     }
 }

@@ -28,10 +28,35 @@
 //!
 //! # How it works
 //!
-//! Each process that uses a proxy opens one connection to the server, lazily, on its first
-//! call: a [`Pipe`](multiproc_ipc::Pipe) (two shared-memory rings whose waits spin briefly,
-//! then sleep on a futex) whose far end it sends through the server's registration queue; the
+//! A process that uses a proxy opens a connection to the server, lazily, on its first call:
+//! a [`Pipe`](multiproc_ipc::Pipe) (two shared-memory rings whose waits spin briefly, then
+//! sleep on a futex) whose far end it sends through the server's registration queue; the
 //! server answers each connection on a thread of its own. A call is one message each way.
+//!
+//! Each thread has its own connection, as in Python: a call takes an idle connection of its
+//! process (opening one only when all are in use by other threads' calls) and gives it back
+//! when its answer has come. A call therefore waits only for its own answer: a slow method of
+//! a registered type called on one thread holds up no other thread's calls, and calls that
+//! depend on each other (one thread's `X.wait()` until another's `Y.set()`) complete. A
+//! process keeps as many connections as it has had threads calling at once; an exited
+//! thread's connection serves the next thread that calls.
+//!
+//! ```
+//! use multiproc_manager::Manager;
+//!
+//! let manager = Manager::new()?;
+//! let d = manager.dict::<u32, u32>()?;
+//! std::thread::scope(|s| {
+//!     for i in 0..4 {
+//!         let d = &d;
+//!         s.spawn(move || d.insert(i, i * 10).unwrap());
+//!     }
+//! });
+//! assert_eq!(d.len()?, 4);
+//! // Calls no longer under way leave at most one connection per thread that called at once.
+//! assert!(manager.connections()? <= 5);
+//! # Ok::<(), multiproc_manager::Error>(())
+//! ```
 //!
 //! # Failure modes
 //!
@@ -293,7 +318,8 @@ impl Manager {
         multiproc_ipc::Barrier::new(parties)
     }
 
-    /// How many processes are connected to the server now (this one included).
+    /// How many connections the server has now (this process's included): one per process
+    /// that has called, or more where several threads of a process called at once.
     ///
     /// ```
     /// let manager = multiproc_manager::Manager::new()?;

@@ -39,8 +39,10 @@ struct Server {
     objects: RwLock<HashMap<u64, Arc<Mutex<Object>>>>,
     next_id: AtomicU64,
     types: HashMap<String, Ctor>,
-    /// Live connections, and whether shutdown was asked for.
-    life: Mutex<(usize, bool)>,
+    /// Live connections, whether shutdown was asked for, and whether any connection was ever
+    /// taken (set by the accept loop itself: the main thread, woken only when a connection
+    /// ends, may never see the count above zero when they all end at once).
+    life: Mutex<(usize, bool, bool)>,
     changed: Condvar,
 }
 
@@ -58,7 +60,7 @@ pub(crate) fn serve(args: ServerArgs) {
         objects: RwLock::new(HashMap::new()),
         next_id: AtomicU64::new(1),
         types,
-        life: Mutex::new((0, false)),
+        life: Mutex::new((0, false, false)),
         changed: Condvar::new(),
     });
     let registry = args.registry;
@@ -73,14 +75,8 @@ pub(crate) fn serve(args: ServerArgs) {
     let mut life = server.life.lock();
     // Ends on shutdown, or once the last connection has gone (the first one, the Manager's
     // own, is made right after start-up: wait for it).
-    let mut seen = false;
     loop {
-        if life.1 {
-            break;
-        }
-        if life.0 > 0 {
-            seen = true;
-        } else if seen && registry.qsize() == 0 {
+        if life.1 || (life.0 == 0 && life.2 && registry.qsize() == 0) {
             break;
         }
         server.changed.wait(&mut life);
@@ -139,7 +135,11 @@ impl Server {
                 refill(&mut reserve);
                 continue;
             }
-            self.life.lock().0 += 1;
+            {
+                let mut life = self.life.lock();
+                life.0 += 1;
+                life.2 = true;
+            }
             // The connection goes to its thread through this slot, so that it can still be
             // refused if the thread cannot start.
             let slot = Arc::new(Mutex::new(Some(conn)));

@@ -231,6 +231,8 @@ impl Handle {
         Handle { client, id }
     }
 
+    /// One call on this object; `args` encodes its arguments with this object's server as
+    /// the one values are stored in (so proxies of that server inside them travel as ids).
     #[inline]
     pub(crate) fn call(
         &self,
@@ -238,33 +240,115 @@ impl Handle {
         args: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<Vec<u8>> {
         if self.client.pid == sys::pid() {
-            self.client.call(method, self.id, args)
+            stored::within(&self.client, || self.client.call(method, self.id, args))
         } else {
             // A copy made by `fork`: the parent's connection is not ours to use.
-            Client::for_addr(&self.client.addr).call(method, self.id, args)
+            let client = Client::for_addr(&self.client.addr);
+            stored::within(&client, || client.call(method, self.id, args))
         }
+    }
+
+    /// Runs `decode` on an answer of this object's server: proxies stored there come back as
+    /// proxies to the same server objects.
+    #[inline]
+    pub(crate) fn reading<T>(&self, decode: impl FnOnce() -> Result<T>) -> Result<T> {
+        stored::within(&self.client, decode)
     }
 }
 
+/// Proxies inside values that a manager stores (Python's nested proxies, 3.6+): a proxy of the
+/// server a value goes to (or comes from) travels as its object id alone, so the server keeps
+/// it as plain bytes and any process that reads it back gets a proxy to the same object.
+/// Between processes (spawn arguments, queue items) a proxy travels with its server's address.
+mod stored {
+    use super::Client;
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    thread_local! {
+        /// The server whose call this thread is encoding or decoding, if any.
+        static SERVER: RefCell<Option<Arc<Client>>> = const { RefCell::new(None) };
+    }
+
+    /// Restores the previous server when dropped (a panicking encoder included).
+    struct Restore(Option<Arc<Client>>);
+
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            SERVER.with(|s| *s.borrow_mut() = prev);
+        }
+    }
+
+    /// Runs `f` with `client`'s server as the one values are stored in.
+    pub(super) fn within<R>(client: &Arc<Client>, f: impl FnOnce() -> R) -> R {
+        let prev = SERVER.with(|s| s.replace(Some(Arc::clone(client))));
+        let _restore = Restore(prev);
+        f()
+    }
+
+    /// The server values are being stored in or read from now, if any.
+    pub(super) fn server() -> Option<Arc<Client>> {
+        SERVER.with(|s| s.borrow().clone())
+    }
+
+    /// Whether values are being encoded for a manager now.
+    pub(crate) fn active() -> bool {
+        SERVER.with(|s| s.borrow().is_some())
+    }
+}
+
+pub(crate) use stored::active as storing;
+
 #[derive(Serialize, Deserialize)]
-struct WireProxy {
-    addr: Addr,
-    id: u64,
+enum WireProxy {
+    /// Between processes: the server's address, and the object.
+    Remote { addr: Addr, id: u64 },
+    /// Inside a value stored in that server: the server's identity, and the object.
+    Stored { pid: u32, start: u64, id: u64 },
+}
+
+impl Addr {
+    fn same_server(&self, other: &Addr) -> bool {
+        self.pid == other.pid && self.start == other.start
+    }
 }
 
 impl Serialize for Handle {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        WireProxy {
-            addr: self.client.addr.clone(),
-            id: self.id,
-        }
-        .serialize(s)
+        let wire = match stored::server() {
+            Some(server) if server.addr.same_server(&self.client.addr) => WireProxy::Stored {
+                pid: self.client.addr.pid,
+                start: self.client.addr.start,
+                id: self.id,
+            },
+            // A proxy of another manager cannot be stored here: its address holds descriptors.
+            Some(_) => {
+                return Err(serde::ser::Error::custom(
+                    "a proxy of another manager cannot be stored in this one",
+                ));
+            }
+            None => WireProxy::Remote {
+                addr: self.client.addr.clone(),
+                id: self.id,
+            },
+        };
+        wire.serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for Handle {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let w = WireProxy::deserialize(d)?;
-        Ok(Handle::new(Client::for_addr(&w.addr), w.id))
+        match WireProxy::deserialize(d)? {
+            WireProxy::Remote { addr, id } => Ok(Handle::new(Client::for_addr(&addr), id)),
+            WireProxy::Stored { pid, start, id } => match stored::server() {
+                Some(server) if server.addr.pid == pid && server.addr.start == start => {
+                    Ok(Handle::new(server, id))
+                }
+                _ => Err(serde::de::Error::custom(
+                    "a proxy stored in a manager was read outside that manager's answer",
+                )),
+            },
+        }
     }
 }

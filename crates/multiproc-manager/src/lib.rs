@@ -58,6 +58,31 @@
 //! # Ok::<(), multiproc_manager::Error>(())
 //! ```
 //!
+//! # Nested proxies
+//!
+//! As in Python 3.6+, a proxy can be stored inside a dict, list, namespace or value of its own
+//! manager: the server keeps the object's id, and whoever reads it back, in any process, gets
+//! a proxy to the same server object. A handle that a manager cannot keep (a shared-memory
+//! [`Queue`](multiproc_ipc::Queue), pipe, lock or value, or a proxy of another manager: they
+//! hold descriptors) is refused with an `Err(Codec)` that says so; pass those to processes
+//! directly.
+//!
+//! ```
+//! use multiproc_manager::{ListProxy, Manager};
+//!
+//! let manager = Manager::new()?;
+//! let table = manager.dict::<String, ListProxy<u32>>()?;
+//! let scores = manager.list::<u32>()?;
+//! table.insert("ada".into(), scores.clone())?;
+//! table.get(&"ada".into())?.expect("stored").push(42)?;
+//! assert_eq!(scores.to_vec()?, [42]);
+//!
+//! let q = multiproc_ipc::Queue::<u32>::new()?;
+//! let queues = manager.dict::<u32, multiproc_ipc::Queue<u32>>()?;
+//! assert!(queues.insert(1, q).is_err()); // a shared-memory queue cannot live in a manager
+//! # Ok::<(), multiproc_manager::Error>(())
+//! ```
+//!
 //! # Failure modes
 //!
 //! - The server lives while its [`Manager`] or any connected proxy lives (and is killed when
@@ -230,7 +255,9 @@ impl Manager {
     }
 
     fn make(&self, k: u8, args: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<Handle> {
-        let a = self.client.call(op::CREATE, 0, |b| {
+        // Through a handle, so that proxies inside the initial value are stored as ids.
+        let server = Handle::new(Arc::clone(&self.client), 0);
+        let a = server.call(op::CREATE, |b| {
             b.push(k);
             args(b)
         })?;

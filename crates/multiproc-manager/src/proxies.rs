@@ -12,26 +12,28 @@ use crate::client::Handle;
 use crate::number::{Number, Op};
 use crate::wire::{Reader, decode, op, put_bytes, put_value, put_varint};
 
-fn option<T: DeserializeOwned>(answer: &[u8]) -> Result<Option<T>> {
-    match answer.split_first() {
+fn option<T: DeserializeOwned>(h: &Handle, answer: &[u8]) -> Result<Option<T>> {
+    h.reading(|| match answer.split_first() {
         Some((0, _)) => Ok(None),
         Some((_, rest)) => decode(rest).map(Some),
         None => Err(Error::Codec("truncated answer".to_owned())),
-    }
+    })
 }
 
 fn count(answer: &[u8]) -> Result<usize> {
     Ok(Reader::new(answer).varint()? as usize)
 }
 
-fn seq<T: DeserializeOwned>(answer: &[u8]) -> Result<Vec<T>> {
-    let mut r = Reader::new(answer);
-    let n = r.varint()? as usize;
-    let mut v = Vec::with_capacity(n.min(1 << 20));
-    for _ in 0..n {
-        v.push(r.value()?);
-    }
-    Ok(v)
+fn seq<T: DeserializeOwned>(h: &Handle, answer: &[u8]) -> Result<Vec<T>> {
+    h.reading(|| {
+        let mut r = Reader::new(answer);
+        let n = r.varint()? as usize;
+        let mut v = Vec::with_capacity(n.min(1 << 20));
+        for _ in 0..n {
+            v.push(r.value()?);
+        }
+        Ok(v)
+    })
 }
 
 macro_rules! proxy_common {
@@ -81,7 +83,10 @@ proxy_common!(DictProxy<K, V>);
 impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy<K, V> {
     /// `d.get(key)`: the value, or `None`.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
-        option(&self.handle.call(op::DICT_GET, |b| put_value(b, key))?)
+        option(
+            &self.handle,
+            &self.handle.call(op::DICT_GET, |b| put_value(b, key))?,
+        )
     }
 
     /// `d[key] = value`; the value it replaced, if any.
@@ -90,12 +95,15 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
             put_value(b, &key)?;
             put_value(b, &value)
         })?;
-        option(&a)
+        option(&self.handle, &a)
     }
 
     /// `d.pop(key, None)`: removes the key; its value, if it was there.
     pub fn remove(&self, key: &K) -> Result<Option<V>> {
-        option(&self.handle.call(op::DICT_REMOVE, |b| put_value(b, key))?)
+        option(
+            &self.handle,
+            &self.handle.call(op::DICT_REMOVE, |b| put_value(b, key))?,
+        )
     }
 
     /// `key in d`.
@@ -116,24 +124,29 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
 
     /// `list(d.keys())`, in insertion order.
     pub fn keys(&self) -> Result<Vec<K>> {
-        seq(&self.handle.call(op::DICT_KEYS, |_| Ok(()))?)
+        seq(&self.handle, &self.handle.call(op::DICT_KEYS, |_| Ok(()))?)
     }
 
     /// `list(d.values())`, in insertion order.
     pub fn values(&self) -> Result<Vec<V>> {
-        seq(&self.handle.call(op::DICT_VALUES, |_| Ok(()))?)
+        seq(
+            &self.handle,
+            &self.handle.call(op::DICT_VALUES, |_| Ok(()))?,
+        )
     }
 
     /// `list(d.items())`, in insertion order.
     pub fn items(&self) -> Result<Vec<(K, V)>> {
         let a = self.handle.call(op::DICT_ITEMS, |_| Ok(()))?;
-        let mut r = Reader::new(&a);
-        let n = r.varint()? as usize;
-        let mut v = Vec::with_capacity(n.min(1 << 20));
-        for _ in 0..n {
-            v.push((r.value()?, r.value()?));
-        }
-        Ok(v)
+        self.handle.reading(|| {
+            let mut r = Reader::new(&a);
+            let n = r.varint()? as usize;
+            let mut v = Vec::with_capacity(n.min(1 << 20));
+            for _ in 0..n {
+                v.push((r.value()?, r.value()?));
+            }
+            Ok(v)
+        })
     }
 
     /// `d.update(items)`, in one round trip.
@@ -221,15 +234,18 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
 
     /// `l.pop()`, or `None` when empty.
     pub fn pop(&self) -> Result<Option<T>> {
-        option(&self.handle.call(op::LIST_POP, |_| Ok(()))?)
+        option(&self.handle, &self.handle.call(op::LIST_POP, |_| Ok(()))?)
     }
 
     /// `l[i]`, or `None` past the end.
     pub fn get(&self, i: usize) -> Result<Option<T>> {
-        option(&self.handle.call(op::LIST_GET, |b| {
-            put_varint(b, i as u64);
-            Ok(())
-        })?)
+        option(
+            &self.handle,
+            &self.handle.call(op::LIST_GET, |b| {
+                put_varint(b, i as u64);
+                Ok(())
+            })?,
+        )
     }
 
     /// `l[i] = v`; `Err(Invalid)` past the end (Python's `IndexError`).
@@ -278,7 +294,10 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
 
     /// `list(l)`: a copy of the whole list.
     pub fn to_vec(&self) -> Result<Vec<T>> {
-        seq(&self.handle.call(op::LIST_TO_VEC, |_| Ok(()))?)
+        seq(
+            &self.handle,
+            &self.handle.call(op::LIST_TO_VEC, |_| Ok(()))?,
+        )
     }
 
     /// `l.reverse()`, in the server.
@@ -324,12 +343,8 @@ impl NamespaceProxy {
 
     /// `ns.name`, decoded as `T` (`None` when unset: Python's `AttributeError`).
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
-        option(
-            &self
-                .dict
-                .handle
-                .call(op::DICT_GET, |b| put_value(b, name))?,
-        )
+        let h = &self.dict.handle;
+        option(h, &h.call(op::DICT_GET, |b| put_value(b, name))?)
     }
 
     /// `ns.name = v`.
@@ -378,7 +393,8 @@ proxy_common!(ValueProxy<T>);
 impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
     /// `v.value`.
     pub fn get(&self) -> Result<T> {
-        Reader::new(&self.handle.call(op::VALUE_GET, |_| Ok(()))?).value()
+        let a = self.handle.call(op::VALUE_GET, |_| Ok(()))?;
+        self.handle.reading(|| Reader::new(&a).value())
     }
 
     /// `v.value = x`.
@@ -411,6 +427,6 @@ impl<T> Proxy<T> {
             put_bytes(b, method.as_bytes());
             put_value(b, args)
         })?;
-        decode(&a)
+        self.handle.reading(|| decode(&a))
     }
 }

@@ -79,7 +79,21 @@ pub(crate) fn put_value<T: Serialize + ?Sized>(buf: &mut Vec<u8>, v: &T) -> Resu
     // Reserve one prefix byte (most blobs are shorter than 128 bytes), encode, fix up.
     buf.push(0);
     let mut out = std::mem::take(buf);
-    out = postcard::to_extend(v, out).map_err(codec_error)?;
+    out = postcard::to_extend(v, out).map_err(|e| {
+        if crate::client::storing() && matches!(e, postcard::Error::SerdeSerCustom) {
+            // A handle's own `Serialize` refused: it holds descriptors (a shared-memory queue,
+            // pipe, lock or value, a proxy of another manager), which a manager cannot keep.
+            Error::Codec(
+                "this value holds a handle that cannot be stored in a manager object (a \
+                 shared-memory Queue, Pipe, Lock, Event or Value, or a proxy of another \
+                 manager): pass such handles to processes directly; proxies of this manager \
+                 can be stored"
+                    .to_owned(),
+            )
+        } else {
+            codec_error(e)
+        }
+    })?;
     *buf = out;
     let len = buf.len() - start - 1;
     if len < 0x80 {

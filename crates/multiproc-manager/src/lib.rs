@@ -63,7 +63,7 @@
 //! As in Python 3.6+, a proxy can be stored inside a dict, list, namespace or value of its own
 //! manager: the server keeps the object's id, and whoever reads it back, in any process, gets
 //! a proxy to the same server object. A handle that a manager cannot keep (a shared-memory
-//! [`Queue`](multiproc_ipc::Queue), pipe, lock or value, or a proxy of another manager: they
+//! [`Queue`], pipe, lock or value, or a proxy of another manager: they
 //! hold descriptors) is refused with an `Err(Codec)` that says so; pass those to processes
 //! directly.
 //!

@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Options of [`run`], built with struct-update syntax:
-/// `RunOptions { timeout: Some(t), ..Default::default() }`.
+/// `RunOptions { timeout: Some(t), ..Default::default() }`. Always end the literal with
+/// `..Default::default()`: new options arrive as new fields in minor versions (Python adds
+/// keyword arguments the same way), and a literal that names every field would stop compiling.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Capture standard output and error into [`CompletedProcess`] (else they are inherited).

@@ -15,8 +15,8 @@ use multiproc_sync::{Error, Result};
 use parking_lot::Mutex;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::calls::{ERR, WireError, decode, put_varint};
 use crate::sys;
-use crate::wire::{ERR, WireError, decode, put_varint};
 
 /// How to reach a server: its registration queue, and its identity for liveness checks.
 #[derive(Clone, Serialize, Deserialize)]

@@ -100,12 +100,12 @@
 
 mod sys;
 
+mod calls;
 mod client;
 mod number;
 mod proxies;
 mod served;
 mod server;
-mod wire;
 
 use std::any::TypeId;
 use std::fmt;
@@ -122,9 +122,9 @@ pub use number::{Number, Op};
 pub use proxies::{DictProxy, ListProxy, NamespaceProxy, Proxy, ValueProxy};
 pub use served::Served;
 
+use calls::{kind, op, put_bytes, put_value};
 use client::{Addr, Client, Handle};
 use served::Ctor;
-use wire::{kind, op, put_bytes, put_value};
 
 /// Decodes a postcard-encoded value: the arguments a [`Served::call`] receives.
 ///
@@ -134,7 +134,7 @@ use wire::{kind, op, put_bytes, put_value};
 /// # Ok::<(), multiproc_manager::Error>(())
 /// ```
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    wire::decode(bytes)
+    calls::decode(bytes)
 }
 
 /// Encodes a value with postcard: the answer of a [`Served::call`].
@@ -144,7 +144,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 /// # Ok::<(), multiproc_manager::Error>(())
 /// ```
 pub fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>> {
-    wire::encode(v)
+    calls::encode(v)
 }
 
 /// Settings for a [`Manager`] (Python's `BaseManager` subclass with `register` calls).
@@ -261,7 +261,7 @@ impl Manager {
             b.push(k);
             args(b)
         })?;
-        let id = wire::Reader::new(&a).varint()?;
+        let id = calls::Reader::new(&a).varint()?;
         Ok(Handle::new(Arc::clone(&self.client), id))
     }
 
@@ -355,7 +355,7 @@ impl Manager {
     /// ```
     pub fn connections(&self) -> Result<usize> {
         let a = self.client.call(op::CLIENTS, 0, |_| Ok(()))?;
-        Ok(wire::Reader::new(&a).varint()? as usize)
+        Ok(calls::Reader::new(&a).varint()? as usize)
     }
 
     /// Stops the server and waits for it (Python's `manager.shutdown()`); every proxy's next

@@ -5,7 +5,7 @@ use multiproc_sync::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::wire::{decode, encode};
+use crate::calls::{decode, encode};
 
 mod sealed {
     pub trait Sealed {}

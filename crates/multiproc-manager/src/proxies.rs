@@ -8,9 +8,9 @@ use multiproc_sync::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::calls::{Reader, decode, op, put_bytes, put_value, put_varint};
 use crate::client::Handle;
 use crate::number::{Number, Op};
-use crate::wire::{Reader, decode, op, put_bytes, put_value, put_varint};
 
 fn option<T: DeserializeOwned>(h: &Handle, answer: &[u8]) -> Result<Option<T>> {
     h.reading(|| match answer.split_first() {

@@ -70,5 +70,5 @@ impl<T: Served> DynServed for T {
 pub(crate) type Ctor = fn(&[u8]) -> Result<Box<dyn DynServed>>;
 
 pub(crate) fn construct<T: Served>(init: &[u8]) -> Result<Box<dyn DynServed>> {
-    Ok(Box::new(T::create(crate::wire::decode(init)?)?))
+    Ok(Box::new(T::create(crate::calls::decode(init)?)?))
 }

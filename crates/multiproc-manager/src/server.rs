@@ -14,10 +14,10 @@ use multiproc_sync::{Error, Result};
 use parking_lot::{Condvar, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
+use crate::calls::{self, ERR, OK, Reader, WireError, kind, op, put_bytes, put_varint};
 use crate::number;
 use crate::served::{Ctor, DynServed};
 use crate::sys;
-use crate::wire::{self, ERR, OK, Reader, WireError, kind, op, put_bytes, put_varint};
 
 /// What the server process is started with.
 #[derive(Serialize, Deserialize)]
@@ -363,7 +363,7 @@ fn out_of_descriptors() -> WireError {
 /// Answers a new connection's greeting with an error and closes it.
 fn refuse(conn: Connection<()>, why: WireError) {
     let mut out = vec![ERR];
-    out.extend_from_slice(&wire::encode(&why).unwrap_or_default());
+    out.extend_from_slice(&calls::encode(&why).unwrap_or_default());
     // A client already gone needs no answer.
     let _ = conn.send_bytes(&out);
 }
@@ -396,6 +396,6 @@ fn blobs<'a>(out: &mut Vec<u8>, n: usize, items: impl Iterator<Item = &'a Vec<u8
 fn error_answer(out: &mut Vec<u8>, e: &Error) {
     out.clear();
     out.push(ERR);
-    let encoded = wire::encode(&WireError::from(e)).unwrap_or_default();
+    let encoded = calls::encode(&WireError::from(e)).unwrap_or_default();
     out.extend_from_slice(&encoded);
 }

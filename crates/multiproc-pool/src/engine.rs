@@ -31,7 +31,7 @@
 //! head of the queue, and starts a replacement.
 
 use crate::call::{CallSpec, InitField, Initializer};
-use crate::wire::{self, Cursor, Link};
+use crate::records::{self, Cursor, Link};
 use crate::worker::{WorkerArgs, worker_main};
 use crossbeam_channel::{Receiver, Sender};
 use multiproc_ipc::Queue;
@@ -183,7 +183,7 @@ impl Engine {
     /// Hands the supervisor an event and wakes it.
     fn send(&self, ev: Event) -> Result<()> {
         self.tx.send(ev).map_err(|_| Error::PoolClosed)?;
-        let _ = self.wake.put_bytes(&[wire::WAKE]);
+        let _ = self.wake.put_bytes(&[records::WAKE]);
         Ok(())
     }
 
@@ -358,7 +358,7 @@ impl Supervisor {
             all_gone = false;
             if w.inflight.is_empty() && !w.stopping {
                 w.stopping = true;
-                let _ = w.tasks.put_bytes(&[wire::STOP]);
+                let _ = w.tasks.put_bytes(&[records::STOP]);
             }
         }
         all_gone
@@ -406,8 +406,8 @@ impl Supervisor {
                 self.jobs.remove(&id);
                 continue;
             }
-            wire::begin(&mut self.buf, wire::TASKS);
-            wire::push_task(&mut self.buf, id, job.call, &job.args);
+            records::begin(&mut self.buf, records::TASKS);
+            records::push_task(&mut self.buf, id, job.call, &job.args);
             let w = self.workers[slot]
                 .as_mut()
                 .expect("least_loaded picks a live one");
@@ -481,7 +481,7 @@ impl Supervisor {
                 break;
             };
             let mut cur = Cursor(&rec);
-            if !matches!(cur.u8(), Ok(wire::TASKS)) {
+            if !matches!(cur.u8(), Ok(records::TASKS)) {
                 break;
             }
             while let Ok((id, _, _)) = cur.task() {
@@ -508,7 +508,7 @@ impl Supervisor {
     /// One record from the result queue.
     fn record(&mut self, rec: &[u8]) {
         let mut cur = Cursor(rec);
-        if !matches!(cur.u8(), Ok(wire::RESULT)) {
+        if !matches!(cur.u8(), Ok(records::RESULT)) {
             return;
         }
         let (Ok(slot), Ok(id), Ok(kind), Ok(ns), Ok(bytes)) =
@@ -534,8 +534,8 @@ impl Supervisor {
             return;
         };
         let outcome = match kind {
-            wire::OK => Ok(bytes),
-            wire::PANIC => Err(Error::TaskFailed {
+            records::OK => Ok(bytes),
+            records::PANIC => Err(Error::TaskFailed {
                 message: String::from_utf8_lossy(bytes).into_owned(),
             }),
             _ => Err(Error::Codec(String::from_utf8_lossy(bytes).into_owned())),
@@ -592,7 +592,7 @@ impl Supervisor {
         let mut untaken = Vec::new();
         while let Ok(rec) = tasks.get_bytes_timeout(Duration::ZERO) {
             let mut cur = Cursor(&rec);
-            if !matches!(cur.u8(), Ok(wire::TASKS)) {
+            if !matches!(cur.u8(), Ok(records::TASKS)) {
                 continue;
             }
             while let Ok((id, _, _)) = cur.task() {
@@ -755,6 +755,6 @@ fn watch_lifeline(
         }
     }
     if tx.send(Event::Eof { slot, generation }).is_ok() {
-        let _ = wake.put_bytes(&[wire::WAKE]);
+        let _ = wake.put_bytes(&[records::WAKE]);
     }
 }

@@ -58,9 +58,9 @@ mod engine;
 mod future;
 mod pool;
 mod process_pool;
+mod records;
 mod sys;
 mod thread_pool;
-mod wire;
 mod worker;
 
 pub use async_result::AsyncResult;

@@ -4,8 +4,8 @@
 //! own policy), so a stream of small tasks costs no system calls.
 
 use crate::call::InitField;
+use crate::records::{self, Cursor, Link};
 use crate::thread_pool::panic_text;
-use crate::wire::{self, Cursor, Link};
 use multiproc_ipc::Queue;
 use serde::{Deserialize, Serialize};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -51,7 +51,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     // `Err(Closed)`: the parent is gone.
     while let Ok(record) = tasks.get_bytes() {
         let mut cur = Cursor(&record);
-        if !matches!(cur.u8(), Ok(wire::TASKS)) {
+        if !matches!(cur.u8(), Ok(records::TASKS)) {
             break;
         }
         while !cur.is_empty() {
@@ -63,13 +63,13 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             let ran = catch_unwind(AssertUnwindSafe(|| call.run(args, &mut value)));
             let ns = start.elapsed().as_nanos() as u64;
             match ran {
-                Ok(Ok(())) => wire::result_record(&mut out, slot, id, wire::OK, ns, &value),
+                Ok(Ok(())) => records::result_record(&mut out, slot, id, records::OK, ns, &value),
                 Ok(Err(msg)) => {
-                    wire::result_record(&mut out, slot, id, wire::FAILED, ns, msg.as_bytes())
+                    records::result_record(&mut out, slot, id, records::FAILED, ns, msg.as_bytes())
                 }
                 Err(p) => {
                     let msg = panic_text(&*p);
-                    wire::result_record(&mut out, slot, id, wire::PANIC, ns, msg.as_bytes())
+                    records::result_record(&mut out, slot, id, records::PANIC, ns, msg.as_bytes())
                 }
             }
             if results.put_bytes(&out).is_err() {

@@ -7,6 +7,7 @@
 //! None of them ever returns: they end with `_exit`, so no code of the parent's `main` runs.
 
 use crate::decode::decode_exact;
+use crate::frame::{self, FrameReader, Kind};
 use crate::handoff;
 use crate::identity::{self, Ident, Identity, ProcessInfo};
 use crate::registry;
@@ -14,7 +15,6 @@ use crate::slots::Slot;
 use crate::start_method::{StartMethod, set_start_method};
 use crate::state::STATE;
 use crate::sys;
-use crate::wire::{self, FrameReader, Kind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -249,7 +249,7 @@ pub(crate) fn prepare_fork() -> std::io::StdoutLock<'static> {
 }
 
 fn parse_bootstrap(payload: &[u8]) -> Result<(Header, &[u8]), String> {
-    let len = wire::payload_u32(payload).map_err(|e| e.to_string())? as usize;
+    let len = frame::payload_u32(payload).map_err(|e| e.to_string())? as usize;
     let header_bytes = payload
         .get(4..4 + len)
         .ok_or("truncated start-up message")?;
@@ -339,7 +339,7 @@ pub(crate) fn finish(report: Report, outcome: Result<Outcome, String>) -> ! {
     drop(report.parents_end);
     let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
     // A parent that dropped its handle no longer listens: the child still exits normally.
-    let _ = wire::write_frame(report.sock.as_fd(), kind, &[payload], &raw);
+    let _ = frame::write_frame(report.sock.as_fd(), kind, &[payload], &raw);
     sys::exit_now(code)
 }
 

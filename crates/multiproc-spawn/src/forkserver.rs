@@ -33,9 +33,9 @@
 //! another, as they do when a program starts short children one after another, then costs no
 //! wake-up of a sleeping server (60-80 µs on a small virtual machine).
 
+use crate::frame::{self, FrameReader, Kind};
 use crate::spin::Spinner;
 use crate::state::STATE;
-use crate::wire::{self, FrameReader, Kind};
 use crate::{child, entry, registry, sys};
 use multiproc_sync::{Error, Result};
 use std::io::{self, IoSlice};
@@ -176,7 +176,7 @@ enum Answer {
 impl Server {
     /// Asks for a child that talks over `child_end`.
     fn request(&self, daemon: bool, child_end: BorrowedFd<'_>) -> io::Result<()> {
-        wire::write_frame(
+        frame::write_frame(
             self.ctrl.as_fd(),
             Kind::Request,
             &[&[daemon as u8]],
@@ -191,7 +191,7 @@ impl Server {
             .read_frame_spinning(self.ctrl.as_fd(), registry::SPIN)
         {
             Ok(Some(frame)) if frame.kind == Kind::Hello => {
-                let pid = wire::payload_u32(&frame.payload)?;
+                let pid = frame::payload_u32(&frame.payload)?;
                 let ours = frame.payload.get(4) == Some(&1);
                 let server_pidfd = match (ours, frame.fds.into_iter().next()) {
                     (true, _) => None,
@@ -473,13 +473,13 @@ fn fork_child(
 fn hello(ctrl: &OwnedFd, pid: u32, ours: bool, pidfd: Option<&OwnedFd>) {
     let attached: Vec<RawFd> = pidfd.iter().map(|fd| fd.as_raw_fd()).collect();
     let pid = pid.to_le_bytes();
-    let _ = wire::write_frame(ctrl.as_fd(), Kind::Hello, &[&pid, &[ours as u8]], &attached);
+    let _ = frame::write_frame(ctrl.as_fd(), Kind::Hello, &[&pid, &[ours as u8]], &attached);
 }
 
 /// Tells the parent that this request got no child, and why.
 fn could_not_fork(ctrl: &OwnedFd, e: &io::Error) {
     let msg = format!("the fork server could not fork: {e}");
-    let _ = wire::write_frame(ctrl.as_fd(), Kind::ServerError, &[msg.as_bytes()], &[]);
+    let _ = frame::write_frame(ctrl.as_fd(), Kind::ServerError, &[msg.as_bytes()], &[]);
 }
 
 fn shut_down_server(kids: &[Kid]) -> ! {

@@ -94,6 +94,7 @@ mod entry;
 #[doc(hidden)]
 pub mod fnref;
 mod forkserver;
+mod frame;
 #[doc(hidden)]
 pub mod handoff;
 mod identity;
@@ -106,7 +107,6 @@ mod start_method;
 mod state;
 pub mod subprocess;
 mod sys;
-mod wire;
 
 /// Whether this program was started with elevated rights (setuid, setgid or file
 /// capabilities: the kernel's `AT_SECURE`), where the environment belongs to whoever started

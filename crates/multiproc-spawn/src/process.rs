@@ -3,11 +3,11 @@
 
 use crate::child::{self, Header, Outcome, Trampoline};
 use crate::decode::decode_exact;
+use crate::frame::{self, Kind};
 use crate::handoff;
 use crate::identity::{self, Identity, ProcessInfo};
 use crate::registry::{self, Child};
 use crate::start_method::{StartMethod, get_start_method};
-use crate::wire::{self, Kind};
 use crate::{entry, forkserver, sys};
 use multiproc_sync::{Error, Result};
 use serde::Serialize;
@@ -304,7 +304,7 @@ impl ProcessBuilder {
         // A child that died before reading its arguments is reported by join, with its status;
         // so a failed write is not an error here.
         let bootstrap = |sock: BorrowedFd<'_>| {
-            let _ = wire::write_frame(sock, Kind::Bootstrap, &[&len, &header, args], &raw);
+            let _ = frame::write_frame(sock, Kind::Bootstrap, &[&len, &header, args], &raw);
         };
         let child = if method == StartMethod::Spawn {
             let (mine, theirs) = sys::socketpair()?;

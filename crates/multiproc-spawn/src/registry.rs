@@ -16,12 +16,12 @@
 //! every wait: nothing hangs. Reading the socket while sleeping also keeps a child with a large
 //! result from blocking.
 
+use crate::frame::{Frame, FrameReader, Kind, payload_u32};
 use crate::identity::ProcessInfo;
 use crate::slots::{self, Slot};
 use crate::spin::Spinner;
 use crate::state::STATE;
 use crate::sys;
-use crate::wire::{Frame, FrameReader, Kind, payload_u32};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock};

@@ -25,8 +25,8 @@
 //! parent reads the socket instead. The page is never unmapped: a forked child goes on using
 //! its parent's page to report, while its own children get a page of its own.
 
+use crate::frame::Kind;
 use crate::sys;
-use crate::wire::Kind;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU32, Ordering};
 

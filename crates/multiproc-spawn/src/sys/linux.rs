@@ -66,7 +66,7 @@ pub(crate) fn send_with_fds(
 ) -> io::Result<usize> {
     assert!(
         fds.len() <= MAX_FDS_PER_MESSAGE,
-        "too many fds in one message (callers split them: see wire::write_frame)"
+        "too many fds in one message (callers split them: see frame::write_frame)"
     );
     // A small control buffer lives on the stack, a large one on the heap; none is made for a
     // message without descriptors (zeroing a kilobyte costs a forked child a `memset` call).

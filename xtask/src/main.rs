@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 mod examples;
+mod layers;
 mod redis;
 mod report;
 mod tidy;

@@ -3,7 +3,8 @@
 //! - every `.rs` file starts with a `//!` header that says what it is for;
 //! - every `unsafe {` block has a `// SAFETY:` comment within the six lines before it;
 //! - no `libc::` or `rustix::` outside a crate's `src/sys/` (OS code stays behind one module);
-//! - no `dbg!` left behind.
+//! - no `dbg!` left behind;
+//! - no new import circle between the modules of a crate (see [`crate::layers`]).
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,7 @@ pub(crate) fn check(root: &Path) -> Result<(), String> {
         };
         problems.extend(check_file(&rel, &text));
     }
+    problems.extend(crate::layers::check(root));
     if problems.is_empty() {
         eprintln!("tidy: ok");
         Ok(())

@@ -80,14 +80,15 @@ pub(crate) fn put_value<T: Serialize + ?Sized>(buf: &mut Vec<u8>, v: &T) -> Resu
     buf.push(0);
     let mut out = std::mem::take(buf);
     out = postcard::to_extend(v, out).map_err(|e| {
-        if crate::client::storing() && matches!(e, postcard::Error::SerdeSerCustom) {
-            // A handle's own `Serialize` refused: it holds descriptors (a shared-memory queue,
-            // pipe, lock or value, a proxy of another manager), which a manager cannot keep.
+        if matches!(e, postcard::Error::SerdeSerCustom) {
+            // A `Serialize` refused: almost always a handle that holds descriptors (a
+            // shared-memory queue, pipe, lock or value, a proxy of another manager), which a
+            // manager cannot keep.
             Error::Codec(
-                "this value holds a handle that cannot be stored in a manager object (a \
-                 shared-memory Queue, Pipe, Lock, Event or Value, or a proxy of another \
-                 manager): pass such handles to processes directly; proxies of this manager \
-                 can be stored"
+                "this value cannot be stored in a manager object: it holds a handle that \
+                 cannot be stored there (a shared-memory Queue, Pipe, Lock, Event or Value, or \
+                 a proxy of another manager; pass such handles to processes directly, while \
+                 proxies of this manager can be stored), or its own Serialize refused"
                     .to_owned(),
             )
         } else {

@@ -291,14 +291,7 @@ mod stored {
     pub(super) fn server() -> Option<Arc<Client>> {
         SERVER.with(|s| s.borrow().clone())
     }
-
-    /// Whether values are being encoded for a manager now.
-    pub(crate) fn active() -> bool {
-        SERVER.with(|s| s.borrow().is_some())
-    }
 }
-
-pub(crate) use stored::active as storing;
 
 #[derive(Serialize, Deserialize)]
 enum WireProxy {

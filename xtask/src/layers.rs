@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// The circles present when the rule was written, by crate: each must shrink, never grow.
 const KNOWN: &[(&str, &[&str])] = &[
-    ("multiproc-ipc", &["channel", "codec", "holders", "ring"]),
+    ("multiproc-ipc", &["codec", "holders"]),
     (
         "multiproc-spawn",
         &[

@@ -11,7 +11,7 @@
 //! # Protocol
 //!
 //! A producer encodes an item; if handles in it handed over descriptors, the record is put
-//! with an attach hook ([`crate::ring::Attach`]), which the ring calls *under the put lock*
+//! with an attach hook ([`crate::error::Attach`]), which the ring calls *under the put lock*
 //! with the record's position just before it writes the record, and which sends one datagram
 //! (more for over [`MAX_FDS_PER_DATAGRAM`] descriptors) tagged with that position and the
 //! item's nonce. Records are committed in put-lock order and datagrams are sent in put-lock
@@ -48,7 +48,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::ring::PutError;
+use crate::error::PutError;
 use crate::sys;
 
 pub(crate) use sys::MAX_FDS_PER_DATAGRAM;

@@ -75,6 +75,7 @@ mod sys;
 mod barrier;
 mod channel;
 mod codec;
+mod error;
 mod holders;
 mod object;
 mod pipe;

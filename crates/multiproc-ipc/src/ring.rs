@@ -49,6 +49,8 @@ use crate::segment::Segment;
 use crate::sys;
 use crate::wait::{Signal, Wait};
 
+pub(crate) use crate::error::{Attach, GetError, PutError};
+
 /// Where the data area starts in the segment.
 pub(crate) const DATA_OFFSET: usize = OBJECT_OFFSET + 4096;
 /// The most address space a ring reserves: room for 64 GiB of queued data.
@@ -179,30 +181,6 @@ unsafe impl SharedState for Ring {
     const KIND: Kind = Kind::Queue;
 }
 
-/// Why a put failed.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum PutError {
-    /// No room before the deadline.
-    Full,
-    /// No room, and no live holder could ever make some.
-    Closed,
-    /// The record can never fit: larger than the ring's data area can ever be (the bytes
-    /// given), or than a u32 length.
-    TooLarge(u64),
-    /// The `attach` hook failed (its reason); nothing was written.
-    Attach(String),
-    /// The ring had to grow for the record and the system refused the memory (a full tmpfs:
-    /// `ENOSPC`; `ulimit -f`: `EFBIG`); its kind and message. Nothing was written.
-    Io(std::io::ErrorKind, String),
-}
-
-/// Work done beside a record, under the put lock, just before the record is written: called
-/// with the record's position (a 40-bit stream offset, unique among the records in the
-/// ring), it may send something that must travel in the same order as the records (the
-/// descriptors of handles inside an item). A record put with a hook is flagged, and
-/// [`Ring::get`] hands its position to the consumer.
-pub(crate) type Attach<'a> = Option<&'a mut dyn FnMut(u64) -> Result<(), PutError>>;
-
 /// Why [`Ring::grow`] did not grow the ring.
 #[derive(Debug, PartialEq, Eq)]
 enum Grow {
@@ -239,18 +217,6 @@ pub(crate) fn reserve() -> std::io::Result<usize> {
         .max(MIN_DATA);
     let data = (1usize << data.ilog2()).min(RESERVE - DATA_OFFSET);
     Ok(DATA_OFFSET + data)
-}
-
-/// Why a get failed.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum GetError {
-    /// No item before the deadline.
-    Empty,
-    /// No item, and no live holder could ever put one.
-    Closed,
-    /// The ring held a record that makes no sense (memory written by someone else); the
-    /// ring was emptied to stay usable.
-    Corrupt,
 }
 
 #[inline]

@@ -165,6 +165,22 @@ pub struct ManagerBuilder {
 impl ManagerBuilder {
     /// Registers `T` under `typeid` (Python's `BaseManager.register(typeid, callable)`);
     /// [`Manager::create`] makes instances. See [`Served`].
+    ///
+    /// ```
+    /// # use multiproc_manager::{Manager, Served, decode, encode};
+    /// # struct Counter(i64);
+    /// # impl Served for Counter {
+    /// #     type Init = i64;
+    /// #     fn create(start: i64) -> multiproc_manager::Result<Self> { Ok(Counter(start)) }
+    /// #     fn call(&mut self, _: &str, args: &[u8]) -> multiproc_manager::Result<Vec<u8>> {
+    /// #         self.0 += decode::<i64>(args)?;
+    /// #         encode(&self.0)
+    /// #     }
+    /// # }
+    /// let manager = Manager::builder().register::<Counter>("Counter").build()?;
+    /// assert_eq!(manager.create::<Counter>("Counter", 1)?.call::<_, i64>("add", &2)?, 3);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn register<T: Served>(mut self, typeid: &str) -> Self {
         let ctor: Ctor = served::construct::<T>;
         self.types.retain(|(n, ..)| n != typeid);
@@ -177,12 +193,26 @@ impl ManagerBuilder {
     }
 
     /// How the server process starts (the default: the program's start method).
+    ///
+    /// ```
+    /// use multiproc_manager::Manager;
+    /// use multiproc_spawn::StartMethod;
+    /// let manager = Manager::builder().start_method(StartMethod::Spawn).build()?;
+    /// assert_eq!(manager.value(7u8)?.get()?, 7);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.start_method = Some(method);
         self
     }
 
     /// Starts the server and connects to it (Python's `manager.start()`).
+    ///
+    /// ```
+    /// let manager = multiproc_manager::Manager::builder().build()?;
+    /// assert!(manager.dict::<u8, u8>()?.is_empty()?);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn build(self) -> Result<Manager> {
         let registry = Queue::new()?;
         let args = server::ServerArgs {
@@ -218,6 +248,16 @@ impl ManagerBuilder {
 ///
 /// Dropping it does not stop the server while proxies of this or other processes are
 /// connected; [`shutdown`](Self::shutdown) does (Python's `with Manager() as m:` ending).
+///
+/// ```
+/// use multiproc_manager::Manager;
+/// let manager = Manager::new()?;
+/// let d = manager.dict::<String, u32>()?;
+/// d.insert("x".into(), 1)?;
+/// manager.shutdown()?;
+/// assert!(d.len().is_err()); // the server is gone: every call is an error, never a hang
+/// # Ok::<(), multiproc_manager::Error>(())
+/// ```
 pub struct Manager {
     client: Arc<Client>,
     process: Option<Process<()>>,
@@ -245,11 +285,23 @@ impl Manager {
     }
 
     /// Settings: registered types, start method.
+    ///
+    /// ```
+    /// let manager = multiproc_manager::Manager::builder().build()?;
+    /// assert_ne!(manager.pid(), 0);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn builder() -> ManagerBuilder {
         ManagerBuilder::default()
     }
 
     /// The server's process id.
+    ///
+    /// ```
+    /// let manager = multiproc_manager::Manager::new()?;
+    /// assert_ne!(manager.pid(), std::process::id()); // a process of its own
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn pid(&self) -> u32 {
         self.client.addr.pid
     }
@@ -266,16 +318,40 @@ impl Manager {
     }
 
     /// A new shared dict (Python's `manager.dict()`); see [`DictProxy`].
+    ///
+    /// ```
+    /// let manager = multiproc_manager::Manager::new()?;
+    /// let d = manager.dict::<u32, String>()?;
+    /// d.insert(1, "one".into())?;
+    /// assert_eq!(d.get(&1)?.as_deref(), Some("one"));
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn dict<K, V>(&self) -> Result<DictProxy<K, V>> {
         Ok(DictProxy::from_handle(self.make(kind::DICT, |_| Ok(()))?))
     }
 
     /// A new shared list (Python's `manager.list()`); see [`ListProxy`].
+    ///
+    /// ```
+    /// let manager = multiproc_manager::Manager::new()?;
+    /// let l = manager.list::<u32>()?;
+    /// l.extend([1, 2, 3])?;
+    /// assert_eq!(l.to_vec()?, [1, 2, 3]);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn list<T>(&self) -> Result<ListProxy<T>> {
         Ok(ListProxy::from_handle(self.make(kind::LIST, |_| Ok(()))?))
     }
 
     /// A new namespace (Python's `manager.Namespace()`); see [`NamespaceProxy`].
+    ///
+    /// ```
+    /// let manager = multiproc_manager::Manager::new()?;
+    /// let ns = manager.namespace()?;
+    /// ns.set("x", 10)?;
+    /// assert_eq!(ns.get::<i32>("x")?, Some(10));
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn namespace(&self) -> Result<NamespaceProxy> {
         Ok(NamespaceProxy::from_handle(
             self.make(kind::NAMESPACE, |_| Ok(()))?,
@@ -283,6 +359,14 @@ impl Manager {
     }
 
     /// A new shared value (Python's `manager.Value(typecode, x)`); see [`ValueProxy`].
+    ///
+    /// ```
+    /// let manager = multiproc_manager::Manager::new()?;
+    /// let v = manager.value(0.5f64)?;
+    /// v.set(1.5)?;
+    /// assert_eq!(v.get()?, 1.5);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn value<T: Serialize>(&self, x: T) -> Result<ValueProxy<T>> {
         Ok(ValueProxy::from_handle(
             self.make(kind::VALUE, |b| put_value(b, &x))?,
@@ -291,6 +375,24 @@ impl Manager {
 
     /// An instance of the type registered as `typeid`, made in the server by
     /// [`Served::create`]`(init)` (Python's `manager.typeid(*args)`); see [`Served`].
+    ///
+    /// ```
+    /// # use multiproc_manager::{Manager, Served, decode, encode};
+    /// # struct Counter(i64);
+    /// # impl Served for Counter {
+    /// #     type Init = i64;
+    /// #     fn create(start: i64) -> multiproc_manager::Result<Self> { Ok(Counter(start)) }
+    /// #     fn call(&mut self, _: &str, args: &[u8]) -> multiproc_manager::Result<Vec<u8>> {
+    /// #         self.0 += decode::<i64>(args)?;
+    /// #         encode(&self.0)
+    /// #     }
+    /// # }
+    /// let manager = Manager::builder().register::<Counter>("Counter").build()?;
+    /// let c = manager.create::<Counter>("Counter", 100)?;
+    /// assert_eq!(c.call::<_, i64>("add", &1)?, 101);
+    /// assert!(manager.create::<Counter>("Unknown", 0).is_err());
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn create<T: Served>(&self, typeid: &str, init: T::Init) -> Result<Proxy<T>> {
         match self.types.iter().find(|(n, _)| n == typeid) {
             Some((_, t)) if *t == TypeId::of::<T>() => {}
@@ -325,22 +427,51 @@ impl Manager {
 
     /// A process-shared lock (Python's `manager.Lock()`; the shared-memory
     /// [`Lock`](multiproc_ipc::Lock), as for [`queue`](Self::queue)).
+    ///
+    /// ```
+    /// let manager = multiproc_manager::Manager::new()?;
+    /// let lock = manager.lock()?;
+    /// drop(lock.acquire());
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn lock(&self) -> Result<multiproc_ipc::Lock> {
         multiproc_ipc::Lock::new()
     }
 
     /// A process-shared event (Python's `manager.Event()`; see [`queue`](Self::queue)).
+    ///
+    /// ```
+    /// let manager = multiproc_manager::Manager::new()?;
+    /// let e = manager.event()?;
+    /// e.set();
+    /// assert!(e.is_set());
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn event(&self) -> Result<multiproc_ipc::Event> {
         multiproc_ipc::Event::new()
     }
 
     /// A process-shared semaphore (Python's `manager.Semaphore(n)`; see
     /// [`queue`](Self::queue)).
+    ///
+    /// ```
+    /// let manager = multiproc_manager::Manager::new()?;
+    /// let s = manager.semaphore(1)?;
+    /// assert!(s.try_acquire());
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn semaphore(&self, n: usize) -> Result<multiproc_ipc::Semaphore> {
         multiproc_ipc::Semaphore::new(n)
     }
 
     /// A process-shared barrier (Python's `manager.Barrier(n)`; see [`queue`](Self::queue)).
+    ///
+    /// ```
+    /// let manager = multiproc_manager::Manager::new()?;
+    /// let b = manager.barrier(1)?;
+    /// assert_eq!(b.parties(), 1);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn barrier(&self, parties: usize) -> Result<multiproc_ipc::Barrier> {
         multiproc_ipc::Barrier::new(parties)
     }

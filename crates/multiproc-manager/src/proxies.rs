@@ -82,6 +82,15 @@ proxy_common!(DictProxy<K, V>);
 
 impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy<K, V> {
     /// `d.get(key)`: the value, or `None`.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let d = manager.dict::<String, u32>()?;
+    /// d.insert("a".into(), 1)?;
+    /// assert_eq!(d.get(&"a".into())?, Some(1));
+    /// assert_eq!(d.get(&"b".into())?, None);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn get(&self, key: &K) -> Result<Option<V>> {
         option(
             &self.handle,
@@ -90,6 +99,14 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     }
 
     /// `d[key] = value`; the value it replaced, if any.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let d = manager.dict::<String, u32>()?;
+    /// assert_eq!(d.insert("a".into(), 1)?, None);
+    /// assert_eq!(d.insert("a".into(), 2)?, Some(1));
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn insert(&self, key: K, value: V) -> Result<Option<V>> {
         let a = self.handle.call(op::DICT_INSERT, |b| {
             put_value(b, &key)?;
@@ -99,6 +116,15 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     }
 
     /// `d.pop(key, None)`: removes the key; its value, if it was there.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let d = manager.dict::<String, u32>()?;
+    /// d.insert("a".into(), 1)?;
+    /// assert_eq!(d.remove(&"a".into())?, Some(1));
+    /// assert_eq!(d.remove(&"a".into())?, None);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn remove(&self, key: &K) -> Result<Option<V>> {
         option(
             &self.handle,
@@ -107,27 +133,69 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     }
 
     /// `key in d`.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let d = manager.dict::<String, u32>()?;
+    /// d.insert("a".into(), 1)?;
+    /// assert!(d.contains_key(&"a".into())?);
+    /// assert!(!d.contains_key(&"b".into())?);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn contains_key(&self, key: &K) -> Result<bool> {
         let a = self.handle.call(op::DICT_CONTAINS, |b| put_value(b, key))?;
         Ok(a.first() == Some(&1))
     }
 
     /// `len(d)`.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let d = manager.dict::<String, u32>()?;
+    /// d.insert("a".into(), 1)?;
+    /// assert_eq!(d.len()?, 1);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn len(&self) -> Result<usize> {
         count(&self.handle.call(op::LEN, |_| Ok(()))?)
     }
 
     /// `len(d) == 0`.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let d = manager.dict::<String, u32>()?;
+    /// assert!(d.is_empty()?);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }
 
     /// `list(d.keys())`, in insertion order.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let d = manager.dict::<String, u32>()?;
+    /// d.insert("b".into(), 2)?;
+    /// d.insert("a".into(), 1)?;
+    /// assert_eq!(d.keys()?, ["b", "a"]); // insertion order, as Python
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn keys(&self) -> Result<Vec<K>> {
         seq(&self.handle, &self.handle.call(op::DICT_KEYS, |_| Ok(()))?)
     }
 
     /// `list(d.values())`, in insertion order.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let d = manager.dict::<String, u32>()?;
+    /// d.insert("b".into(), 2)?;
+    /// d.insert("a".into(), 1)?;
+    /// assert_eq!(d.values()?, [2, 1]);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn values(&self) -> Result<Vec<V>> {
         seq(
             &self.handle,
@@ -136,6 +204,14 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     }
 
     /// `list(d.items())`, in insertion order.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let d = manager.dict::<String, u32>()?;
+    /// d.insert("a".into(), 1)?;
+    /// assert_eq!(d.items()?, [("a".to_string(), 1)]);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn items(&self) -> Result<Vec<(K, V)>> {
         let a = self.handle.call(op::DICT_ITEMS, |_| Ok(()))?;
         self.handle.reading(|| {
@@ -150,6 +226,14 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     }
 
     /// `d.update(items)`, in one round trip.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let d = manager.dict::<String, u32>()?;
+    /// d.update([("a".to_string(), 1), ("b".to_string(), 2)])?;
+    /// assert_eq!(d.len()?, 2);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn update(&self, items: impl IntoIterator<Item = (K, V)>) -> Result<()> {
         let items: Vec<(K, V)> = items.into_iter().collect();
         self.handle.call(op::DICT_UPDATE, |b| {
@@ -164,6 +248,15 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     }
 
     /// `d.clear()`.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let d = manager.dict::<String, u32>()?;
+    /// d.insert("a".into(), 1)?;
+    /// d.clear()?;
+    /// assert!(d.is_empty()?);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn clear(&self) -> Result<()> {
         self.handle.call(op::CLEAR, |_| Ok(()))?;
         Ok(())
@@ -227,17 +320,42 @@ proxy_common!(ListProxy<T>);
 
 impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// `l.append(v)`.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let l = manager.list::<u32>()?;
+    /// l.push(1)?;
+    /// assert_eq!(l.to_vec()?, [1]);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn push(&self, v: T) -> Result<()> {
         self.handle.call(op::LIST_PUSH, |b| put_value(b, &v))?;
         Ok(())
     }
 
     /// `l.pop()`, or `None` when empty.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let l = manager.list::<u32>()?;
+    /// l.extend([1, 2])?;
+    /// assert_eq!(l.pop()?, Some(2));
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn pop(&self) -> Result<Option<T>> {
         option(&self.handle, &self.handle.call(op::LIST_POP, |_| Ok(()))?)
     }
 
     /// `l[i]`, or `None` past the end.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let l = manager.list::<u32>()?;
+    /// l.push(7)?;
+    /// assert_eq!(l.get(0)?, Some(7));
+    /// assert_eq!(l.get(1)?, None);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn get(&self, i: usize) -> Result<Option<T>> {
         option(
             &self.handle,
@@ -249,6 +367,16 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     }
 
     /// `l[i] = v`; `Err(Invalid)` past the end (Python's `IndexError`).
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let l = manager.list::<u32>()?;
+    /// l.push(7)?;
+    /// l.set(0, 8)?;
+    /// assert_eq!(l.get(0)?, Some(8));
+    /// assert!(l.set(5, 1).is_err()); // IndexError
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn set(&self, i: usize, v: T) -> Result<()> {
         self.handle.call(op::LIST_SET, |b| {
             put_varint(b, i as u64);
@@ -258,6 +386,15 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     }
 
     /// `l.insert(i, v)` (at the end when `i` is past it).
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let l = manager.list::<u32>()?;
+    /// l.extend([1, 3])?;
+    /// l.insert(1, 2)?;
+    /// assert_eq!(l.to_vec()?, [1, 2, 3]);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn insert(&self, i: usize, v: T) -> Result<()> {
         self.handle.call(op::LIST_INSERT, |b| {
             put_varint(b, i as u64);
@@ -267,16 +404,39 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     }
 
     /// `len(l)`.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let l = manager.list::<u32>()?;
+    /// l.extend([1, 2])?;
+    /// assert_eq!(l.len()?, 2);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn len(&self) -> Result<usize> {
         count(&self.handle.call(op::LEN, |_| Ok(()))?)
     }
 
     /// `len(l) == 0`.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let l = manager.list::<u32>()?;
+    /// assert!(l.is_empty()?);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }
 
     /// `l.extend(items)`, in one round trip.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let l = manager.list::<u32>()?;
+    /// l.extend(0..3)?;
+    /// assert_eq!(l.to_vec()?, [0, 1, 2]);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn extend(&self, items: impl IntoIterator<Item = T>) -> Result<()> {
         let mut enc = Vec::new();
         let mut n = 0u64;
@@ -293,6 +453,14 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     }
 
     /// `list(l)`: a copy of the whole list.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let l = manager.list::<u32>()?;
+    /// l.push(4)?;
+    /// assert_eq!(l.to_vec()?, [4]);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn to_vec(&self) -> Result<Vec<T>> {
         seq(
             &self.handle,
@@ -301,12 +469,30 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     }
 
     /// `l.reverse()`, in the server.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let l = manager.list::<u32>()?;
+    /// l.extend([1, 2, 3])?;
+    /// l.reverse()?;
+    /// assert_eq!(l.to_vec()?, [3, 2, 1]);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn reverse(&self) -> Result<()> {
         self.handle.call(op::LIST_REVERSE, |_| Ok(()))?;
         Ok(())
     }
 
     /// `l.clear()`.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let l = manager.list::<u32>()?;
+    /// l.extend([1, 2])?;
+    /// l.clear()?;
+    /// assert!(l.is_empty()?);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn clear(&self) -> Result<()> {
         self.handle.call(op::CLEAR, |_| Ok(()))?;
         Ok(())
@@ -342,12 +528,29 @@ impl NamespaceProxy {
     }
 
     /// `ns.name`, decoded as `T` (`None` when unset: Python's `AttributeError`).
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let ns = manager.namespace()?;
+    /// ns.set("name", "Ada")?;
+    /// assert_eq!(ns.get::<String>("name")?.as_deref(), Some("Ada"));
+    /// assert_eq!(ns.get::<String>("age")?, None);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
         let h = &self.dict.handle;
         option(h, &h.call(op::DICT_GET, |b| put_value(b, name))?)
     }
 
     /// `ns.name = v`.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let ns = manager.namespace()?;
+    /// ns.set("count", 3u32)?;
+    /// assert_eq!(ns.get::<u32>("count")?, Some(3));
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn set<T: Serialize>(&self, name: &str, v: T) -> Result<()> {
         self.dict.handle.call(op::DICT_INSERT, |b| {
             put_value(b, name)?;
@@ -357,6 +560,15 @@ impl NamespaceProxy {
     }
 
     /// `del ns.name`; whether it was set.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let ns = manager.namespace()?;
+    /// ns.set("x", 1)?;
+    /// assert!(ns.remove("x")?);
+    /// assert!(!ns.remove("x")?);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn remove(&self, name: &str) -> Result<bool> {
         let a = self
             .dict
@@ -366,6 +578,14 @@ impl NamespaceProxy {
     }
 
     /// The attribute names, in the order they were first set.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let ns = manager.namespace()?;
+    /// ns.set("x", 1)?;
+    /// assert_eq!(ns.names()?, ["x"]);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn names(&self) -> Result<Vec<String>> {
         self.dict.keys()
     }
@@ -392,12 +612,27 @@ proxy_common!(ValueProxy<T>);
 
 impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
     /// `v.value`.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let v = manager.value(1u32)?;
+    /// assert_eq!(v.get()?, 1);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn get(&self) -> Result<T> {
         let a = self.handle.call(op::VALUE_GET, |_| Ok(()))?;
         self.handle.reading(|| Reader::new(&a).value())
     }
 
     /// `v.value = x`.
+    ///
+    /// ```
+    /// # let manager = multiproc_manager::Manager::new()?;
+    /// # let v = manager.value(1u32)?;
+    /// v.set(2)?;
+    /// assert_eq!(v.get()?, 2);
+    /// # Ok::<(), multiproc_manager::Error>(())
+    /// ```
     pub fn set(&self, x: T) -> Result<()> {
         self.handle.call(op::VALUE_SET, |b| put_value(b, &x))?;
         Ok(())

@@ -12,14 +12,7 @@ const KNOWN: &[(&str, &[&str])] = &[
     ("multiproc-ipc", &["codec", "holders"]),
     (
         "multiproc-spawn",
-        &[
-            "child",
-            "forkserver",
-            "identity",
-            "registry",
-            "start_method",
-            "state",
-        ],
+        &["child", "forkserver", "registry", "state"],
     ),
 ];
 

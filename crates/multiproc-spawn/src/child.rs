@@ -12,8 +12,8 @@ use crate::handoff;
 use crate::identity::{self, Ident, Identity, ProcessInfo};
 use crate::registry;
 use crate::slots::Slot;
-use crate::start_method::{StartMethod, set_start_method};
-use crate::state::STATE;
+use crate::start_method::StartMethod;
+use crate::state::{self, STATE, set_start_method};
 use crate::sys;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -196,7 +196,7 @@ pub(crate) fn run_fresh(sock: OwnedFd, via_server: bool) -> ! {
         Err(msg) => report_and_exit(sock, msg),
     };
     let me = Identity::child(header.name, header.daemon, header.parent);
-    take_identity(&mut identity::lock(), me, !via_server);
+    take_identity(&mut state::identity(), me, !via_server);
     set_start_method(StartMethod::from_u8(header.start_method));
     if header.fingerprint != fingerprint() {
         report_and_exit(

@@ -1,10 +1,7 @@
 //! Who this process is: its name, daemon flag and parent, as Python's `current_process()` and
 //! `parent_process()` report them, plus the `Process-N` naming of its children.
 
-use crate::state::STATE;
-use crate::sys;
 use serde::{Deserialize, Serialize};
-use std::sync::MutexGuard;
 
 /// A process as `current_process()`, `parent_process()` and `active_children()` describe it.
 ///
@@ -56,64 +53,16 @@ pub(crate) struct Ident {
 impl Ident {
     /// The main process's: no identity yet, no child named.
     pub(crate) const EMPTY: Ident = Ident { me: None, named: 0 };
-}
 
-/// Locks this process's identity (a poisoned lock is still usable: the data is replaced whole).
-pub(crate) fn lock() -> MutexGuard<'static, Ident> {
-    STATE.0.identity.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Returns this process's description: `MainProcess` in the program's own process.
-///
-/// ```
-/// use multiproc_spawn::{Process, current_process};
-/// assert_eq!(current_process().name, "MainProcess");
-/// assert_eq!(current_process().pid, std::process::id());
-/// let p = Process::builder()
-///     .name("reporter")
-///     .spawn(|_: ()| current_process().name, ())?;
-/// assert_eq!(p.join()?, "reporter");
-/// # Ok::<(), multiproc_sync::Error>(())
-/// ```
-pub fn current_process() -> ProcessInfo {
-    let guard = lock();
-    match &guard.me {
-        Some(id) => ProcessInfo {
-            pid: sys::getpid(),
-            name: id.name.clone(),
-            daemon: id.daemon,
-        },
-        None => ProcessInfo {
-            pid: sys::getpid(),
-            name: "MainProcess".to_owned(),
-            daemon: false,
-        },
-    }
-}
-
-/// Returns the process that started this one, or `None` in the program's own process.
-///
-/// ```
-/// use multiproc_spawn::parent_process;
-/// assert!(parent_process().is_none());
-/// let p = multiproc_spawn::spawn(|_: ()| parent_process().map(|p| p.pid), ())?;
-/// assert_eq!(p.join()?, Some(std::process::id()));
-/// # Ok::<(), multiproc_sync::Error>(())
-/// ```
-pub fn parent_process() -> Option<ProcessInfo> {
-    let guard = lock();
-    guard.me.as_ref().and_then(|id| id.parent.clone())
-}
-
-/// The default name of the next child: `Process-N` from the main process, `<my name>:N` from a
-/// child (Python's identity chain, e.g. `Process-1:2`).
-pub(crate) fn next_child_name() -> String {
-    let mut guard = lock();
-    guard.named += 1;
-    let n = guard.named;
-    match &guard.me {
-        Some(id) => format!("{}:{n}", id.name),
-        None => format!("Process-{n}"),
+    /// The default name of the next child: `Process-N` from the main process, `<my name>:N`
+    /// from a child.
+    pub(crate) fn name_next_child(&mut self) -> String {
+        self.named += 1;
+        let n = self.named;
+        match &self.me {
+            Some(id) => format!("{}:{n}", id.name),
+            None => format!("Process-{n}"),
+        }
     }
 }
 

@@ -116,9 +116,10 @@ pub fn secure_exec() -> bool {
     sys::secure_exec()
 }
 
-pub use identity::{ProcessInfo, cpu_count, current_process, parent_process};
+pub use identity::{ProcessInfo, cpu_count};
 pub use process::{Process, ProcessBuilder, active_children, spawn};
-pub use start_method::{StartMethod, get_start_method, set_start_method};
+pub use start_method::StartMethod;
+pub use state::{current_process, get_start_method, parent_process, set_start_method};
 
 /// Optional, idempotent start-up call. Spawning needs no set-up: the start-up hook runs before
 /// `main` on its own. This exists for programs that want to say so explicitly.

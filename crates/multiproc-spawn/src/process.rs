@@ -5,9 +5,10 @@ use crate::child::{self, Header, Outcome, Trampoline};
 use crate::decode::decode_exact;
 use crate::frame::{self, Kind};
 use crate::handoff;
-use crate::identity::{self, Identity, ProcessInfo};
+use crate::identity::{Identity, ProcessInfo};
 use crate::registry::{self, Child};
-use crate::start_method::{StartMethod, get_start_method};
+use crate::start_method::StartMethod;
+use crate::state::{self, get_start_method};
 use crate::{entry, forkserver, sys};
 use multiproc_sync::{Error, Result};
 use serde::Serialize;
@@ -223,14 +224,14 @@ impl ProcessBuilder {
         R: Serialize + DeserializeOwned + 'static,
     {
         check_hook()?;
-        let name = self.name.clone().unwrap_or_else(identity::next_child_name);
+        let name = self.name.clone().unwrap_or_else(state::next_child_name);
         // Everything the child needs is made here, before the fork: after it, every page the
         // child writes is a copy-on-write fault, and every one it allocates on is such a page.
-        let me = Identity::child(name.clone(), self.daemon, identity::current_process());
+        let me = Identity::child(name.clone(), self.daemon, state::current_process());
         // Hold every lock whose state the child must find consistent: the child's copy of a
         // lock held by another thread would stay locked for ever. (Standard output's last: code
         // that holds one of ours may print, a tracing subscriber say, never the other way.)
-        let mut ident = identity::lock();
+        let mut ident = state::identity();
         let mut children = registry::children();
         let mut pool = registry::fork_pool();
         let kit = pool.take()?;
@@ -288,14 +289,14 @@ impl ProcessBuilder {
                  start-up variable and would run main() again; use StartMethod::Fork"
             )));
         }
-        let name = self.name.clone().unwrap_or_else(identity::next_child_name);
+        let name = self.name.clone().unwrap_or_else(state::next_child_name);
         let header = Header {
             trampoline: child::offset_of(trampoline),
             target: child::offset_of(target),
             fingerprint: child::fingerprint(),
             name: name.clone(),
             daemon: self.daemon,
-            parent: identity::current_process(),
+            parent: state::current_process(),
             start_method: get_start_method().to_u8(),
         };
         let header = postcard::to_allocvec(&header).map_err(|e| Error::Codec(e.to_string()))?;

@@ -1,8 +1,6 @@
 //! The three ways Python starts a child process, and the process-wide default.
 
-use crate::state::STATE;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::Ordering;
 
 /// How a child process is started.
 ///
@@ -41,32 +39,4 @@ impl StartMethod {
             _ => StartMethod::ForkServer,
         }
     }
-}
-
-/// Sets the start method that `spawn` and builders without `.start_method(…)` use, in this
-/// process (children inherit it).
-///
-/// ```
-/// use multiproc_spawn::{StartMethod, get_start_method, set_start_method};
-/// set_start_method(StartMethod::Spawn);
-/// assert_eq!(get_start_method(), StartMethod::Spawn);
-/// set_start_method(StartMethod::ForkServer);
-/// ```
-pub fn set_start_method(method: StartMethod) {
-    STATE
-        .0
-        .start_method
-        .store(method.to_u8(), Ordering::Relaxed);
-}
-
-/// The start method in force (`ForkServer` unless changed, as Python 3.14 on Linux).
-///
-/// ```
-/// use multiproc_spawn::{StartMethod, get_start_method, set_start_method};
-/// assert_eq!(get_start_method(), StartMethod::ForkServer);
-/// set_start_method(StartMethod::Spawn);
-/// assert_eq!(get_start_method(), StartMethod::Spawn);
-/// ```
-pub fn get_start_method() -> StartMethod {
-    StartMethod::from_u8(STATE.0.start_method.load(Ordering::Relaxed))
 }

@@ -4,14 +4,18 @@
 //! (about a microsecond and a half on a small virtual machine), and a Fork spawn+join takes and
 //! releases most of these locks on both sides of the fork. Scattered by the linker they landed on
 //! two or three pages; gathered in one aligned block they cost one fault each side.
+//!
+//! The page sits above the types it holds: the modules that define them (identity, start
+//! method…) import nothing from here, and the accessors that reach the page live here.
 
 use crate::child::Report;
 use crate::forkserver::Server;
-use crate::identity::Ident;
+use crate::identity::{Ident, ProcessInfo};
 use crate::registry::{Children, ForkPool};
 use crate::start_method::StartMethod;
-use std::sync::Mutex;
-use std::sync::atomic::AtomicU8;
+use crate::sys;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 /// See the module docs. Each module reaches its field through its own accessor.
 #[derive(Debug)]
@@ -45,3 +49,84 @@ pub(crate) static STATE: Aligned = Aligned(State {
     server: Mutex::new(None),
     start_method: AtomicU8::new(StartMethod::ForkServer.to_u8()),
 });
+
+/// Locks this process's identity (a poisoned lock is still usable: the data is replaced whole).
+pub(crate) fn identity() -> MutexGuard<'static, Ident> {
+    STATE.0.identity.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Returns this process's description: `MainProcess` in the program's own process.
+///
+/// ```
+/// use multiproc_spawn::{Process, current_process};
+/// assert_eq!(current_process().name, "MainProcess");
+/// assert_eq!(current_process().pid, std::process::id());
+/// let p = Process::builder()
+///     .name("reporter")
+///     .spawn(|_: ()| current_process().name, ())?;
+/// assert_eq!(p.join()?, "reporter");
+/// # Ok::<(), multiproc_sync::Error>(())
+/// ```
+pub fn current_process() -> ProcessInfo {
+    let guard = identity();
+    match &guard.me {
+        Some(id) => ProcessInfo {
+            pid: sys::getpid(),
+            name: id.name.clone(),
+            daemon: id.daemon,
+        },
+        None => ProcessInfo {
+            pid: sys::getpid(),
+            name: "MainProcess".to_owned(),
+            daemon: false,
+        },
+    }
+}
+
+/// Returns the process that started this one, or `None` in the program's own process.
+///
+/// ```
+/// use multiproc_spawn::parent_process;
+/// assert!(parent_process().is_none());
+/// let p = multiproc_spawn::spawn(|_: ()| parent_process().map(|p| p.pid), ())?;
+/// assert_eq!(p.join()?, Some(std::process::id()));
+/// # Ok::<(), multiproc_sync::Error>(())
+/// ```
+pub fn parent_process() -> Option<ProcessInfo> {
+    let guard = identity();
+    guard.me.as_ref().and_then(|id| id.parent.clone())
+}
+
+/// The default name of the next child: `Process-N` from the main process, `<my name>:N` from a
+/// child (Python's identity chain, e.g. `Process-1:2`).
+pub(crate) fn next_child_name() -> String {
+    identity().name_next_child()
+}
+
+/// Sets the start method that `spawn` and builders without `.start_method(…)` use, in this
+/// process (children inherit it).
+///
+/// ```
+/// use multiproc_spawn::{StartMethod, get_start_method, set_start_method};
+/// set_start_method(StartMethod::Spawn);
+/// assert_eq!(get_start_method(), StartMethod::Spawn);
+/// set_start_method(StartMethod::ForkServer);
+/// ```
+pub fn set_start_method(method: StartMethod) {
+    STATE
+        .0
+        .start_method
+        .store(method.to_u8(), Ordering::Relaxed);
+}
+
+/// The start method in force (`ForkServer` unless changed, as Python 3.14 on Linux).
+///
+/// ```
+/// use multiproc_spawn::{StartMethod, get_start_method, set_start_method};
+/// assert_eq!(get_start_method(), StartMethod::ForkServer);
+/// set_start_method(StartMethod::Spawn);
+/// assert_eq!(get_start_method(), StartMethod::Spawn);
+/// ```
+pub fn get_start_method() -> StartMethod {
+    StartMethod::from_u8(STATE.0.start_method.load(Ordering::Relaxed))
+}

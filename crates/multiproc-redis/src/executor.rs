@@ -114,12 +114,14 @@ struct TaskMsg {
     max_attempts: u32,
 }
 
-/// Acknowledges the task and writes the outcome once. KEYS: done marker, result list, the
-/// worker's processing list. ARGV: outcome, result TTL ms, the task as queued.
+/// Acknowledges the task and writes the outcome once: into the result key, unless an
+/// outcome is there already, with a token pushed to the notification list that wakes the
+/// future. KEYS: result, notification list, the worker's processing list. ARGV: outcome,
+/// result TTL ms, the task as queued.
 const COMPLETE: &str = r"
 redis.call('LREM', KEYS[3], -1, ARGV[3])
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) then
-  redis.call('RPUSH', KEYS[2], ARGV[1])
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('RPUSH', KEYS[2], '1')
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
   return 1
 end
@@ -141,8 +143,8 @@ impl Keys {
     fn queue_name(&self, ns: &str) -> String {
         format!("exec:{ns}:tasks")
     }
-    fn done(&self, id: &str) -> String {
-        format!("{}:done:{id}", self.prefix)
+    fn notify(&self, id: &str) -> String {
+        format!("{}:notify:{id}", self.prefix)
     }
     fn result(&self, id: &str) -> String {
         format!("{}:result:{id}", self.prefix)
@@ -166,10 +168,8 @@ struct Shared {
 impl Shared {
     fn take_conn(&self) -> Result<Conn> {
         let pooled = self.conns.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match pooled {
-            Some(c) => Ok(c),
-            None => self.client.conn(),
-        }
+        // A new one connects on its first command, within that command's deadline.
+        Ok(pooled.unwrap_or_else(|| self.client.conn_lazy()))
     }
     fn give_conn(&self, c: Conn) {
         self.conns.lock().unwrap_or_else(|p| p.into_inner()).push(c);
@@ -354,6 +354,7 @@ impl Executor {
         Ok(Future {
             shared: Arc::clone(&self.shared),
             id: msg.id,
+            taken: false,
             _r: PhantomData,
         })
     }
@@ -419,6 +420,8 @@ impl Executor {
 pub struct Future<R> {
     shared: Arc<Shared>,
     id: String,
+    /// Whether the outcome was read (by a `result_timeout` that answered it).
+    taken: bool,
     _r: PhantomData<fn() -> R>,
 }
 
@@ -481,34 +484,50 @@ impl<R: DeserializeOwned> Future<R> {
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> Result<R> {
+        if self.taken {
+            return Err(Error::Invalid(
+                "this future's result was already taken".into(),
+            ));
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
-        let key = self.shared.keys.result(&self.id);
+        let (key, notify) = (
+            self.shared.keys.result(&self.id),
+            self.shared.keys.notify(&self.id),
+        );
         let mut conn = self.shared.take_conn()?;
+        // The outcome is read without taking it (GET), after waiting on the notification
+        // list: a reply lost with its connection (a network cut) loses at most a wake-up,
+        // and the GET of the next round finds the outcome still there.
         let got = loop {
             let wait = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(BLOCK_CHUNK),
                 None => BLOCK_CHUNK,
             };
-            let r: Result<Option<(String, Vec<u8>)>> = if wait.is_zero() {
-                conn.run(|c| redis::cmd("LPOP").arg(&key).query::<Option<Vec<u8>>>(c))
-                    .map(|o| o.map(|v| (String::new(), v)))
-            } else {
-                conn.run(|c| {
-                    redis::cmd("BLPOP")
-                        .arg(&key)
-                        .arg(wait.as_secs_f64())
-                        .query(c)
-                })
-            };
+            let r: Result<Option<Vec<u8>>> = conn.run_until(deadline, |c| {
+                let mut p = redis::pipe();
+                if !wait.is_zero() {
+                    p.cmd("BLPOP").arg(&notify).arg(wait.as_secs_f64()).ignore();
+                }
+                p.cmd("GET").arg(&key);
+                p.query::<(Option<Vec<u8>>,)>(c).map(|(v,)| v)
+            });
             match r {
                 Err(e) => break Err(e),
-                Ok(Some((_, bytes))) => break Ok(bytes),
+                Ok(Some(bytes)) => break Ok(bytes),
                 Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => {
                     break Err(Error::Timeout);
                 }
                 Ok(None) => {}
             }
         };
+        if got.is_ok() {
+            self.taken = true;
+            // Ours now: the outcome and its notification go (if this fails, they expire
+            // with the result TTL).
+            let _ = conn.run_until(deadline, |c| {
+                redis::cmd("DEL").arg(&key).arg(&notify).query::<()>(c)
+            });
+        }
         self.shared.give_conn(conn);
         let outcome: Outcome =
             decode_exact(&got?).map_err(|e| Error::Codec(format!("outcome: {e}")))?;
@@ -628,12 +647,15 @@ impl Worker {
         self
     }
 
+    /// The settings of the worker processes; waits for the server (see [`Worker::run`]).
     fn config(&self) -> Result<WorkerConfig> {
-        let client = Client::open(&self.url)?;
+        let client = Client::parse(&self.url)?;
         let stop = Keys::new(&self.namespace).stop();
-        let stop_gen: Option<i64> = client
-            .conn()?
-            .run(|c| redis::cmd("GET").arg(&stop).query(c))?;
+        let stop_gen: Option<i64> = persist("cannot reach the server", || {
+            client
+                .conn()?
+                .run(|c| redis::cmd("GET").arg(&stop).query(c))
+        });
         Ok(WorkerConfig {
             url: self.url.clone(),
             namespace: self.namespace.clone(),
@@ -652,8 +674,10 @@ impl Worker {
     /// ```
     pub fn run(self) -> Result<()> {
         let cfg = self.config()?;
-        let client = Client::open(&self.url)?;
-        let mut conn = client.conn()?;
+        let client = Client::parse(&self.url)?;
+        let mut conn = persist("cannot reach the server", || client.conn());
+        let mut backoff = Backoff::new();
+        let mut next_check = Instant::now();
         let stop_key = Keys::new(&cfg.namespace).stop();
         let mut children = Vec::new();
         for _ in 0..self.processes {
@@ -672,9 +696,21 @@ impl Worker {
                     live += 1;
                 }
             }
-            if !stopping {
-                let g: Option<i64> = conn.run(|c| redis::cmd("GET").arg(&stop_key).query(c))?;
-                stopping = g.unwrap_or(0) != cfg.stop_gen;
+            if !stopping && Instant::now() >= next_check {
+                // Bounded, so that the children are looked after during an outage too.
+                let within = Some(Instant::now() + Duration::from_secs(2));
+                match conn.run_until(within, |c| {
+                    redis::cmd("GET").arg(&stop_key).query::<Option<i64>>(c)
+                }) {
+                    Ok(g) => {
+                        stopping = g.unwrap_or(0) != cfg.stop_gen;
+                        backoff.reset();
+                    }
+                    Err(e) => {
+                        next_check =
+                            Instant::now() + backoff.failed("cannot read the stop key", &e);
+                    }
+                }
             }
             if stopping && live == 0 {
                 return Ok(());
@@ -702,36 +738,101 @@ fn worker_process(cfg: WorkerConfig) {
     }
 }
 
+/// The pause after a worker's failed attempt to reach the server: from 1 s, doubling up to
+/// 30 s, reset by a success. Each failure is logged through `tracing` (warn).
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(30);
+
+    fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    /// Logs `e` and returns the pause to take before the next attempt.
+    fn failed(&mut self, what: &str, e: &Error) -> Duration {
+        let pause = self.next;
+        tracing::warn!(
+            pid = std::process::id(),
+            error = %e,
+            retry_in_ms = pause.as_millis() as u64,
+            "multiproc-redis worker: {what}; retrying"
+        );
+        self.next = (self.next * 2).min(Self::MAX);
+        pause
+    }
+
+    /// Logs `e` and sleeps before the next attempt.
+    fn sleep(&mut self, what: &str, e: &Error) {
+        std::thread::sleep(self.failed(what, e));
+    }
+}
+
+/// Runs `f` until it succeeds, backing off between attempts (see [`Backoff`]).
+fn persist<T>(what: &str, mut f: impl FnMut() -> Result<T>) -> T {
+    let mut backoff = Backoff::new();
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e) => backoff.sleep(what, &e),
+        }
+    }
+}
+
 fn serve(cfg: WorkerConfig) -> Result<()> {
-    let client = Client::open(&cfg.url)?;
+    let client = Client::parse(&cfg.url)?;
     let keys = Keys::new(&cfg.namespace);
     let raw = Arc::new(RawQueue::with_death_count(
         &keys.queue_name(&cfg.namespace),
         Duration::from_millis(cfg.heartbeat_ms),
         true,
     ));
-    let rx = Receiver::new(raw, Pool::new(&client)?);
-    let mut conn = client.conn()?;
+    let pool = persist("cannot reach the server", || Pool::new(&client));
+    let rx = Receiver::new(raw, pool);
+    let mut conn = persist("cannot reach the server", || client.conn());
     let complete = redis::Script::new(COMPLETE);
     let stop_key = keys.stop();
     let mut last_stop_check = Instant::now();
+    let mut backoff = Backoff::new();
     loop {
         let got = rx.get_bytes(Some(BLOCK_CHUNK));
         if matches!(got, Err(Error::Empty)) || last_stop_check.elapsed() >= BLOCK_CHUNK {
             last_stop_check = Instant::now();
-            let g: Option<i64> = conn.run(|c| redis::cmd("GET").arg(&stop_key).query(c))?;
-            if g.unwrap_or(0) != cfg.stop_gen {
-                // A task taken in the same breath goes back to the queue when `rx` drops.
-                return Ok(());
+            match conn.run(|c| redis::cmd("GET").arg(&stop_key).query::<Option<i64>>(c)) {
+                Ok(g) if g.unwrap_or(0) != cfg.stop_gen => {
+                    // A task taken in the same breath goes back to the queue when `rx` drops.
+                    return Ok(());
+                }
+                Ok(_) => backoff.reset(),
+                // A task got in the same breath is still run (and completed below).
+                Err(e) if got.is_ok() => {
+                    backoff.failed("cannot read the stop key", &e);
+                }
+                Err(e) => {
+                    backoff.sleep("cannot read the stop key", &e);
+                    continue;
+                }
             }
         }
         let bytes = match got {
             Err(Error::Empty) => continue,
-            Err(e) => return Err(e),
+            Err(e) => {
+                backoff.sleep("cannot take a task", &e);
+                continue;
+            }
             Ok(b) => b,
         };
         let Some(Ok(msg)) = bytes.get(1..).map(decode_exact::<TaskMsg>) else {
-            rx.ack()?;
+            if let Err(e) = rx.ack() {
+                backoff.failed("cannot drop an undecodable task", &e);
+            }
             continue;
         };
         let attempt = u32::from(bytes[0]) + 1;
@@ -745,20 +846,23 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
         };
         let payload = postcard::to_stdvec(&outcome).map_err(|e| Error::Codec(e.to_string()))?;
         let ttl = RESULT_TTL.as_millis() as u64;
-        let (done, result) = (keys.done(&msg.id), keys.result(&msg.id));
+        let (result, notify) = (keys.result(&msg.id), keys.notify(&msg.id));
         let (processing, held) = rx.oldest().ok_or(Error::Closed)?;
         // The acknowledgement rides in the completion script: one round trip, and a worker
-        // killed after it never runs the task again.
-        conn.run(|c| {
-            complete
-                .key(&done)
-                .key(&result)
-                .key(&processing)
-                .arg(&payload)
-                .arg(ttl)
-                .arg(&held)
-                .invoke::<i64>(c)
-        })?;
+        // killed after it never runs the task again. The outcome is kept until it is stored:
+        // an outage only delays it.
+        persist("cannot store a task's outcome", || {
+            conn.run(|c| {
+                complete
+                    .key(&result)
+                    .key(&notify)
+                    .key(&processing)
+                    .arg(&payload)
+                    .arg(ttl)
+                    .arg(&held)
+                    .invoke::<i64>(c)
+            })
+        });
         rx.acked_elsewhere();
     }
 }

@@ -74,6 +74,20 @@ pub use redis as raw;
 /// benchmarks use (`cargo xtask test` sets it).
 pub const URL_ENV: &str = "MULTIPROC_REDIS_URL";
 
+/// Test hook: the next reply to a `BLPOP` (alone or in a pipeline) that popped something is
+/// read and then thrown away, and its connection closed, as when a network cut kills the
+/// connection after the server ran the command. For the fault tests only.
+#[doc(hidden)]
+pub fn __lose_next_blpop_reply() {
+    wire::LOSE_BLPOP_REPLY.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Test hook: how many replies [`__lose_next_blpop_reply`] made this process lose.
+#[doc(hidden)]
+pub fn __blpop_replies_lost() -> usize {
+    wire::BLPOP_REPLIES_LOST.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// For the documentation's examples: the server of [`URL_ENV`], or else a [`LocalServer`]
 /// started for this process. `None` (the example is skipped, and the skip is logged where
 /// `cargo xtask test` counts skips) when neither is there, unless the `CI` variable is set:

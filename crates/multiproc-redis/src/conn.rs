@@ -6,6 +6,10 @@
 //! A command can therefore run twice when the server ran it but its reply was lost; every
 //! command this crate sends is either idempotent or covered by the at-least-once contract
 //! (see the crate documentation).
+//!
+//! A call with a deadline ([`Conn::run_until`]) caps both by the time left: each read waits
+//! at most the time left plus [`GRACE`], the reconnect window ends at the deadline, and a
+//! deadline passed with the server out of reach is `Err(Timeout)`.
 
 use crate::wire::Wire;
 use multiproc_sync::{Error, Result};
@@ -98,7 +102,10 @@ impl Client {
     }
 
     /// How long a broken connection is retried before a call fails with `Err(Redis)`
-    /// (default 10 s): long enough to ride out a server restart.
+    /// (default 10 s): long enough to ride out a server restart. A call with a timeout
+    /// stops retrying at its deadline and answers as on a timeout (see the crate's
+    /// "Network cuts"); a read from a server that stopped answering counts as broken after
+    /// 15 s, or at such a deadline.
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };

@@ -7,10 +7,13 @@
 //! `multiproc:exec:NS:tasks` (a [`Queue`](crate::Queue) underneath: per-worker processing lists
 //! and heartbeats). The requeue of a dead worker's tasks adds one to their first byte, so a
 //! worker knows the attempt from the task itself; it runs the function
-//! and completes the task with one script that writes the outcome to `…:result:ID` only if
-//! `…:done:ID` was not set yet (`SET NX`): a task that ran twice (its first worker was declared
-//! dead, yet finished) still completes its future once. The future waits on the result list
-//! with `BLPOP`.
+//! and completes the task with one script that writes the outcome to the key `…:result:ID`
+//! only if no outcome is there (`SET NX`), and then pushes a token to the list `…:notify:ID`:
+//! a task that ran twice (its first worker was declared dead, yet finished) still completes
+//! its future once. The future waits on the notification list with `BLPOP` and reads the
+//! outcome with `GET` in the same pipeline, without taking it: a reply lost with its
+//! connection loses at most a wake-up, and the next round reads the outcome again. Once the
+//! future has it, it deletes both keys: a finished, read task leaves no key behind.
 
 use crate::conn::{BLOCK_CHUNK, Client, Conn, Pool, random_token};
 use crate::queue::{DEFAULT_HEARTBEAT, RawQueue, Receiver};
@@ -154,7 +157,8 @@ impl Keys {
     }
 }
 
-/// How long a finished task's outcome waits in Redis for its future.
+/// How long a finished task's outcome waits in Redis for its future (it is deleted as soon
+/// as the future reads it).
 const RESULT_TTL: Duration = Duration::from_secs(24 * 3600);
 
 struct Shared {
@@ -240,7 +244,8 @@ impl ExecutorBuilder {
 
     /// How many times a task is started before its future answers `Err(WorkerDied)`
     /// (default 3, at most 254): each start after the first follows a worker that died
-    /// running it.
+    /// running it, or rather whose heartbeat expired: a worker cut off from the server for
+    /// longer than its heartbeat counts as dead too (the server cannot tell the two apart).
     ///
     /// ```
     /// let b = multiproc::redis::Executor::builder("redis://127.0.0.1/").max_attempts(5);
@@ -250,8 +255,10 @@ impl ExecutorBuilder {
         self
     }
 
-    /// The heartbeat of the task queue as seen from this side (it must match the workers'):
-    /// used only for requeueing from here.
+    /// Has no effect today: an executor never takes tasks, so it never requeues a dead
+    /// worker's tasks either (the workers do, see [`Worker::heartbeat`], the setting that
+    /// decides how soon a dead worker's task goes to another). Kept so that code setting it
+    /// compiles.
     ///
     /// ```
     /// let b = multiproc::redis::Executor::builder("redis://127.0.0.1/").heartbeat(std::time::Duration::from_secs(2));
@@ -434,6 +441,9 @@ impl<R> fmt::Debug for Future<R> {
 impl<R: DeserializeOwned> Future<R> {
     /// Waits for the task: its value, `Err(TaskFailed)` if it panicked, `Err(WorkerDied)`
     /// when every attempt's worker died (exit code -1: not known across machines).
+    /// `Err(Redis)` when the server stays out of reach for longer than the client's
+    /// reconnect window; an outcome stored meanwhile is not lost (see the crate's "Network
+    /// cuts").
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
@@ -454,7 +464,10 @@ impl<R: DeserializeOwned> Future<R> {
     }
 
     /// Like [`result`](Future::result), giving up after `timeout` with `Err(Timeout)`; the
-    /// future stays usable then.
+    /// future stays usable then. The deadline holds while the server is out of reach too
+    /// (within about a quarter of a second): `Err(Timeout)`, unless the reconnect window
+    /// ran out first (`Err(Redis)`). Once it has answered the outcome, the future is spent:
+    /// asking again is `Err(Invalid)`.
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
@@ -637,7 +650,10 @@ impl Worker {
         self
     }
 
-    /// How soon a dead worker's task goes to another (default 5 s; renewed every third).
+    /// How soon a dead worker's task goes to another (default 5 s; renewed every third):
+    /// once its heartbeat expired, an idle worker requeues it within about a second. A
+    /// worker cut off from the server for longer counts as dead (its task runs again, and
+    /// counts towards [`ExecutorBuilder::max_attempts`]).
     ///
     /// ```
     /// let w = multiproc::redis::Worker::new("redis://127.0.0.1/").heartbeat(std::time::Duration::from_secs(1));
@@ -667,6 +683,12 @@ impl Worker {
 
     /// Starts the worker processes and keeps them running (a dead one is replaced, its task
     /// retried elsewhere) until [`Executor::shutdown_workers`]; then waits for them.
+    ///
+    /// An unreachable server never ends it: the supervisor and its workers log each failure
+    /// through `tracing` (`warn`) and try again after a pause from 1 s doubling up to 30 s
+    /// (reset by a success), and carry on by themselves once the server answers; started
+    /// while the server is down, it waits for it. Only a URL that does not parse is an error
+    /// at once.
     ///
     /// ```no_run
     /// multiproc::redis::Worker::new("redis://10.0.0.5:6379/0").processes(8).run()?;
@@ -719,7 +741,8 @@ impl Worker {
     }
 
     /// Runs tasks in the calling process (one at a time) until
-    /// [`Executor::shutdown_workers`]. A task that kills the process kills this loop.
+    /// [`Executor::shutdown_workers`]. A task that kills the process kills this loop. An
+    /// unreachable server is waited for, as in [`run`](Worker::run).
     ///
     /// ```no_run
     /// multiproc::redis::Worker::new("redis://127.0.0.1/").run_in_this_process()?;
@@ -954,7 +977,8 @@ pub fn worker_cli(args: &[String]) -> Result<()> {
 }
 
 /// Runs a worker for the namespace `"default"` with one process per CPU, until
-/// [`Executor::shutdown_workers`]: `Worker::new(url).run()`.
+/// [`Executor::shutdown_workers`]: `Worker::new(url).run()` (an unreachable server is
+/// waited for, see [`Worker::run`]).
 ///
 /// ```no_run
 /// multiproc::redis::worker_main("redis://10.0.0.5:6379/0")?;

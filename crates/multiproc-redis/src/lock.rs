@@ -146,7 +146,11 @@ impl Lock {
 
     /// Tries for at most `timeout` (`Duration::ZERO`: once): `Ok(true)` when taken,
     /// `Ok(false)` when it stayed held (by another handle, or by this one: another thread
-    /// of it must release it first).
+    /// of it must release it first), or when the server stayed out of reach until the
+    /// deadline (which holds within about a quarter of a second; `Err(Redis)` when the
+    /// client's reconnect window runs out first). A `SET` whose reply was lost to such a
+    /// cut may have taken the lock for a token this handle then forgets: it stays taken
+    /// until its lease ends.
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };

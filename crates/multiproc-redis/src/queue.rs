@@ -9,7 +9,8 @@
 //! A consumer's `get` moves an item atomically (`BLMOVE`) from the list into its processing
 //! list; [`Queue::task_done`] removes it there. When a consumer's heartbeat expires (its
 //! process died, or the handle was dropped holding unacknowledged items), the next consumer
-//! that looks (at most once per heartbeat period, and whenever a `get` finds the queue empty)
+//! that looks (at most once per heartbeat period, and whenever a `get` follows one that
+//! found the queue empty)
 //! moves its processing list back to the head of the queue, in one Lua script, so exactly one
 //! consumer requeues it.
 
@@ -300,6 +301,10 @@ struct RxState {
     /// into the processing list without the reply reaching us; the next `get` puts such
     /// items back.
     reclaim_due: bool,
+    /// The last `BLMOVE` of this handle found the queue empty: the next `get` looks for
+    /// dead consumers' items first, so an idle consumer (a worker polling with short
+    /// timeouts) requeues them within one poll, not one heartbeat.
+    found_empty: bool,
 }
 
 impl Receiver {
@@ -312,6 +317,7 @@ impl Receiver {
                 unacked: VecDeque::new(),
                 last_reap: None,
                 reclaim_due: false,
+                found_empty: false,
             }),
         }
     }
@@ -358,10 +364,11 @@ impl Receiver {
                 let due = st
                     .last_reap
                     .is_none_or(|t| t.elapsed() >= self.raw.heartbeat);
-                if due || !first {
+                let reap = due || !first || st.found_empty;
+                if reap {
                     st.last_reap = Some(Instant::now());
                 }
-                due || !first
+                reap
             };
             first = false;
             let wait = match deadline {
@@ -411,10 +418,13 @@ impl Receiver {
                 }
                 Ok(got)
             })?;
+            let mut st = self.state();
+            st.found_empty = got.is_none();
             if let Some(bytes) = got {
-                self.state().unacked.push_back(bytes.clone());
+                st.unacked.push_back(bytes.clone());
                 return Ok(bytes);
             }
+            drop(st);
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::Empty);
             }
@@ -745,7 +755,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.get_inner(None)
     }
 
-    /// Takes the oldest item, waiting at most `timeout`: `Err(Empty)` after it.
+    /// Takes the oldest item, waiting at most `timeout`: `Err(Empty)` after it, also while
+    /// the server is out of reach (the deadline holds within about a quarter of a second),
+    /// unless the client's reconnect window runs out first (`Err(Redis)`).
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };

@@ -242,3 +242,48 @@ fn workers_outlive_an_outage_longer_than_the_reconnect_window() {
     exec.shutdown_workers().unwrap();
     assert!(supervisor.wait().unwrap().success());
 }
+
+#[test]
+fn an_idle_worker_requeues_a_dead_workers_task_within_a_poll() {
+    use multiproc::redis::raw::Commands;
+    let Some(url) = common::url() else { return };
+    let ns = common::unique("idle-reap");
+    let exec = Executor::builder(&url).namespace(&ns).build().unwrap();
+    let queue = format!("multiproc:queue:exec:{ns}:tasks");
+    let mut con = Client::open(&url).unwrap().raw_connection().unwrap();
+    // A task held by a consumer whose heartbeat ends in 1.5 s (a worker cut off).
+    let mut f = exec.submit(square, 4).unwrap();
+    let moved: Option<Vec<u8>> = con
+        .lmove(
+            format!("{queue}:items"),
+            format!("{queue}:processing:ghost"),
+            multiproc::redis::raw::Direction::Right,
+            multiproc::redis::raw::Direction::Left,
+        )
+        .unwrap();
+    assert!(moved.is_some());
+    let _: () = con
+        .pset_ex(format!("{queue}:alive:ghost"), 1, 1500)
+        .unwrap();
+    let _: () = con.sadd(format!("{queue}:consumers"), "ghost").unwrap();
+    let t = Instant::now();
+    // A long heartbeat: the worker's periodic reaps come once per 6 s.
+    let worker = {
+        let (url, ns) = (url.clone(), ns.clone());
+        std::thread::spawn(move || {
+            Worker::new(&url)
+                .namespace(&ns)
+                .heartbeat(Duration::from_secs(6))
+                .run_in_this_process()
+        })
+    };
+    let r = f.result_timeout(Duration::from_secs(20));
+    let took = t.elapsed();
+    assert_eq!(r.unwrap(), 16);
+    assert!(
+        took < Duration::from_millis(4500),
+        "requeued after {took:?}"
+    );
+    exec.shutdown_workers().unwrap();
+    worker.join().unwrap().unwrap();
+}

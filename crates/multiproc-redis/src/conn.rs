@@ -335,7 +335,12 @@ impl Conn {
             self.opened = true;
         }
         let con = self.con.as_mut().ok_or(Error::Closed)?;
-        f(con).map_err(|e| {
+        // A call with a deadline may have left a shorter read timeout.
+        let r = match con.set_io_timeout(READ_TIMEOUT) {
+            Ok(()) => f(con),
+            Err(e) => Err(e),
+        };
+        r.map_err(|e| {
             if is_broken(&e) {
                 self.con = None;
             }

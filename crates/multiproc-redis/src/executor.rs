@@ -828,7 +828,12 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
         let got = rx.get_bytes(Some(BLOCK_CHUNK));
         if matches!(got, Err(Error::Empty)) || last_stop_check.elapsed() >= BLOCK_CHUNK {
             last_stop_check = Instant::now();
-            match conn.run(|c| redis::cmd("GET").arg(&stop_key).query::<Option<i64>>(c)) {
+            // Bounded: a server that stopped answering is retried after a pause, not waited
+            // on for a read timeout and a reconnect window.
+            let within = Some(Instant::now() + Duration::from_secs(5));
+            match conn.run_until(within, |c| {
+                redis::cmd("GET").arg(&stop_key).query::<Option<i64>>(c)
+            }) {
                 Ok(g) if g.unwrap_or(0) != cfg.stop_gen => {
                     // A task taken in the same breath goes back to the queue when `rx` drops.
                     return Ok(());

@@ -6,6 +6,10 @@
 //! A command can therefore run twice when the server ran it but its reply was lost; every
 //! command this crate sends is either idempotent or covered by the at-least-once contract
 //! (see the crate documentation).
+//!
+//! A call with a deadline ([`Conn::run_until`]) caps both by the time left: each read waits
+//! at most the time left plus [`GRACE`], the reconnect window ends at the deadline, and a
+//! deadline passed with the server out of reach is `Err(Timeout)`.
 
 use crate::wire::Wire;
 use multiproc_sync::{Error, Result};
@@ -19,6 +23,10 @@ const DEFAULT_RECONNECT: Duration = Duration::from_secs(10);
 /// The longest a reply may take before the connection counts as dead (a blocking command
 /// never asks the server to wait longer than [`BLOCK_CHUNK`]).
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How much longer than the time left a call with a deadline waits for a reply: the server
+/// answers a blocking command that it ends at the deadline a moment after it.
+const GRACE: Duration = Duration::from_millis(250);
 
 /// The longest one blocking command (BLMOVE, BLPOP) waits on the server.
 pub(crate) const BLOCK_CHUNK: Duration = Duration::from_secs(1);
@@ -75,20 +83,29 @@ impl Client {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn open(url: &str) -> Result<Client> {
-        let shown = redact(url);
-        let inner = redis::Client::open(url)
-            .map_err(|e| Error::Redis(format!("bad redis url {shown:?}: {e}")))?;
-        let client = Client {
-            inner,
-            shown,
-            reconnect: DEFAULT_RECONNECT,
-        };
+        let client = Client::parse(url)?;
         client.connect_once()?;
         Ok(client)
     }
 
+    /// Parses `url` without connecting (a worker waiting for its server checks the URL
+    /// first: a bad one fails at once, an unreachable server is waited for).
+    pub(crate) fn parse(url: &str) -> Result<Client> {
+        let shown = redact(url);
+        let inner = redis::Client::open(url)
+            .map_err(|e| Error::Redis(format!("bad redis url {shown:?}: {e}")))?;
+        Ok(Client {
+            inner,
+            shown,
+            reconnect: DEFAULT_RECONNECT,
+        })
+    }
+
     /// How long a broken connection is retried before a call fails with `Err(Redis)`
-    /// (default 10 s): long enough to ride out a server restart.
+    /// (default 10 s): long enough to ride out a server restart. A call with a timeout
+    /// stops retrying at its deadline and answers as on a timeout (see the crate's
+    /// "Network cuts"); a read from a server that stopped answering counts as broken after
+    /// 15 s, or at such a deadline.
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
@@ -153,10 +170,20 @@ impl Client {
 
     /// A connection for this crate's own types (see [`Wire`]), answering a PING.
     fn wire(&self) -> Result<Wire> {
+        self.wire_within(None)
+    }
+
+    /// Like [`wire`](Client::wire), taking at most about `left` (when given) to connect and
+    /// to hear the PING answered.
+    fn wire_within(&self, left: Option<Duration>) -> Result<Wire> {
+        let cap = |d: Duration| {
+            left.map_or(d, |l| (l + GRACE).min(d))
+                .max(Duration::from_millis(1))
+        };
         let mut wire = Wire::connect(
             self.inner.get_connection_info(),
-            Duration::from_secs(5),
-            READ_TIMEOUT,
+            cap(Duration::from_secs(5)),
+            cap(READ_TIMEOUT),
         )
         .map_err(|e| self.error("cannot connect to", &e))?;
         redis::cmd("PING")
@@ -170,7 +197,19 @@ impl Client {
             con: Some(self.wire()?),
             client: self.clone(),
             reconnects: 0,
+            opened: true,
         })
+    }
+
+    /// A connection that connects on its first command (within that command's deadline,
+    /// see [`Conn::run_until`]).
+    pub(crate) fn conn_lazy(&self) -> Conn {
+        Conn {
+            con: None,
+            client: self.clone(),
+            reconnects: 0,
+            opened: false,
+        }
     }
 }
 
@@ -180,6 +219,8 @@ pub(crate) struct Conn {
     con: Option<Wire>,
     /// How many times the connection was replaced (callers notice a reconnect by it).
     pub(crate) reconnects: u64,
+    /// Whether it was connected once (the first connection of a lazy one is no reconnect).
+    opened: bool,
 }
 
 /// Whether `e` is the server saying "not now" (still loading its data after a restart, a
@@ -204,44 +245,76 @@ impl Conn {
 
     /// Runs `f` on a live connection, reconnecting and running it again while the connection
     /// keeps breaking, for at most the client's reconnect window.
-    pub(crate) fn run<T>(&mut self, mut f: impl FnMut(&mut Wire) -> RedisResult<T>) -> Result<T> {
-        let mut deadline: Option<Instant> = None;
+    pub(crate) fn run<T>(&mut self, f: impl FnMut(&mut Wire) -> RedisResult<T>) -> Result<T> {
+        self.run_until(None, f)
+    }
+
+    /// Like [`run`](Conn::run), within `deadline` too: every read waits at most the time left
+    /// (plus [`GRACE`], for the reply of a blocking command that the server ends at the
+    /// deadline), the reconnect window ends at the deadline, and a deadline passed while the
+    /// connection is broken is `Err(Timeout)`. A server gone past the reconnect window before
+    /// the deadline is still `Err(Redis)`.
+    pub(crate) fn run_until<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut f: impl FnMut(&mut Wire) -> RedisResult<T>,
+    ) -> Result<T> {
+        let mut window: Option<Instant> = None;
         let mut pause = Duration::from_millis(5);
+        // What to answer once the window or the deadline is over, if it is: `Err(Timeout)`
+        // when the deadline came first.
+        let over = |window: Instant, e: Error| -> Option<Error> {
+            let now = Instant::now();
+            match deadline {
+                Some(d) if now >= d && d <= window => Some(Error::Timeout),
+                _ if now >= window => Some(e),
+                _ => None,
+            }
+        };
+        let left = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
         loop {
             let con = match self.con.as_mut() {
                 Some(c) => c,
-                None => match self.client.wire() {
+                None => match self.client.wire_within(left()) {
                     Ok(c) => {
-                        self.reconnects += 1;
+                        if self.opened {
+                            self.reconnects += 1;
+                        }
+                        self.opened = true;
                         self.con.insert(c)
                     }
                     Err(e) => {
-                        let d =
-                            *deadline.get_or_insert_with(|| Instant::now() + self.client.reconnect);
-                        if Instant::now() >= d {
+                        let w =
+                            *window.get_or_insert_with(|| Instant::now() + self.client.reconnect);
+                        if let Some(e) = over(w, e) {
                             return Err(e);
                         }
-                        std::thread::sleep(pause);
+                        std::thread::sleep(left().map_or(pause, |l| pause.min(l)));
                         pause = (pause * 2).min(Duration::from_millis(200));
                         continue;
                     }
                 },
             };
-            match f(con) {
+            let io = left().map_or(READ_TIMEOUT, |l| (l + GRACE).min(READ_TIMEOUT));
+            let r = match con.set_io_timeout(io) {
+                Ok(()) => f(con),
+                Err(e) => Err(e),
+            };
+            match r {
                 Ok(v) => return Ok(v),
                 Err(e) if is_broken(&e) => {
                     self.con = None;
-                    let d = *deadline.get_or_insert_with(|| Instant::now() + self.client.reconnect);
-                    if Instant::now() >= d {
-                        return Err(self.client.error("connection lost to", &e));
+                    let w = *window.get_or_insert_with(|| Instant::now() + self.client.reconnect);
+                    if let Some(e) = over(w, self.client.error("connection lost to", &e)) {
+                        return Err(e);
                     }
                 }
                 Err(e) if is_transient(&e) => {
-                    let d = *deadline.get_or_insert_with(|| Instant::now() + self.client.reconnect);
-                    if Instant::now() >= d {
-                        return Err(self.client.error("server not ready at", &e));
+                    let w = *window.get_or_insert_with(|| Instant::now() + self.client.reconnect);
+                    if let Some(e) = over(w, self.client.error("server not ready at", &e)) {
+                        return Err(e);
                     }
-                    std::thread::sleep(pause);
+                    std::thread::sleep(left().map_or(pause, |l| pause.min(l)));
                     pause = (pause * 2).min(Duration::from_millis(200));
                 }
                 Err(e) => return Err(self.client.error("command failed at", &e)),
@@ -259,9 +332,15 @@ impl Conn {
     ) -> Result<T> {
         if self.con.is_none() {
             self.con = Some(self.client.wire()?);
+            self.opened = true;
         }
         let con = self.con.as_mut().ok_or(Error::Closed)?;
-        f(con).map_err(|e| {
+        // A call with a deadline may have left a shorter read timeout.
+        let r = match con.set_io_timeout(READ_TIMEOUT) {
+            Ok(()) => f(con),
+            Err(e) => Err(e),
+        };
+        r.map_err(|e| {
             if is_broken(&e) {
                 self.con = None;
             }
@@ -306,12 +385,11 @@ impl Pool {
         })
     }
 
+    /// A pooled connection, or a new one that connects on its first command (within that
+    /// command's deadline).
     fn take(&self) -> Result<Conn> {
         let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match pooled {
-            Some(c) => Ok(c),
-            None => self.client.conn(),
-        }
+        Ok(pooled.unwrap_or_else(|| self.client.conn_lazy()))
     }
 
     fn give(&self, c: Conn) {

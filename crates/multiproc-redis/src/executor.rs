@@ -7,10 +7,13 @@
 //! `multiproc:exec:NS:tasks` (a [`Queue`](crate::Queue) underneath: per-worker processing lists
 //! and heartbeats). The requeue of a dead worker's tasks adds one to their first byte, so a
 //! worker knows the attempt from the task itself; it runs the function
-//! and completes the task with one script that writes the outcome to `…:result:ID` only if
-//! `…:done:ID` was not set yet (`SET NX`): a task that ran twice (its first worker was declared
-//! dead, yet finished) still completes its future once. The future waits on the result list
-//! with `BLPOP`.
+//! and completes the task with one script that writes the outcome to the key `…:result:ID`
+//! only if no outcome is there (`SET NX`), and then pushes a token to the list `…:notify:ID`:
+//! a task that ran twice (its first worker was declared dead, yet finished) still completes
+//! its future once. The future waits on the notification list with `BLPOP` and reads the
+//! outcome with `GET` in the same pipeline, without taking it: a reply lost with its
+//! connection loses at most a wake-up, and the next round reads the outcome again. Once the
+//! future has it, it deletes both keys: a finished, read task leaves no key behind.
 
 use crate::conn::{BLOCK_CHUNK, Client, Conn, Pool, random_token};
 use crate::queue::{DEFAULT_HEARTBEAT, RawQueue, Receiver};
@@ -114,12 +117,14 @@ struct TaskMsg {
     max_attempts: u32,
 }
 
-/// Acknowledges the task and writes the outcome once. KEYS: done marker, result list, the
-/// worker's processing list. ARGV: outcome, result TTL ms, the task as queued.
+/// Acknowledges the task and writes the outcome once: into the result key, unless an
+/// outcome is there already, with a token pushed to the notification list that wakes the
+/// future. KEYS: result, notification list, the worker's processing list. ARGV: outcome,
+/// result TTL ms, the task as queued.
 const COMPLETE: &str = r"
 redis.call('LREM', KEYS[3], -1, ARGV[3])
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) then
-  redis.call('RPUSH', KEYS[2], ARGV[1])
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('RPUSH', KEYS[2], '1')
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
   return 1
 end
@@ -141,8 +146,8 @@ impl Keys {
     fn queue_name(&self, ns: &str) -> String {
         format!("exec:{ns}:tasks")
     }
-    fn done(&self, id: &str) -> String {
-        format!("{}:done:{id}", self.prefix)
+    fn notify(&self, id: &str) -> String {
+        format!("{}:notify:{id}", self.prefix)
     }
     fn result(&self, id: &str) -> String {
         format!("{}:result:{id}", self.prefix)
@@ -152,7 +157,8 @@ impl Keys {
     }
 }
 
-/// How long a finished task's outcome waits in Redis for its future.
+/// How long a finished task's outcome waits in Redis for its future (it is deleted as soon
+/// as the future reads it).
 const RESULT_TTL: Duration = Duration::from_secs(24 * 3600);
 
 struct Shared {
@@ -166,10 +172,8 @@ struct Shared {
 impl Shared {
     fn take_conn(&self) -> Result<Conn> {
         let pooled = self.conns.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match pooled {
-            Some(c) => Ok(c),
-            None => self.client.conn(),
-        }
+        // A new one connects on its first command, within that command's deadline.
+        Ok(pooled.unwrap_or_else(|| self.client.conn_lazy()))
     }
     fn give_conn(&self, c: Conn) {
         self.conns.lock().unwrap_or_else(|p| p.into_inner()).push(c);
@@ -240,7 +244,8 @@ impl ExecutorBuilder {
 
     /// How many times a task is started before its future answers `Err(WorkerDied)`
     /// (default 3, at most 254): each start after the first follows a worker that died
-    /// running it.
+    /// running it, or rather whose heartbeat expired: a worker cut off from the server for
+    /// longer than its heartbeat counts as dead too (the server cannot tell the two apart).
     ///
     /// ```
     /// let b = multiproc::redis::Executor::builder("redis://127.0.0.1/").max_attempts(5);
@@ -250,8 +255,10 @@ impl ExecutorBuilder {
         self
     }
 
-    /// The heartbeat of the task queue as seen from this side (it must match the workers'):
-    /// used only for requeueing from here.
+    /// Has no effect today: an executor never takes tasks, so it never requeues a dead
+    /// worker's tasks either (the workers do, see [`Worker::heartbeat`], the setting that
+    /// decides how soon a dead worker's task goes to another). Kept so that code setting it
+    /// compiles.
     ///
     /// ```
     /// let b = multiproc::redis::Executor::builder("redis://127.0.0.1/").heartbeat(std::time::Duration::from_secs(2));
@@ -354,6 +361,7 @@ impl Executor {
         Ok(Future {
             shared: Arc::clone(&self.shared),
             id: msg.id,
+            taken: false,
             _r: PhantomData,
         })
     }
@@ -419,6 +427,8 @@ impl Executor {
 pub struct Future<R> {
     shared: Arc<Shared>,
     id: String,
+    /// Whether the outcome was read (by a `result_timeout` that answered it).
+    taken: bool,
     _r: PhantomData<fn() -> R>,
 }
 
@@ -431,6 +441,9 @@ impl<R> fmt::Debug for Future<R> {
 impl<R: DeserializeOwned> Future<R> {
     /// Waits for the task: its value, `Err(TaskFailed)` if it panicked, `Err(WorkerDied)`
     /// when every attempt's worker died (exit code -1: not known across machines).
+    /// `Err(Redis)` when the server stays out of reach for longer than the client's
+    /// reconnect window; an outcome stored meanwhile is not lost (see the crate's "Network
+    /// cuts").
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
@@ -451,7 +464,10 @@ impl<R: DeserializeOwned> Future<R> {
     }
 
     /// Like [`result`](Future::result), giving up after `timeout` with `Err(Timeout)`; the
-    /// future stays usable then.
+    /// future stays usable then. The deadline holds while the server is out of reach too
+    /// (within about a quarter of a second): `Err(Timeout)`, unless the reconnect window
+    /// ran out first (`Err(Redis)`). Once it has answered the outcome, the future is spent:
+    /// asking again is `Err(Invalid)`.
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
@@ -481,34 +497,50 @@ impl<R: DeserializeOwned> Future<R> {
     }
 
     fn wait(&mut self, timeout: Option<Duration>) -> Result<R> {
+        if self.taken {
+            return Err(Error::Invalid(
+                "this future's result was already taken".into(),
+            ));
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
-        let key = self.shared.keys.result(&self.id);
+        let (key, notify) = (
+            self.shared.keys.result(&self.id),
+            self.shared.keys.notify(&self.id),
+        );
         let mut conn = self.shared.take_conn()?;
+        // The outcome is read without taking it (GET), after waiting on the notification
+        // list: a reply lost with its connection (a network cut) loses at most a wake-up,
+        // and the GET of the next round finds the outcome still there.
         let got = loop {
             let wait = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(BLOCK_CHUNK),
                 None => BLOCK_CHUNK,
             };
-            let r: Result<Option<(String, Vec<u8>)>> = if wait.is_zero() {
-                conn.run(|c| redis::cmd("LPOP").arg(&key).query::<Option<Vec<u8>>>(c))
-                    .map(|o| o.map(|v| (String::new(), v)))
-            } else {
-                conn.run(|c| {
-                    redis::cmd("BLPOP")
-                        .arg(&key)
-                        .arg(wait.as_secs_f64())
-                        .query(c)
-                })
-            };
+            let r: Result<Option<Vec<u8>>> = conn.run_until(deadline, |c| {
+                let mut p = redis::pipe();
+                if !wait.is_zero() {
+                    p.cmd("BLPOP").arg(&notify).arg(wait.as_secs_f64()).ignore();
+                }
+                p.cmd("GET").arg(&key);
+                p.query::<(Option<Vec<u8>>,)>(c).map(|(v,)| v)
+            });
             match r {
                 Err(e) => break Err(e),
-                Ok(Some((_, bytes))) => break Ok(bytes),
+                Ok(Some(bytes)) => break Ok(bytes),
                 Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => {
                     break Err(Error::Timeout);
                 }
                 Ok(None) => {}
             }
         };
+        if got.is_ok() {
+            self.taken = true;
+            // Ours now: the outcome and its notification go (if this fails, they expire
+            // with the result TTL).
+            let _ = conn.run_until(deadline, |c| {
+                redis::cmd("DEL").arg(&key).arg(&notify).query::<()>(c)
+            });
+        }
         self.shared.give_conn(conn);
         let outcome: Outcome =
             decode_exact(&got?).map_err(|e| Error::Codec(format!("outcome: {e}")))?;
@@ -618,7 +650,10 @@ impl Worker {
         self
     }
 
-    /// How soon a dead worker's task goes to another (default 5 s; renewed every third).
+    /// How soon a dead worker's task goes to another (default 5 s; renewed every third):
+    /// once its heartbeat expired, an idle worker requeues it within about a second. A
+    /// worker cut off from the server for longer counts as dead (its task runs again, and
+    /// counts towards [`ExecutorBuilder::max_attempts`]).
     ///
     /// ```
     /// let w = multiproc::redis::Worker::new("redis://127.0.0.1/").heartbeat(std::time::Duration::from_secs(1));
@@ -628,12 +663,15 @@ impl Worker {
         self
     }
 
+    /// The settings of the worker processes; waits for the server (see [`Worker::run`]).
     fn config(&self) -> Result<WorkerConfig> {
-        let client = Client::open(&self.url)?;
+        let client = Client::parse(&self.url)?;
         let stop = Keys::new(&self.namespace).stop();
-        let stop_gen: Option<i64> = client
-            .conn()?
-            .run(|c| redis::cmd("GET").arg(&stop).query(c))?;
+        let stop_gen: Option<i64> = persist("cannot reach the server", || {
+            client
+                .conn()?
+                .run(|c| redis::cmd("GET").arg(&stop).query(c))
+        });
         Ok(WorkerConfig {
             url: self.url.clone(),
             namespace: self.namespace.clone(),
@@ -646,14 +684,22 @@ impl Worker {
     /// Starts the worker processes and keeps them running (a dead one is replaced, its task
     /// retried elsewhere) until [`Executor::shutdown_workers`]; then waits for them.
     ///
+    /// An unreachable server never ends it: the supervisor and its workers log each failure
+    /// through `tracing` (`warn`) and try again after a pause from 1 s doubling up to 30 s
+    /// (reset by a success), and carry on by themselves once the server answers; started
+    /// while the server is down, it waits for it. Only a URL that does not parse is an error
+    /// at once.
+    ///
     /// ```no_run
     /// multiproc::redis::Worker::new("redis://10.0.0.5:6379/0").processes(8).run()?;
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn run(self) -> Result<()> {
         let cfg = self.config()?;
-        let client = Client::open(&self.url)?;
-        let mut conn = client.conn()?;
+        let client = Client::parse(&self.url)?;
+        let mut conn = persist("cannot reach the server", || client.conn());
+        let mut backoff = Backoff::new();
+        let mut next_check = Instant::now();
         let stop_key = Keys::new(&cfg.namespace).stop();
         let mut children = Vec::new();
         for _ in 0..self.processes {
@@ -672,9 +718,21 @@ impl Worker {
                     live += 1;
                 }
             }
-            if !stopping {
-                let g: Option<i64> = conn.run(|c| redis::cmd("GET").arg(&stop_key).query(c))?;
-                stopping = g.unwrap_or(0) != cfg.stop_gen;
+            if !stopping && Instant::now() >= next_check {
+                // Bounded, so that the children are looked after during an outage too.
+                let within = Some(Instant::now() + Duration::from_secs(2));
+                match conn.run_until(within, |c| {
+                    redis::cmd("GET").arg(&stop_key).query::<Option<i64>>(c)
+                }) {
+                    Ok(g) => {
+                        stopping = g.unwrap_or(0) != cfg.stop_gen;
+                        backoff.reset();
+                    }
+                    Err(e) => {
+                        next_check =
+                            Instant::now() + backoff.failed("cannot read the stop key", &e);
+                    }
+                }
             }
             if stopping && live == 0 {
                 return Ok(());
@@ -683,7 +741,8 @@ impl Worker {
     }
 
     /// Runs tasks in the calling process (one at a time) until
-    /// [`Executor::shutdown_workers`]. A task that kills the process kills this loop.
+    /// [`Executor::shutdown_workers`]. A task that kills the process kills this loop. An
+    /// unreachable server is waited for, as in [`run`](Worker::run).
     ///
     /// ```no_run
     /// multiproc::redis::Worker::new("redis://127.0.0.1/").run_in_this_process()?;
@@ -702,36 +761,106 @@ fn worker_process(cfg: WorkerConfig) {
     }
 }
 
+/// The pause after a worker's failed attempt to reach the server: from 1 s, doubling up to
+/// 30 s, reset by a success. Each failure is logged through `tracing` (warn).
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(30);
+
+    fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    /// Logs `e` and returns the pause to take before the next attempt.
+    fn failed(&mut self, what: &str, e: &Error) -> Duration {
+        let pause = self.next;
+        tracing::warn!(
+            pid = std::process::id(),
+            error = %e,
+            retry_in_ms = pause.as_millis() as u64,
+            "multiproc-redis worker: {what}; retrying"
+        );
+        self.next = (self.next * 2).min(Self::MAX);
+        pause
+    }
+
+    /// Logs `e` and sleeps before the next attempt.
+    fn sleep(&mut self, what: &str, e: &Error) {
+        std::thread::sleep(self.failed(what, e));
+    }
+}
+
+/// Runs `f` until it succeeds, backing off between attempts (see [`Backoff`]).
+fn persist<T>(what: &str, mut f: impl FnMut() -> Result<T>) -> T {
+    let mut backoff = Backoff::new();
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e) => backoff.sleep(what, &e),
+        }
+    }
+}
+
 fn serve(cfg: WorkerConfig) -> Result<()> {
-    let client = Client::open(&cfg.url)?;
+    let client = Client::parse(&cfg.url)?;
     let keys = Keys::new(&cfg.namespace);
     let raw = Arc::new(RawQueue::with_death_count(
         &keys.queue_name(&cfg.namespace),
         Duration::from_millis(cfg.heartbeat_ms),
         true,
     ));
-    let rx = Receiver::new(raw, Pool::new(&client)?);
-    let mut conn = client.conn()?;
+    let pool = persist("cannot reach the server", || Pool::new(&client));
+    let rx = Receiver::new(raw, pool);
+    let mut conn = persist("cannot reach the server", || client.conn());
     let complete = redis::Script::new(COMPLETE);
     let stop_key = keys.stop();
     let mut last_stop_check = Instant::now();
+    let mut backoff = Backoff::new();
     loop {
         let got = rx.get_bytes(Some(BLOCK_CHUNK));
         if matches!(got, Err(Error::Empty)) || last_stop_check.elapsed() >= BLOCK_CHUNK {
             last_stop_check = Instant::now();
-            let g: Option<i64> = conn.run(|c| redis::cmd("GET").arg(&stop_key).query(c))?;
-            if g.unwrap_or(0) != cfg.stop_gen {
-                // A task taken in the same breath goes back to the queue when `rx` drops.
-                return Ok(());
+            // Bounded: a server that stopped answering is retried after a pause, not waited
+            // on for a read timeout and a reconnect window.
+            let within = Some(Instant::now() + Duration::from_secs(5));
+            match conn.run_until(within, |c| {
+                redis::cmd("GET").arg(&stop_key).query::<Option<i64>>(c)
+            }) {
+                Ok(g) if g.unwrap_or(0) != cfg.stop_gen => {
+                    // A task taken in the same breath goes back to the queue when `rx` drops.
+                    return Ok(());
+                }
+                Ok(_) => backoff.reset(),
+                // A task got in the same breath is still run (and completed below).
+                Err(e) if got.is_ok() => {
+                    backoff.failed("cannot read the stop key", &e);
+                }
+                Err(e) => {
+                    backoff.sleep("cannot read the stop key", &e);
+                    continue;
+                }
             }
         }
         let bytes = match got {
             Err(Error::Empty) => continue,
-            Err(e) => return Err(e),
+            Err(e) => {
+                backoff.sleep("cannot take a task", &e);
+                continue;
+            }
             Ok(b) => b,
         };
         let Some(Ok(msg)) = bytes.get(1..).map(decode_exact::<TaskMsg>) else {
-            rx.ack()?;
+            if let Err(e) = rx.ack() {
+                backoff.failed("cannot drop an undecodable task", &e);
+            }
             continue;
         };
         let attempt = u32::from(bytes[0]) + 1;
@@ -745,20 +874,23 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
         };
         let payload = postcard::to_stdvec(&outcome).map_err(|e| Error::Codec(e.to_string()))?;
         let ttl = RESULT_TTL.as_millis() as u64;
-        let (done, result) = (keys.done(&msg.id), keys.result(&msg.id));
+        let (result, notify) = (keys.result(&msg.id), keys.notify(&msg.id));
         let (processing, held) = rx.oldest().ok_or(Error::Closed)?;
         // The acknowledgement rides in the completion script: one round trip, and a worker
-        // killed after it never runs the task again.
-        conn.run(|c| {
-            complete
-                .key(&done)
-                .key(&result)
-                .key(&processing)
-                .arg(&payload)
-                .arg(ttl)
-                .arg(&held)
-                .invoke::<i64>(c)
-        })?;
+        // killed after it never runs the task again. The outcome is kept until it is stored:
+        // an outage only delays it.
+        persist("cannot store a task's outcome", || {
+            conn.run(|c| {
+                complete
+                    .key(&result)
+                    .key(&notify)
+                    .key(&processing)
+                    .arg(&payload)
+                    .arg(ttl)
+                    .arg(&held)
+                    .invoke::<i64>(c)
+            })
+        });
         rx.acked_elsewhere();
     }
 }
@@ -850,7 +982,8 @@ pub fn worker_cli(args: &[String]) -> Result<()> {
 }
 
 /// Runs a worker for the namespace `"default"` with one process per CPU, until
-/// [`Executor::shutdown_workers`]: `Worker::new(url).run()`.
+/// [`Executor::shutdown_workers`]: `Worker::new(url).run()` (an unreachable server is
+/// waited for, see [`Worker::run`]).
 ///
 /// ```no_run
 /// multiproc::redis::worker_main("redis://10.0.0.5:6379/0")?;

@@ -30,7 +30,42 @@
 //! `Future::result`) holds a connection of its own, never one that another thread's call needs.
 //!
 //! A broken connection is re-opened and the command sent again for the client's
-//! [reconnect window](Client::reconnect_timeout). What survives a server restart is what the
+//! [reconnect window](Client::reconnect_timeout).
+//!
+//! # Network cuts
+//!
+//! - **Deadlines hold.** A call with a timeout ([`Future::result_timeout`],
+//!   [`Queue::get_timeout`], [`Lock::acquire_timeout`]) returns by its deadline (give or take
+//!   a quarter of a second) even while the server is out of reach: every read waits at most
+//!   the time left, and the reconnect window ends at the deadline. It answers as on any
+//!   timeout: `Err(Timeout)`, `Err(Empty)`, `Ok(false)`. When the reconnect window ends
+//!   before the deadline (or there is no deadline), the answer is still `Err(Redis)` naming
+//!   the server.
+//! - **A result is never lost to a cut.** A task's outcome stays in a key until its future
+//!   has read it; the future is woken through a separate notification list and reads the
+//!   outcome without taking it, so a reply lost with its connection is read again after the
+//!   reconnect. A future answers once: asked again after it answered, it says
+//!   `Err(Invalid)`.
+//! - **Workers wait for the server.** [`Worker::run`], [`Worker::run_in_this_process`],
+//!   [`worker_main`] and [`worker_cli`] never give up on an unreachable server (only a URL
+//!   that does not parse fails at once): every failure is logged through `tracing` (at
+//!   `warn`) and retried after a pause from 1 s doubling up to 30 s, reset by a success. A
+//!   worker started while the server is down waits for it. A task whose outcome cannot be
+//!   stored is kept, and stored once the server answers.
+//! - **A cut longer than the heartbeat counts as a death.** A worker whose heartbeat key
+//!   expired (dead, or cut off: the server cannot tell) has its tasks requeued, each such
+//!   requeue counting towards [`ExecutorBuilder::max_attempts`]; when the cut-off worker
+//!   finishes anyway, the first outcome stored wins.
+//!
+//! # Keys left in the server
+//!
+//! A task leaves nothing behind once its future has read the outcome: the outcome key and
+//! its notification list are deleted then. An outcome no future reads (the future was
+//! dropped, or the task ran twice and its second outcome came after the first was read)
+//! expires after 24 h. An executor namespace otherwise holds its stop key
+//! (`multiproc:exec:NS:stop`, once [`Executor::shutdown_workers`] was called) and the task
+//! queue's keys (a list, a set of workers, and per live worker a processing list and a
+//! heartbeat key). What survives a server restart is what the
 //! server persisted: with `--appendonly yes --appendfsync always` everything it acknowledged;
 //! with no persistence (the test suite's server) nothing: every queue, lock and pending task
 //! is gone after a restart, and clients carry on with an empty server.
@@ -73,6 +108,30 @@ pub use redis as raw;
 /// The environment variable naming the server that the test suite, the examples and the
 /// benchmarks use (`cargo xtask test` sets it).
 pub const URL_ENV: &str = "MULTIPROC_REDIS_URL";
+
+/// Test hook: the next reply to a `BLPOP` (alone or in a pipeline) that popped something is
+/// read and then thrown away, and its connection closed, as when a network cut kills the
+/// connection after the server ran the command. For the fault tests only.
+///
+/// ```
+/// let lost = multiproc_redis::__blpop_replies_lost();
+/// multiproc_redis::__lose_next_blpop_reply(); // armed until a BLPOP pops something
+/// assert_eq!(multiproc_redis::__blpop_replies_lost(), lost);
+/// ```
+#[doc(hidden)]
+pub fn __lose_next_blpop_reply() {
+    wire::LOSE_BLPOP_REPLY.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Test hook: how many replies [`__lose_next_blpop_reply`] made this process lose.
+///
+/// ```
+/// assert_eq!(multiproc_redis::__blpop_replies_lost(), 0);
+/// ```
+#[doc(hidden)]
+pub fn __blpop_replies_lost() -> usize {
+    wire::BLPOP_REPLIES_LOST.load(std::sync::atomic::Ordering::SeqCst)
+}
 
 /// For the documentation's examples: the server of [`URL_ENV`], or else a [`LocalServer`]
 /// started for this process. `None` (the example is skipped, and the skip is logged where

@@ -103,12 +103,12 @@ impl Lock {
         self.token.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn try_once(&self) -> Result<bool> {
+    fn try_once(&self, deadline: Option<Instant>) -> Result<bool> {
         let token = random_token();
         let key = &self.key;
         let ms = self.lease.as_millis() as u64;
         let won = self.pool.with(|conn| {
-            let got: Option<String> = conn.run(|c| {
+            let got: Option<String> = conn.run_until(deadline, |c| {
                 redis::cmd("SET")
                     .arg(key)
                     .arg(&token)
@@ -121,7 +121,8 @@ impl Lock {
                 return Ok(true);
             }
             // A SET whose reply was lost to a reconnect may have taken the lock for this token.
-            let holder: Option<String> = conn.run(|c| redis::cmd("GET").arg(key).query(c))?;
+            let holder: Option<String> =
+                conn.run_until(deadline, |c| redis::cmd("GET").arg(key).query(c))?;
             Ok(holder.as_deref() == Some(token.as_str()))
         })?;
         if won {
@@ -145,7 +146,11 @@ impl Lock {
 
     /// Tries for at most `timeout` (`Duration::ZERO`: once): `Ok(true)` when taken,
     /// `Ok(false)` when it stayed held (by another handle, or by this one: another thread
-    /// of it must release it first).
+    /// of it must release it first), or when the server stayed out of reach until the
+    /// deadline (which holds within about a quarter of a second; `Err(Redis)` when the
+    /// client's reconnect window runs out first). A `SET` whose reply was lost to such a
+    /// cut may have taken the lock for a token this handle then forgets: it stays taken
+    /// until its lease ends.
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
@@ -164,8 +169,12 @@ impl Lock {
         // lease end cannot be waited on without polling or a pub/sub side channel).
         let mut pause = Duration::from_millis(1);
         loop {
-            if self.try_once()? {
-                return Ok(true);
+            match self.try_once(deadline) {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                // The deadline passed with the server out of reach (a network cut).
+                Err(Error::Timeout) => return Ok(false),
+                Err(e) => return Err(e),
             }
             if let Some(d) = deadline {
                 let now = Instant::now();

@@ -9,7 +9,8 @@
 //! A consumer's `get` moves an item atomically (`BLMOVE`) from the list into its processing
 //! list; [`Queue::task_done`] removes it there. When a consumer's heartbeat expires (its
 //! process died, or the handle was dropped holding unacknowledged items), the next consumer
-//! that looks (at most once per heartbeat period, and whenever a `get` finds the queue empty)
+//! that looks (at most once per heartbeat period, and whenever a `get` follows one that
+//! found the queue empty)
 //! moves its processing list back to the head of the queue, in one Lua script, so exactly one
 //! consumer requeues it.
 
@@ -196,7 +197,12 @@ impl RawQueue {
 
     /// Requeues the items of every consumer whose heartbeat has expired.
     pub(crate) fn reap(&self, conn: &mut Conn) -> Result<usize> {
-        conn.run(|c| {
+        self.reap_until(conn, None)
+    }
+
+    /// Like [`reap`](RawQueue::reap), within `deadline` (see [`Conn::run_until`]).
+    fn reap_until(&self, conn: &mut Conn, deadline: Option<Instant>) -> Result<usize> {
+        conn.run_until(deadline, |c| {
             self.reap
                 .key(&self.items)
                 .key(&self.consumers)
@@ -216,7 +222,7 @@ struct Consumer {
 }
 
 impl Consumer {
-    fn register(raw: &RawQueue, conn: &mut Conn) -> Result<Consumer> {
+    fn register(raw: &RawQueue, conn: &mut Conn, deadline: Option<Instant>) -> Result<Consumer> {
         let id = random_token();
         let alive = raw.alive(&id);
         let ttl = raw.heartbeat.as_millis() as u64;
@@ -245,8 +251,9 @@ impl Consumer {
             }
             p.query::<()>(c)
         };
-        conn.run(&beat_once)?;
-        let mut beat_conn = conn.client().conn()?;
+        conn.run_until(deadline, &beat_once)?;
+        // Connects on its first beat.
+        let mut beat_conn = conn.client().conn_lazy();
         let (stop, stopped) = mpsc::channel::<()>();
         let period = raw.heartbeat / 3;
         let beat = std::thread::Builder::new()
@@ -290,6 +297,14 @@ struct RxState {
     /// Items received and not yet acknowledged, oldest first.
     unacked: VecDeque<Vec<u8>>,
     last_reap: Option<Instant>,
+    /// A `get` failed (the server out of reach): a `BLMOVE` it sent may have moved an item
+    /// into the processing list without the reply reaching us; the next `get` puts such
+    /// items back.
+    reclaim_due: bool,
+    /// The last `BLMOVE` of this handle found the queue empty: the next `get` looks for
+    /// dead consumers' items first, so an idle consumer (a worker polling with short
+    /// timeouts) requeues them within one poll, not one heartbeat.
+    found_empty: bool,
 }
 
 impl Receiver {
@@ -301,6 +316,8 @@ impl Receiver {
                 consumer: None,
                 unacked: VecDeque::new(),
                 last_reap: None,
+                reclaim_due: false,
+                found_empty: false,
             }),
         }
     }
@@ -310,22 +327,36 @@ impl Receiver {
     }
 
     /// This handle's processing list, registering its consumer on first use.
-    fn processing(&self) -> Result<String> {
+    fn processing(&self, deadline: Option<Instant>) -> Result<String> {
         let mut st = self.state();
         if let Some(c) = &st.consumer {
             return Ok(c.processing.clone());
         }
-        let c = self.pool.with(|conn| Consumer::register(&self.raw, conn))?;
+        let c = self
+            .pool
+            .with(|conn| Consumer::register(&self.raw, conn, deadline))?;
         let p = c.processing.clone();
         st.consumer = Some(c);
         Ok(p)
     }
 
     /// Waits up to `timeout` (`None`: for ever) for an item; it stays in this consumer's
-    /// processing list until [`ack`](Receiver::ack).
+    /// processing list until [`ack`](Receiver::ack). With a timeout, `Err(Empty)` once it is
+    /// over, even while the server is out of reach (a read or a reconnect never outlasts it).
     pub(crate) fn get_bytes(&self, timeout: Option<Duration>) -> Result<Vec<u8>> {
-        let processing = self.processing()?;
+        let r = self.get_bytes_inner(timeout);
+        if matches!(&r, Err(e) if !matches!(e, Error::Empty)) {
+            self.state().reclaim_due = true;
+        }
+        match r {
+            Err(Error::Timeout) => Err(Error::Empty),
+            r => r,
+        }
+    }
+
+    fn get_bytes_inner(&self, timeout: Option<Duration>) -> Result<Vec<u8>> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        let processing = self.processing(deadline)?;
         let mut first = true;
         loop {
             let reap = {
@@ -333,10 +364,11 @@ impl Receiver {
                 let due = st
                     .last_reap
                     .is_none_or(|t| t.elapsed() >= self.raw.heartbeat);
-                if due || !first {
+                let reap = due || !first || st.found_empty;
+                if reap {
                     st.last_reap = Some(Instant::now());
                 }
-                due || !first
+                reap
             };
             first = false;
             let wait = match deadline {
@@ -344,11 +376,11 @@ impl Receiver {
                 None => BLOCK_CHUNK,
             };
             let got = self.pool.with(|conn| {
-                if reap {
-                    self.raw.reap(conn)?;
-                }
                 let before = conn.reconnects;
-                let got: Option<Vec<u8>> = conn.run(|c| {
+                if reap {
+                    self.raw.reap_until(conn, deadline)?;
+                }
+                let got: Option<Vec<u8>> = conn.run_until(deadline, |c| {
                     let mut p = redis::pipe();
                     if wait.is_zero() {
                         p.cmd("LMOVE");
@@ -365,7 +397,8 @@ impl Receiver {
                     self.raw.touch(&mut p, Some(&processing));
                     p.query::<(Option<Vec<u8>>,)>(c).map(|(v,)| v)
                 })?;
-                if conn.reconnects != before {
+                let due = std::mem::take(&mut self.state().reclaim_due);
+                if conn.reconnects != before || due {
                     // A BLMOVE the server ran but whose answer was lost left an item in our
                     // processing list that we never saw: put it back. (Another thread's get
                     // in flight on this handle may see its item requeued too: a duplicate,
@@ -374,7 +407,7 @@ impl Receiver {
                         let st = self.state();
                         st.unacked.iter().chain(got.as_ref()).cloned().collect()
                     };
-                    conn.run(|c| {
+                    conn.run_until(deadline, |c| {
                         let mut inv = self.raw.reclaim.key(&processing);
                         inv.key(&self.raw.items);
                         for k in &known {
@@ -385,10 +418,13 @@ impl Receiver {
                 }
                 Ok(got)
             })?;
+            let mut st = self.state();
+            st.found_empty = got.is_none();
             if let Some(bytes) = got {
-                self.state().unacked.push_back(bytes.clone());
+                st.unacked.push_back(bytes.clone());
                 return Ok(bytes);
             }
+            drop(st);
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::Empty);
             }
@@ -719,7 +755,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.get_inner(None)
     }
 
-    /// Takes the oldest item, waiting at most `timeout`: `Err(Empty)` after it.
+    /// Takes the oldest item, waiting at most `timeout`: `Err(Empty)` after it, also while
+    /// the server is out of reach (the deadline holds within about a quarter of a second),
+    /// unless the client's reconnect window runs out first (`Err(Redis)`).
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };

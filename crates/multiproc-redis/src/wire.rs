@@ -121,6 +121,29 @@ pub(crate) struct Wire {
     parser: redis::Parser,
     db: i64,
     open: bool,
+    /// The socket's read and write timeout now (set again only when it changes).
+    io: Duration,
+}
+
+/// Test hook (see [`crate::__lose_next_blpop_reply`]): the next `BLPOP` reply that popped
+/// something is read and then thrown away with the connection, as when a network cut kills
+/// the connection after the server ran the command.
+pub(crate) static LOSE_BLPOP_REPLY: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// How many replies the test hook [`LOSE_BLPOP_REPLY`] threw away.
+pub(crate) static BLPOP_REPLIES_LOST: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether the test hook [`LOSE_BLPOP_REPLY`] takes this reply of `cmd`.
+fn lose(cmd: &[u8], first_reply: Option<&Value>) -> bool {
+    use std::sync::atomic::Ordering;
+    LOSE_BLPOP_REPLY.load(Ordering::Relaxed)
+        && cmd.windows(5).any(|w| w == b"BLPOP")
+        && first_reply.is_some_and(|v| !matches!(v, Value::Nil))
+        && LOSE_BLPOP_REPLY
+            .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 impl Wire {
@@ -172,6 +195,7 @@ impl Wire {
             parser: redis::Parser::new(),
             db: settings.db(),
             open: true,
+            io,
         };
         if let Some(password) = settings.password() {
             let mut auth = redis::cmd("AUTH");
@@ -195,6 +219,24 @@ impl Wire {
             redis::cmd("SELECT").arg(wire.db).query::<()>(&mut wire)?;
         }
         Ok(wire)
+    }
+
+    /// Sets the socket's read and write timeout (a system call only when it changes): a call
+    /// with a deadline bounds its reads by the time left.
+    pub(crate) fn set_io_timeout(&mut self, t: Duration) -> RedisResult<()> {
+        let t = t.max(Duration::from_millis(1));
+        if t != self.io {
+            self.stream.set_timeouts(t)?;
+            self.io = t;
+        }
+        Ok(())
+    }
+
+    /// After the test hook took a reply: the connection is dropped, the reply lost.
+    fn lost(&mut self) -> redis::RedisError {
+        self.open = false;
+        BLPOP_REPLIES_LOST.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        io::Error::from(io::ErrorKind::ConnectionReset).into()
     }
 
     fn send(&mut self, mut bytes: &[u8]) -> RedisResult<()> {
@@ -241,7 +283,11 @@ impl ConnectionLike for Wire {
     fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
         self.live()?;
         self.send(cmd)?;
-        self.recv()
+        let v = self.recv()?;
+        if lose(cmd, Some(&v)) {
+            return Err(self.lost());
+        }
+        Ok(v)
     }
 
     fn req_packed_commands(
@@ -262,6 +308,9 @@ impl ConnectionLike for Wire {
                 // A command of a transaction the server refused to queue: EXEC aborts.
                 refused = Some(v);
             }
+        }
+        if lose(cmd, replies.first()) {
+            return Err(self.lost());
         }
         match refused.map(Value::extract_error) {
             Some(Err(e)) => Err(e),

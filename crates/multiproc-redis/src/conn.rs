@@ -11,7 +11,7 @@
 //! at most the time left plus [`GRACE`], the reconnect window ends at the deadline, and a
 //! deadline passed with the server out of reach is `Err(Timeout)`.
 
-use crate::wire::Wire;
+use crate::socket::Wire;
 use multiproc_sync::{Error, Result};
 use redis::{ErrorKind, RedisError, RedisResult};
 use std::fmt;

@@ -87,7 +87,7 @@ mod executor;
 mod lock;
 mod queue;
 mod server;
-mod wire;
+mod socket;
 
 pub use conn::Client;
 #[doc(hidden)]
@@ -120,7 +120,7 @@ pub const URL_ENV: &str = "MULTIPROC_REDIS_URL";
 /// ```
 #[doc(hidden)]
 pub fn __lose_next_blpop_reply() {
-    wire::LOSE_BLPOP_REPLY.store(true, std::sync::atomic::Ordering::SeqCst);
+    socket::LOSE_BLPOP_REPLY.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// Test hook: how many replies [`__lose_next_blpop_reply`] made this process lose.
@@ -130,7 +130,7 @@ pub fn __lose_next_blpop_reply() {
 /// ```
 #[doc(hidden)]
 pub fn __blpop_replies_lost() -> usize {
-    wire::BLPOP_REPLIES_LOST.load(std::sync::atomic::Ordering::SeqCst)
+    socket::BLPOP_REPLIES_LOST.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// For the documentation's examples: the server of [`URL_ENV`], or else a [`LocalServer`]

@@ -15,7 +15,7 @@
 //! consumer requeues it.
 
 use crate::conn::{BLOCK_CHUNK, Client, Conn, Pool, random_token};
-use crate::wire::Wire;
+use crate::socket::Wire;
 use multiproc_spawn::decode::decode_exact;
 use multiproc_sync::{Error, Result};
 use serde::Serialize;

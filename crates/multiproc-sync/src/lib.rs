@@ -116,15 +116,15 @@ mod loom;
 pub mod queue;
 // Not API: the raw algorithms, generic over how they sleep, that multiproc-ipc builds its
 // process-shared primitives on; hidden from the docs and free to change in any release.
+mod locks;
 #[doc(hidden)]
 pub mod raw;
-mod sync;
 mod thread;
 mod timer;
 
 pub use error::{Error, Result};
 pub use local::Local;
-pub use sync::{
+pub use locks::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, Mutex,
     MutexGuard, RLock, RLockGuard, Semaphore,
 };

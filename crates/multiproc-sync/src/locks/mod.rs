@@ -1,0 +1,27 @@
+//! Thread-level `Lock`, `RLock`, `Condition`, `Semaphore`, `BoundedSemaphore`, `Event` and
+//! `Barrier`, one file each: thin typed wrappers over the [`raw`](crate::raw) algorithms (which
+//! `raw/` keeps one file each too) with [`ThreadFutex`](crate::raw::ThreadFutex).
+
+use std::marker::PhantomData;
+
+mod barrier;
+mod condition;
+mod event;
+mod lock;
+mod rlock;
+mod semaphore;
+
+pub use barrier::Barrier;
+pub use condition::{Condition, ConditionGuard};
+pub use event::Event;
+pub use lock::{Lock, LockGuard, Mutex, MutexGuard};
+pub use rlock::{RLock, RLockGuard};
+pub use semaphore::{BoundedSemaphore, Semaphore};
+
+/// Keeps a guard on the thread that took the lock (the lock word names that thread).
+type NotSend = PhantomData<*const ()>;
+
+/// A count for the raw algorithms' `u32` words, saturating.
+fn to_u32(v: usize) -> u32 {
+    v.min(u32::MAX as usize) as u32
+}

@@ -1,0 +1,160 @@
+//! Python's `threading.RLock`: re-entrant for its owning thread.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use super::NotSend;
+use crate::raw::{RawRLock, ThreadFutex, deadline_after};
+
+/// Python's `threading.RLock`: the owning thread may acquire it again; each guard releases one
+/// level. Release by another thread is impossible: the guards cannot leave their thread.
+///
+/// ```
+/// let r = multiproc_sync::RLock::new();
+/// let a = r.acquire();
+/// let b = r.acquire(); // no deadlock: same thread
+/// assert_eq!(r.depth(), 2);
+/// drop(b);
+/// drop(a);
+/// assert!(!r.locked());
+/// ```
+#[derive(Default)]
+pub struct RLock {
+    raw: RawRLock<ThreadFutex>,
+}
+
+impl fmt::Debug for RLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLock")
+            .field("locked", &self.locked())
+            .finish()
+    }
+}
+
+/// One level of an [`RLock`]; dropping it releases that level.
+///
+/// ```
+/// let r = multiproc_sync::RLock::new();
+/// let g = r.acquire();
+/// assert!(!g.previous_owner_died());
+/// ```
+#[must_use = "the level is released as soon as the guard is dropped"]
+pub struct RLockGuard<'a> {
+    lock: &'a RLock,
+    _not_send: NotSend,
+}
+
+impl RLock {
+    /// An unlocked re-entrant lock.
+    ///
+    /// ```
+    /// let r = multiproc_sync::RLock::new();
+    /// ```
+    pub fn new() -> Self {
+        RLock {
+            raw: RawRLock::new(),
+        }
+    }
+
+    fn guard(&self) -> RLockGuard<'_> {
+        RLockGuard {
+            lock: self,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Takes one level, waiting while another thread holds it.
+    ///
+    /// ```
+    /// let r = multiproc_sync::RLock::new();
+    /// let _g = r.acquire();
+    /// ```
+    pub fn acquire(&self) -> RLockGuard<'_> {
+        if !self.raw.lock() {
+            // 4 billion nested levels on one thread: treat as a fatal bug in the caller.
+            panic!("RLock acquired more than u32::MAX times by one thread");
+        }
+        self.guard()
+    }
+
+    /// Takes one level if free or already ours.
+    ///
+    /// ```
+    /// let r = multiproc_sync::RLock::new();
+    /// let _a = r.acquire();
+    /// assert!(r.try_acquire().is_some());
+    /// ```
+    pub fn try_acquire(&self) -> Option<RLockGuard<'_>> {
+        self.raw.try_lock().then(|| self.guard())
+    }
+
+    /// Takes one level, waiting at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let r = multiproc_sync::RLock::new();
+    /// assert!(r.acquire_timeout(Duration::from_millis(10)).is_some());
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Option<RLockGuard<'_>> {
+        self.raw
+            .lock_until(deadline_after(timeout))
+            .then(|| self.guard())
+    }
+
+    /// Whether some thread holds it.
+    ///
+    /// ```
+    /// assert!(!multiproc_sync::RLock::new().locked());
+    /// ```
+    pub fn locked(&self) -> bool {
+        self.raw.is_locked()
+    }
+
+    /// How many levels the calling thread holds (0 if it does not own it).
+    ///
+    /// ```
+    /// let r = multiproc_sync::RLock::new();
+    /// assert_eq!(r.depth(), 0);
+    /// ```
+    pub fn depth(&self) -> u32 {
+        if self.raw.is_owned_by_current_thread() {
+            self.raw.depth()
+        } else {
+            0
+        }
+    }
+}
+
+impl RLockGuard<'_> {
+    /// Always `false` for a thread lock (see [`LockGuard::previous_owner_died`](crate::LockGuard::previous_owner_died)).
+    ///
+    /// ```
+    /// let r = multiproc_sync::RLock::new();
+    /// assert!(!r.acquire().previous_owner_died());
+    /// ```
+    pub fn previous_owner_died(&self) -> bool {
+        false
+    }
+
+    /// Releases this level (same as dropping the guard).
+    ///
+    /// ```
+    /// let r = multiproc_sync::RLock::new();
+    /// r.acquire().release();
+    /// ```
+    pub fn release(self) {}
+}
+
+impl Drop for RLockGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the guard holds one level, on the owning thread.
+        unsafe { self.lock.raw.unlock() }
+    }
+}
+
+impl fmt::Debug for RLockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RLockGuard")
+    }
+}

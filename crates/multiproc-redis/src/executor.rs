@@ -110,11 +110,11 @@ fn lookup_fn(name: &str) -> Option<&'static TaskFn> {
 
 /// One task on the wire.
 #[derive(Debug, Serialize, Deserialize)]
-struct TaskMsg {
-    id: String,
-    func: String,
-    arg: Vec<u8>,
-    max_attempts: u32,
+pub(crate) struct TaskMsg {
+    pub(crate) id: String,
+    pub(crate) func: String,
+    pub(crate) arg: Vec<u8>,
+    pub(crate) max_attempts: u32,
 }
 
 /// Acknowledges the task and writes the outcome once: into the result key, unless an
@@ -133,26 +133,26 @@ return 0
 
 /// The keys of one executor namespace.
 #[derive(Debug, Clone)]
-struct Keys {
-    prefix: String,
+pub(crate) struct Keys {
+    pub(crate) prefix: String,
 }
 
 impl Keys {
-    fn new(ns: &str) -> Keys {
+    pub(crate) fn new(ns: &str) -> Keys {
         Keys {
             prefix: format!("multiproc:exec:{ns}"),
         }
     }
-    fn queue_name(&self, ns: &str) -> String {
+    pub(crate) fn queue_name(&self, ns: &str) -> String {
         format!("exec:{ns}:tasks")
     }
     fn notify(&self, id: &str) -> String {
         format!("{}:notify:{id}", self.prefix)
     }
-    fn result(&self, id: &str) -> String {
+    pub(crate) fn result(&self, id: &str) -> String {
         format!("{}:result:{id}", self.prefix)
     }
-    fn stop(&self) -> String {
+    pub(crate) fn stop(&self) -> String {
         format!("{}:stop", self.prefix)
     }
 }
@@ -167,6 +167,7 @@ struct Shared {
     raw: Arc<RawQueue>,
     conns: Mutex<Vec<Conn>>,
     max_attempts: u32,
+    namespace: String,
 }
 
 impl Shared {
@@ -291,6 +292,7 @@ impl ExecutorBuilder {
                 raw,
                 conns: Mutex::new(Vec::new()),
                 max_attempts: self.max_attempts,
+                namespace: self.namespace,
             }),
             tx,
         })
@@ -419,6 +421,26 @@ impl Executor {
     pub fn pending(&self) -> Result<usize> {
         let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
         self.shared.raw.len(&mut tx)
+    }
+
+    /// What the server holds of this executor's namespace now: tasks waiting, workers and
+    /// their heartbeats, tasks running and on which worker, failed outcomes not yet read
+    /// (see [`Info`](crate::Info) and the crate's "Inspecting a running system"); the same
+    /// as [`info`](crate::info) with this executor's server and namespace.
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// let ns = format!("doc-info-{}", std::process::id());
+    /// let pool = multiproc::redis::Executor::builder(&url).namespace(&ns).build()?;
+    /// let info = pool.info()?;
+    /// assert_eq!(info.namespace, ns);
+    /// assert_eq!(info.waiting, 0);
+    /// assert!(info.workers.is_empty() && info.running.is_empty() && info.failed.is_empty());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn info(&self) -> Result<crate::Info> {
+        let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        crate::info::gather(&mut tx, &self.shared.namespace)
     }
 }
 
@@ -864,14 +886,31 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
             continue;
         };
         let attempt = u32::from(bytes[0]) + 1;
-        let outcome = if attempt > msg.max_attempts {
-            Outcome::Died
-        } else {
-            match find_call(&msg.func, &cfg.table) {
-                Some(call) => call(&msg.arg),
-                None => Outcome::Unknown(msg.func.clone()),
+        // Every event of the task (its own included) is seen inside this span.
+        let span = tracing::info_span!(
+            "multiproc_redis_task",
+            task = %msg.func,
+            id = %msg.id,
+            attempt,
+            worker = %rx.consumer_id().unwrap_or_default(),
+        );
+        let outcome = span.in_scope(|| {
+            if attempt > msg.max_attempts {
+                tracing::warn!(
+                    max_attempts = msg.max_attempts,
+                    "every attempt's worker died"
+                );
+                Outcome::Died
+            } else {
+                match find_call(&msg.func, &cfg.table) {
+                    Some(call) => call(&msg.arg),
+                    None => {
+                        tracing::warn!("this worker does not know the task");
+                        Outcome::Unknown(msg.func.clone())
+                    }
+                }
             }
-        };
+        });
         let payload = postcard::to_stdvec(&outcome).map_err(|e| Error::Codec(e.to_string()))?;
         let ttl = RESULT_TTL.as_millis() as u64;
         let (result, notify) = (keys.result(&msg.id), keys.notify(&msg.id));
@@ -902,8 +941,11 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
 /// ```
 pub const WORKER_USAGE: &str = "\
 usage: worker [--url URL] [--processes N] [--namespace NS] [--heartbeat-ms MS]
+       worker info [--url URL] [--namespace NS] [--json]
 
 Runs tasks submitted to a multiproc Redis executor until the executor shuts its workers down.
+`worker info` prints what the server holds of the namespace instead (tasks waiting, workers
+and their heartbeats, tasks running and where, failed tasks not yet read) and exits.
 
 options:
   --url URL          the Redis server, redis://[:password@]host:6379/0
@@ -911,14 +953,18 @@ options:
   --processes N      worker processes (default: one per CPU)
   --namespace NS     the executor's namespace (default: \"default\")
   --heartbeat-ms MS  how often the worker reports that it is alive, in milliseconds
+  --json             (info) print one JSON object instead of lines for people
   -h, --help         print this help and exit
 ";
 
 /// The entry point of a worker command line: parses `--url URL` (or the `MULTIPROC_REDIS_URL`
 /// environment variable), `--processes N`, `--namespace NS` and `--heartbeat-ms MS` from
 /// `args` and runs a [`Worker`]; `--help` or `-h` anywhere prints [`WORKER_USAGE`] to
-/// standard output and answers `Ok(())` without running anything. Call it from your program's
-/// `main` when it is started as a worker:
+/// standard output and answers `Ok(())` without running anything. With `info` first
+/// (`info [--url URL] [--namespace NS] [--json]`) it runs no worker: it prints
+/// [`info`](crate::info) of the namespace to standard output (lines for people, or with
+/// `--json` one JSON object, [`Info::to_json`](crate::Info::to_json)) and returns. Call it
+/// from your program's `main` when it is started as a worker:
 ///
 /// ```no_run
 /// fn main() -> multiproc::Result<()> {
@@ -941,6 +987,11 @@ pub fn worker_cli(args: &[String]) -> Result<()> {
     } else {
         std::env::var(crate::URL_ENV).ok()
     };
+    let (show_info, args) = match args.split_first() {
+        Some((first, rest)) if first == "info" => (true, rest),
+        _ => (false, args),
+    };
+    let mut json = false;
     let mut w = Worker::new("");
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -951,7 +1002,7 @@ pub fn worker_cli(args: &[String]) -> Result<()> {
         };
         match a.as_str() {
             "--url" => url = Some(value("--url")?),
-            "--processes" => {
+            "--processes" if !show_info => {
                 let n = value("--processes")?;
                 w = w.processes(
                     n.parse()
@@ -959,6 +1010,12 @@ pub fn worker_cli(args: &[String]) -> Result<()> {
                 );
             }
             "--namespace" => w = w.namespace(&value("--namespace")?),
+            "--json" if show_info => json = true,
+            "--processes" | "--heartbeat-ms" if show_info => {
+                return Err(Error::Invalid(format!(
+                    "{a} is not an option of `worker info` (--help lists them)"
+                )));
+            }
             "--heartbeat-ms" => {
                 let n = value("--heartbeat-ms")?;
                 let ms: u64 = n
@@ -978,6 +1035,15 @@ pub fn worker_cli(args: &[String]) -> Result<()> {
             "no server: pass --url redis://host:6379/0 or set MULTIPROC_REDIS_URL".into(),
         )
     })?;
+    if show_info {
+        let info = crate::info(&w.url, &w.namespace)?;
+        if json {
+            println!("{}", info.to_json());
+        } else {
+            print!("{info}");
+        }
+        return Ok(());
+    }
     w.run()
 }
 

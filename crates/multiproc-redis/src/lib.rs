@@ -84,6 +84,7 @@
 
 mod conn;
 mod executor;
+mod info;
 mod lock;
 mod queue;
 mod server;
@@ -95,6 +96,7 @@ pub use executor::{__invoke, Outcome, TaskFn};
 pub use executor::{
     Executor, ExecutorBuilder, Future, WORKER_USAGE, Worker, worker_cli, worker_main,
 };
+pub use info::{FailedTask, Info, RunningTask, WorkerInfo, info};
 #[doc(hidden)]
 pub use inventory as __inventory;
 pub use lock::Lock;

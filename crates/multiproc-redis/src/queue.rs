@@ -4,7 +4,9 @@
 //! Keys, for a queue named `N`: `multiproc:queue:N:items` (the list; `put` pushes on the left,
 //! consumers take from the right), `…:consumers` (a set of consumer ids), `…:processing:ID`
 //! (the items consumer `ID` holds and has not acknowledged) and `…:alive:ID` (its heartbeat,
-//! a key with a TTL that a background thread renews).
+//! a key with a TTL that a background thread renews; its value is the consumer's record,
+//! `"TTL_MS PID HOST"`: the heartbeat's TTL in milliseconds, the process id and the host
+//! name, read by [`info`](crate::info); only the key's existence counts as alive).
 //!
 //! A consumer's `get` moves an item atomically (`BLMOVE`) from the list into its processing
 //! list; [`Queue::task_done`] removes it there. When a consumer's heartbeat expires (its
@@ -121,11 +123,21 @@ impl RawQueue {
         }
     }
 
-    fn processing(&self, id: &str) -> String {
+    pub(crate) fn processing(&self, id: &str) -> String {
         format!("{}:processing:{id}", self.prefix)
     }
 
-    fn alive(&self, id: &str) -> String {
+    /// The list of waiting items.
+    pub(crate) fn items(&self) -> &str {
+        &self.items
+    }
+
+    /// The set of consumer ids.
+    pub(crate) fn consumers(&self) -> &str {
+        &self.consumers
+    }
+
+    pub(crate) fn alive(&self, id: &str) -> String {
         format!("{}:alive:{id}", self.prefix)
     }
 
@@ -213,6 +225,18 @@ impl RawQueue {
     }
 }
 
+/// This machine's host name (`/proc/sys/kernel/hostname`, `/etc/hostname` or `$HOSTNAME`),
+/// `"?"` when none is found; spaces become `_` (the consumer record is space-separated).
+pub(crate) fn host_name() -> String {
+    let name = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| s.trim().replace(char::is_whitespace, "_"))
+        .unwrap_or_default();
+    if name.is_empty() { "?".into() } else { name }
+}
+
 /// One consumer's registration: its id and the thread renewing its heartbeat.
 struct Consumer {
     id: String,
@@ -230,12 +254,14 @@ impl Consumer {
         let me = id.clone();
         let processing = raw.processing(&id);
         let expire = raw.expire.map(|d| d.as_millis() as u64);
+        // What `info` shows of this consumer (see the module's keys).
+        let record = format!("{ttl} {} {}", std::process::id(), host_name());
         let beat_once = move |c: &mut Wire| {
             let mut p = redis::pipe();
             p.atomic()
                 .cmd("SET")
                 .arg(&alive)
-                .arg(1)
+                .arg(&record)
                 .arg("PX")
                 .arg(ttl)
                 .ignore()
@@ -466,6 +492,11 @@ impl Receiver {
         let st = self.state();
         let p = st.consumer.as_ref()?.processing.clone();
         Some((p, st.unacked.front()?.clone()))
+    }
+
+    /// This handle's consumer id, once it has registered (on its first `get`).
+    pub(crate) fn consumer_id(&self) -> Option<String> {
+        self.state().consumer.as_ref().map(|c| c.id.clone())
     }
 
     /// The oldest item was removed from the processing list by the caller.

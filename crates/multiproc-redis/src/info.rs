@@ -9,7 +9,7 @@
 //! `multiproc:exec:NS:result:ID` still stored (found with `SCAN`), whose failures are listed.
 
 use crate::conn::{Client, Conn};
-use crate::executor::{Keys, Outcome, TaskMsg};
+use crate::executor::{Executor, Keys, Outcome, TaskMsg};
 use crate::queue::RawQueue;
 use multiproc_spawn::decode::decode_exact;
 use multiproc_sync::Result;
@@ -149,6 +149,27 @@ fn opt_ms<S: Serializer>(d: &Option<Duration>, s: S) -> std::result::Result<S::O
 pub fn info(url: &str, namespace: &str) -> Result<Info> {
     let client = Client::open(url)?;
     gather(&mut client.conn()?, namespace)
+}
+
+impl Executor {
+    /// What the server holds of this executor's namespace now: tasks waiting, workers and
+    /// their heartbeats, tasks running and on which worker, failed outcomes not yet read
+    /// (see [`Info`] and the crate's "Inspecting a running system"); the same
+    /// as [`info`] with this executor's server and namespace.
+    ///
+    /// ```
+    /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+    /// let ns = format!("doc-info-{}", std::process::id());
+    /// let pool = multiproc::redis::Executor::builder(&url).namespace(&ns).build()?;
+    /// let info = pool.info()?;
+    /// assert_eq!(info.namespace, ns);
+    /// assert_eq!(info.waiting, 0);
+    /// assert!(info.workers.is_empty() && info.running.is_empty() && info.failed.is_empty());
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn info(&self) -> Result<Info> {
+        self.with_conn(gather)
+    }
 }
 
 /// `MATCH` pattern characters escaped.
@@ -421,14 +442,14 @@ impl fmt::Display for Info {
         let alive = self.workers.iter().filter(|w| w.alive).count();
         writeln!(
             f,
-            "namespace {}: {} waiting, {} running, {} finished unread, {} failed; {} workers ({} alive){}",
+            "namespace {}: {} waiting, {} running, {} finished unread, {} failed; workers: {} alive, {} dead{}",
             self.namespace,
             self.waiting,
             self.running.len(),
             self.finished,
             self.failed.len(),
-            self.workers.len(),
             alive,
+            self.workers.len() - alive,
             if self.stop_generation > 0 {
                 format!("; stop generation {}", self.stop_generation)
             } else {

@@ -12,6 +12,7 @@
 //! | a Redis lock (`redis.lock.Lock`) | [`Lock`] (lease, `extend`, token-checked `release`) |
 //! | `ProcessPoolExecutor` / Celery `delay` / RQ `enqueue` | [`Executor::submit`], [`Executor::map`], [`Future::result`] |
 //! | `celery worker`, `rq worker` | [`worker_cli`], [`worker_main`], [`Worker::run`] |
+//! | `rq info`, `celery inspect active` | [`info`], [`Executor::info`], `myprog worker info [--json]` |
 //!
 //! # Delivery guarantees
 //!
@@ -57,6 +58,51 @@
 //!   requeue counting towards [`ExecutorBuilder::max_attempts`]; when the cut-off worker
 //!   finishes anyway, the first outcome stored wins.
 //!
+//! # Inspecting a running system
+//!
+//! [`info`]`(url, namespace)` (or [`Executor::info`]) reads what the server holds of an
+//! executor namespace and answers an [`Info`]: the tasks waiting; the workers (one per worker
+//! process) with how long ago each renewed its heartbeat, its heartbeat period, its process id
+//! and host; the tasks running, each with its attempt and the worker holding it; and the
+//! failed tasks whose outcome no future has read yet, with their error text (a future deletes
+//! the outcome it reads, so a failure shows until its future asks for it, or for 24 h). It
+//! only reads, from the keys the executor and workers keep anyway: each worker's heartbeat
+//! key holds its record `"TTL_MS PID HOST"` (the heartbeat's age is that TTL less the time
+//! the key has left, by the server's clock alone), its processing list holds its tasks, and
+//! the outcomes are found with `SCAN`. It takes a few round trips, not one atomic snapshot.
+//!
+//! The same from a shell, with the program that runs the workers ([`worker_cli`]):
+//!
+//! ```text
+//! $ myprog worker info --url redis://10.0.0.5:6379/0 --namespace video
+//! namespace video: 2 waiting, 1 running, 0 finished unread, 1 failed; workers: 1 alive, 0 dead
+//! workers:
+//!   2b9e9dfee0b2132f2465232edc51e871  alive  node7  pid 11189    heartbeat   0.4s ago  running 1
+//! running:
+//!   ef91e870697f28a1f2e22944b8e87ef8  myprog::encode  attempt 1/3  on 2b9e9dfee0b2132f2465232edc51e871
+//! failed (outcome not read yet):
+//!   9c095dd5ad923ce9c875010ee428020e  panicked  "no luck"
+//! $ myprog worker info --url redis://10.0.0.5:6379/0 --namespace video --json
+//! {"namespace":"video","waiting":2,"stop_generation":0,"workers":[{"id":"2b9e…","alive":true,"last_heartbeat_ms":412,"heartbeat_ms":5000,"pid":11189,"host":"node7","running":1}],"running":[…],"finished":0,"failed":[{"id":"9c09…","kind":"panicked","error":"no luck","expires_in_ms":86399974}]}
+//! ```
+//!
+//! Each task a worker runs is inside a `tracing` span named `multiproc_redis_task` with the
+//! fields `task` (the function's name), `id` (its [`Future::id`]), `attempt` and `worker`
+//! (the [`WorkerInfo::id`] that `info` shows): a subscriber sees the task's own events, and
+//! the worker's, within it.
+//!
+//! ```
+//! # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
+//! let info = multiproc::redis::info(&url, &format!("doc-inspect-{}", std::process::id()))?;
+//! for w in &info.workers {
+//!     println!("{} on {:?} pid {:?}: beat {:?} ago", w.id, w.host, w.pid, w.last_heartbeat);
+//! }
+//! for f in &info.failed {
+//!     println!("task {} {}: {}", f.id, f.kind, f.error);
+//! }
+//! # Ok::<(), multiproc::Error>(())
+//! ```
+//!
 //! # Keys left in the server
 //!
 //! A task leaves nothing behind once its future has read the outcome: the outcome key and
@@ -65,7 +111,7 @@
 //! expires after 24 h. An executor namespace otherwise holds its stop key
 //! (`multiproc:exec:NS:stop`, once [`Executor::shutdown_workers`] was called) and the task
 //! queue's keys (a list, a set of workers, and per live worker a processing list and a
-//! heartbeat key). What survives a server restart is what the
+//! heartbeat key, whose value is the worker's record `"TTL_MS PID HOST"`). What survives a server restart is what the
 //! server persisted: with `--appendonly yes --appendfsync always` everything it acknowledged;
 //! with no persistence (the test suite's server) nothing: every queue, lock and pending task
 //! is gone after a restart, and clients carry on with an empty server.
@@ -82,6 +128,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod cli;
 mod conn;
 mod executor;
 mod info;
@@ -90,12 +137,11 @@ mod queue;
 mod server;
 mod socket;
 
+pub use cli::{WORKER_USAGE, worker_cli};
 pub use conn::Client;
 #[doc(hidden)]
 pub use executor::{__invoke, Outcome, TaskFn};
-pub use executor::{
-    Executor, ExecutorBuilder, Future, WORKER_USAGE, Worker, worker_cli, worker_main,
-};
+pub use executor::{Executor, ExecutorBuilder, Future, Worker, worker_main};
 pub use info::{FailedTask, Info, RunningTask, WorkerInfo, info};
 #[doc(hidden)]
 pub use inventory as __inventory;

@@ -6,7 +6,7 @@
 //! (the items consumer `ID` holds and has not acknowledged) and `…:alive:ID` (its heartbeat,
 //! a key with a TTL that a background thread renews; its value is the consumer's record,
 //! `"TTL_MS PID HOST"`: the heartbeat's TTL in milliseconds, the process id and the host
-//! name, read by [`info`](crate::info); only the key's existence counts as alive).
+//! name, read by `info`; only the key's existence counts as alive).
 //!
 //! A consumer's `get` moves an item atomically (`BLMOVE`) from the list into its processing
 //! list; [`Queue::task_done`] removes it there. When a consumer's heartbeat expires (its

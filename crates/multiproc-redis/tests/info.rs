@@ -221,7 +221,7 @@ fn info_shows_waiting_running_workers_and_failures() {
     let human = cli(&["info", "--url", &url, "--namespace", &ns]);
     for part in [
         format!(
-            "namespace {ns}: 2 waiting, 1 running, 0 finished unread, 1 failed; 1 workers (1 alive)"
+            "namespace {ns}: 2 waiting, 1 running, 0 finished unread, 1 failed; workers: 1 alive, 0 dead"
         ),
         format!("{}  alive", w.id),
         format!("pid {}", std::process::id()),
@@ -230,7 +230,7 @@ fn info_shows_waiting_running_workers_and_failures() {
     ] {
         assert!(human.contains(&part), "{part:?} not in:\n{human}");
     }
-    print!("{human}{json}\n");
+    println!("{human}{json}");
     assert!(
         worker_cli(&["info".into(), "--processes".into(), "2".into()]).is_err(),
         "--processes is not an info option"

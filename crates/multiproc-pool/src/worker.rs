@@ -55,9 +55,16 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             break;
         }
         while !cur.is_empty() {
-            let Ok((id, call, args)) = cur.task() else {
+            let Ok((id, report_start, call, args)) = cur.task_flagged() else {
                 break;
             };
+            if report_start {
+                // A task with a time limit: its clock starts now, not when it was queued.
+                records::started_record(&mut out, slot, id);
+                if results.put_bytes(&out).is_err() {
+                    return;
+                }
+            }
             value.clear();
             let start = Instant::now();
             let ran = catch_unwind(AssertUnwindSafe(|| call.run(args, &mut value)));

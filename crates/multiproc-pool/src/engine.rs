@@ -111,6 +111,8 @@ pub(crate) struct Config {
     pub(crate) task_timeout: Option<Duration>,
     /// `Future::cancel` stops a running task's worker.
     pub(crate) cancel_running: bool,
+    /// A worker whose resident memory exceeds this many bytes after a task retires (0: never).
+    pub(crate) max_memory: u64,
 }
 
 /// The counters behind `stats()`: atomics the supervisor and submitters bump.
@@ -163,12 +165,12 @@ pub struct PoolStats {
     /// Tasks stopped by their time limit (`Err(Timeout)`).
     pub timed_out: u64,
     /// Tasks cancelled (before they started, or while running with `cancel_running`, or by
-    /// `terminate`/`shutdown(cancel_futures)`).
+    /// `terminate`/`shutdown(cancel_futures)`), and the chunks of a failed `map` left unrun.
     pub cancelled: u64,
     /// Worker processes started, replacements included.
     pub workers_started: u64,
-    /// Workers started to replace one that ended (died, timed out, retired after
-    /// `maxtasksperchild`).
+    /// Workers started to replace one that ended (died, stopped for a time limit or a cancel,
+    /// retired after `maxtasksperchild` or past `max_memory_per_worker`).
     pub workers_replaced: u64,
     /// Tasks submitted and not started yet.
     pub waiting: u64,
@@ -1012,18 +1014,19 @@ impl Supervisor {
             self.pending.push_front(id);
         }
         drop(tasks);
-        if !(self.closing && self.pending.is_empty()) {
-            Counters::bump(&self.counters.workers_replaced);
+        if self.closing && self.pending.is_empty() {
+            return;
         }
-        if !(self.closing && self.pending.is_empty())
-            && let Err(e) = self.spawn_worker(slot)
-            && self.live_workers() == 0
-        {
-            let msg = e.to_string();
-            self.fail_pending(|| Error::ProcessFailed {
-                exitcode: -1,
-                message: format!("could not start a pool worker: {msg}"),
-            });
+        match self.spawn_worker(slot) {
+            Ok(()) => Counters::bump(&self.counters.workers_replaced),
+            Err(e) if self.live_workers() == 0 => {
+                let msg = e.to_string();
+                self.fail_pending(|| Error::ProcessFailed {
+                    exitcode: -1,
+                    message: format!("could not start a pool worker: {msg}"),
+                });
+            }
+            Err(_) => {}
         }
     }
 
@@ -1085,6 +1088,7 @@ impl Supervisor {
                     slot: slot as u32,
                     init: self.cfg.init.clone().map(InitField::Pending),
                     max_tasks: self.cfg.max_tasks,
+                    max_memory: self.cfg.max_memory,
                     ignore_sigint: self.cfg.ignore_sigint,
                 },
             )?;

@@ -67,6 +67,7 @@ pub struct PoolBuilder {
     keep_sigint: bool,
     task_timeout: Option<Duration>,
     pub(crate) cancel_running: bool,
+    max_memory: u64,
 }
 
 impl PoolBuilder {
@@ -137,6 +138,27 @@ impl PoolBuilder {
         self
     }
 
+    /// A worker whose resident memory (RSS) exceeds `bytes` after a task exits, and a fresh
+    /// one takes its place (0, the default: never); Celery's `worker_max_memory_per_child`.
+    /// The task that grew it keeps its result; the check runs between tasks, so a task that
+    /// grows without bound is for [`task_timeout`](PoolBuilder::task_timeout) or the system's
+    /// limits to stop. The tasks queued at that worker go to the next one.
+    ///
+    /// ```
+    /// use multiproc::pool::Pool;
+    /// fn hoard(mib: usize) -> usize { Box::leak(vec![1u8; mib << 20].into_boxed_slice()).len() }
+    /// let pool = Pool::builder().processes(1).max_memory_per_worker(64 << 20).build()?;
+    /// let first = pool.pids();
+    /// pool.apply(hoard, 100)?; // above the limit: the worker retires after this task
+    /// pool.apply(hoard, 0)?;
+    /// assert_ne!(pool.pids(), first);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn max_memory_per_worker(mut self, bytes: u64) -> Self {
+        self.max_memory = bytes;
+        self
+    }
+
     /// Starts the workers.
     ///
     /// # Descriptors
@@ -173,6 +195,7 @@ impl PoolBuilder {
             ignore_sigint: !self.keep_sigint,
             task_timeout: self.task_timeout,
             cancel_running: self.cancel_running,
+            max_memory: self.max_memory,
         })
     }
 }

@@ -136,6 +136,24 @@ impl ProcessPoolExecutorBuilder {
         ProcessPoolExecutorBuilder { inner }
     }
 
+    /// A worker whose resident memory exceeds `bytes` after a task exits and is replaced (0,
+    /// the default: never); see
+    /// [`PoolBuilder::max_memory_per_worker`](crate::PoolBuilder::max_memory_per_worker).
+    ///
+    /// ```
+    /// use multiproc::futures::ProcessPoolExecutor;
+    /// let pool = ProcessPoolExecutor::builder()
+    ///     .max_workers(1)
+    ///     .max_memory_per_worker(1 << 30)
+    ///     .build()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn max_memory_per_worker(self, bytes: u64) -> Self {
+        ProcessPoolExecutorBuilder {
+            inner: self.inner.max_memory_per_worker(bytes),
+        }
+    }
+
     /// How workers are started (default: the process-wide start method).
     pub fn start_method(self, method: StartMethod) -> Self {
         ProcessPoolExecutorBuilder {

@@ -378,3 +378,39 @@ fn fifty_timeouts_leak_nothing_spawn() {
 fn fifty_timeouts_leak_nothing_forkserver() {
     fifty_timeouts_leak_nothing(StartMethod::ForkServer);
 }
+
+/// Keeps `mib` MiB resident for the rest of the worker's life; returns the worker's pid.
+fn hoard(mib: usize) -> u32 {
+    Box::leak(vec![1u8; mib << 20].into_boxed_slice());
+    std::process::id()
+}
+
+#[test]
+fn a_worker_past_its_memory_limit_retires_after_its_task() {
+    for m in METHODS {
+        let p = Pool::builder()
+            .processes(1)
+            .start_method(m)
+            .max_memory_per_worker(200 << 20)
+            .build()
+            .unwrap();
+        let first = p.pids()[0];
+        // Small tasks leave it where it is.
+        assert_eq!(p.apply(hoard, 0).unwrap(), first, "{m:?}");
+        assert_eq!(p.apply(hoard, 1).unwrap(), first, "{m:?}");
+        // Over the limit: the task keeps its result, then the worker retires; the tasks
+        // queued behind it run on its replacement, each once.
+        let queued: Vec<_> = (0..20).map(|i| p.apply_async(inc, i).unwrap()).collect();
+        let big = p.apply_async(hoard, 256).unwrap();
+        let after: Vec<_> = (0..20).map(|i| p.apply_async(inc, i).unwrap()).collect();
+        assert_eq!(big.get().unwrap(), first, "{m:?}");
+        for (i, r) in queued.into_iter().chain(after).enumerate() {
+            assert_eq!(r.get().unwrap(), (i % 20) as u64 + 1, "{m:?}");
+        }
+        let next = p.apply(hoard, 0).unwrap();
+        assert_ne!(next, first, "{m:?}");
+        assert!(eventually(Duration::from_secs(10), || gone(first)), "{m:?}");
+        let s = p.stats();
+        assert_eq!((s.workers_replaced, s.failed), (1, 0), "{m:?}: {s:?}");
+    }
+}

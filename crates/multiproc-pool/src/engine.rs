@@ -203,10 +203,10 @@ pub(crate) struct Canceller {
     id: u64,
 }
 
-impl Canceller {
+impl crate::future::StopRunning for Canceller {
     /// `true` if the task is stopped now (it was still running or queued) and resolved as
     /// cancelled; `false` if it had already ended.
-    pub(crate) fn cancel(&self) -> bool {
+    fn stop(&self) -> bool {
         if IN_SUPERVISOR.with(std::cell::Cell::get) {
             // A done-callback run by the supervisor: it cannot wait for its own answer.
             return false;
@@ -336,12 +336,12 @@ impl Engine {
 
     /// A handle that stops task `id` while it runs, when the engine was built with
     /// `cancel_running`.
-    pub(crate) fn canceller(&self, id: u64) -> Option<Arc<Canceller>> {
+    pub(crate) fn canceller(&self, id: u64) -> Option<Arc<dyn crate::future::StopRunning>> {
         self.cancel_running.then(|| {
             Arc::new(Canceller {
                 notify: Arc::clone(&self.notify),
                 id,
-            })
+            }) as Arc<dyn crate::future::StopRunning>
         })
     }
 

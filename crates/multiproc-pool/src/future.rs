@@ -3,7 +3,6 @@
 //! [`ProcessPoolExecutor`](crate::ProcessPoolExecutor).
 
 use crate::core::{self, Core, Listener};
-use crate::engine::Canceller;
 use multiproc_sync::{Error, Result};
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -51,7 +50,13 @@ use std::time::{Duration, Instant};
 pub struct Future<R> {
     pub(crate) core: Arc<Core<R>>,
     /// Stops the task while it runs (a process executor built with `cancel_running`).
-    canceller: Option<Arc<Canceller>>,
+    canceller: Option<Arc<dyn StopRunning>>,
+}
+
+/// Stops a task while it runs (the process engine built with `cancel_running` provides it).
+pub(crate) trait StopRunning: Send + Sync {
+    /// `true` if the task is stopped now and resolved as cancelled; `false` if it had ended.
+    fn stop(&self) -> bool;
 }
 
 impl<R> Future<R> {
@@ -62,7 +67,10 @@ impl<R> Future<R> {
         }
     }
 
-    pub(crate) fn with_canceller(core: Arc<Core<R>>, canceller: Option<Arc<Canceller>>) -> Self {
+    pub(crate) fn with_canceller(
+        core: Arc<Core<R>>,
+        canceller: Option<Arc<dyn StopRunning>>,
+    ) -> Self {
         Future { core, canceller }
     }
 
@@ -167,7 +175,7 @@ impl<R> Future<R> {
             return true;
         }
         match &self.canceller {
-            Some(c) if !self.core.is_done() => c.cancel(),
+            Some(c) if !self.core.is_done() => c.stop(),
             _ => false,
         }
     }

@@ -275,6 +275,7 @@ impl Engine {
             jobs: HashMap::new(),
             pending: VecDeque::new(),
             counters: Arc::clone(&counters),
+            timers: false,
             next_gen: 0,
             avg_ns: 0.0,
             closing: false,
@@ -433,6 +434,9 @@ struct Supervisor {
     jobs: HashMap<u64, Job>,
     pending: VecDeque<u64>,
     counters: Arc<Counters>,
+    /// Some worker had a deadline or a kill time once: from then on the supervisor's loop
+    /// looks for them (pools that never use time limits skip the scan).
+    timers: bool,
     next_gen: u64,
     /// Moving average of a task's run time in the workers, in ns (0: none seen yet).
     avg_ns: f64,
@@ -494,6 +498,9 @@ impl Supervisor {
 
     /// The nearest time the supervisor must act without news: a deadline or a kill.
     fn next_wake(&self) -> Option<Instant> {
+        if !self.timers {
+            return None;
+        }
         self.workers
             .iter()
             .flatten()
@@ -505,6 +512,9 @@ impl Supervisor {
     /// Stops the workers whose running task ran out of time; kills the stopped ones whose
     /// grace is over.
     fn check_deadlines(&mut self) {
+        if !self.timers {
+            return;
+        }
         let now = Instant::now();
         for slot in 0..self.workers.len() {
             let Some(w) = self.workers[slot].as_mut() else {
@@ -580,6 +590,7 @@ impl Supervisor {
             return false;
         }
         w.kill_at = Some(Instant::now() + KILL_GRACE);
+        self.timers = true;
         w.deadline = None;
         let _ = w.process.terminate();
         tracing::debug!(
@@ -908,6 +919,7 @@ impl Supervisor {
             && w.inflight.front() == Some(&id)
         {
             w.deadline = Some((id, Instant::now() + limit));
+            self.timers = true;
         }
     }
 

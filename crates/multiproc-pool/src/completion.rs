@@ -67,6 +67,13 @@ impl<R: DeserializeOwned + Send> Completion for Single<R> {
         // `Drop` does it: cancels an unstarted cell, fails a started one.
         drop(self);
     }
+
+    fn cancel_running(mut self: Box<Self>) {
+        if self.claim() {
+            self.finished = true;
+            self.core.cancel_claimed();
+        }
+    }
 }
 
 impl<R> Drop for Single<R> {

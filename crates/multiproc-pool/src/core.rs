@@ -124,6 +124,11 @@ impl<R> Core<R> {
         }
     }
 
+    /// `RUNNING` → `CANCELLED`: the claimant stopped the task while it ran (`cancel_running`).
+    pub(crate) fn cancel_claimed(self: &Arc<Self>) {
+        self.finish(CANCELLED);
+    }
+
     fn finish(self: &Arc<Self>, done: u32) {
         let old = self.state.swap(done, Ordering::SeqCst);
         if old & WAITERS != 0 {

@@ -29,6 +29,20 @@
 //! then takes in every result already on the result queue, reaps the worker (through its pidfd-backed `Process`), fails the one task it was
 //! running with `Err(WorkerDied { exitcode })`, puts the tasks it had not started back at the
 //! head of the queue, and starts a replacement.
+//!
+//! # Time limits and cancelling a running task
+//!
+//! A task with a time limit is sent with a flag that makes its worker put a "started" record
+//! on the result queue just before it runs it; the supervisor arms the task's deadline when
+//! it reads that record, so the time spent queued (in the parent or at the worker, or while a
+//! fresh worker starts) never counts. The supervisor's wait on the result queue is bounded by
+//! the nearest deadline. When one passes, or a running task is cancelled with
+//! `cancel_running`, the supervisor *dooms* the worker: it takes back the records still on
+//! its queue (those tasks go back to the head of the pending queue), takes in the results
+//! already put (a task that finished in time keeps its value), resolves the task
+//! (`Err(Timeout)` or cancelled) and sends `SIGTERM`, then `SIGKILL` [`KILL_GRACE`] later if
+//! the worker still lives. Its end-of-file then replaces it as for any death; the task it
+//! held is already resolved.
 
 use crate::call::{CallSpec, InitField, Initializer};
 use crate::records::{self, Cursor, Link};
@@ -41,10 +55,13 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::Read;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long a worker stopped for a time limit or a cancel has after `SIGTERM` before `SIGKILL`.
+pub(crate) const KILL_GRACE: Duration = Duration::from_millis(100);
 
 /// What to do with a task's outcome, typed by whoever submitted it.
 pub(crate) trait Completion: Send {
@@ -57,6 +74,10 @@ pub(crate) trait Completion: Send {
     fn cancel(self: Box<Self>) {
         self.finish(Err(Error::Cancelled));
     }
+    /// The task was stopped while it ran (`cancel_running`): its handle reports cancelled.
+    fn cancel_running(self: Box<Self>) {
+        self.finish(Err(Error::Cancelled));
+    }
 }
 
 /// One task: the call, its encoded arguments and what to do with its result.
@@ -64,10 +85,13 @@ pub(crate) struct Job {
     pub(crate) call: CallSpec,
     pub(crate) args: Vec<u8>,
     pub(crate) done: Box<dyn Completion>,
+    /// Its own time limit (`None`: the pool's, if any).
+    pub(crate) timeout: Option<Duration>,
 }
 
 enum Event {
-    Submit(Vec<Job>),
+    Submit(Vec<(u64, Job)>),
+    CancelRunning { id: u64, reply: Sender<bool> },
     Eof { slot: usize, generation: u64 },
     Close,
     CancelPending,
@@ -83,13 +107,129 @@ pub(crate) struct Config {
     pub(crate) method: Option<StartMethod>,
     /// Workers set `SIGINT` to ignored before anything else (Python's pool workers do).
     pub(crate) ignore_sigint: bool,
+    /// Every task's time limit unless it has its own.
+    pub(crate) task_timeout: Option<Duration>,
+    /// `Future::cancel` stops a running task's worker.
+    pub(crate) cancel_running: bool,
+    /// A worker whose resident memory exceeds this many bytes after a task retires (0: never).
+    pub(crate) max_memory: u64,
+}
+
+/// The counters behind `stats()`: atomics the supervisor and submitters bump.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) submitted: AtomicU64,
+    pub(crate) completed: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) timed_out: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) workers_started: AtomicU64,
+    pub(crate) workers_replaced: AtomicU64,
+    pub(crate) waiting: AtomicU64,
+}
+
+impl Counters {
+    fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A snapshot of a process pool's or executor's counters (see
+/// [`Pool::stats`](crate::Pool::stats), [`ProcessPoolExecutor::stats`](crate::ProcessPoolExecutor::stats)).
+///
+/// A task is one submitted call: an `apply_async`/`submit`, or one chunk of a `map`/`imap`.
+/// Each task that ends is counted once, in exactly one of `completed`, `failed`, `timed_out`
+/// and `cancelled`. `waiting` is the number of tasks submitted and not started (pending in
+/// the parent or queued at a worker), as the supervisor last saw it.
+///
+/// ```
+/// use multiproc::pool::Pool;
+/// fn inc(x: u32) -> u32 { x + 1 }
+/// let pool = Pool::new(2)?;
+/// let r: Vec<_> = (0..10).map(|i| pool.apply_async(inc, i)).collect::<Result<_, _>>()?;
+/// for x in r { x.get()?; }
+/// let s = pool.stats();
+/// assert_eq!((s.submitted, s.completed, s.failed), (10, 10, 0));
+/// assert_eq!(s.workers_started, 2);
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Tasks submitted.
+    pub submitted: u64,
+    /// Tasks that returned a value.
+    pub completed: u64,
+    /// Tasks that panicked, could not be decoded, or whose worker died.
+    pub failed: u64,
+    /// Tasks stopped by their time limit (`Err(Timeout)`).
+    pub timed_out: u64,
+    /// Tasks cancelled (before they started, or while running with `cancel_running`, or by
+    /// `terminate`/`shutdown(cancel_futures)`), and the chunks of a failed `map` left unrun.
+    pub cancelled: u64,
+    /// Worker processes started, replacements included.
+    pub workers_started: u64,
+    /// Workers started to replace one that ended (died, stopped for a time limit or a cancel,
+    /// retired after `maxtasksperchild` or past `max_memory_per_worker`).
+    pub workers_replaced: u64,
+    /// Tasks submitted and not started yet.
+    pub waiting: u64,
+}
+
+/// Shared by the engine and the futures that may stop a running task.
+pub(crate) struct Notify {
+    tx: Sender<Event>,
+    /// The result queue, to wake the supervisor.
+    wake: Queue<()>,
+}
+
+impl Notify {
+    /// Hands the supervisor an event and wakes it.
+    fn send(&self, ev: Event) -> Result<()> {
+        self.tx.send(ev).map_err(|_| Error::PoolClosed)?;
+        let _ = self.wake.put_bytes(&[records::WAKE]);
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// Set on supervisor threads (done-callbacks run there).
+    static IN_SUPERVISOR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// What a process future needs to stop its task while it runs (`cancel_running`).
+pub(crate) struct Canceller {
+    notify: Arc<Notify>,
+    id: u64,
+}
+
+impl crate::future::StopRunning for Canceller {
+    /// `true` if the task is stopped now (it was still running or queued) and resolved as
+    /// cancelled; `false` if it had already ended.
+    fn stop(&self) -> bool {
+        if IN_SUPERVISOR.with(std::cell::Cell::get) {
+            // A done-callback run by the supervisor: it cannot wait for its own answer.
+            return false;
+        }
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        if self
+            .notify
+            .send(Event::CancelRunning { id: self.id, reply })
+            .is_err()
+        {
+            return false;
+        }
+        // The supervisor answers every such event; gone, it drops the sender.
+        answer.recv().unwrap_or(false)
+    }
 }
 
 /// The parent's handle on the engine.
 pub(crate) struct Engine {
-    tx: Sender<Event>,
-    /// The result queue, to wake the supervisor.
-    wake: Queue<()>,
+    notify: Arc<Notify>,
+    next_id: AtomicU64,
+    counters: Arc<Counters>,
+    cancel_running: bool,
     pids: Arc<Mutex<Vec<u32>>>,
     closed: AtomicBool,
     supervisor: Mutex<Option<JoinHandle<()>>>,
@@ -121,6 +261,8 @@ impl Engine {
         let (tx, rx) = crossbeam_channel::unbounded();
         let results = Queue::new()?;
         let wake = results.clone();
+        let counters = Arc::new(Counters::default());
+        let cancel_running = cfg.cancel_running;
         let pids = Arc::new(Mutex::new(vec![0; cfg.processes]));
         let mut sup = Supervisor {
             pids: Arc::clone(&pids),
@@ -132,7 +274,8 @@ impl Engine {
             rx,
             jobs: HashMap::new(),
             pending: VecDeque::new(),
-            next_id: 0,
+            counters: Arc::clone(&counters),
+            timers: false,
             next_gen: 0,
             avg_ns: 0.0,
             closing: false,
@@ -150,8 +293,10 @@ impl Engine {
             .spawn(move || sup.run())
             .map_err(Error::Io)?;
         Ok(Engine {
-            tx,
-            wake,
+            notify: Arc::new(Notify { tx, wake }),
+            next_id: AtomicU64::new(0),
+            counters,
+            cancel_running,
             pids,
             closed: AtomicBool::new(false),
             supervisor: Mutex::new(Some(handle)),
@@ -171,20 +316,55 @@ impl Engine {
 
     /// Queues jobs; `Err(PoolClosed)` after close, shutdown or terminate.
     pub(crate) fn submit(&self, jobs: Vec<Job>) -> Result<()> {
+        self.submit_ids(jobs).map(drop)
+    }
+
+    /// Queues jobs and returns the id of the first (the others follow it).
+    pub(crate) fn submit_ids(&self, jobs: Vec<Job>) -> Result<u64> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::PoolClosed);
         }
+        let n = jobs.len() as u64;
+        let first = self.next_id.fetch_add(n, Ordering::Relaxed);
         if jobs.is_empty() {
-            return Ok(());
+            return Ok(first);
         }
-        self.send(Event::Submit(jobs))
+        self.counters.submitted.fetch_add(n, Ordering::Relaxed);
+        let jobs = (first..).zip(jobs).collect();
+        self.send(Event::Submit(jobs))?;
+        Ok(first)
+    }
+
+    /// A handle that stops task `id` while it runs, when the engine was built with
+    /// `cancel_running`.
+    pub(crate) fn canceller(&self, id: u64) -> Option<Arc<dyn crate::future::StopRunning>> {
+        self.cancel_running.then(|| {
+            Arc::new(Canceller {
+                notify: Arc::clone(&self.notify),
+                id,
+            }) as Arc<dyn crate::future::StopRunning>
+        })
+    }
+
+    /// A snapshot of the counters.
+    pub(crate) fn stats(&self) -> PoolStats {
+        let c = &*self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        PoolStats {
+            submitted: get(&c.submitted),
+            completed: get(&c.completed),
+            failed: get(&c.failed),
+            timed_out: get(&c.timed_out),
+            cancelled: get(&c.cancelled),
+            workers_started: get(&c.workers_started),
+            workers_replaced: get(&c.workers_replaced),
+            waiting: get(&c.waiting),
+        }
     }
 
     /// Hands the supervisor an event and wakes it.
     fn send(&self, ev: Event) -> Result<()> {
-        self.tx.send(ev).map_err(|_| Error::PoolClosed)?;
-        let _ = self.wake.put_bytes(&[records::WAKE]);
-        Ok(())
+        self.notify.send(ev)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -238,6 +418,10 @@ struct Worker {
     completed: usize,
     generation: u64,
     stopping: bool,
+    /// The running task's id and deadline, once it reported its start.
+    deadline: Option<(u64, Instant)>,
+    /// Stopped (time limit, cancel): gets no more tasks; `SIGKILL` at this time if still alive.
+    kill_at: Option<Instant>,
 }
 
 struct Supervisor {
@@ -249,7 +433,10 @@ struct Supervisor {
     workers: Vec<Option<Worker>>,
     jobs: HashMap<u64, Job>,
     pending: VecDeque<u64>,
-    next_id: u64,
+    counters: Arc<Counters>,
+    /// Some worker had a deadline or a kill time once: from then on the supervisor's loop
+    /// looks for them (pools that never use time limits skip the scan).
+    timers: bool,
     next_gen: u64,
     /// Moving average of a task's run time in the workers, in ns (0: none seen yet).
     avg_ns: f64,
@@ -276,11 +463,20 @@ const MAX_IN_FLIGHT: usize = 512;
 
 impl Supervisor {
     fn run(mut self) {
+        IN_SUPERVISOR.with(|f| f.set(true));
         loop {
-            // Sleeps (after a spin) until a worker puts a result or a thread of ours wakes us.
-            match self.results.get_bytes() {
+            // Sleeps (after a spin) until a worker puts a result or a thread of ours wakes us,
+            // or the nearest deadline (a task's time limit, a stopped worker's grace) passes.
+            let got = match self.next_wake() {
+                None => self.results.get_bytes(),
+                Some(at) => self
+                    .results
+                    .get_bytes_timeout(at.saturating_duration_since(Instant::now())),
+            };
+            match got {
                 Ok(rec) => self.record(&rec),
                 Err(Error::Closed) => return,
+                Err(Error::Empty) => {}
                 // A result ring found corrupt (memory written by someone else) was emptied to
                 // stay usable: one error must not end the loop that serves every other task.
                 Err(e) => tracing::warn!(error = %e, "a pool's result ring could not be read"),
@@ -291,10 +487,152 @@ impl Supervisor {
                     return;
                 }
             }
+            self.check_deadlines();
             self.dispatch();
+            self.publish_waiting();
             if self.closing && self.finished() {
                 return;
             }
+        }
+    }
+
+    /// The nearest time the supervisor must act without news: a deadline or a kill.
+    fn next_wake(&self) -> Option<Instant> {
+        if !self.timers {
+            return None;
+        }
+        self.workers
+            .iter()
+            .flatten()
+            .flat_map(|w| [w.deadline.map(|(_, at)| at), w.kill_at])
+            .flatten()
+            .min()
+    }
+
+    /// Stops the workers whose running task ran out of time; kills the stopped ones whose
+    /// grace is over.
+    fn check_deadlines(&mut self) {
+        if !self.timers {
+            return;
+        }
+        let now = Instant::now();
+        for slot in 0..self.workers.len() {
+            let Some(w) = self.workers[slot].as_mut() else {
+                continue;
+            };
+            if w.kill_at.is_some_and(|at| at <= now) {
+                // Ignored SIGTERM (or is slow to die): end-of-file follows this.
+                let _ = w.process.kill();
+                w.kill_at = None;
+            }
+            if let Some((id, at)) = w.deadline
+                && at <= now
+            {
+                w.deadline = None;
+                self.stop_running(slot, id, Error::Timeout);
+            }
+        }
+    }
+
+    fn publish_waiting(&self) {
+        let queued: usize = self
+            .workers
+            .iter()
+            .flatten()
+            .map(|w| w.inflight.len().saturating_sub(1))
+            .sum();
+        self.counters
+            .waiting
+            .store((self.pending.len() + queued) as u64, Ordering::Relaxed);
+    }
+
+    /// Takes back every record still on worker `slot`'s queue onto the head of `pending`;
+    /// returns their ids.
+    fn take_back_all(&mut self, slot: usize) -> Vec<u64> {
+        let Some(w) = self.workers[slot].as_mut() else {
+            return Vec::new();
+        };
+        let mut taken = Vec::new();
+        while let Ok(rec) = w.tasks.get_bytes_timeout(Duration::ZERO) {
+            let mut cur = Cursor(&rec);
+            if !matches!(cur.u8(), Ok(records::TASKS)) {
+                continue;
+            }
+            while let Ok((id, _, _)) = cur.task() {
+                taken.push(id);
+            }
+        }
+        w.inflight.retain(|id| !taken.contains(id));
+        w.sent = w.sent.saturating_sub(taken.len());
+        for &id in taken.iter().rev() {
+            self.pending.push_front(id);
+        }
+        taken
+    }
+
+    /// Stops task `id`, running (or about to) at worker `slot`: resolves it with `why`
+    /// (`Timeout`, or `Cancelled` for `cancel_running`) and stops the worker, unless it
+    /// finished first. `true` if it was resolved here.
+    fn stop_running(&mut self, slot: usize, id: u64, why: Error) -> bool {
+        // Nothing more may start there: what it had not taken goes back to the pending queue.
+        let taken = self.take_back_all(slot);
+        if taken.contains(&id) {
+            // It had not even started (a cancel of a task still queued): no worker to stop.
+            self.pending.retain(|&i| i != id);
+            return self.resolve_stopped(id, why);
+        }
+        // A task that finished in time keeps its value.
+        self.drain_results();
+        let Some(w) = self.workers[slot].as_mut() else {
+            return false;
+        };
+        if !w.inflight.contains(&id) || !self.jobs.contains_key(&id) {
+            return false;
+        }
+        w.kill_at = Some(Instant::now() + KILL_GRACE);
+        self.timers = true;
+        w.deadline = None;
+        let _ = w.process.terminate();
+        tracing::debug!(
+            target: "multiproc::pool",
+            slot,
+            pid = w.process.pid(),
+            reason = %why,
+            "stopping a pool worker's running task"
+        );
+        self.resolve_stopped(id, why)
+    }
+
+    fn resolve_stopped(&mut self, id: u64, why: Error) -> bool {
+        let Some(job) = self.jobs.remove(&id) else {
+            return false;
+        };
+        if matches!(why, Error::Timeout) {
+            Counters::bump(&self.counters.timed_out);
+            job.done.finish(Err(Error::Timeout));
+        } else {
+            Counters::bump(&self.counters.cancelled);
+            job.done.cancel_running();
+        }
+        true
+    }
+
+    /// `Future::cancel` with `cancel_running`: task `id` wherever it is.
+    fn cancel_running(&mut self, id: u64) -> bool {
+        if !self.jobs.contains_key(&id) {
+            return false;
+        }
+        if let Some(pos) = self.pending.iter().position(|&i| i == id) {
+            self.pending.remove(pos);
+            return self.resolve_stopped(id, Error::Cancelled);
+        }
+        let slot = self
+            .workers
+            .iter()
+            .position(|w| w.as_ref().is_some_and(|w| w.inflight.contains(&id)));
+        match slot {
+            Some(slot) => self.stop_running(slot, id, Error::Cancelled),
+            None => false,
         }
     }
 
@@ -309,9 +647,7 @@ impl Supervisor {
     fn handle(&mut self, ev: Event) -> bool {
         match ev {
             Event::Submit(jobs) => {
-                for job in jobs {
-                    let id = self.next_id;
-                    self.next_id += 1;
+                for (id, job) in jobs {
                     self.jobs.insert(id, job);
                     self.pending.push_back(id);
                 }
@@ -320,10 +656,14 @@ impl Supervisor {
                 }
             }
             Event::Eof { slot, generation } => self.worker_ended(slot, generation),
+            Event::CancelRunning { id, reply } => {
+                let _ = reply.send(self.cancel_running(id));
+            }
             Event::Close => self.closing = true,
             Event::CancelPending => {
                 for id in std::mem::take(&mut self.pending) {
                     if let Some(job) = self.jobs.remove(&id) {
+                        Counters::bump(&self.counters.cancelled);
                         job.done.cancel();
                     }
                 }
@@ -332,12 +672,15 @@ impl Supervisor {
                 self.kill_all();
                 for id in std::mem::take(&mut self.pending) {
                     if let Some(job) = self.jobs.remove(&id) {
+                        Counters::bump(&self.counters.cancelled);
                         job.done.cancel();
                     }
                 }
                 for (_, job) in self.jobs.drain() {
+                    Counters::bump(&self.counters.cancelled);
                     job.done.finish(Err(Error::Cancelled));
                 }
+                self.counters.waiting.store(0, Ordering::Relaxed);
                 return true;
             }
         }
@@ -404,10 +747,12 @@ impl Supervisor {
             };
             if !job.done.claim() {
                 self.jobs.remove(&id);
+                Counters::bump(&self.counters.cancelled);
                 continue;
             }
+            let timed = job.timeout.or(self.cfg.task_timeout).is_some();
             records::begin(&mut self.buf, records::TASKS);
-            records::push_task(&mut self.buf, id, job.call, &job.args);
+            records::push_task(&mut self.buf, id, timed, job.call, &job.args);
             let w = self.workers[slot]
                 .as_mut()
                 .expect("least_loaded picks a live one");
@@ -420,7 +765,7 @@ impl Supervisor {
 
     /// How many more tasks worker `w` may be sent now.
     fn room(&self, w: &Worker, limit: usize) -> usize {
-        if w.stopping {
+        if w.stopping || w.kill_at.is_some() {
             return 0;
         }
         let mut room = limit.saturating_sub(w.inflight.len());
@@ -465,7 +810,7 @@ impl Supervisor {
             .iter()
             .enumerate()
             .filter_map(|(slot, w)| Some((slot, w.as_ref()?)))
-            .filter(|(_, w)| !w.stopping && w.inflight.len() > 1)
+            .filter(|(_, w)| !w.stopping && w.kill_at.is_none() && w.inflight.len() > 1)
             .max_by_key(|(_, w)| w.inflight.len())
             .map(|(slot, _)| slot);
         let Some(victim) = victim else {
@@ -508,8 +853,15 @@ impl Supervisor {
     /// One record from the result queue.
     fn record(&mut self, rec: &[u8]) {
         let mut cur = Cursor(rec);
-        if !matches!(cur.u8(), Ok(records::RESULT)) {
-            return;
+        match cur.u8() {
+            Ok(records::RESULT) => {}
+            Ok(records::STARTED) => {
+                if let (Ok(slot), Ok(id)) = (cur.u32(), cur.u64()) {
+                    self.started(slot as usize, id);
+                }
+                return;
+            }
+            _ => return,
         }
         let (Ok(slot), Ok(id), Ok(kind), Ok(ns), Ok(bytes)) =
             (cur.u32(), cur.u64(), cur.u8(), cur.u64(), cur.bytes())
@@ -533,6 +885,16 @@ impl Supervisor {
         let Some(job) = self.jobs.remove(&id) else {
             return;
         };
+        if let Some(w) = self.workers.get_mut(slot as usize).and_then(Option::as_mut)
+            && w.deadline.is_some_and(|(d, _)| d == id)
+        {
+            w.deadline = None;
+        }
+        Counters::bump(if kind == records::OK {
+            &self.counters.completed
+        } else {
+            &self.counters.failed
+        });
         let outcome = match kind {
             records::OK => Ok(bytes),
             records::PANIC => Err(Error::TaskFailed {
@@ -541,6 +903,24 @@ impl Supervisor {
             _ => Err(Error::Codec(String::from_utf8_lossy(bytes).into_owned())),
         };
         job.done.finish(outcome);
+    }
+
+    /// Worker `slot` starts task `id` (it has a time limit): arms its deadline.
+    fn started(&mut self, slot: usize, id: u64) {
+        let Some(limit) = self
+            .jobs
+            .get(&id)
+            .and_then(|j| j.timeout.or(self.cfg.task_timeout))
+        else {
+            return;
+        };
+        if let Some(w) = self.workers.get_mut(slot).and_then(Option::as_mut)
+            && w.kill_at.is_none()
+            && w.inflight.front() == Some(&id)
+        {
+            w.deadline = Some((id, Instant::now() + limit));
+            self.timers = true;
+        }
     }
 
     fn worker_ended(&mut self, slot: usize, generation: u64) {
@@ -638,6 +1018,7 @@ impl Supervisor {
         if let Some(id) = inflight.pop_front()
             && let Some(job) = self.jobs.remove(&id)
         {
+            Counters::bump(&self.counters.failed);
             job.done.finish(Err(Error::WorkerDied { exitcode }));
         }
         // The tasks it had not started go first to the next worker.
@@ -645,15 +1026,19 @@ impl Supervisor {
             self.pending.push_front(id);
         }
         drop(tasks);
-        if !(self.closing && self.pending.is_empty())
-            && let Err(e) = self.spawn_worker(slot)
-            && self.live_workers() == 0
-        {
-            let msg = e.to_string();
-            self.fail_pending(|| Error::ProcessFailed {
-                exitcode: -1,
-                message: format!("could not start a pool worker: {msg}"),
-            });
+        if self.closing && self.pending.is_empty() {
+            return;
+        }
+        match self.spawn_worker(slot) {
+            Ok(()) => Counters::bump(&self.counters.workers_replaced),
+            Err(e) if self.live_workers() == 0 => {
+                let msg = e.to_string();
+                self.fail_pending(|| Error::ProcessFailed {
+                    exitcode: -1,
+                    message: format!("could not start a pool worker: {msg}"),
+                });
+            }
+            Err(_) => {}
         }
     }
 
@@ -662,6 +1047,7 @@ impl Supervisor {
             if let Some(mut job) = self.jobs.remove(&id)
                 && job.done.claim()
             {
+                Counters::bump(&self.counters.failed);
                 job.done.finish(Err(err()));
             }
         }
@@ -714,9 +1100,11 @@ impl Supervisor {
                     slot: slot as u32,
                     init: self.cfg.init.clone().map(InitField::Pending),
                     max_tasks: self.cfg.max_tasks,
+                    max_memory: self.cfg.max_memory,
                     ignore_sigint: self.cfg.ignore_sigint,
                 },
             )?;
+        Counters::bump(&self.counters.workers_started);
         let tx = self.tx.clone();
         let wake = self.results.clone();
         std::thread::Builder::new()
@@ -733,6 +1121,8 @@ impl Supervisor {
             completed: 0,
             generation,
             stopping: false,
+            deadline: None,
+            kill_at: None,
         });
         Ok(())
     }

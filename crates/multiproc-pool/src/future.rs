@@ -49,11 +49,29 @@ use std::time::{Duration, Instant};
 #[must_use = "a Future does nothing unless its result is asked for"]
 pub struct Future<R> {
     pub(crate) core: Arc<Core<R>>,
+    /// Stops the task while it runs (a process executor built with `cancel_running`).
+    canceller: Option<Arc<dyn StopRunning>>,
+}
+
+/// Stops a task while it runs (the process engine built with `cancel_running` provides it).
+pub(crate) trait StopRunning: Send + Sync {
+    /// `true` if the task is stopped now and resolved as cancelled; `false` if it had ended.
+    fn stop(&self) -> bool;
 }
 
 impl<R> Future<R> {
     pub(crate) fn from_core(core: Arc<Core<R>>) -> Self {
-        Future { core }
+        Future {
+            core,
+            canceller: None,
+        }
+    }
+
+    pub(crate) fn with_canceller(
+        core: Arc<Core<R>>,
+        canceller: Option<Arc<dyn StopRunning>>,
+    ) -> Self {
+        Future { core, canceller }
     }
 
     /// Waits for the task and returns its value: `Err(TaskFailed)` if it panicked,
@@ -133,7 +151,14 @@ impl<R> Future<R> {
     }
 
     /// Cancels the task if it has not started: `true` if it is cancelled now, `false` if it is
-    /// running or done (Python's rule).
+    /// running or done (Python's rule, kept by every [`ThreadPoolExecutor`](crate::ThreadPoolExecutor):
+    /// a thread cannot be stopped from outside).
+    ///
+    /// Beyond Python: a [`ProcessPoolExecutor`](crate::ProcessPoolExecutor) built with
+    /// [`cancel_running(true)`](crate::ProcessPoolExecutorBuilder::cancel_running) also stops
+    /// a running task: its worker is stopped (`SIGTERM`, then `SIGKILL` 100 ms later) and
+    /// replaced, and `cancel` returns `true` with the future [`cancelled`](Future::cancelled).
+    /// It still returns `false` for a task that is done.
     ///
     /// ```
     /// use multiproc::futures::ThreadPoolExecutor;
@@ -146,7 +171,13 @@ impl<R> Future<R> {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn cancel(&self) -> bool {
-        self.core.cancel()
+        if self.core.cancel() {
+            return true;
+        }
+        match &self.canceller {
+            Some(c) if !self.core.is_done() => c.stop(),
+            _ => false,
+        }
     }
 
     /// Calls `f` with this future once it is done (at once, in this thread, if it already is;
@@ -167,9 +198,7 @@ impl<R> Future<R> {
         R: 'static,
     {
         self.core.add_callback(Box::new(move |core: &Arc<Core<R>>| {
-            let view = Future {
-                core: Arc::clone(core),
-            };
+            let view = Future::from_core(Arc::clone(core));
             f(&view);
         }));
     }
@@ -187,6 +216,7 @@ impl<R> Clone for Future<R> {
     fn clone(&self) -> Self {
         Future {
             core: Arc::clone(&self.core),
+            canceller: self.canceller.clone(),
         }
     }
 }

@@ -64,6 +64,7 @@ mod thread_pool;
 mod worker;
 
 pub use async_result::AsyncResult;
+pub use engine::PoolStats;
 pub use future::{AsCompleted, Future, ReturnWhen, as_completed, wait};
 pub use pool::{ExactLen, Imap, ImapUnordered, MAX_PROCESSES, Pool, PoolBuilder};
 pub use process_pool::{ProcessPoolExecutor, ProcessPoolExecutorBuilder};

@@ -4,7 +4,7 @@ use crate::async_result::AsyncResult;
 use crate::call::{self, CallSpec, Initializer};
 use crate::completion::{MapPart, MapState, Single, Unordered, dup};
 use crate::core::Core;
-use crate::engine::{Config, Engine, Job};
+use crate::engine::{Config, Engine, Job, PoolStats};
 use crossbeam_channel::Receiver;
 use multiproc_spawn::StartMethod;
 use multiproc_sync::{Error, Result};
@@ -65,6 +65,9 @@ pub struct PoolBuilder {
     method: Option<StartMethod>,
     /// Workers keep the parent's `SIGINT` disposition instead of ignoring it.
     keep_sigint: bool,
+    task_timeout: Option<Duration>,
+    pub(crate) cancel_running: bool,
+    max_memory: u64,
 }
 
 impl PoolBuilder {
@@ -113,6 +116,49 @@ impl PoolBuilder {
         self
     }
 
+    /// Every task's time limit (default: none), counted from the moment a worker starts it
+    /// (time spent queued does not count). A task still running when it passes gets
+    /// `Err(Timeout)`: its worker is stopped (`SIGTERM`, then `SIGKILL` 100 ms later, so a
+    /// task that ignores `SIGTERM` is stopped too) and a fresh one takes its place; the tasks
+    /// queued behind it go to other workers, none is lost or run twice. A task submitted
+    /// with [`Pool::apply_async_timeout`] has its own limit instead. Python's pool has no
+    /// such limit (pebble's `ProcessPool.schedule(f, timeout=…)` does).
+    ///
+    /// ```
+    /// use multiproc::pool::Pool;
+    /// use std::time::Duration;
+    /// fn nap(ms: u64) -> u64 { std::thread::sleep(Duration::from_millis(ms)); ms }
+    /// let pool = Pool::builder().processes(1).task_timeout(Duration::from_millis(300)).build()?;
+    /// assert!(matches!(pool.apply_async(nap, 60_000)?.get(), Err(multiproc::Error::Timeout)));
+    /// assert_eq!(pool.apply(nap, 1)?, 1); // a fresh worker took over
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn task_timeout(mut self, limit: Duration) -> Self {
+        self.task_timeout = Some(limit);
+        self
+    }
+
+    /// A worker whose resident memory (RSS) exceeds `bytes` after a task exits, and a fresh
+    /// one takes its place (0, the default: never); Celery's `worker_max_memory_per_child`.
+    /// The task that grew it keeps its result; the check runs between tasks, so a task that
+    /// grows without bound is for [`task_timeout`](PoolBuilder::task_timeout) or the system's
+    /// limits to stop. The tasks queued at that worker go to the next one.
+    ///
+    /// ```
+    /// use multiproc::pool::Pool;
+    /// fn hoard(mib: usize) -> usize { Box::leak(vec![1u8; mib << 20].into_boxed_slice()).len() }
+    /// let pool = Pool::builder().processes(1).max_memory_per_worker(64 << 20).build()?;
+    /// let first = pool.pids();
+    /// pool.apply(hoard, 100)?; // above the limit: the worker retires after this task
+    /// pool.apply(hoard, 0)?;
+    /// assert_ne!(pool.pids(), first);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn max_memory_per_worker(mut self, bytes: u64) -> Self {
+        self.max_memory = bytes;
+        self
+    }
+
     /// Starts the workers.
     ///
     /// # Descriptors
@@ -147,6 +193,9 @@ impl PoolBuilder {
             max_tasks: self.max_tasks,
             method: self.method,
             ignore_sigint: !self.keep_sigint,
+            task_timeout: self.task_timeout,
+            cancel_running: self.cancel_running,
+            max_memory: self.max_memory,
         })
     }
 }
@@ -235,6 +284,51 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         Ok(AsyncResult::from_core(submit_one(&self.engine, f, &args)?))
+    }
+
+    /// [`apply_async`](Pool::apply_async) with a time limit of its own, counted from the
+    /// moment a worker starts the task: if it is still running then, its result is
+    /// `Err(Timeout)`, its worker is stopped and replaced, and no other task is lost (see
+    /// [`PoolBuilder::task_timeout`]).
+    ///
+    /// ```
+    /// use multiproc::pool::Pool;
+    /// use std::time::Duration;
+    /// fn nap(ms: u64) -> u64 { std::thread::sleep(Duration::from_millis(ms)); ms }
+    /// let pool = Pool::new(2)?;
+    /// let slow = pool.apply_async_timeout(nap, 60_000, Duration::from_millis(200))?;
+    /// let quick = pool.apply_async_timeout(nap, 1, Duration::from_secs(60))?;
+    /// assert!(matches!(slow.get(), Err(multiproc::Error::Timeout)));
+    /// assert_eq!(quick.get()?, 1);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn apply_async_timeout<A, R>(
+        &self,
+        f: fn(A) -> R,
+        args: A,
+        timeout: Duration,
+    ) -> Result<AsyncResult<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let (core, _) = submit_timed(&self.engine, f, &args, Some(timeout))?;
+        Ok(AsyncResult::from_core(core))
+    }
+
+    /// Counters of this pool's tasks and workers (atomics: cheap to read at any time).
+    ///
+    /// ```
+    /// use multiproc::pool::Pool;
+    /// fn inc(x: u32) -> u32 { x + 1 }
+    /// let pool = Pool::new(1)?;
+    /// pool.apply(inc, 1)?;
+    /// let s = pool.stats();
+    /// assert_eq!((s.submitted, s.completed, s.waiting), (1, 1, 0));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn stats(&self) -> PoolStats {
+        self.engine.stats()
     }
 
     /// `f` over every item, results in order, with Python's default chunk size (Python's `map`).
@@ -336,6 +430,7 @@ impl Pool {
                 Ok(Job {
                     call,
                     args: call::encode(chunk)?,
+                    timeout: None,
                     done: Box::new(MapPart {
                         state: Arc::clone(&state),
                         index,
@@ -530,13 +625,29 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + Send + 'static,
 {
+    submit_timed(engine, f, args, None).map(|(core, _)| core)
+}
+
+/// Submits `f(args)` as one task with its own time limit (`None`: the pool's); returns its
+/// cell and its id.
+pub(crate) fn submit_timed<A, R>(
+    engine: &Engine,
+    f: fn(A) -> R,
+    args: &A,
+    timeout: Option<Duration>,
+) -> Result<(Arc<Core<R>>, u64)>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
     let core = Core::new();
-    engine.submit(vec![Job {
+    let id = engine.submit_ids(vec![Job {
         call: CallSpec::one::<A, R>(f),
         args: call::encode(args)?,
         done: Box::new(Single::new(Arc::clone(&core))),
+        timeout,
     }])?;
-    Ok(core)
+    Ok((core, id))
 }
 
 /// How many chunks an `imap` keeps submitted ahead of the consumer.
@@ -610,6 +721,7 @@ where
             jobs.push(Job {
                 call: self.call,
                 args,
+                timeout: None,
                 done: Box::new(Single::new(Arc::clone(&core))),
             });
             self.in_flight.push_back((core, len));
@@ -782,6 +894,7 @@ where
                 jobs.push(Job {
                     call: self.call,
                     args,
+                    timeout: None,
                     done: Box::new(Unordered {
                         tx: self.tx.clone(),
                         len,

@@ -1,13 +1,14 @@
 //! `concurrent.futures.ProcessPoolExecutor` on the process-pool engine.
 
-use crate::engine::Engine;
+use crate::engine::{Engine, PoolStats};
 use crate::future::Future;
-use crate::pool::{Imap, PoolBuilder, submit_one};
+use crate::pool::{Imap, PoolBuilder, submit_timed};
 use multiproc_spawn::StartMethod;
 use multiproc_sync::Result;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
+use std::time::Duration;
 
 /// Python's `ProcessPoolExecutor`: `fn(A) -> R` tasks on worker processes, each with a
 /// [`Future`].
@@ -91,6 +92,68 @@ impl ProcessPoolExecutorBuilder {
         }
     }
 
+    /// Every task's time limit (default: none), counted from the moment a worker starts it;
+    /// see [`PoolBuilder::task_timeout`](crate::PoolBuilder::task_timeout). A task still
+    /// running then resolves `Err(Timeout)` and its worker is replaced.
+    ///
+    /// ```
+    /// use multiproc::futures::ProcessPoolExecutor;
+    /// use std::time::Duration;
+    /// fn nap(ms: u64) -> u64 { std::thread::sleep(Duration::from_millis(ms)); ms }
+    /// let pool = ProcessPoolExecutor::builder()
+    ///     .max_workers(1)
+    ///     .task_timeout(Duration::from_millis(300))
+    ///     .build()?;
+    /// assert!(matches!(pool.submit(nap, 60_000)?.result(), Err(multiproc::Error::Timeout)));
+    /// assert_eq!(pool.submit(nap, 1)?.result()?, 1);
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn task_timeout(self, limit: Duration) -> Self {
+        ProcessPoolExecutorBuilder {
+            inner: self.inner.task_timeout(limit),
+        }
+    }
+
+    /// Whether [`Future::cancel`] also stops a *running* task (default: no, Python's rule):
+    /// its worker is stopped (`SIGTERM`, then `SIGKILL` 100 ms later) and replaced, the
+    /// future reports cancelled, and the tasks queued behind it go to other workers.
+    ///
+    /// ```
+    /// use multiproc::futures::ProcessPoolExecutor;
+    /// use std::time::Duration;
+    /// fn nap(ms: u64) -> u64 { std::thread::sleep(Duration::from_millis(ms)); ms }
+    /// let pool = ProcessPoolExecutor::builder().max_workers(1).cancel_running(true).build()?;
+    /// let f = pool.submit(nap, 60_000)?;
+    /// while !f.running() { std::thread::sleep(Duration::from_millis(1)); }
+    /// assert!(f.cancel());
+    /// assert!(f.cancelled());
+    /// assert_eq!(pool.submit(nap, 1)?.result()?, 1); // its slot is free again
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn cancel_running(self, yes: bool) -> Self {
+        let mut inner = self.inner;
+        inner.cancel_running = yes;
+        ProcessPoolExecutorBuilder { inner }
+    }
+
+    /// A worker whose resident memory exceeds `bytes` after a task exits and is replaced (0,
+    /// the default: never); see
+    /// [`PoolBuilder::max_memory_per_worker`](crate::PoolBuilder::max_memory_per_worker).
+    ///
+    /// ```
+    /// use multiproc::futures::ProcessPoolExecutor;
+    /// let pool = ProcessPoolExecutor::builder()
+    ///     .max_workers(1)
+    ///     .max_memory_per_worker(1 << 30)
+    ///     .build()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn max_memory_per_worker(self, bytes: u64) -> Self {
+        ProcessPoolExecutorBuilder {
+            inner: self.inner.max_memory_per_worker(bytes),
+        }
+    }
+
     /// How workers are started (default: the process-wide start method).
     pub fn start_method(self, method: StartMethod) -> Self {
         ProcessPoolExecutorBuilder {
@@ -157,7 +220,51 @@ impl ProcessPoolExecutor {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        Ok(Future::from_core(submit_one(&self.engine, f, &args)?))
+        let (core, id) = submit_timed(&self.engine, f, &args, None)?;
+        Ok(Future::with_canceller(core, self.engine.canceller(id)))
+    }
+
+    /// [`submit`](ProcessPoolExecutor::submit) with a time limit of its own, counted from the
+    /// moment a worker starts the task: still running then, it resolves `Err(Timeout)`, its
+    /// worker is stopped and replaced, and no other task is lost (pebble's
+    /// `ProcessPool.schedule(f, timeout=…)`).
+    ///
+    /// ```
+    /// use multiproc::futures::ProcessPoolExecutor;
+    /// use std::time::Duration;
+    /// fn nap(ms: u64) -> u64 { std::thread::sleep(Duration::from_millis(ms)); ms }
+    /// let pool = ProcessPoolExecutor::new(2)?;
+    /// let slow = pool.submit_with_timeout(nap, 60_000, Duration::from_millis(200))?;
+    /// assert!(matches!(slow.result(), Err(multiproc::Error::Timeout)));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn submit_with_timeout<A, R>(
+        &self,
+        f: fn(A) -> R,
+        args: A,
+        timeout: Duration,
+    ) -> Result<Future<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let (core, id) = submit_timed(&self.engine, f, &args, Some(timeout))?;
+        Ok(Future::with_canceller(core, self.engine.canceller(id)))
+    }
+
+    /// Counters of this executor's tasks and workers (atomics: cheap to read at any time).
+    ///
+    /// ```
+    /// use multiproc::futures::ProcessPoolExecutor;
+    /// fn inc(x: u32) -> u32 { x + 1 }
+    /// let pool = ProcessPoolExecutor::new(1)?;
+    /// pool.submit(inc, 1)?.result()?;
+    /// let s = pool.stats();
+    /// assert_eq!((s.submitted, s.completed, s.workers_started), (1, 1, 1));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn stats(&self) -> PoolStats {
+        self.engine.stats()
     }
 
     /// Python's `map` (chunksize 1): results in input order; the input is read lazily, a

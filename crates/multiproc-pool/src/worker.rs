@@ -22,6 +22,8 @@ pub(crate) struct WorkerArgs {
     pub(crate) init: Option<InitField>,
     /// Exit after this many tasks (0: never), Python's `maxtasksperchild`.
     pub(crate) max_tasks: usize,
+    /// Exit after a task that leaves the resident set above this many bytes (0: never).
+    pub(crate) max_memory: u64,
     /// Ignore `SIGINT` (the default, as in Python).
     pub(crate) ignore_sigint: bool,
 }
@@ -35,6 +37,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         slot,
         init,
         max_tasks,
+        max_memory,
         ignore_sigint,
     } = args;
     if ignore_sigint {
@@ -55,9 +58,16 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             break;
         }
         while !cur.is_empty() {
-            let Ok((id, call, args)) = cur.task() else {
+            let Ok((id, report_start, call, args)) = cur.task_flagged() else {
                 break;
             };
+            if report_start {
+                // A task with a time limit: its clock starts now, not when it was queued.
+                records::started_record(&mut out, slot, id);
+                if results.put_bytes(&out).is_err() {
+                    return;
+                }
+            }
             value.clear();
             let start = Instant::now();
             let ran = catch_unwind(AssertUnwindSafe(|| call.run(args, &mut value)));
@@ -76,7 +86,12 @@ pub(crate) fn worker_main(args: WorkerArgs) {
                 return;
             }
             done += 1;
-            if max_tasks != 0 && done >= max_tasks {
+            if (max_tasks != 0 && done >= max_tasks)
+                || (max_memory != 0
+                    && crate::sys::resident_bytes().is_some_and(|rss| rss > max_memory))
+            {
+                // Retire: the records still queued here were never taken, and the parent
+                // hands them to the next worker.
                 drop(lifeline);
                 return;
             }

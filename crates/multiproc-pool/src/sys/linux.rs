@@ -64,3 +64,11 @@ pub(crate) fn ensure_fd_room(more: u64) {
         );
     }
 }
+
+/// This process's resident set size in bytes (`VmRSS` of `/proc/self/status`).
+pub(crate) fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -6,6 +6,7 @@
 //!   `false` only when the timeout passed.
 //! - `futex_wake_all(word)`: wake every sleeper on `word`.
 //! - `open_fds()`: how many descriptors the process has open.
+//! - `resident_bytes()`: this process's resident set size.
 //! - `ensure_fd_room(n)`: raise the soft descriptor limit, if it must and can, so that `n`
 //!   more fit.
 //!

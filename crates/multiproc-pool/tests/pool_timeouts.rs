@@ -1,0 +1,416 @@
+//! Beyond Python's pools (issue 31): per-task time limits, cancelling a running process task,
+//! and the pools' counters. Every start method; every wait is bounded.
+
+mod common;
+use common::METHODS;
+
+use multiproc::futures::ProcessPoolExecutor;
+use multiproc::pool::Pool;
+use multiproc::{Error, StartMethod};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn inc(x: u64) -> u64 {
+    x + 1
+}
+
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn boom(_: ()) -> u64 {
+    panic!("boom")
+}
+
+/// Appends one byte to `dir/i` (so a task run twice leaves two), returns `i + 1`.
+fn mark((dir, i): (String, u64)) -> u64 {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(Path::new(&dir).join(i.to_string()))
+        .unwrap();
+    f.write_all(b"x").unwrap();
+    i + 1
+}
+
+/// Ignores SIGTERM, creates `path` (it is running), then sleeps a minute.
+fn stubborn(path: String) -> u64 {
+    use multiproc::signal::{self, Handler, Signal};
+    signal::signal(Signal::SIGTERM, Handler::Ignore).unwrap();
+    std::fs::write(&path, b"running").unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+    0
+}
+
+/// Creates `path` (it is running), then sleeps a minute.
+fn announce_then_sleep(path: String) -> u64 {
+    std::fs::write(&path, b"running").unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+    0
+}
+
+fn scratch(tag: &str, m: StartMethod) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "multiproc-pool-timeouts-{tag}-{m:?}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Polls `cond` until it holds or `within` passes; whether it held.
+fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn gone(pid: u32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Our children that are zombies (ended, not reaped).
+fn zombies() -> usize {
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // pid (comm) state ppid …: comm may hold spaces, so split after the last ')'.
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let mut it = rest.split_whitespace();
+            it.next() == Some("Z") && it.next() == Some(me.as_str())
+        })
+        .count()
+}
+
+#[test]
+fn a_task_past_its_limit_times_out_alone() {
+    for m in METHODS {
+        let dir = scratch("alone", m);
+        let d = dir.to_str().unwrap().to_owned();
+        let p = Pool::builder()
+            .processes(2)
+            .start_method(m)
+            .build()
+            .unwrap();
+        let before: Vec<_> = (0..100)
+            .map(|i| p.apply_async(mark, (d.clone(), i)).unwrap())
+            .collect();
+        let limit = Duration::from_millis(500);
+        let submitted = Instant::now();
+        let slow = p.apply_async_timeout(nap, 60_000, limit).unwrap();
+        let after: Vec<_> = (100..200)
+            .map(|i| p.apply_async(mark, (d.clone(), i)).unwrap())
+            .collect();
+        let got = slow.get();
+        let took = submitted.elapsed();
+        assert!(matches!(got, Err(Error::Timeout)), "{m:?}: {got:?}");
+        assert!(took < limit + Duration::from_secs(1), "{m:?}: {took:?}");
+        assert!(took >= limit, "{m:?}: timed out early, after {took:?}");
+        for (i, r) in before.into_iter().chain(after).enumerate() {
+            assert_eq!(r.get().unwrap(), i as u64 + 1, "{m:?}");
+        }
+        for i in 0..200 {
+            let ran = std::fs::read(dir.join(i.to_string())).unwrap();
+            assert_eq!(ran, b"x", "{m:?}: task {i} ran {} times", ran.len());
+        }
+        // The pool goes on, with a fresh worker in the slot.
+        assert_eq!(p.apply(inc, 1).unwrap(), 2);
+        let s = p.stats();
+        assert_eq!((s.timed_out, s.completed), (1, 201), "{m:?}: {s:?}");
+        p.close();
+        p.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn the_time_limit_counts_from_the_start_not_the_queue() {
+    for m in METHODS {
+        // One worker: the timed task waits 600 ms behind a nap, then runs 100 ms of its 400.
+        let p = Pool::builder()
+            .processes(1)
+            .start_method(m)
+            .build()
+            .unwrap();
+        let first = p.apply_async(nap, 600).unwrap();
+        let timed = p
+            .apply_async_timeout(nap, 100, Duration::from_millis(400))
+            .unwrap();
+        assert_eq!(first.get().unwrap(), 600, "{m:?}");
+        assert_eq!(timed.get().unwrap(), 100, "{m:?}");
+    }
+}
+
+#[test]
+fn a_task_that_ignores_sigterm_is_still_stopped() {
+    for m in METHODS {
+        let dir = scratch("stubborn", m);
+        let flag = dir.join("running").to_str().unwrap().to_owned();
+        let p = Pool::builder()
+            .processes(1)
+            .start_method(m)
+            .task_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let worker = p.pids()[0];
+        let submitted = Instant::now();
+        let got = p.apply_async(stubborn, flag).unwrap().get();
+        assert!(matches!(got, Err(Error::Timeout)), "{m:?}: {got:?}");
+        assert!(
+            submitted.elapsed() < Duration::from_millis(1300),
+            "{m:?}: {:?}",
+            submitted.elapsed()
+        );
+        assert!(
+            eventually(Duration::from_secs(10), || gone(worker)),
+            "{m:?}: the worker that ignored SIGTERM lives on"
+        );
+        assert_eq!(p.apply(inc, 1).unwrap(), 2, "{m:?}");
+        assert_ne!(p.pids(), [worker], "{m:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn executor_submit_with_timeout_and_builder_limit() {
+    for m in METHODS {
+        let ex = ProcessPoolExecutor::builder()
+            .max_workers(2)
+            .start_method(m)
+            .task_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let slow = ex.submit(nap, 60_000).unwrap();
+        let own = ex
+            .submit_with_timeout(nap, 60_000, Duration::from_millis(200))
+            .unwrap();
+        let quick = ex.submit(inc, 1).unwrap();
+        assert!(matches!(slow.result(), Err(Error::Timeout)), "{m:?}");
+        assert!(matches!(own.result(), Err(Error::Timeout)), "{m:?}");
+        assert_eq!(quick.result().unwrap(), 2, "{m:?}");
+        let s = ex.stats();
+        assert_eq!((s.timed_out, s.completed), (2, 1), "{m:?}: {s:?}");
+    }
+}
+
+#[test]
+fn cancelling_a_running_task_frees_its_slot() {
+    for m in METHODS {
+        let dir = scratch("cancel", m);
+        let flag = dir.join("running");
+        let ex = ProcessPoolExecutor::builder()
+            .max_workers(1)
+            .start_method(m)
+            .cancel_running(true)
+            .build()
+            .unwrap();
+        let worker = ex.pids()[0];
+        let f = ex
+            .submit(announce_then_sleep, flag.to_str().unwrap().to_owned())
+            .unwrap();
+        let next = ex.submit(inc, 41).unwrap();
+        assert!(
+            eventually(Duration::from_secs(30), || flag.exists()),
+            "{m:?}: never started"
+        );
+        assert!(f.running(), "{m:?}");
+        assert!(f.cancel(), "{m:?}");
+        assert!(f.cancelled(), "{m:?}");
+        assert!(matches!(f.clone().result(), Err(Error::Cancelled)), "{m:?}");
+        let mut next = next;
+        assert_eq!(
+            next.result_timeout(Duration::from_secs(30)).unwrap(),
+            42,
+            "{m:?}"
+        );
+        assert!(
+            eventually(Duration::from_secs(10), || gone(worker)),
+            "{m:?}"
+        );
+        let s = ex.stats();
+        assert_eq!((s.cancelled, s.completed), (1, 1), "{m:?}: {s:?}");
+        // A task already done cannot be cancelled.
+        let done = ex.submit(inc, 1).unwrap();
+        let mut d2 = done.clone();
+        d2.result_timeout(Duration::from_secs(30)).unwrap();
+        assert!(!done.cancel(), "{m:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn without_cancel_running_a_running_task_is_not_cancelled() {
+    for m in METHODS {
+        let dir = scratch("nocancel", m);
+        let flag = dir.join("running");
+        let ex = ProcessPoolExecutor::builder()
+            .max_workers(1)
+            .start_method(m)
+            .task_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let f = ex
+            .submit(announce_then_sleep, flag.to_str().unwrap().to_owned())
+            .unwrap();
+        assert!(
+            eventually(Duration::from_secs(30), || flag.exists()),
+            "{m:?}"
+        );
+        assert!(!f.cancel(), "{m:?}: Python's rule");
+        assert!(!f.cancelled(), "{m:?}");
+        assert!(matches!(f.result(), Err(Error::Timeout)), "{m:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn stats_count_every_outcome() {
+    for m in METHODS {
+        let p = Pool::builder()
+            .processes(2)
+            .start_method(m)
+            .build()
+            .unwrap();
+        let s0 = p.stats();
+        assert_eq!(s0.workers_started, 2, "{m:?}");
+        let ok: Vec<_> = (0..20).map(|i| p.apply_async(inc, i).unwrap()).collect();
+        let t1 = p
+            .apply_async_timeout(nap, 60_000, Duration::from_millis(100))
+            .unwrap();
+        let t2 = p
+            .apply_async_timeout(nap, 60_000, Duration::from_millis(100))
+            .unwrap();
+        let bad = p.apply_async(boom, ()).unwrap();
+        for r in ok {
+            r.get().unwrap();
+        }
+        assert!(matches!(t1.get(), Err(Error::Timeout)));
+        assert!(matches!(t2.get(), Err(Error::Timeout)));
+        assert!(matches!(bad.get(), Err(Error::TaskFailed { .. })));
+        assert!(
+            eventually(Duration::from_secs(30), || p.stats().workers_replaced == 2
+                && p.pids().len() == 2),
+            "{m:?}: {:?}",
+            p.stats()
+        );
+        let s = p.stats();
+        assert_eq!(s.submitted, 23, "{m:?}: {s:?}");
+        assert_eq!(s.completed, 20, "{m:?}: {s:?}");
+        assert_eq!(s.failed, 1, "{m:?}: {s:?}");
+        assert_eq!(s.timed_out, 2, "{m:?}: {s:?}");
+        assert_eq!(s.cancelled, 0, "{m:?}: {s:?}");
+        assert_eq!(s.workers_started, 4, "{m:?}: {s:?}");
+        assert_eq!(s.waiting, 0, "{m:?}: {s:?}");
+    }
+}
+
+fn fifty_timeouts_leak_nothing(m: StartMethod) {
+    let p = Pool::builder()
+        .processes(2)
+        .start_method(m)
+        .task_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    // Warm up (the fork server's connection, the first results).
+    assert_eq!(p.apply(inc, 1).unwrap(), 2);
+    let fds_before = fds();
+    let pids_before = p.pids();
+    let all: Vec<_> = (0..50)
+        .map(|_| p.apply_async(nap, 10_000).unwrap())
+        .collect();
+    for r in all {
+        assert!(matches!(r.get(), Err(Error::Timeout)), "{m:?}");
+    }
+    assert!(
+        eventually(Duration::from_secs(60), || p.stats().workers_replaced == 50
+            && p.pids().len() == 2),
+        "{m:?}: {:?}",
+        p.stats()
+    );
+    assert_eq!(p.apply(inc, 1).unwrap(), 2);
+    for pid in pids_before {
+        assert!(eventually(Duration::from_secs(10), || gone(pid)), "{m:?}");
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || fds() <= fds_before + 2),
+        "{m:?}: {} descriptors, {} before",
+        fds(),
+        fds_before
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || zombies() == 0),
+        "{m:?}: {} zombies",
+        zombies()
+    );
+    p.close();
+    p.join().unwrap();
+}
+
+#[test]
+fn fifty_timeouts_leak_nothing_fork() {
+    fifty_timeouts_leak_nothing(StartMethod::Fork);
+}
+
+#[test]
+fn fifty_timeouts_leak_nothing_spawn() {
+    fifty_timeouts_leak_nothing(StartMethod::Spawn);
+}
+
+#[test]
+fn fifty_timeouts_leak_nothing_forkserver() {
+    fifty_timeouts_leak_nothing(StartMethod::ForkServer);
+}
+
+/// Keeps `mib` MiB resident for the rest of the worker's life; returns the worker's pid.
+fn hoard(mib: usize) -> u32 {
+    Box::leak(vec![1u8; mib << 20].into_boxed_slice());
+    std::process::id()
+}
+
+#[test]
+fn a_worker_past_its_memory_limit_retires_after_its_task() {
+    for m in METHODS {
+        let p = Pool::builder()
+            .processes(1)
+            .start_method(m)
+            .max_memory_per_worker(200 << 20)
+            .build()
+            .unwrap();
+        let first = p.pids()[0];
+        // Small tasks leave it where it is.
+        assert_eq!(p.apply(hoard, 0).unwrap(), first, "{m:?}");
+        assert_eq!(p.apply(hoard, 1).unwrap(), first, "{m:?}");
+        // Over the limit: the task keeps its result, then the worker retires; the tasks
+        // queued behind it run on its replacement, each once.
+        let queued: Vec<_> = (0..20).map(|i| p.apply_async(inc, i).unwrap()).collect();
+        let big = p.apply_async(hoard, 256).unwrap();
+        let after: Vec<_> = (0..20).map(|i| p.apply_async(inc, i).unwrap()).collect();
+        assert_eq!(big.get().unwrap(), first, "{m:?}");
+        for (i, r) in queued.into_iter().chain(after).enumerate() {
+            assert_eq!(r.get().unwrap(), (i % 20) as u64 + 1, "{m:?}");
+        }
+        let next = p.apply(hoard, 0).unwrap();
+        assert_ne!(next, first, "{m:?}");
+        assert!(eventually(Duration::from_secs(10), || gone(first)), "{m:?}");
+        let s = p.stats();
+        assert_eq!((s.workers_replaced, s.failed), (1, 0), "{m:?}: {s:?}");
+    }
+}

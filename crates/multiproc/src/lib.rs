@@ -309,8 +309,8 @@ pub mod futures {
     //! ```
     #[doc(inline)]
     pub use multiproc_pool::{
-        AsCompleted, Future, Imap, ProcessPoolExecutor, ProcessPoolExecutorBuilder, Results,
-        ReturnWhen, ThreadPoolExecutor, as_completed, wait,
+        AsCompleted, Future, Imap, PoolStats, ProcessPoolExecutor, ProcessPoolExecutorBuilder,
+        Results, ReturnWhen, ThreadPoolExecutor, as_completed, wait,
     };
 }
 
@@ -327,7 +327,7 @@ pub mod pool {
     //! ```
     #[doc(inline)]
     pub use multiproc_pool::{
-        AsyncResult, ExactLen, Imap, ImapUnordered, MAX_PROCESSES, Pool, PoolBuilder,
+        AsyncResult, ExactLen, Imap, ImapUnordered, MAX_PROCESSES, Pool, PoolBuilder, PoolStats,
     };
 }
 

@@ -1,4 +1,8 @@
-//! The parent's record of each child, and the process-wide list of live children.
+//! The parent's record of each child, and the list of live children ([`Registry`]).
+//!
+//! Nothing here reaches a global: the process-wide registry and fork pool live in the
+//! process-wide page (`state.rs`), whose accessors hand them to the upper modules, which call
+//! their methods (the registry's take `&'static self`, for the reaper thread they may start).
 //!
 //! A child is watched through its bootstrap socket and its exit, never through `SIGCHLD`:
 //! - the socket brings the outcome frame (and, for a child of the fork server's own, a daemon,
@@ -20,11 +24,10 @@ use crate::frame::{Frame, FrameReader, Kind, payload_u32};
 use crate::identity::ProcessInfo;
 use crate::slots::{self, Slot};
 use crate::spin::Spinner;
-use crate::state::STATE;
 use crate::sys;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long after a forked child's start a wait looks (yielding the CPU between looks) before it
@@ -101,7 +104,7 @@ impl Child {
         Child::new(pid, name, daemon, None, state, SPIN)
     }
 
-    /// A fork-server child born our own (see [`crate::forkserver`]): reaped here like a Fork
+    /// A fork-server child born our own (see [`super::server_conn`]): reaped here like a Fork
     /// child.
     pub(crate) fn adopted(pid: u32, name: String, daemon: bool, sock: OwnedFd) -> Child {
         let state = ChildState {
@@ -255,8 +258,12 @@ impl Child {
     /// One step of an async join: takes in whatever has arrived (reading the socket, so that
     /// a child with a large result is never blocked) and answers whether the child has
     /// finished; if not, asks the reaper thread to wake `waker` when the socket or the exit
-    /// has news (see [`await_news`]). An error counts as finished, as in `Process::poll`.
-    pub(crate) fn poll_finished(self: &Arc<Self>, waker: &std::task::Waker) -> bool {
+    /// has news (see [`Registry::await_news`]). An error counts as finished, as in `Process::poll`.
+    pub(crate) fn poll_finished(
+        self: &Arc<Self>,
+        registry: &'static Registry,
+        waker: &std::task::Waker,
+    ) -> bool {
         let fds = {
             let mut st = self.lock();
             if self.absorb(&mut st, true).is_err() || st.exit.is_some() {
@@ -272,7 +279,7 @@ impl Child {
                 Err(_) => return true,
             }
         };
-        await_news(Arc::clone(self), fds, waker.clone());
+        registry.await_news(Arc::clone(self), fds, waker.clone());
         false
     }
 
@@ -439,7 +446,7 @@ impl Drop for Child {
                 (true, Some(mine), Some(theirs)) if nothing_to_read(&mine) => Some((mine, theirs)),
                 _ => None,
             };
-            fork_pool().give_back(&ticket, clean);
+            lock(ticket.home).give_back(&ticket, clean);
         }
     }
 }
@@ -533,10 +540,15 @@ impl Children {
     }
 }
 
-/// Every child this process started that has not been seen to finish.
-pub(crate) fn children() -> MutexGuard<'static, Children> {
-    STATE.0.children.lock().unwrap_or_else(|e| e.into_inner())
+/// Locks `m` (a poisoned lock is still usable: every update leaves its data consistent).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Every child this process started that has not been seen to finish, and the orphan reaper
+/// that watches those whose handle was dropped. One per process, in the process-wide page.
+#[derive(Debug)]
+pub(crate) struct Registry(Mutex<Children>);
 
 /// What Fork children report through: a socket pair each, and this process's page of outcome
 /// slots (see [`crate::slots`]), handed out one slot per live child.
@@ -579,12 +591,10 @@ pub(crate) struct ForkKit {
 /// How a finished Fork child's slot finds its way back to the [`ForkPool`].
 #[derive(Debug)]
 pub(crate) struct Ticket {
+    /// The pool the slot came from (the process-wide one).
+    home: &'static Mutex<ForkPool>,
     generation: u64,
     slot: Option<usize>,
-}
-
-pub(crate) fn fork_pool() -> MutexGuard<'static, ForkPool> {
-    STATE.0.fork_pool.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ForkPool {
@@ -596,8 +606,9 @@ impl ForkPool {
         spare: None,
     };
 
-    /// A socket pair and, if one is free, an empty slot for a new Fork child.
-    pub(crate) fn take(&mut self) -> io::Result<ForkKit> {
+    /// A socket pair and, if one is free, an empty slot for a new Fork child; `home` is the
+    /// lock this pool sits in (the process-wide one), where the child's record gives it back.
+    pub(crate) fn take(&mut self, home: &'static Mutex<ForkPool>) -> io::Result<ForkKit> {
         let (mine, theirs) = match self.spare.take() {
             Some(pair) => pair,
             None => sys::socketpair()?,
@@ -624,6 +635,7 @@ impl ForkPool {
             theirs,
             slot,
             ticket: Ticket {
+                home,
                 generation: self.generation,
                 slot: index,
             },
@@ -661,46 +673,6 @@ impl ForkPool {
     }
 }
 
-/// Records a new child, and makes sure live children are joined at normal exit.
-pub(crate) fn register(child: Arc<Child>) {
-    static AT_EXIT: Once = Once::new();
-    AT_EXIT.call_once(|| sys::register_atexit(at_exit));
-    let start = {
-        let mut children = children();
-        children.live.push(child);
-        // Orphans but no reaper: its thread could not be started last time.
-        children.reaper_to_start()
-    };
-    if let Some(wake) = start {
-        start_reaper(wake);
-    }
-}
-
-/// Forgets a child that has finished.
-pub(crate) fn unregister(child: &Arc<Child>) {
-    children().remove(child);
-}
-
-/// Python's `active_children()`: the live children, after reaping the finished ones.
-pub(crate) fn active_children() -> Vec<ProcessInfo> {
-    let (list, start) = {
-        let mut children = children();
-        (children.live.clone(), children.reaper_to_start())
-    };
-    if let Some(wake) = start {
-        start_reaper(wake);
-    }
-    let mut live = Vec::new();
-    for child in list {
-        if child.finished_now() {
-            unregister(&child);
-        } else {
-            live.push(child.info());
-        }
-    }
-    live
-}
-
 impl Child {
     /// Whether the child has finished, looking without blocking (and reaping a direct child).
     fn finished_now(&self) -> bool {
@@ -710,185 +682,230 @@ impl Child {
     }
 }
 
-/// Takes a still-running child whose handle was dropped: nobody wants its result (its socket
-/// closes now), and the orphan reaper forgets it, closing its descriptors, as soon as it ends,
-/// reaping it first if it is our own (a fork-server child is reaped by the server).
-///
-/// One reaper thread watches every orphan of this process, sleeping in one `poll` on their
-/// pidfds and its own eventfd, so orphans cost no more than their pidfds while they run and
-/// nothing once they end, however many there are; the thread ends when the last one has.
-pub(crate) fn adopt_orphan(child: Arc<Child>) {
-    child.lock().sock = None;
-    tracing::debug!(
-        pid = child.pid,
-        name = %child.name,
-        "a running child's handle was dropped; the reaper will reap it"
-    );
-    hand_to_reaper(|children| children.orphans.push(child));
-}
-
-/// Takes a fork-server spare that will never be used (see [`crate::forkserver`]): it exits
-/// once its socket closes, here, and the orphan reaper reaps it.
-pub(crate) fn adopt_spare(pid: u32, sock: OwnedFd) {
-    let spare = Child::adopted(pid, "multiproc-spare".to_owned(), false, sock);
-    adopt_orphan(Arc::new(spare));
-}
-
-/// Parks an async join: the reaper thread wakes `waker` (once) when one of `fds`, descriptors
-/// of `child`, has news. The same thread as the orphans', so that awaiting any number of
-/// children costs one thread, and nothing while none is awaited.
-fn await_news(child: Arc<Child>, fds: Vec<RawFd>, waker: std::task::Waker) {
-    hand_to_reaper(|children| {
-        // A re-poll replaces the task's earlier request for the same child.
-        children
-            .awaited
-            .retain(|a| !(Arc::ptr_eq(&a.child, &child) && a.waker.will_wake(&waker)));
-        children.awaited.push(Awaited { child, fds, waker });
-    });
-}
-
-/// Lists work for the reaper thread with `add`, then wakes the thread or starts it.
-fn hand_to_reaper(add: impl FnOnce(&mut Children)) {
-    let start = {
-        let mut children = children();
-        add(&mut children);
-        match &children.reaper {
-            Some(wake) => {
-                sys::eventfd_signal(wake.as_fd());
-                None
-            }
-            None => children.reaper_to_start(),
-        }
-    };
-    if let Some(wake) = start {
-        start_reaper(wake);
-    }
-}
-
-/// Starts the reaper thread, which owns `wake` (see [`adopt_orphan`]).
-fn start_reaper(wake: Arc<OwnedFd>) {
-    let spawned = std::thread::Builder::new()
-        .name("multiproc-reaper".into())
-        .stack_size(64 * 1024)
-        .spawn(move || reap_orphans(wake));
-    if let Err(e) = spawned {
-        // The orphans stay listed: the next spawn or `active_children` tries again.
-        tracing::warn!(error = %e, "could not start the orphan reaper thread");
-        children().reaper = None;
-    }
-}
-
 /// An awaited child with the descriptors that announce its news, copied out of the table.
 type AwaitedFds = (Arc<Child>, Vec<RawFd>);
 
-/// The reaper thread: forgets each orphan as soon as it has ended and wakes each awaited join
-/// whose child has news; returns when neither is left.
-fn reap_orphans(wake: Arc<OwnedFd>) {
-    loop {
-        let (orphans, awaited): (Vec<Arc<Child>>, Vec<AwaitedFds>) = {
-            let mut children = children();
-            if children.orphans.is_empty() && children.awaited.is_empty() {
-                // Under the lock: an orphan adopted from now on starts a new reaper.
-                children.reaper = None;
-                return;
-            }
-            let awaited = children
-                .awaited
-                .iter()
-                .map(|a| (Arc::clone(&a.child), a.fds.clone()))
-                .collect();
-            (children.orphans.clone(), awaited)
+impl Registry {
+    /// No child yet (a `const fn`, for the process-wide page).
+    pub(crate) const fn new() -> Registry {
+        Registry(Mutex::new(Children::EMPTY))
+    }
+
+    /// The list itself, locked (a poisoned lock is still usable).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Children> {
+        lock(&self.0)
+    }
+
+    /// Records a new child (the caller makes sure live children are joined at normal exit).
+    pub(crate) fn register(&'static self, child: Arc<Child>) {
+        let start = {
+            let mut children = self.lock();
+            children.live.push(child);
+            // Orphans but no reaper: its thread could not be started last time.
+            children.reaper_to_start()
         };
-        let mut ended = Vec::new();
-        let mut fds = vec![(wake.as_raw_fd(), false)];
-        let mut blind = false;
-        for child in &orphans {
+        if let Some(wake) = start {
+            self.start_reaper(wake);
+        }
+    }
+
+    /// Forgets a child that has finished.
+    pub(crate) fn unregister(&self, child: &Arc<Child>) {
+        self.lock().remove(child);
+    }
+
+    /// Python's `active_children()`: the live children, after reaping the finished ones.
+    pub(crate) fn active_children(&'static self) -> Vec<ProcessInfo> {
+        let (list, start) = {
+            let mut children = self.lock();
+            (children.live.clone(), children.reaper_to_start())
+        };
+        if let Some(wake) = start {
+            self.start_reaper(wake);
+        }
+        let mut live = Vec::new();
+        for child in list {
             if child.finished_now() {
-                ended.push(child);
-                continue;
+                self.unregister(&child);
+            } else {
+                live.push(child.info());
             }
-            match child.pidfd() {
-                // Stays open while `orphans` holds the child.
-                Ok(Some(fd)) => fds.push((fd.as_raw_fd(), false)),
-                // Reaped since: the next look finds it ended.
-                Ok(None) => blind = true,
-                Err(e) => {
-                    // Out of descriptors, say: look again in a while.
-                    tracing::debug!(pid = child.pid, error = %e, "could not watch an orphan");
-                    blind = true;
+        }
+        live
+    }
+
+    /// Takes a still-running child whose handle was dropped: nobody wants its result (its socket
+    /// closes now), and the orphan reaper forgets it, closing its descriptors, as soon as it ends,
+    /// reaping it first if it is our own (a fork-server child is reaped by the server).
+    ///
+    /// One reaper thread watches every orphan of this process, sleeping in one `poll` on their
+    /// pidfds and its own eventfd, so orphans cost no more than their pidfds while they run and
+    /// nothing once they end, however many there are; the thread ends when the last one has.
+    pub(crate) fn adopt_orphan(&'static self, child: Arc<Child>) {
+        child.lock().sock = None;
+        tracing::debug!(
+            pid = child.pid,
+            name = %child.name,
+            "a running child's handle was dropped; the reaper will reap it"
+        );
+        self.hand_to_reaper(|children| children.orphans.push(child));
+    }
+
+    /// Takes a fork-server spare that will never be used (see [`super::server_conn`]): it exits
+    /// once its socket closes, here, and the orphan reaper reaps it.
+    pub(crate) fn adopt_spare(&'static self, pid: u32, sock: OwnedFd) {
+        let spare = Child::adopted(pid, "multiproc-spare".to_owned(), false, sock);
+        self.adopt_orphan(Arc::new(spare));
+    }
+
+    /// Parks an async join: the reaper thread wakes `waker` (once) when one of `fds`, descriptors
+    /// of `child`, has news. The same thread as the orphans', so that awaiting any number of
+    /// children costs one thread, and nothing while none is awaited.
+    fn await_news(&'static self, child: Arc<Child>, fds: Vec<RawFd>, waker: std::task::Waker) {
+        self.hand_to_reaper(|children| {
+            // A re-poll replaces the task's earlier request for the same child.
+            children
+                .awaited
+                .retain(|a| !(Arc::ptr_eq(&a.child, &child) && a.waker.will_wake(&waker)));
+            children.awaited.push(Awaited { child, fds, waker });
+        });
+    }
+
+    /// Lists work for the reaper thread with `add`, then wakes the thread or starts it.
+    fn hand_to_reaper(&'static self, add: impl FnOnce(&mut Children)) {
+        let start = {
+            let mut children = self.lock();
+            add(&mut children);
+            match &children.reaper {
+                Some(wake) => {
+                    sys::eventfd_signal(wake.as_fd());
+                    None
+                }
+                None => children.reaper_to_start(),
+            }
+        };
+        if let Some(wake) = start {
+            self.start_reaper(wake);
+        }
+    }
+
+    /// Starts the reaper thread, which owns `wake` (see [`Registry::adopt_orphan`]).
+    fn start_reaper(&'static self, wake: Arc<OwnedFd>) {
+        let spawned = std::thread::Builder::new()
+            .name("multiproc-reaper".into())
+            .stack_size(64 * 1024)
+            .spawn(move || self.reap_orphans(wake));
+        if let Err(e) = spawned {
+            // The orphans stay listed: the next spawn or `active_children` tries again.
+            tracing::warn!(error = %e, "could not start the orphan reaper thread");
+            self.lock().reaper = None;
+        }
+    }
+
+    /// The reaper thread: forgets each orphan as soon as it has ended and wakes each awaited join
+    /// whose child has news; returns when neither is left.
+    fn reap_orphans(&self, wake: Arc<OwnedFd>) {
+        loop {
+            let (orphans, awaited): (Vec<Arc<Child>>, Vec<AwaitedFds>) = {
+                let mut children = self.lock();
+                if children.orphans.is_empty() && children.awaited.is_empty() {
+                    // Under the lock: an orphan adopted from now on starts a new reaper.
+                    children.reaper = None;
+                    return;
+                }
+                let awaited = children
+                    .awaited
+                    .iter()
+                    .map(|a| (Arc::clone(&a.child), a.fds.clone()))
+                    .collect();
+                (children.orphans.clone(), awaited)
+            };
+            let mut ended = Vec::new();
+            let mut fds = vec![(wake.as_raw_fd(), false)];
+            let mut blind = false;
+            for child in &orphans {
+                if child.finished_now() {
+                    ended.push(child);
+                    continue;
+                }
+                match child.pidfd() {
+                    // Stays open while `orphans` holds the child.
+                    Ok(Some(fd)) => fds.push((fd.as_raw_fd(), false)),
+                    // Reaped since: the next look finds it ended.
+                    Ok(None) => blind = true,
+                    Err(e) => {
+                        // Out of descriptors, say: look again in a while.
+                        tracing::debug!(pid = child.pid, error = %e, "could not watch an orphan");
+                        blind = true;
+                    }
                 }
             }
-        }
-        if !ended.is_empty() {
-            let mut children = children();
-            for child in ended {
-                tracing::debug!(pid = child.pid, name = %child.name, "reaped an orphaned child");
-                children.remove(child);
+            if !ended.is_empty() {
+                let mut children = self.lock();
+                for child in ended {
+                    tracing::debug!(pid = child.pid, name = %child.name, "reaped an orphaned child");
+                    children.remove(child);
+                }
+                continue;
             }
-            continue;
+            let first_awaited = fds.len();
+            for (_, child_fds) in &awaited {
+                // Open while `awaited` holds the child (a socket closed since makes a spurious
+                // wake-up at worst: the join looks again).
+                fds.extend(child_fds.iter().map(|&fd| (fd, false)));
+            }
+            let timeout = blind.then_some(Duration::from_millis(50));
+            match sys::poll(&fds, timeout) {
+                Ok(ready) => self.wake_awaited(&awaited, &ready[first_awaited..]),
+                // An error (`ENOMEM`) is treated like a timeout: look again.
+                Err(_) => std::thread::yield_now(),
+            }
+            sys::eventfd_drain(wake.as_fd());
         }
-        let first_awaited = fds.len();
-        for (_, child_fds) in &awaited {
-            // Open while `awaited` holds the child (a socket closed since makes a spurious
-            // wake-up at worst: the join looks again).
-            fds.extend(child_fds.iter().map(|&fd| (fd, false)));
-        }
-        let timeout = blind.then_some(Duration::from_millis(50));
-        match sys::poll(&fds, timeout) {
-            Ok(ready) => wake_awaited(&awaited, &ready[first_awaited..]),
-            // An error (`ENOMEM`) is treated like a timeout: look again.
-            Err(_) => std::thread::yield_now(),
-        }
-        sys::eventfd_drain(wake.as_fd());
     }
-}
 
-/// Wakes (and unlists) each awaited join one of whose descriptors is `ready` (in the order of
-/// `awaited`'s descriptors).
-fn wake_awaited(awaited: &[(Arc<Child>, Vec<RawFd>)], mut ready: &[sys::Ready]) {
-    let mut news: Vec<&Arc<Child>> = Vec::new();
-    for (child, fds) in awaited {
-        let (mine, rest) = ready.split_at(fds.len().min(ready.len()));
-        ready = rest;
-        if mine.iter().any(|r| r.readable) {
-            news.push(child);
+    /// Wakes (and unlists) each awaited join one of whose descriptors is `ready` (in the order of
+    /// `awaited`'s descriptors).
+    fn wake_awaited(&self, awaited: &[(Arc<Child>, Vec<RawFd>)], mut ready: &[sys::Ready]) {
+        let mut news: Vec<&Arc<Child>> = Vec::new();
+        for (child, fds) in awaited {
+            let (mine, rest) = ready.split_at(fds.len().min(ready.len()));
+            ready = rest;
+            if mine.iter().any(|r| r.readable) {
+                news.push(child);
+            }
         }
-    }
-    if news.is_empty() {
-        return;
-    }
-    let wakers: Vec<std::task::Waker> = {
-        let mut children = children();
-        let (woken, kept) = std::mem::take(&mut children.awaited)
-            .into_iter()
-            .partition(|a| news.iter().any(|c| Arc::ptr_eq(c, &a.child)));
-        children.awaited = kept;
-        woken.into_iter().map(|a: Awaited| a.waker).collect()
-    };
-    for waker in wakers {
-        waker.wake();
-    }
-}
-
-/// Python's exit rule: terminate live daemon children, then join every live child.
-pub(crate) fn join_all_children() {
-    let list: Vec<Arc<Child>> = {
-        let mut children = children();
-        if children.live.is_empty() {
+        if news.is_empty() {
             return;
         }
-        std::mem::take(&mut children.live)
-    };
-    for child in list.iter().filter(|c| c.daemon) {
-        let _ = child.signal(sys::SIGTERM);
+        let wakers: Vec<std::task::Waker> = {
+            let mut children = self.lock();
+            let (woken, kept) = std::mem::take(&mut children.awaited)
+                .into_iter()
+                .partition(|a| news.iter().any(|c| Arc::ptr_eq(c, &a.child)));
+            children.awaited = kept;
+            woken.into_iter().map(|a: Awaited| a.waker).collect()
+        };
+        for waker in wakers {
+            waker.wake();
+        }
     }
-    for child in &list {
-        let mut st = child.lock();
-        let _ = child.wait(&mut st, None);
-    }
-}
 
-extern "C" fn at_exit() {
-    join_all_children();
-    crate::forkserver::shut_down();
+    /// Python's exit rule: terminate live daemon children, then join every live child.
+    pub(crate) fn join_all_children(&self) {
+        let list: Vec<Arc<Child>> = {
+            let mut children = self.lock();
+            if children.live.is_empty() {
+                return;
+            }
+            std::mem::take(&mut children.live)
+        };
+        for child in list.iter().filter(|c| c.daemon) {
+            let _ = child.signal(sys::SIGTERM);
+        }
+        for child in &list {
+            let mut st = child.lock();
+            let _ = child.wait(&mut st, None);
+        }
+    }
 }

@@ -8,10 +8,10 @@
 
 use crate::decode::decode_exact;
 use crate::fnref::{address_at, offset_of};
-use crate::frame::{self, FrameReader, Kind};
 use crate::handoff;
 use crate::identity::{self, Ident, Identity};
 use crate::protocol::Header;
+use crate::protocol::frame::{self, FrameReader, Kind};
 use crate::protocol::outcome::{Encoded, Outcome, Report};
 use crate::start_method::StartMethod;
 use crate::state::{self, parked_report, set_start_method};

@@ -93,7 +93,6 @@ mod entry;
 // free to change in any release.
 #[doc(hidden)]
 pub mod fnref;
-mod frame;
 #[doc(hidden)]
 pub mod handoff;
 mod identity;
@@ -102,7 +101,6 @@ mod process;
 mod protocol;
 mod server;
 pub mod signal;
-mod slots;
 mod spin;
 mod start_method;
 mod state;

@@ -4,11 +4,11 @@
 use crate::child::{self, Trampoline};
 use crate::decode::decode_exact;
 use crate::fnref::offset_of;
-use crate::frame::{self, Kind};
 use crate::handoff;
 use crate::identity::{Identity, ProcessInfo};
 use crate::parent::registry::Child;
 use crate::parent::server_conn;
+use crate::protocol::frame::{self, Kind};
 use crate::protocol::outcome::{Outcome, Report};
 use crate::protocol::{ENV, Header};
 use crate::start_method::StartMethod;

@@ -10,8 +10,8 @@
 //! another, as they do when a program starts short children one after another, then costs no
 //! wake-up of a sleeping server (60-80 µs on a small virtual machine).
 
-use crate::frame::{self, FrameReader, Kind};
 use crate::protocol::authenticate;
+use crate::protocol::frame::{self, FrameReader, Kind};
 use crate::spin::Spinner;
 use crate::{child, sys};
 use std::io::{self, IoSlice};

@@ -20,9 +20,9 @@
 //! every wait: nothing hangs. Reading the socket while sleeping also keeps a child with a large
 //! result from blocking.
 
-use crate::frame::{Frame, FrameReader, Kind, payload_u32};
 use crate::identity::ProcessInfo;
-use crate::slots::{self, Slot};
+use crate::protocol::frame::{Frame, FrameReader, Kind, payload_u32};
+use crate::protocol::slots::{self, Slot};
 use crate::spin::Spinner;
 use crate::sys;
 use std::io;
@@ -551,7 +551,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Registry(Mutex<Children>);
 
 /// What Fork children report through: a socket pair each, and this process's page of outcome
-/// slots (see [`crate::slots`]), handed out one slot per live child.
+/// slots (see [`crate::protocol::slots`]), handed out one slot per live child.
 ///
 /// (Socket pairs are not kept for reuse, though that would save a few microseconds a spawn:
 /// idle descriptors would outlive the children, which programs and tests that count their

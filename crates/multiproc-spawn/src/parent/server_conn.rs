@@ -31,8 +31,8 @@
 //! descriptor while ForkServer is in use.
 
 use super::registry::{self, Registry};
-use crate::frame::{self, FrameReader, Kind};
 use crate::protocol::ENV;
+use crate::protocol::frame::{self, FrameReader, Kind};
 use crate::sys;
 use multiproc_sync::{Error, Result};
 use std::io;

@@ -1,8 +1,12 @@
-//! What crosses a process boundary: the start-up variable, the bootstrap header, the frames
-//! on a bootstrap or control socket ([`frame`]), a Fork child's outcome slots ([`slots`]), and
-//! what a child reports ([`outcome`]). Nothing here reaches a process-wide global.
+//! What crosses a process boundary: the start-up variable ([`ENV`]) and the check of the
+//! socket it names ([`authenticate`]), the bootstrap [`Header`], the frames on a bootstrap or
+//! control socket ([`frame`]), a Fork child's outcome slots in a page shared with its parent
+//! ([`slots`]), and what a child reports ([`outcome`]). Nothing here reaches a process-wide
+//! global.
 
+pub(crate) mod frame;
 pub(crate) mod outcome;
+pub(crate) mod slots;
 
 use crate::identity::ProcessInfo;
 use crate::sys;

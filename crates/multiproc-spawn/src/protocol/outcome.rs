@@ -2,7 +2,7 @@
 //! value kept off the heap when small, [`Encoded`]) and the channel it reports through
 //! ([`Report`]: its socket, or a Fork child's outcome slot).
 
-use crate::slots::Slot;
+use super::slots::Slot;
 use std::os::fd::OwnedFd;
 
 /// What running the target gave, short of a panic.
@@ -84,6 +84,6 @@ pub(crate) struct Report {
     /// (so that a parent that stopped listening makes that write fail rather than block). A
     /// child that reports through its slot never pays for closing it.
     pub(crate) parents_end: Option<OwnedFd>,
-    /// A Fork child's outcome slot, in a page shared with its parent (see [`crate::slots`]).
+    /// A Fork child's outcome slot, in a page shared with its parent (see [`crate::protocol::slots`]).
     pub(crate) slot: Option<&'static Slot>,
 }

@@ -22,8 +22,9 @@ use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-/// The offset of a second non-generic, never-inlined function from [`anchor`](crate::fnref::anchor). (A generic
-/// function would not do: each codegen unit may hold its own copy of an instantiation.)
+/// The offset of a second non-generic, never-inlined function from
+/// [`anchor`](crate::fnref::anchor). (A generic function would not do: each codegen unit may
+/// hold its own copy of an instantiation.)
 #[inline(never)]
 pub(crate) fn fingerprint() -> isize {
     offset_of(run_fresh as fn(OwnedFd, bool) -> ! as usize)

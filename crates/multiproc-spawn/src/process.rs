@@ -6,7 +6,7 @@ use crate::decode::decode_exact;
 use crate::fnref::offset_of;
 use crate::handoff;
 use crate::identity::{Identity, ProcessInfo};
-use crate::parent::registry::Child;
+use crate::parent::record::Child;
 use crate::parent::server_conn;
 use crate::protocol::frame::{self, Kind};
 use crate::protocol::outcome::{Outcome, Report};

@@ -11,7 +11,8 @@
 //! above (process, child, entry) reach the page only through them.
 
 use crate::identity::{Ident, ProcessInfo};
-use crate::parent::registry::{ForkPool, Registry};
+use crate::parent::fork_pool::ForkPool;
+use crate::parent::registry::Registry;
 use crate::parent::server_conn::Server;
 use crate::protocol::outcome::Report;
 use crate::start_method::StartMethod;

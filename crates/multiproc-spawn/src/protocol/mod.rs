@@ -24,8 +24,8 @@ pub(crate) struct Header {
     pub(crate) trampoline: isize,
     /// Offset of the user's `fn(A) -> R` from [`anchor`](crate::fnref::anchor).
     pub(crate) target: isize,
-    /// Offset of a second known function from [`anchor`](crate::fnref::anchor): equal on both sides only if the
-    /// executables are identical.
+    /// Offset of a second known function from [`anchor`](crate::fnref::anchor): equal on both
+    /// sides only if the executables are identical.
     pub(crate) fingerprint: isize,
     pub(crate) name: String,
     pub(crate) daemon: bool,

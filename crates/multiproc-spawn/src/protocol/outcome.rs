@@ -84,6 +84,6 @@ pub(crate) struct Report {
     /// (so that a parent that stopped listening makes that write fail rather than block). A
     /// child that reports through its slot never pays for closing it.
     pub(crate) parents_end: Option<OwnedFd>,
-    /// A Fork child's outcome slot, in a page shared with its parent (see [`crate::protocol::slots`]).
+    /// A Fork child's outcome slot, in a page shared with its parent (see [`super::slots`]).
     pub(crate) slot: Option<&'static Slot>,
 }

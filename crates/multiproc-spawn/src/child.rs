@@ -7,64 +7,27 @@
 //! None of them ever returns: they end with `_exit`, so no code of the parent's `main` runs.
 
 use crate::decode::decode_exact;
-use crate::frame::{self, FrameReader, Kind};
+use crate::fnref::{address_at, offset_of};
 use crate::handoff;
-use crate::identity::{self, Ident, Identity, ProcessInfo};
-use crate::registry;
-use crate::slots::Slot;
+use crate::identity::{self, Ident, Identity};
+use crate::protocol::Header;
+use crate::protocol::frame::{self, FrameReader, Kind};
+use crate::protocol::outcome::{Encoded, Outcome, Report};
 use crate::start_method::StartMethod;
-use crate::state::{self, STATE, set_start_method};
+use crate::state::{self, parked_report, set_start_method};
 use crate::sys;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::MutexGuard;
 
-/// What the parent tells a fresh child, ahead of the argument bytes.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Header {
-    /// Offset of the monomorphised trampoline from [`anchor`].
-    pub(crate) trampoline: isize,
-    /// Offset of the user's `fn(A) -> R` from [`anchor`].
-    pub(crate) target: isize,
-    /// Offset of a second known function from [`anchor`]: equal on both sides only if the
-    /// executables are identical.
-    pub(crate) fingerprint: isize,
-    pub(crate) name: String,
-    pub(crate) daemon: bool,
-    pub(crate) parent: ProcessInfo,
-    pub(crate) start_method: u8,
-}
-
-/// A fixed point in this executable; function addresses travel as offsets from it, because
-/// address-space layout randomisation moves the whole binary between processes.
-#[inline(never)]
-pub(crate) fn anchor() {}
-
-/// The address of `f` relative to [`anchor`].
-pub(crate) fn offset_of(f: usize) -> isize {
-    f.wrapping_sub(anchor as fn() as usize) as isize
-}
-
-pub(crate) fn address_at(offset: isize) -> usize {
-    (anchor as fn() as usize).wrapping_add(offset as usize)
-}
-
-/// The offset of a second non-generic, never-inlined function from [`anchor`]. (A generic
-/// function would not do: each codegen unit may hold its own copy of an instantiation.)
+/// The offset of a second non-generic, never-inlined function from
+/// [`anchor`](crate::fnref::anchor). (A generic function would not do: each codegen unit may
+/// hold its own copy of an instantiation.)
 #[inline(never)]
 pub(crate) fn fingerprint() -> isize {
     offset_of(run_fresh as fn(OwnedFd, bool) -> ! as usize)
-}
-
-/// What running the target gave, short of a panic.
-pub(crate) enum Outcome {
-    /// The encoded return value and the descriptors of handles inside it.
-    Value(Encoded, Vec<OwnedFd>),
-    /// The arguments could not be decoded or the result encoded.
-    Failed(String),
 }
 
 /// Every trampoline has this one signature, so its address can travel and be called.
@@ -93,87 +56,6 @@ pub(crate) fn encode_value<R: Serialize>(value: &R) -> Outcome {
         (Ok(bytes), fds) => Outcome::Value(bytes, fds),
         (Err(e), _) => Outcome::Failed(format!("could not encode the result: {e}")),
     }
-}
-
-/// How many bytes of an encoded result stay inline, off the heap: room for numbers, small
-/// tuples and short strings, while an [`Outcome`] stays small enough to move without a call to
-/// `memcpy` (in a forked child, the first call to a C library routine can cost a page fault).
-const INLINE: usize = 32;
-
-/// A postcard output that keeps a small value inline and moves to the heap only when it grows
-/// past [`INLINE`] bytes. A freshly forked child shares every heap page with its parent
-/// copy-on-write, so each page that `malloc` writes costs it a page fault (about a microsecond
-/// on a virtual machine); a small result then costs none.
-pub(crate) struct Encoded {
-    inline: [u8; INLINE],
-    len: usize,
-    heap: Option<Vec<u8>>,
-}
-
-impl Default for Encoded {
-    fn default() -> Self {
-        Encoded {
-            inline: [0; INLINE],
-            len: 0,
-            heap: None,
-        }
-    }
-}
-
-impl Encoded {
-    /// The encoded bytes.
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        match &self.heap {
-            Some(v) => v,
-            None => &self.inline[..self.len],
-        }
-    }
-}
-
-impl postcard::ser_flavors::Flavor for Encoded {
-    type Output = Encoded;
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if let Some(v) = &mut self.heap {
-            v.extend_from_slice(data);
-        } else if let Some(room) = self.inline.get_mut(self.len..self.len + data.len()) {
-            room.copy_from_slice(data);
-            self.len += data.len();
-        } else {
-            let mut v = Vec::with_capacity((self.len + data.len()).max(2 * INLINE));
-            v.extend_from_slice(&self.inline[..self.len]);
-            v.extend_from_slice(data);
-            self.heap = Some(v);
-        }
-        Ok(())
-    }
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.try_extend(&[data])
-    }
-
-    fn finalize(self) -> postcard::Result<Encoded> {
-        Ok(self)
-    }
-}
-
-/// How a child reports its outcome to its parent.
-#[derive(Debug)]
-pub(crate) struct Report {
-    /// Our end of the socket pair.
-    pub(crate) sock: OwnedFd,
-    /// A Fork child's copy of the parent's end, closed only when the child writes to the socket
-    /// (so that a parent that stopped listening makes that write fail rather than block). A
-    /// child that reports through its slot never pays for closing it.
-    pub(crate) parents_end: Option<OwnedFd>,
-    /// A Fork child's outcome slot, in a page shared with its parent (see [`crate::slots`]).
-    pub(crate) slot: Option<&'static Slot>,
-}
-
-/// Our [`Report`] while the target runs, kept in the process state so that a child the target
-/// forks closes its copies of our descriptors.
-pub(crate) fn parked_report() -> MutexGuard<'static, Option<Report>> {
-    STATE.0.report.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs a fresh child (Spawn or fork server) on its bootstrap socket. Never returns.
@@ -329,7 +211,7 @@ pub(crate) fn finish(report: Report, outcome: Result<Outcome, String>) -> ! {
         Err(panic) => (Kind::ResultPanic, panic.as_bytes(), &[][..], 1),
     };
     let _ = std::io::stdout().flush();
-    registry::join_all_children();
+    state::registry().join_all_children();
     if let Some(slot) = report.slot
         && fds.is_empty()
         && slot.put(kind, payload)

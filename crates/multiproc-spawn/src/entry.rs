@@ -18,26 +18,22 @@
 //!   when the pair is made) by our parent, running as our effective user. multiproc makes the
 //!   pair in the process that starts the child with `posix_spawn`, so that process is the
 //!   child's parent; the fork server's children check against the server's own, checked,
-//!   parent (see [`crate::forkserver`]). A process that fails the check exits with status 1
+//!   parent (see `server.rs`). A process that fails the check exits with status 1
 //!   and a line on standard error, before it reads a byte: it was started as a child and must
 //!   not run `main` (the parent may have died in between, and a second run of the program's
 //!   `main` could repeat anything it does).
+//!
+//! Nothing imports this module: the variable's name ([`ENV`]) and the check of the socket
+//! ([`authenticate`]) are in `protocol/`, the note that the hook ran in `state.rs`.
 
-use crate::{child, forkserver, sys};
+use crate::protocol::{ENV, authenticate};
+use crate::{child, server, state, sys};
 use std::io::Write;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// `child:<fd>` (a Spawn child) or `server:<fd>` (the fork server); the descriptor is the
-/// inherited bootstrap socket.
-pub(crate) const ENV: &str = "MULTIPROC_BOOTSTRAP";
-
-/// Set by the hook, first thing: a process where it is unset never ran the hook.
-static HOOK_RAN: AtomicBool = AtomicBool::new(false);
 
 #[ctor::ctor(unsafe)]
 fn multiproc_start_hook() {
-    HOOK_RAN.store(true, Ordering::Relaxed);
+    state::hook_ran();
     let Some(value) = std::env::var_os(ENV) else {
         return;
     };
@@ -69,32 +65,9 @@ fn multiproc_start_hook() {
     let _ = sys::set_cloexec(std::os::fd::AsFd::as_fd(&sock));
     match mode {
         "child" => child::run_fresh(sock, false),
-        "server" => forkserver::serve(sock, parent),
+        "server" => server::serve(sock, parent),
         _ => refuse(&value, "unknown mode"),
     }
-}
-
-/// Checks that `fd` is a Unix socket whose other end was made by process `expected_pid`,
-/// running as our effective user. Touches nothing but `getsockopt`, so a descriptor that fails
-/// (a terminal on fd 0, say) is left as it was.
-pub(crate) fn authenticate(fd: RawFd, expected_pid: u32) -> Result<(), String> {
-    let peer = sys::unix_peer(fd)
-        .map_err(|e| format!("descriptor {fd} is not a Unix socket we can check ({e})"))?;
-    let uid = sys::geteuid();
-    if peer.uid != uid {
-        return Err(format!(
-            "the socket's other end belongs to uid {}, not to ours ({uid})",
-            peer.uid
-        ));
-    }
-    // 0: that process (or our parent) is outside our pid namespace, so we cannot tell.
-    if expected_pid == 0 || peer.pid != expected_pid {
-        return Err(format!(
-            "the socket's other end was made by process {}, not by our parent ({expected_pid})",
-            peer.pid
-        ));
-    }
-    Ok(())
 }
 
 /// Turns down a start-up order and exits with 1 (see the module docs for why not `main`).
@@ -106,16 +79,4 @@ fn refuse(value: &str, why: &str) -> ! {
         "multiproc: refusing {ENV}={value}: {why}"
     );
     sys::exit_now(1)
-}
-
-/// Whether the hook ran in this binary: `spawn` refuses to start children otherwise, since a
-/// child would then run the program's `main` again.
-pub(crate) fn hook_is_linked() -> bool {
-    HOOK_RAN.load(Ordering::Relaxed)
-}
-
-/// Whether this process ignores the start-up variable (started with elevated rights), so a
-/// Spawn or ForkServer child of it would run `main` instead of its target.
-pub(crate) fn hook_is_disabled() -> bool {
-    sys::secure_exec()
 }

@@ -15,7 +15,6 @@
 //! assert_eq!(f(21), 42);
 //! ```
 
-use crate::child;
 use serde::{Deserialize, Serialize};
 
 /// A function address as an offset from a fixed point of the executable.
@@ -25,13 +24,13 @@ pub struct FnRef(isize);
 impl FnRef {
     /// The reference to the function at `address` (`f as usize`).
     pub fn new(address: usize) -> FnRef {
-        FnRef(child::offset_of(address))
+        FnRef(offset_of(address))
     }
 
     /// The function's address in this process. Only meaningful in this executable: in the
     /// process that made the reference or in a child multiproc started from it.
     pub fn address(self) -> usize {
-        child::address_at(self.0)
+        address_at(self.0)
     }
 
     /// The offset itself, to write into a message.
@@ -43,4 +42,19 @@ impl FnRef {
     pub fn from_offset(offset: isize) -> FnRef {
         FnRef(offset)
     }
+}
+
+/// A fixed point in this executable; function addresses travel as offsets from it, because
+/// address-space layout randomisation moves the whole binary between processes.
+#[inline(never)]
+pub(crate) fn anchor() {}
+
+/// The address of `f` relative to [`anchor`].
+pub(crate) fn offset_of(f: usize) -> isize {
+    f.wrapping_sub(anchor as fn() as usize) as isize
+}
+
+/// The address at `offset` from [`anchor`] in this process.
+pub(crate) fn address_at(offset: isize) -> usize {
+    (anchor as fn() as usize).wrapping_add(offset as usize)
 }

@@ -93,15 +93,14 @@ mod entry;
 // free to change in any release.
 #[doc(hidden)]
 pub mod fnref;
-mod forkserver;
-mod frame;
 #[doc(hidden)]
 pub mod handoff;
 mod identity;
+mod parent;
 mod process;
-mod registry;
+mod protocol;
+mod server;
 pub mod signal;
-mod slots;
 mod spin;
 mod start_method;
 mod state;

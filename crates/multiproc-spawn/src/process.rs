@@ -1,22 +1,26 @@
 //! `Process<R>` and its builder: start a function in another process under one of the three
 //! start methods, then watch, signal and join it.
 
-use crate::child::{self, Header, Outcome, Trampoline};
+use crate::child::{self, Trampoline};
 use crate::decode::decode_exact;
-use crate::frame::{self, Kind};
+use crate::fnref::offset_of;
 use crate::handoff;
 use crate::identity::{Identity, ProcessInfo};
-use crate::registry::{self, Child};
+use crate::parent::record::Child;
+use crate::parent::server_conn;
+use crate::protocol::frame::{self, Kind};
+use crate::protocol::outcome::{Outcome, Report};
+use crate::protocol::{ENV, Header};
 use crate::start_method::StartMethod;
 use crate::state::{self, get_start_method};
-use crate::{entry, forkserver, sys};
+use crate::sys;
 use multiproc_sync::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 /// Starts `f(args)` in a new process with the default settings, like Python's
@@ -232,11 +236,11 @@ impl ProcessBuilder {
         // lock held by another thread would stay locked for ever. (Standard output's last: code
         // that holds one of ours may print, a tracing subscriber say, never the other way.)
         let mut ident = state::identity();
-        let mut children = registry::children();
-        let mut pool = registry::fork_pool();
-        let kit = pool.take()?;
-        let mut server = forkserver::server();
-        let mut parked = child::parked_report();
+        let mut children = state::registry().lock();
+        let mut pool = state::fork_pool();
+        let kit = pool.take(state::fork_pool_lock())?;
+        let mut server = state::server();
+        let mut parked = state::parked_report();
         let stdout = child::prepare_fork();
         // SAFETY: the locks above are held across the fork, and the child below touches no
         // other lock of ours before it runs the target; it never returns into the caller.
@@ -257,7 +261,7 @@ impl ProcessBuilder {
                 child::take_identity(&mut ident, me, true);
                 crate::signal::rearm_after_fork();
                 drop((stdout, ident, children, pool, server, parked));
-                let report = child::Report {
+                let report = Report {
                     sock: kit.theirs,
                     parents_end: Some(kit.mine),
                     slot: kit.slot,
@@ -282,7 +286,7 @@ impl ProcessBuilder {
         fds: &[OwnedFd],
     ) -> Result<Process<R>> {
         check_hook()?;
-        if entry::hook_is_disabled() {
+        if state::hook_is_disabled() {
             return Err(Error::Invalid(format!(
                 "{method:?} is unavailable in a program started with elevated rights (setuid, \
                  setgid or file capabilities: AT_SECURE), whose children ignore multiproc's \
@@ -291,8 +295,8 @@ impl ProcessBuilder {
         }
         let name = self.name.clone().unwrap_or_else(state::next_child_name);
         let header = Header {
-            trampoline: child::offset_of(trampoline),
-            target: child::offset_of(target),
+            trampoline: offset_of(trampoline),
+            target: offset_of(target),
             fingerprint: child::fingerprint(),
             name: name.clone(),
             daemon: self.daemon,
@@ -310,14 +314,19 @@ impl ProcessBuilder {
         let child = if method == StartMethod::Spawn {
             let (mine, theirs) = sys::socketpair()?;
             let value = format!("child:{}", theirs.as_raw_fd());
-            let pid = sys::spawn_self("--multiproc-child", (entry::ENV, &value), theirs.as_fd())?;
+            let pid = sys::spawn_self("--multiproc-child", (ENV, &value), theirs.as_fd())?;
             drop(theirs);
             bootstrap(mine.as_fd());
             Child::spawned(pid, name, self.daemon, mine)
         } else {
             // The arguments go into a spare child's socket, or out while the server forks: the
             // child reads them as soon as it exists.
-            let started = forkserver::start_child(self.daemon, bootstrap)?;
+            let started = server_conn::start_child(
+                &mut state::server(),
+                state::registry(),
+                self.daemon,
+                bootstrap,
+            )?;
             match started.server_pidfd {
                 None => Child::adopted(started.pid, name, self.daemon, started.sock),
                 Some(pidfd) => {
@@ -339,15 +348,24 @@ fn register<R>(child: Child, method: StartMethod) -> Process<R> {
         "started a child process"
     );
     let child = Arc::new(child);
-    registry::register(Arc::clone(&child));
+    static AT_EXIT: Once = Once::new();
+    AT_EXIT.call_once(|| sys::register_atexit(at_exit));
+    state::registry().register(Arc::clone(&child));
     Process {
         child,
         _result: PhantomData,
     }
 }
 
+/// At normal exit: Python's rule for live children (terminate the daemons, join them all),
+/// then close the connection to the fork server, which makes it exit.
+extern "C" fn at_exit() {
+    state::registry().join_all_children();
+    server_conn::shut_down(&mut state::server());
+}
+
 fn check_hook() -> Result<()> {
-    if entry::hook_is_linked() {
+    if state::hook_is_linked() {
         Ok(())
     } else {
         Err(Error::Invalid(
@@ -526,7 +544,7 @@ impl<R: DeserializeOwned> Process<R> {
                 st.note.take(),
             )
         };
-        registry::unregister(&self.child);
+        state::registry().unregister(&self.child);
         let note = note.map(|n| format!(" ({n})")).unwrap_or_default();
         match outcome {
             Some(frame) if frame.kind == Kind::ResultOk && exit == 0 => {
@@ -576,7 +594,7 @@ impl<R: DeserializeOwned> Process<R> {
     /// ```
     pub async fn join_async(self) -> Result<R> {
         std::future::poll_fn(|cx| {
-            if self.child.poll_finished(cx.waker()) {
+            if self.child.poll_finished(state::registry(), cx.waker()) {
                 std::task::Poll::Ready(())
             } else {
                 std::task::Poll::Pending
@@ -596,9 +614,9 @@ impl<R> Drop for Process<R> {
                 .unwrap_or(true)
         };
         if finished {
-            registry::unregister(&self.child);
+            state::registry().unregister(&self.child);
         } else {
-            registry::adopt_orphan(Arc::clone(&self.child));
+            state::registry().adopt_orphan(Arc::clone(&self.child));
         }
     }
 }
@@ -609,7 +627,7 @@ impl<R> Drop for Process<R> {
 /// assert!(multiproc_spawn::active_children().is_empty());
 /// ```
 pub fn active_children() -> Vec<ProcessInfo> {
-    registry::active_children()
+    state::registry().active_children()
 }
 
 // A Process is used from one thread at a time (`&mut self`), but may move between threads.

@@ -6,15 +6,18 @@
 //! two or three pages; gathered in one aligned block they cost one fault each side.
 //!
 //! The page sits above the types it holds: the modules that define them (identity, start
-//! method…) import nothing from here, and the accessors that reach the page live here.
+//! method, the parent's registry, fork pool and fork-server connection, a child's report)
+//! import nothing from here, and the accessors that reach the page live here. The modules
+//! above (process, child, entry) reach the page only through them.
 
-use crate::child::Report;
-use crate::forkserver::Server;
 use crate::identity::{Ident, ProcessInfo};
-use crate::registry::{Children, ForkPool};
+use crate::parent::fork_pool::ForkPool;
+use crate::parent::registry::Registry;
+use crate::parent::server_conn::Server;
+use crate::protocol::outcome::Report;
 use crate::start_method::StartMethod;
 use crate::sys;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// See the module docs. Each module reaches its field through its own accessor.
@@ -25,7 +28,7 @@ pub(crate) struct State {
     /// How a child reports to its parent while its target runs (see [`crate::child`]).
     pub(crate) report: Mutex<Option<Report>>,
     /// Every child this process started that has not been seen to finish.
-    pub(crate) children: Mutex<Children>,
+    pub(crate) registry: Registry,
     /// Socket pairs and outcome slots for Fork children.
     pub(crate) fork_pool: Mutex<ForkPool>,
     /// The connection to this process's fork server.
@@ -44,15 +47,68 @@ const _: () = assert!(std::mem::size_of::<State>() <= 1024);
 pub(crate) static STATE: Aligned = Aligned(State {
     identity: Mutex::new(Ident::EMPTY),
     report: Mutex::new(None),
-    children: Mutex::new(Children::EMPTY),
+    registry: Registry::new(),
     fork_pool: Mutex::new(ForkPool::EMPTY),
     server: Mutex::new(None),
     start_method: AtomicU8::new(StartMethod::ForkServer.to_u8()),
 });
 
+/// Locks `m` (a poisoned lock is still usable: every update leaves its data consistent).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Every child this process started that has not been seen to finish, with the orphan reaper.
+pub(crate) fn registry() -> &'static Registry {
+    &STATE.0.registry
+}
+
+/// The lock the Fork children's socket pairs and outcome slots sit in (a slot's ticket finds
+/// its way back to it).
+pub(crate) fn fork_pool_lock() -> &'static Mutex<ForkPool> {
+    &STATE.0.fork_pool
+}
+
+/// The Fork children's socket pairs and outcome slots, locked.
+pub(crate) fn fork_pool() -> MutexGuard<'static, ForkPool> {
+    lock(fork_pool_lock())
+}
+
+/// The connection to this process's fork server, locked.
+pub(crate) fn server() -> MutexGuard<'static, Option<Server>> {
+    lock(&STATE.0.server)
+}
+
+/// Our [`Report`] while the target runs, kept in the process state so that a child the target
+/// forks closes its copies of our descriptors.
+pub(crate) fn parked_report() -> MutexGuard<'static, Option<Report>> {
+    lock(&STATE.0.report)
+}
+
+/// Set by the start-up hook, first thing: a process where it is unset never ran the hook.
+/// (Off the page: it is written once, before `main`, and read only when a child starts.)
+static HOOK_RAN: AtomicBool = AtomicBool::new(false);
+
+/// Notes that the start-up hook ran in this binary (called by the hook, first thing).
+pub(crate) fn hook_ran() {
+    HOOK_RAN.store(true, Ordering::Relaxed);
+}
+
+/// Whether the hook ran in this binary: `spawn` refuses to start children otherwise, since a
+/// child would then run the program's `main` again.
+pub(crate) fn hook_is_linked() -> bool {
+    HOOK_RAN.load(Ordering::Relaxed)
+}
+
+/// Whether this process ignores the start-up variable (started with elevated rights), so a
+/// Spawn or ForkServer child of it would run `main` instead of its target.
+pub(crate) fn hook_is_disabled() -> bool {
+    sys::secure_exec()
+}
+
 /// Locks this process's identity (a poisoned lock is still usable: the data is replaced whole).
 pub(crate) fn identity() -> MutexGuard<'static, Ident> {
-    STATE.0.identity.lock().unwrap_or_else(|e| e.into_inner())
+    lock(&STATE.0.identity)
 }
 
 /// Returns this process's description: `MainProcess` in the program's own process.

@@ -70,7 +70,7 @@ fn seven(_: ()) -> u32 {
     7
 }
 
-/// The bootstrap header, as the spawn crate lays it out (`child::Header`).
+/// The bootstrap header, as the spawn crate lays it out (`protocol::Header`).
 #[derive(Serialize)]
 struct Header {
     trampoline: isize,
@@ -82,7 +82,7 @@ struct Header {
     start_method: u8,
 }
 
-/// The executable's fingerprint (the offset of `child::run_fresh` from `child::anchor`), read
+/// The executable's fingerprint (the offset of `child::run_fresh` from `fnref::anchor`), read
 /// from its symbol table; `None` without `nm` or symbols (the frame then fails the fingerprint
 /// check, which an unchecked hook still reached: it answered on the socket and exited 1).
 fn fingerprint(exe: &Path) -> Option<isize> {
@@ -93,7 +93,7 @@ fn fingerprint(exe: &Path) -> Option<isize> {
             .find(|l| l.contains(name))
             .and_then(|l| isize::from_str_radix(l.split_whitespace().next()?, 16).ok())
     };
-    Some(addr("5child9run_fresh17h")? - addr("5child6anchor17h")?)
+    Some(addr("5child9run_fresh17h")? - addr("5fnref6anchor17h")?)
 }
 
 /// A well-formed `Bootstrap` frame that names [`pwned`].

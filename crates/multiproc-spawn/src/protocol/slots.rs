@@ -25,7 +25,7 @@
 //! parent reads the socket instead. The page is never unmapped: a forked child goes on using
 //! its parent's page to report, while its own children get a page of its own.
 
-use crate::frame::Kind;
+use super::frame::Kind;
 use crate::sys;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -17,7 +17,7 @@
 //! | server → parent | `Status` (fork-server children only) | exit code (i32) | |
 //!
 //! A Fork child leaves a small outcome without handles in its slot of a page shared with the
-//! parent instead (see [`crate::slots`]). The fork server's control socket carries `Request`
+//! parent instead (see [`super::slots`]). The fork server's control socket carries `Request`
 //! frames from the parent (daemon flag, with the child's end of a fresh socket pair attached),
 //! each answered by the server with `Hello` (the child's pid, with a pidfd of it attached) or
 //! `ServerError` (why it could not fork).

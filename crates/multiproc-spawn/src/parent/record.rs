@@ -1,4 +1,4 @@
-//! The parent's record of each child, and the process-wide list of live children.
+//! The parent's record of one child ([`Child`]): how it is watched, waited for, signalled.
 //!
 //! A child is watched through its bootstrap socket and its exit, never through `SIGCHLD`:
 //! - the socket brings the outcome frame (and, for a child of the fork server's own, a daemon,
@@ -16,15 +16,16 @@
 //! every wait: nothing hangs. Reading the socket while sleeping also keeps a child with a large
 //! result from blocking.
 
-use crate::frame::{Frame, FrameReader, Kind, payload_u32};
+use super::fork_pool::Ticket;
+use super::registry::Registry;
 use crate::identity::ProcessInfo;
-use crate::slots::{self, Slot};
+use crate::protocol::frame::{Frame, FrameReader, Kind, payload_u32};
+use crate::protocol::slots::Slot;
 use crate::spin::Spinner;
-use crate::state::STATE;
 use crate::sys;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long after a forked child's start a wait looks (yielding the CPU between looks) before it
@@ -63,11 +64,13 @@ pub(crate) struct Child {
 pub(crate) struct ChildState {
     /// The bootstrap socket; `None` once the handle was dropped (nobody wants the result).
     pub(crate) sock: Option<OwnedFd>,
-    /// For a Fork child: its outcome slot, and where the slot goes back to (see [`ForkPool`]).
+    /// For a Fork child: its outcome slot, and where the slot goes back to (see
+    /// [`ForkPool`](super::fork_pool::ForkPool)).
     slot: Option<&'static Slot>,
     ticket: Option<Ticket>,
     /// A Fork child's end of the socket pair, kept so that the pair can serve the next Fork
-    /// child if this one never wrote into it (see [`ForkPool::spare`]).
+    /// child if this one never wrote into it (see the spare of
+    /// [`ForkPool`](super::fork_pool::ForkPool)).
     theirs: Option<OwnedFd>,
     /// The outcome came through the slot, so the socket was never written to.
     via_slot: bool,
@@ -101,7 +104,7 @@ impl Child {
         Child::new(pid, name, daemon, None, state, SPIN)
     }
 
-    /// A fork-server child born our own (see [`crate::forkserver`]): reaped here like a Fork
+    /// A fork-server child born our own (see [`super::server_conn`]): reaped here like a Fork
     /// child.
     pub(crate) fn adopted(pid: u32, name: String, daemon: bool, sock: OwnedFd) -> Child {
         let state = ChildState {
@@ -177,7 +180,7 @@ impl Child {
     }
 
     /// The child's pidfd, opened now if need be; `Ok(None)` once a direct child was reaped.
-    fn pidfd(&self) -> io::Result<Option<BorrowedFd<'_>>> {
+    pub(super) fn pidfd(&self) -> io::Result<Option<BorrowedFd<'_>>> {
         if let Some(fd) = self.pidfd.get() {
             return Ok(Some(fd.as_fd()));
         }
@@ -255,8 +258,12 @@ impl Child {
     /// One step of an async join: takes in whatever has arrived (reading the socket, so that
     /// a child with a large result is never blocked) and answers whether the child has
     /// finished; if not, asks the reaper thread to wake `waker` when the socket or the exit
-    /// has news (see [`await_news`]). An error counts as finished, as in `Process::poll`.
-    pub(crate) fn poll_finished(self: &Arc<Self>, waker: &std::task::Waker) -> bool {
+    /// has news (see [`Registry::await_news`]). An error counts as finished, as in `Process::poll`.
+    pub(crate) fn poll_finished(
+        self: &Arc<Self>,
+        registry: &'static Registry,
+        waker: &std::task::Waker,
+    ) -> bool {
         let fds = {
             let mut st = self.lock();
             if self.absorb(&mut st, true).is_err() || st.exit.is_some() {
@@ -272,7 +279,7 @@ impl Child {
                 Err(_) => return true,
             }
         };
-        await_news(Arc::clone(self), fds, waker.clone());
+        registry.await_news(Arc::clone(self), fds, waker.clone());
         false
     }
 
@@ -439,7 +446,7 @@ impl Drop for Child {
                 (true, Some(mine), Some(theirs)) if nothing_to_read(&mine) => Some((mine, theirs)),
                 _ => None,
             };
-            fork_pool().give_back(&ticket, clean);
+            ticket.give_back(clean);
         }
     }
 }
@@ -459,436 +466,11 @@ fn guess_exit(st: &ChildState) -> i32 {
     }
 }
 
-/// The children this process started that have not been seen to finish, and the orphan
-/// reaper's state.
-#[derive(Debug, Default)]
-pub(crate) struct Children {
-    /// Every child not seen to finish (`active_children`, and the joins at exit).
-    live: Vec<Arc<Child>>,
-    /// Those of them whose handle was dropped while they ran: the reaper watches them.
-    orphans: Vec<Arc<Child>>,
-    /// The reaper thread's wake-up eventfd, while that thread runs (it ends when no orphan is
-    /// left, and the eventfd closes with it).
-    reaper: Option<Arc<OwnedFd>>,
-    /// Async joins waiting for news of a child: the reaper watches their descriptors too.
-    awaited: Vec<Awaited>,
-}
-
-/// An async join parked until one of `fds` (the child's socket or pidfd) has news.
-#[derive(Debug)]
-struct Awaited {
-    /// Keeps the descriptors open while they are watched.
-    child: Arc<Child>,
-    fds: Vec<RawFd>,
-    waker: std::task::Waker,
-}
-
-impl Children {
-    /// Nothing yet (a `const`, for the process-wide state).
-    pub(crate) const EMPTY: Children = Children {
-        live: Vec::new(),
-        orphans: Vec::new(),
-        reaper: None,
-        awaited: Vec::new(),
-    };
-
-    /// In a forked child: our parent's children are not ours, and its reaper thread does not
-    /// exist here. Forgotten, not dropped, and touched only where there is something to forget:
-    /// a forked child pays a page fault for every page it writes.
-    pub(crate) fn forget_parents(&mut self) {
-        if self.live.capacity() != 0
-            || self.orphans.capacity() != 0
-            || self.awaited.capacity() != 0
-            || self.reaper.is_some()
-        {
-            std::mem::forget(std::mem::take(self));
-        }
-    }
-
-    /// Forgets `child` (it has finished).
-    fn remove(&mut self, child: &Arc<Child>) {
-        self.live.retain(|c| !Arc::ptr_eq(c, child));
-        if !self.orphans.is_empty() {
-            self.orphans.retain(|c| !Arc::ptr_eq(c, child));
-        }
-    }
-
-    /// The reaper's eventfd if it must be started now: there are orphans and no reaper thread.
-    fn reaper_to_start(&mut self) -> Option<Arc<OwnedFd>> {
-        if (self.orphans.is_empty() && self.awaited.is_empty()) || self.reaper.is_some() {
-            return None;
-        }
-        match sys::eventfd() {
-            Ok(fd) => {
-                let fd = Arc::new(fd);
-                self.reaper = Some(Arc::clone(&fd));
-                Some(fd)
-            }
-            Err(e) => {
-                // The orphans stay listed: the next spawn or `active_children` tries again.
-                tracing::warn!(error = %e, "could not make the orphan reaper's eventfd");
-                None
-            }
-        }
-    }
-}
-
-/// Every child this process started that has not been seen to finish.
-pub(crate) fn children() -> MutexGuard<'static, Children> {
-    STATE.0.children.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// What Fork children report through: a socket pair each, and this process's page of outcome
-/// slots (see [`crate::slots`]), handed out one slot per live child.
-///
-/// (Socket pairs are not kept for reuse, though that would save a few microseconds a spawn:
-/// idle descriptors would outlive the children, which programs and tests that count their
-/// descriptors rightly take for a leak.)
-#[derive(Debug)]
-pub(crate) struct ForkPool {
-    /// Bumped in each forked child, so that a slot of the parent's (a `Process` handle the
-    /// child inherited and drops) is never given out again by the child.
-    generation: u64,
-    /// This process's page of outcome slots, mapped on first use.
-    slots: Option<&'static [Slot]>,
-    /// Which slots are free (bit i: slot i).
-    free_slots: u64,
-    /// A socket pair (ours, the child's) that served a finished Fork child which reported
-    /// through its slot, so nothing was ever written into it, or a fresh one where that child's
-    /// pair was used and closed (see [`ForkPool::give_back`]). Every Fork child inherits it,
-    /// like every other descriptor of ours, and never uses it: only the child it is handed to
-    /// writes into it, and only the parent reads. One cost, as with the pairs of siblings a
-    /// Fork child inherits anyway: a child whose large result goes through a reused pair, and
-    /// whose handle was dropped unjoined, gets no EPIPE (and so does not exit) until the older
-    /// Fork children that still hold a copy of our end have ended.
-    spare: Option<(OwnedFd, OwnedFd)>,
-}
-
-/// What one Fork child gets from the [`ForkPool`].
-#[derive(Debug)]
-pub(crate) struct ForkKit {
-    /// Our end of a fresh socket pair (close-on-exec, like the other).
-    pub(crate) mine: OwnedFd,
-    /// The child's end.
-    pub(crate) theirs: OwnedFd,
-    pub(crate) slot: Option<&'static Slot>,
-    /// Where the slot goes back to.
-    pub(crate) ticket: Ticket,
-}
-
-/// How a finished Fork child's slot finds its way back to the [`ForkPool`].
-#[derive(Debug)]
-pub(crate) struct Ticket {
-    generation: u64,
-    slot: Option<usize>,
-}
-
-pub(crate) fn fork_pool() -> MutexGuard<'static, ForkPool> {
-    STATE.0.fork_pool.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl ForkPool {
-    /// No page yet.
-    pub(crate) const EMPTY: ForkPool = ForkPool {
-        generation: 0,
-        slots: None,
-        free_slots: 0,
-        spare: None,
-    };
-
-    /// A socket pair and, if one is free, an empty slot for a new Fork child.
-    pub(crate) fn take(&mut self) -> io::Result<ForkKit> {
-        let (mine, theirs) = match self.spare.take() {
-            Some(pair) => pair,
-            None => sys::socketpair()?,
-        };
-        if self.slots.is_none() {
-            self.slots = slots::map_page();
-            self.free_slots = match self.slots {
-                Some(page) if page.len() < 64 => (1u64 << page.len()) - 1,
-                Some(_) => u64::MAX,
-                None => 0,
-            };
-        }
-        let (slot, index) = match self.slots {
-            Some(page) if self.free_slots != 0 => {
-                let i = self.free_slots.trailing_zeros() as usize;
-                self.free_slots &= !(1 << i);
-                page[i].reset();
-                (Some(&page[i]), Some(i))
-            }
-            _ => (None, None),
-        };
-        Ok(ForkKit {
-            mine,
-            theirs,
-            slot,
-            ticket: Ticket {
-                generation: self.generation,
-                slot: index,
-            },
-        })
-    }
-
-    /// In a forked child: the parent's slots are not ours (the page stays mapped, since the
-    /// child reports through it), and what the parent's children hold must never come back.
-    pub(crate) fn forget_parents(&mut self) {
-        self.slots = None;
-        self.free_slots = 0;
-        self.generation += 1;
-        if let Some(pair) = self.spare.take() {
-            // The parent's pair: never ours to hand out. Left open, since closing costs two
-            // system calls on the way to the target; it goes with the process.
-            std::mem::forget(pair);
-        }
-    }
-
-    fn give_back(&mut self, ticket: &Ticket, pair: Option<(OwnedFd, OwnedFd)>) {
-        if self.generation != ticket.generation {
-            // A record this process inherited from its parent (see `forget_parents`).
-            return;
-        }
-        if let Some(i) = ticket.slot {
-            self.free_slots |= 1 << i;
-        }
-        if self.spare.is_none() {
-            // A pair written into (or of a child killed half-way) is closed, and a fresh one
-            // takes its place: once its Fork children have ended, a process holds exactly one
-            // spare pair, whatever they did (the descriptor counts of the leak tests rely on
-            // it). If even that fails (out of descriptors), the next start makes its own.
-            self.spare = pair.or_else(|| sys::socketpair().ok());
-        }
-    }
-}
-
-/// Records a new child, and makes sure live children are joined at normal exit.
-pub(crate) fn register(child: Arc<Child>) {
-    static AT_EXIT: Once = Once::new();
-    AT_EXIT.call_once(|| sys::register_atexit(at_exit));
-    let start = {
-        let mut children = children();
-        children.live.push(child);
-        // Orphans but no reaper: its thread could not be started last time.
-        children.reaper_to_start()
-    };
-    if let Some(wake) = start {
-        start_reaper(wake);
-    }
-}
-
-/// Forgets a child that has finished.
-pub(crate) fn unregister(child: &Arc<Child>) {
-    children().remove(child);
-}
-
-/// Python's `active_children()`: the live children, after reaping the finished ones.
-pub(crate) fn active_children() -> Vec<ProcessInfo> {
-    let (list, start) = {
-        let mut children = children();
-        (children.live.clone(), children.reaper_to_start())
-    };
-    if let Some(wake) = start {
-        start_reaper(wake);
-    }
-    let mut live = Vec::new();
-    for child in list {
-        if child.finished_now() {
-            unregister(&child);
-        } else {
-            live.push(child.info());
-        }
-    }
-    live
-}
-
 impl Child {
     /// Whether the child has finished, looking without blocking (and reaping a direct child).
-    fn finished_now(&self) -> bool {
+    pub(super) fn finished_now(&self) -> bool {
         let mut st = self.lock();
         // An error means it cannot be watched any more: count it as ended rather than keep it.
         self.wait(&mut st, Some(Instant::now())).unwrap_or(true)
     }
-}
-
-/// Takes a still-running child whose handle was dropped: nobody wants its result (its socket
-/// closes now), and the orphan reaper forgets it, closing its descriptors, as soon as it ends,
-/// reaping it first if it is our own (a fork-server child is reaped by the server).
-///
-/// One reaper thread watches every orphan of this process, sleeping in one `poll` on their
-/// pidfds and its own eventfd, so orphans cost no more than their pidfds while they run and
-/// nothing once they end, however many there are; the thread ends when the last one has.
-pub(crate) fn adopt_orphan(child: Arc<Child>) {
-    child.lock().sock = None;
-    tracing::debug!(
-        pid = child.pid,
-        name = %child.name,
-        "a running child's handle was dropped; the reaper will reap it"
-    );
-    hand_to_reaper(|children| children.orphans.push(child));
-}
-
-/// Takes a fork-server spare that will never be used (see [`crate::forkserver`]): it exits
-/// once its socket closes, here, and the orphan reaper reaps it.
-pub(crate) fn adopt_spare(pid: u32, sock: OwnedFd) {
-    let spare = Child::adopted(pid, "multiproc-spare".to_owned(), false, sock);
-    adopt_orphan(Arc::new(spare));
-}
-
-/// Parks an async join: the reaper thread wakes `waker` (once) when one of `fds`, descriptors
-/// of `child`, has news. The same thread as the orphans', so that awaiting any number of
-/// children costs one thread, and nothing while none is awaited.
-fn await_news(child: Arc<Child>, fds: Vec<RawFd>, waker: std::task::Waker) {
-    hand_to_reaper(|children| {
-        // A re-poll replaces the task's earlier request for the same child.
-        children
-            .awaited
-            .retain(|a| !(Arc::ptr_eq(&a.child, &child) && a.waker.will_wake(&waker)));
-        children.awaited.push(Awaited { child, fds, waker });
-    });
-}
-
-/// Lists work for the reaper thread with `add`, then wakes the thread or starts it.
-fn hand_to_reaper(add: impl FnOnce(&mut Children)) {
-    let start = {
-        let mut children = children();
-        add(&mut children);
-        match &children.reaper {
-            Some(wake) => {
-                sys::eventfd_signal(wake.as_fd());
-                None
-            }
-            None => children.reaper_to_start(),
-        }
-    };
-    if let Some(wake) = start {
-        start_reaper(wake);
-    }
-}
-
-/// Starts the reaper thread, which owns `wake` (see [`adopt_orphan`]).
-fn start_reaper(wake: Arc<OwnedFd>) {
-    let spawned = std::thread::Builder::new()
-        .name("multiproc-reaper".into())
-        .stack_size(64 * 1024)
-        .spawn(move || reap_orphans(wake));
-    if let Err(e) = spawned {
-        // The orphans stay listed: the next spawn or `active_children` tries again.
-        tracing::warn!(error = %e, "could not start the orphan reaper thread");
-        children().reaper = None;
-    }
-}
-
-/// An awaited child with the descriptors that announce its news, copied out of the table.
-type AwaitedFds = (Arc<Child>, Vec<RawFd>);
-
-/// The reaper thread: forgets each orphan as soon as it has ended and wakes each awaited join
-/// whose child has news; returns when neither is left.
-fn reap_orphans(wake: Arc<OwnedFd>) {
-    loop {
-        let (orphans, awaited): (Vec<Arc<Child>>, Vec<AwaitedFds>) = {
-            let mut children = children();
-            if children.orphans.is_empty() && children.awaited.is_empty() {
-                // Under the lock: an orphan adopted from now on starts a new reaper.
-                children.reaper = None;
-                return;
-            }
-            let awaited = children
-                .awaited
-                .iter()
-                .map(|a| (Arc::clone(&a.child), a.fds.clone()))
-                .collect();
-            (children.orphans.clone(), awaited)
-        };
-        let mut ended = Vec::new();
-        let mut fds = vec![(wake.as_raw_fd(), false)];
-        let mut blind = false;
-        for child in &orphans {
-            if child.finished_now() {
-                ended.push(child);
-                continue;
-            }
-            match child.pidfd() {
-                // Stays open while `orphans` holds the child.
-                Ok(Some(fd)) => fds.push((fd.as_raw_fd(), false)),
-                // Reaped since: the next look finds it ended.
-                Ok(None) => blind = true,
-                Err(e) => {
-                    // Out of descriptors, say: look again in a while.
-                    tracing::debug!(pid = child.pid, error = %e, "could not watch an orphan");
-                    blind = true;
-                }
-            }
-        }
-        if !ended.is_empty() {
-            let mut children = children();
-            for child in ended {
-                tracing::debug!(pid = child.pid, name = %child.name, "reaped an orphaned child");
-                children.remove(child);
-            }
-            continue;
-        }
-        let first_awaited = fds.len();
-        for (_, child_fds) in &awaited {
-            // Open while `awaited` holds the child (a socket closed since makes a spurious
-            // wake-up at worst: the join looks again).
-            fds.extend(child_fds.iter().map(|&fd| (fd, false)));
-        }
-        let timeout = blind.then_some(Duration::from_millis(50));
-        match sys::poll(&fds, timeout) {
-            Ok(ready) => wake_awaited(&awaited, &ready[first_awaited..]),
-            // An error (`ENOMEM`) is treated like a timeout: look again.
-            Err(_) => std::thread::yield_now(),
-        }
-        sys::eventfd_drain(wake.as_fd());
-    }
-}
-
-/// Wakes (and unlists) each awaited join one of whose descriptors is `ready` (in the order of
-/// `awaited`'s descriptors).
-fn wake_awaited(awaited: &[(Arc<Child>, Vec<RawFd>)], mut ready: &[sys::Ready]) {
-    let mut news: Vec<&Arc<Child>> = Vec::new();
-    for (child, fds) in awaited {
-        let (mine, rest) = ready.split_at(fds.len().min(ready.len()));
-        ready = rest;
-        if mine.iter().any(|r| r.readable) {
-            news.push(child);
-        }
-    }
-    if news.is_empty() {
-        return;
-    }
-    let wakers: Vec<std::task::Waker> = {
-        let mut children = children();
-        let (woken, kept) = std::mem::take(&mut children.awaited)
-            .into_iter()
-            .partition(|a| news.iter().any(|c| Arc::ptr_eq(c, &a.child)));
-        children.awaited = kept;
-        woken.into_iter().map(|a: Awaited| a.waker).collect()
-    };
-    for waker in wakers {
-        waker.wake();
-    }
-}
-
-/// Python's exit rule: terminate live daemon children, then join every live child.
-pub(crate) fn join_all_children() {
-    let list: Vec<Arc<Child>> = {
-        let mut children = children();
-        if children.live.is_empty() {
-            return;
-        }
-        std::mem::take(&mut children.live)
-    };
-    for child in list.iter().filter(|c| c.daemon) {
-        let _ = child.signal(sys::SIGTERM);
-    }
-    for child in &list {
-        let mut st = child.lock();
-        let _ = child.wait(&mut st, None);
-    }
-}
-
-extern "C" fn at_exit() {
-    join_all_children();
-    crate::forkserver::shut_down();
 }

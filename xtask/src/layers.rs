@@ -75,21 +75,19 @@ fn graph(src: &Path) -> Graph {
             let Ok(text) = std::fs::read_to_string(&file) else {
                 continue;
             };
+            // The file's code up to its tests, comments left out, as one text so that a
+            // group `crate::{…}` that rustfmt spread over several lines is read whole.
+            let mut code = String::new();
             for line in text.lines() {
                 if line.trim_start().starts_with("#[cfg(test)]") {
                     break;
                 }
-                let code = line.split("//").next().unwrap_or("");
-                let mut rest = code;
-                while let Some(at) = rest.find("crate::") {
-                    rest = &rest[at + "crate::".len()..];
-                    let target: String = rest
-                        .chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_')
-                        .collect();
-                    if !target.is_empty() && target != module {
-                        edges.insert(target);
-                    }
+                code.push_str(line.split("//").next().unwrap_or(""));
+                code.push('\n');
+            }
+            for target in targets(&code) {
+                if target != module {
+                    edges.insert(target);
                 }
             }
         }
@@ -99,6 +97,49 @@ fn graph(src: &Path) -> Graph {
         edges.retain(|t| modules.contains(t));
     }
     g
+}
+
+/// The top-level modules that the `crate::` paths of `code` name: `crate::a::x` gives `a`, and
+/// a group `crate::{a, b::x, c}` (over any number of lines) gives `a`, `b` and `c`.
+fn targets(code: &str) -> Vec<String> {
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("crate::") {
+        rest = &rest[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // Top-level names of the group: split on commas outside nested braces.
+            let mut depth = 0usize;
+            let mut start = 0usize;
+            for (i, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        out.push(ident(&group[start..i]));
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.push(ident(&group[start..i]));
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+                if i + c.len_utf8() == group.len() {
+                    out.push(ident(&group[start..]));
+                }
+            }
+        } else {
+            out.push(ident(rest));
+        }
+    }
+    out.retain(|t| !t.is_empty() && t != "self");
+    out
 }
 
 fn files(path: &Path) -> Vec<std::path::PathBuf> {
@@ -189,6 +230,20 @@ mod tests {
             g.entry((*b).to_owned()).or_default();
         }
         g
+    }
+
+    #[test]
+    fn reads_paths_and_groups() {
+        assert_eq!(targets("use crate::ring::Ring;"), ["ring"]);
+        assert_eq!(
+            targets("use crate::{entry, forkserver::Server, sys::{self, pid}};"),
+            ["entry", "forkserver", "sys"]
+        );
+        assert_eq!(targets("let x = crate::a::f(crate::b::g());"), ["a", "b"]);
+        assert_eq!(
+            targets("use crate::{\n    a,\n    b::{c, d},\n};"),
+            ["a", "b"]
+        );
     }
 
     #[test]

@@ -19,9 +19,9 @@
 //! whoever joins it), an item that is never taken from its queue (or the queue is dropped
 //! with it: the kernel then closes its descriptors), or an item whose descriptors were lost
 //! with a consumer killed while taking it. A handle in an item whose `put` fails is taken back
-//! at once (see [`codec::note_sent`]), and so is one in the arguments of a child that could
-//! not be started (`handoff::on_undo`); one whose sender died before it was received counts
-//! for nobody until it is.
+//! at once, and so is one in the arguments of a child that could not be started: both through
+//! the transfer's undo (`handoff::on_undo`, see [`Handle::send`]); one whose sender died
+//! before it was received counts for nobody until it is.
 //! A forked child inherits copies of every handle of its parent, most of which it never
 //! uses (Python's classic "close the other pipe end in the child"): those copies count for
 //! nothing. Handles passed in spawn arguments are transferred explicitly (under `Fork` too),
@@ -39,7 +39,6 @@ use multiproc_spawn::handoff;
 use serde::{Deserialize, Serialize};
 
 use crate::channel::Channel;
-use crate::codec;
 use crate::segment::Segment;
 use crate::sys;
 
@@ -685,7 +684,8 @@ impl Handle {
     /// Describes this handle for another process (inside `Serialize`): the descriptors (the
     /// segment's, and a ring's channel) go into the transfer under way, and the handle counts
     /// as held by us until the receiver has registered. Inside a queue item or pipe message,
-    /// the count is taken back if the item is not delivered (see [`codec::note_sent`]).
+    /// the count is taken back if the item is not delivered (`handoff::on_undo`, undone by the
+    /// codec).
     pub(crate) fn send(&self) -> Result<WireHandle, String> {
         self.touch();
         let fd = handoff::send_fd(self.shared.segment.fd().as_fd())?;
@@ -701,14 +701,14 @@ impl Handle {
         if !header(&self.shared.segment).adjust(slot, me, self.role, 1, false) {
             return Err("too many handles to one shared object in flight".to_owned());
         }
-        if let Some(sent) = codec::note_sent(Sent {
+        let sent = Sent {
             shared: Arc::clone(&self.shared),
             slot,
             role: self.role,
-        }) {
-            // Not inside an item: in spawn arguments, taken back if the child never starts.
-            handoff::on_undo(move || sent.take_back());
-        }
+        };
+        // Taken back if the transfer under way is undone: a queue item or pipe message whose
+        // put fails (the codec's transfer), or spawn arguments of a child that never starts.
+        handoff::on_undo(move || sent.take_back());
         Ok(WireHandle {
             fd,
             chan,
@@ -726,9 +726,9 @@ impl Handle {
     }
 }
 
-/// A handle serialized into a queue item or pipe message: its in-flight count, to take back
-/// if the item is not delivered.
-pub(crate) struct Sent {
+/// A handle serialized for another process: its in-flight count, to take back if the transfer
+/// is not delivered.
+struct Sent {
     shared: Arc<Shared>,
     slot: usize,
     role: usize,
@@ -736,7 +736,7 @@ pub(crate) struct Sent {
 
 impl Sent {
     /// Takes back the count that [`Handle::send`] added (the item did not go out).
-    pub(crate) fn take_back(self) {
+    fn take_back(self) {
         header(&self.shared.segment).adjust(self.slot, sys::pid(), self.role, -1, true);
     }
 }

@@ -10,9 +10,9 @@
 //! descriptor transfer under way and fails that encoding at once, and the item is encoded
 //! again inside [`handoff::collect_transfer`], where each handle hands its descriptors over
 //! as it is serialized. Such an item is stored as a nonce followed by its bytes, and its
-//! descriptors travel on the ring's descriptor channel (see [`crate::channel`]), sent from
+//! descriptors travel on the ring's descriptor channel (see [`crate::shm::channel`]), sent from
 //! the ring's attach hook. Each handle serialized counts as held by the sender until the
-//! receiver registers (see [`crate::holders`]); the item is encoded inside
+//! receiver registers (see [`crate::shm::holders`]); the item is encoded inside
 //! [`handoff::collect_transfer`], so if it is not delivered (the put fails), the undo that
 //! each handle registered takes those counts back.
 
@@ -26,8 +26,8 @@ use multiproc_sync::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::channel::Channel;
-use crate::holders::Handle;
+use crate::shm::channel::Channel;
+use crate::shm::holders::Handle;
 use crate::sys;
 
 /// Bytes in front of an item that carries descriptors: the nonce that pairs the record with

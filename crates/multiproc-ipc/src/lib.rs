@@ -73,17 +73,14 @@
 mod sys;
 
 mod barrier;
-mod channel;
 mod codec;
 mod error;
-mod holders;
-mod object;
 mod pipe;
 mod queue;
 mod ring;
 mod robust;
-mod segment;
 pub mod shared_memory;
+mod shm;
 mod sync;
 mod value;
 mod wait;
@@ -106,4 +103,4 @@ pub use value::{Array, ArrayGuard, Plain, Value, ValueGuard};
 /// ```
 /// assert!(multiproc_ipc::MAX_HOLDERS > 256);
 /// ```
-pub const MAX_HOLDERS: usize = holders::SLOTS;
+pub const MAX_HOLDERS: usize = shm::holders::SLOTS;

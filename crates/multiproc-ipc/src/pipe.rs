@@ -15,9 +15,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::{self, Handles};
-use crate::holders::{Handle, WireHandle};
 use crate::queue::{get_error, new_ring, put_error, put_with_handles, receive_ring, take_record};
 use crate::ring::{GetError, Ring};
+use crate::shm::holders::{Handle, WireHandle};
 use crate::wait::Wait;
 
 const WRITER: usize = 0;

@@ -13,8 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::{self, Handles};
-use crate::holders::{Handle, OBJECT_OFFSET, WireHandle};
 use crate::ring::{self, GetError, JOINABLE, PutError, Ring};
+use crate::shm::OBJECT_OFFSET;
+use crate::shm::holders::{Handle, WireHandle};
 use crate::wait::{ASYNC_SPIN, SignalWatch, Wait};
 use std::task::Poll;
 
@@ -151,7 +152,7 @@ pub(crate) fn get_error(e: GetError) -> Error {
 
 /// Appends a record with `bytes` to `handle`'s ring whose item carries the descriptors of
 /// `handles`: they are sent on the ring's channel from the ring's attach hook, so that they
-/// lie in the channel in record order (see [`crate::channel`]). `alive()`: whether another
+/// lie in the channel in record order (see [`crate::shm::channel`]). `alive()`: whether another
 /// live holder could still make room. (Items without handles call [`Ring::put`] directly:
 /// even an untaken branch here cost the `u64` round trip a few nanoseconds.)
 #[cold]

@@ -43,9 +43,9 @@ use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::holders::{Kind, OBJECT_OFFSET, SharedState};
 use crate::robust::RobustLock;
-use crate::segment::Segment;
+use crate::shm::segment::Segment;
+use crate::shm::{Kind, OBJECT_OFFSET, SharedState};
 use crate::sys;
 use crate::wait::{Signal, Wait};
 
@@ -823,7 +823,7 @@ mod loom_ring;
 #[cfg(all(test, not(multiproc_loom)))]
 mod tests {
     use super::*;
-    use crate::holders::Handle;
+    use crate::shm::holders::Handle;
     use std::ptr::NonNull;
 
     fn noop(_: NonNull<u8>) {}

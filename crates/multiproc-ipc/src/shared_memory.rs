@@ -92,9 +92,10 @@ use std::time::{Duration, Instant};
 use multiproc_sync::{Error, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::holders::{self, Handle, Kind, OBJECT_OFFSET, SharedState, WireHandle};
 use crate::robust::RobustLock;
-use crate::segment::Segment;
+use crate::shm::holders::{self, Handle, WireHandle};
+use crate::shm::segment::Segment;
+use crate::shm::{Kind, OBJECT_OFFSET, SharedState};
 use crate::sync::lock_forever;
 use crate::sys;
 

@@ -38,16 +38,15 @@ use std::sync::{Arc, Weak};
 use multiproc_spawn::handoff;
 use serde::{Deserialize, Serialize};
 
-use crate::channel::Channel;
-use crate::segment::Segment;
+use super::channel::Channel;
+use super::segment::Segment;
+use super::{OBJECT_OFFSET, SharedState};
 use crate::sys;
 
 /// Holder slots per object: processes that hold it at once (dead ones are reclaimed). As
 /// many as fit in the header page beside its other fields: a pool's result queue is held by
 /// every worker and the parent, so this bounds a pool's size (503 workers).
 pub(crate) const SLOTS: usize = 504;
-/// Objects start after the header page.
-pub(crate) const OBJECT_OFFSET: usize = 4096;
 const MAGIC: u64 = u64::from_le_bytes(*b"mprocsg2");
 const NO_SLOT: usize = usize::MAX;
 /// A slot word: pid (22 bits: Linux pids are below 2^22) | role-0 count | role-1 count |
@@ -57,28 +56,6 @@ const SHIFT: [u32; 3] = [28, 14, 0];
 const COUNT_MAX: u64 = 0x3FFF;
 /// The slot field that counts role-0 handles blocked in a `get` (see [`Handle::set_blocked`]).
 pub(crate) const BLOCKED: usize = 2;
-
-/// What a segment holds (checked when a handle arrives from another process).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub(crate) enum Kind {
-    /// A `Queue`, `SimpleQueue` or `JoinableQueue` ring.
-    Queue = 1,
-    /// A process-shared lock or other synchronisation object.
-    Sync = 3,
-    /// A `Value` or `Array`.
-    Value = 4,
-    /// A named `SharedMemory` segment (in `/dev/shm`).
-    Shm = 5,
-}
-
-impl Kind {
-    /// Whether objects of this kind have a descriptor channel beside their segment (rings:
-    /// the handles inside their items travel on it, see [`crate::channel`]).
-    fn has_channel(self) -> bool {
-        self == Kind::Queue
-    }
-}
 
 #[repr(C)]
 struct SegmentHeader {
@@ -114,18 +91,6 @@ fn slot_pid(v: u64) -> u32 {
 #[inline]
 fn slot_count(v: u64, f: usize) -> u64 {
     (v >> SHIFT[f]) & COUNT_MAX
-}
-
-/// The state an object keeps at [`OBJECT_OFFSET`] of its segment.
-///
-/// # Safety
-///
-/// Implementors are `#[repr(C)]` structs of atomics (and plain fields written only before the
-/// segment is shared) for which all-zero bytes are a valid value, so that memory written by
-/// any process at any time can be viewed as `&Self`.
-pub(crate) unsafe trait SharedState: Sync {
-    /// What a segment holding this state is labelled with.
-    const KIND: Kind;
 }
 
 /// One process's attachment to a segment: the mapping and its holder slot.
@@ -835,6 +800,7 @@ pub(crate) struct WireHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shm::Kind;
 
     #[repr(C)]
     struct Probe {

@@ -78,7 +78,6 @@ mod error;
 mod pipe;
 mod queue;
 mod ring;
-mod robust;
 pub mod shared_memory;
 mod shm;
 mod sync;

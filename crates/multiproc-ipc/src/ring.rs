@@ -43,10 +43,10 @@ use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::robust::RobustLock;
 use crate::shm::segment::Segment;
 use crate::shm::{Kind, OBJECT_OFFSET, SharedState};
 use crate::sys;
+use crate::wait::robust::RobustLock;
 use crate::wait::{Signal, Wait};
 
 pub(crate) use crate::error::{Attach, GetError, PutError};

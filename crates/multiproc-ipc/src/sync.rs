@@ -38,9 +38,9 @@ use std::time::{Duration, Instant};
 use multiproc_sync::raw::{RawCondition, RawEvent, RawRLock, RawSemaphore, SharedFutex};
 use multiproc_sync::{Error, Result};
 
-use crate::robust::RobustLock;
 use crate::shm::object::Object;
 use crate::shm::{Kind, SharedState};
+use crate::wait::robust::RobustLock;
 
 /// Keeps a guard on the thread that took the lock (the lock word names that thread).
 type NotSend = PhantomData<*const ()>;

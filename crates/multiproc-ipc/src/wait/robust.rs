@@ -101,8 +101,8 @@ impl RobustLock {
         if self.raw.try_lock() {
             return false;
         }
-        let spin_until = Instant::now() + crate::wait::ASYNC_SPIN;
-        if crate::wait::spin_backoff(|| self.raw.try_lock(), Some(spin_until)) {
+        let spin_until = Instant::now() + super::ASYNC_SPIN;
+        if super::spin_backoff(|| self.raw.try_lock(), Some(spin_until)) {
             return false;
         }
         // Passes the wake-up on if the future is dropped after its watch may have taken the

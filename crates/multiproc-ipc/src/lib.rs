@@ -73,7 +73,6 @@
 mod sys;
 
 mod barrier;
-mod codec;
 mod error;
 mod pipe;
 mod queue;

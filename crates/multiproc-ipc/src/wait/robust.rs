@@ -7,7 +7,7 @@
 //! not, takes the word over with one compare-and-swap from the exact value it saw, so two
 //! rescuers cannot both win. The rescuer learns `owner_died = true`: the data the lock
 //! protects may be half-updated, and the caller decides (a queue's producer moves `tail` past
-//! a record its dead predecessor committed but did not count; see `ring.rs`).
+//! a record its dead predecessor committed but did not count; see `ring/mod.rs`).
 //!
 //! Known limit: a dead owner's tid reused by a new thread before anyone looks makes the
 //! lock wait for that thread instead (Linux hands out pids in order, so reuse takes a full

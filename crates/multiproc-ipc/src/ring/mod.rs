@@ -39,6 +39,9 @@
 //! once) and gives the memory of the upper part back to the system; the file itself never
 //! gets shorter, because a consumer polling with a stale capacity may still read there.
 
+pub(crate) mod codec;
+pub(crate) mod ops;
+
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -817,7 +820,6 @@ impl Ring {
 }
 
 #[cfg(all(test, multiproc_loom))]
-#[path = "ring_tests/loom_ring.rs"]
 mod loom_ring;
 
 #[cfg(all(test, not(multiproc_loom)))]

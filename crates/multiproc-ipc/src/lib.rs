@@ -72,7 +72,6 @@
 
 mod sys;
 
-mod barrier;
 mod error;
 mod pipe;
 mod queue;
@@ -83,13 +82,12 @@ mod sync;
 mod value;
 mod wait;
 
-pub use barrier::Barrier;
 pub use multiproc_sync::{Error, Result};
 pub use pipe::{Connection, Pipe};
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
 pub use sync::{
-    BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock, RLockGuard,
-    Semaphore,
+    Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock,
+    RLockGuard, Semaphore,
 };
 pub use value::{Array, ArrayGuard, Plain, Value, ValueGuard};
 

@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 use multiproc_sync::raw::{Futex, SharedFutex};
 use multiproc_sync::{Error, Result};
 
+use super::{deadline, handle_impls, lock_forever};
 use crate::shm::object::{Object, invalid};
 use crate::shm::{Kind, OBJECT_OFFSET, SharedState};
-use crate::sync::{deadline, handle_impls, lock_forever};
 use crate::sys;
 use crate::wait::robust::RobustLock;
 use crate::wait::{POLL, Signal, Wait};

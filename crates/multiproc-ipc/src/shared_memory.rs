@@ -95,9 +95,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::shm::holders::{self, Handle, WireHandle};
 use crate::shm::segment::Segment;
 use crate::shm::{Kind, OBJECT_OFFSET, SharedState};
-use crate::sync::lock_forever;
 use crate::sys;
 use crate::wait::robust::RobustLock;
+use crate::wait::robust::lock_forever;
 
 const PAGE: usize = 4096;
 /// The caller's bytes start here, page aligned.

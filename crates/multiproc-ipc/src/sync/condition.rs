@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use multiproc_sync::Result;
 use multiproc_sync::raw::{RawCondition, SharedFutex};
 
-use super::{NotSend, deadline, handle_impls, lock_forever, to_u32};
+use super::{NotSend, deadline, handle_impls, to_u32};
 use crate::shm::object::Object;
 use crate::shm::{Kind, SharedState};
-use crate::wait::robust::RobustLock;
+use crate::wait::robust::{RobustLock, lock_forever};
 
 #[repr(C)]
 struct ConditionState {

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use multiproc_sync::Result;
 
-use super::{NotSend, deadline, handle_impls, lock_forever};
+use super::{NotSend, deadline, handle_impls};
 use crate::shm::object::Object;
 use crate::shm::{Kind, SharedState};
-use crate::wait::robust::RobustLock;
+use crate::wait::robust::{RobustLock, lock_forever};
 
 #[repr(C)]
 struct LockState {

@@ -20,9 +20,9 @@
 //!
 //! # Owner death
 //!
-//! The lock words are robust ([`RobustLock`]): a waiter that has slept a while asks the kernel
-//! whether the owner's thread still runs, and takes a dead owner's word over with one
-//! compare-and-swap; its guard then says [`previous_owner_died`](LockGuard::previous_owner_died).
+//! The lock words are robust ([`RobustLock`](crate::wait::robust::RobustLock)): a waiter
+//! that has slept a while asks the kernel whether the owner's thread still runs, and takes a
+//! dead owner's word over with one compare-and-swap; its guard then says [`previous_owner_died`](LockGuard::previous_owner_died).
 //! A `Condition` takes its lock back the same way after a wait.
 //!
 //! Semaphore permits are not owned (as in Python, any process may release a permit another
@@ -49,8 +49,6 @@ pub use semaphore::{BoundedSemaphore, Semaphore};
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use crate::wait::robust::RobustLock;
-
 /// Keeps a guard on the thread that took the lock (the lock word names that thread).
 type NotSend = PhantomData<*const ()>;
 
@@ -58,16 +56,6 @@ type NotSend = PhantomData<*const ()>;
 #[inline]
 pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
-}
-
-/// Takes a robust lock with no deadline; `owner_died` from the take-over, if any.
-#[inline]
-pub(crate) fn lock_forever(lock: &RobustLock) -> bool {
-    loop {
-        if let Some(died) = lock.lock_until(None) {
-            return died;
-        }
-    }
 }
 
 fn to_u32(v: usize) -> u32 {

@@ -179,6 +179,16 @@ impl RobustLock {
     }
 }
 
+/// Takes a robust lock with no deadline; `owner_died` from the take-over, if any.
+#[inline]
+pub(crate) fn lock_forever(lock: &RobustLock) -> bool {
+    loop {
+        if let Some(died) = lock.lock_until(None) {
+            return died;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// The circles present when the rule was written, by crate: each must shrink, never grow.
-const KNOWN: &[(&str, &[&str])] = &[("multiproc-ipc", &["codec", "holders"])];
+/// Empty since the redesign step broke both (ipc's `codec`/`holders`, spawn's
+/// `child`/`forkserver`/`registry`/`state`): every crate is circle-free, and stays so.
+const KNOWN: &[(&str, &[&str])] = &[];
 
 /// Module -> the modules it imports, for one crate's `src/`.
 type Graph = BTreeMap<String, BTreeSet<String>>;

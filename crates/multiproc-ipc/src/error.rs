@@ -1,6 +1,9 @@
 //! Why a ring operation failed: the leaf every ring user imports (the ring, the descriptor
 //! channel, queues and pipes), which imports nothing of the crate back, so that the channel
 //! below the ring need not reach up into it for its error type (crossbeam-channel's `err.rs`).
+//! It also maps them to the caller's [`Error`] ([`put_error`], [`get_error`]).
+
+use multiproc_sync::Error;
 
 /// Why a put failed.
 #[derive(Debug, PartialEq, Eq)]
@@ -36,4 +39,35 @@ pub(crate) enum GetError {
     /// The ring held a record that makes no sense (memory written by someone else); the
     /// ring was emptied to stay usable.
     Corrupt,
+}
+
+/// The caller's error for a put of `len` bytes that failed with `e`.
+pub(crate) fn put_error(e: PutError, len: usize) -> Error {
+    match e {
+        PutError::Full => Error::Full,
+        PutError::Closed => Error::Closed,
+        PutError::TooLarge(limit) => Error::Invalid(format!(
+            "an item of {len} bytes is larger than this queue or pipe can hold (under {limit} \
+             bytes: 4 GiB at most, and the address space it reserved when it was made, which \
+             is smaller under RLIMIT_AS, `ulimit -v`)"
+        )),
+        PutError::Attach(why) => Error::Codec(why),
+        PutError::Io(kind, why) => Error::Io(std::io::Error::new(
+            kind,
+            format!("an item of {len} bytes needed a larger ring: {why}"),
+        )),
+    }
+}
+
+/// The caller's error for a get that failed with `e`.
+pub(crate) fn get_error(e: GetError) -> Error {
+    match e {
+        GetError::Empty => Error::Empty,
+        GetError::Closed => Error::Closed,
+        GetError::Corrupt => Error::Codec(
+            "the shared ring held a malformed record (memory written by someone else); \
+             its items were dropped"
+                .to_owned(),
+        ),
+    }
 }

@@ -72,29 +72,22 @@
 
 mod sys;
 
-mod barrier;
-mod channel;
-mod codec;
 mod error;
-mod holders;
-mod object;
 mod pipe;
 mod queue;
 mod ring;
-mod robust;
-mod segment;
 pub mod shared_memory;
+mod shm;
 mod sync;
 mod value;
 mod wait;
 
-pub use barrier::Barrier;
 pub use multiproc_sync::{Error, Result};
 pub use pipe::{Connection, Pipe};
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
 pub use sync::{
-    BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock, RLockGuard,
-    Semaphore,
+    Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock,
+    RLockGuard, Semaphore,
 };
 pub use value::{Array, ArrayGuard, Plain, Value, ValueGuard};
 
@@ -106,4 +99,4 @@ pub use value::{Array, ArrayGuard, Plain, Value, ValueGuard};
 /// ```
 /// assert!(multiproc_ipc::MAX_HOLDERS > 256);
 /// ```
-pub const MAX_HOLDERS: usize = holders::SLOTS;
+pub const MAX_HOLDERS: usize = shm::holders::SLOTS;

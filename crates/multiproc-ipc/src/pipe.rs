@@ -14,10 +14,11 @@ use multiproc_sync::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::codec::{self, Handles};
-use crate::holders::{Handle, WireHandle};
-use crate::queue::{get_error, new_ring, put_error, put_with_handles, receive_ring, take_record};
+use crate::error::{get_error, put_error};
+use crate::ring::codec::{self, Handles};
+use crate::ring::ops::{self, new_ring, put_with_handles, receive_ring, take_record};
 use crate::ring::{GetError, Ring};
+use crate::shm::holders::{Handle, WireHandle};
 use crate::wait::Wait;
 
 const WRITER: usize = 0;
@@ -230,7 +231,7 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     /// ```
     pub async fn recv_async(&self) -> Result<T> {
         let rx = self.rx()?;
-        crate::queue::take_record_async(rx, WRITER, |b, at| codec::decode::<T>(rx, b, at))
+        ops::take_record_async(rx, WRITER, |b, at| codec::decode::<T>(rx, b, at))
             .await
             .map_err(get_error)?
     }

@@ -4,23 +4,19 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use multiproc_sync::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::codec::{self, Handles};
-use crate::holders::{Handle, OBJECT_OFFSET, WireHandle};
-use crate::ring::{self, GetError, JOINABLE, PutError, Ring};
+use crate::error::{get_error, put_error};
+use crate::ring::codec::{self, Handles};
+use crate::ring::ops::{new_ring, put_with_handles, receive_ring, take_record, take_record_async};
+use crate::ring::{JOINABLE, Ring};
+use crate::shm::holders::{Handle, WireHandle};
 use crate::wait::{ASYNC_SPIN, SignalWatch, Wait};
 use std::task::Poll;
-
-thread_local! {
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
 
 /// A FIFO queue between processes (and threads), Python's `multiprocessing.Queue`.
 ///
@@ -91,196 +87,6 @@ thread_local! {
 pub struct Queue<T> {
     handle: Handle,
     _items: PhantomData<fn(T) -> T>,
-}
-
-fn wake_ring(base: NonNull<u8>) {
-    // SAFETY: every queue segment holds a `Ring` at OBJECT_OFFSET (checked at creation and on
-    // arrival), which stays mapped while the handle that calls this exists.
-    let ring = unsafe { base.add(OBJECT_OFFSET).cast::<Ring>().as_ref() };
-    ring.wake_everyone();
-}
-
-pub(crate) fn new_ring(maxsize: usize, flags: u64, role: usize) -> Result<Handle> {
-    if maxsize as u64 > ring::MAX_ITEMS {
-        return Err(Error::Invalid(format!(
-            "maxsize {maxsize} is above the limit of {}",
-            ring::MAX_ITEMS
-        )));
-    }
-    Ok(Handle::create::<Ring>(
-        ring::DATA_OFFSET + ring::BASE_CAP as usize,
-        ring::reserve()?,
-        role,
-        |r: &Ring, _| r.init(maxsize as u64, flags),
-        wake_ring,
-    )?)
-}
-
-pub(crate) fn receive_ring(wire: &WireHandle) -> std::result::Result<Handle, String> {
-    Handle::receive::<Ring>(wire, wake_ring)
-}
-
-pub(crate) fn put_error(e: PutError, len: usize) -> Error {
-    match e {
-        PutError::Full => Error::Full,
-        PutError::Closed => Error::Closed,
-        PutError::TooLarge(limit) => Error::Invalid(format!(
-            "an item of {len} bytes is larger than this queue or pipe can hold (under {limit} \
-             bytes: 4 GiB at most, and the address space it reserved when it was made, which \
-             is smaller under RLIMIT_AS, `ulimit -v`)"
-        )),
-        PutError::Attach(why) => Error::Codec(why),
-        PutError::Io(kind, why) => Error::Io(std::io::Error::new(
-            kind,
-            format!("an item of {len} bytes needed a larger ring: {why}"),
-        )),
-    }
-}
-
-pub(crate) fn get_error(e: GetError) -> Error {
-    match e {
-        GetError::Empty => Error::Empty,
-        GetError::Closed => Error::Closed,
-        GetError::Corrupt => Error::Codec(
-            "the shared ring held a malformed record (memory written by someone else); \
-             its items were dropped"
-                .to_owned(),
-        ),
-    }
-}
-
-/// Appends a record with `bytes` to `handle`'s ring whose item carries the descriptors of
-/// `handles`: they are sent on the ring's channel from the ring's attach hook, so that they
-/// lie in the channel in record order (see [`crate::channel`]). `alive()`: whether another
-/// live holder could still make room. (Items without handles call [`Ring::put`] directly:
-/// even an untaken branch here cost the `u64` round trip a few nanoseconds.)
-#[cold]
-pub(crate) fn put_with_handles(
-    handle: &Handle,
-    bytes: &[u8],
-    handles: &Handles,
-    deadline: Option<Instant>,
-    alive: impl Fn() -> bool,
-) -> Result<()> {
-    let ring: &Ring = handle.state();
-    let channel = handle
-        .channel()
-        .ok_or_else(|| Error::Codec("this ring has no descriptor channel".to_owned()))?;
-    let mut send = |at: u64| channel.send(at, handles.nonce, &handles.fds, deadline, &mut &alive);
-    ring.put(handle.segment(), bytes, Some(&mut send), deadline, &alive)
-        .map_err(|e| put_error(e, bytes.len()))
-}
-
-/// Takes the oldest record of `handle`'s ring and gives its bytes to `take`, with the
-/// record's position when its item carries descriptors (`take` runs under the get lock and
-/// takes them from the channel).
-pub(crate) fn take_record<R>(
-    handle: &Handle,
-    deadline: Option<Instant>,
-    writer_role: usize,
-    take: impl FnOnce(&[u8], Option<u64>) -> R,
-) -> std::result::Result<R, GetError> {
-    let ring: &Ring = handle.state();
-    // A queue consumer that has to sleep marks itself blocked (see `Handle::set_blocked`);
-    // a pipe reader only asks whether a writer is left.
-    let blocked = std::cell::Cell::new(false);
-    let alive = || {
-        if writer_role != handle.role() {
-            return handle.others_alive(writer_role);
-        }
-        if !blocked.replace(true) {
-            handle.set_blocked(true);
-        }
-        handle.putters_alive()
-    };
-    let got = SCRATCH.with(|s| {
-        let mut scratch = s.borrow_mut();
-        ring.get(handle.segment(), &mut scratch, deadline, alive, take)
-    });
-    if blocked.get() {
-        handle.set_blocked(false);
-    }
-    if matches!(got, Err(GetError::Closed)) {
-        tracing::debug!(
-            target: "multiproc::queue",
-            pid = std::process::id(),
-            "get answers Closed: the queue is empty and no live handle can put"
-        );
-    }
-    got
-}
-
-/// [`take_record`] for async code: the first poll spins for [`ASYNC_SPIN`] at most, then
-/// the task is parked on the ring's data signal (see [`SignalWatch`]) and woken by the next
-/// put, or after the recheck interval to ask whether a writer is still alive, with the answers
-/// of the blocking form (`Closed` when none is and nothing is left).
-pub(crate) async fn take_record_async<R>(
-    handle: &Handle,
-    writer_role: usize,
-    take: impl FnOnce(&[u8], Option<u64>) -> R,
-) -> std::result::Result<R, GetError> {
-    let ring: &Ring = handle.state();
-    let blocked = Blocked {
-        handle,
-        on: AtomicBool::new(false),
-    };
-    let alive = || {
-        if writer_role != handle.role() {
-            return handle.others_alive(writer_role);
-        }
-        // An atomic only so that the future stays `Send`: one task touches it.
-        if !blocked.on.swap(true, Ordering::Relaxed) {
-            handle.set_blocked(true);
-        }
-        handle.putters_alive()
-    };
-    let mut take = Some(take);
-    let mut attempt = |deadline: Instant| {
-        take_record(handle, Some(deadline), writer_role, |b, at| {
-            (take.take().expect("a record is taken once"))(b, at)
-        })
-    };
-    let mut spin = ASYNC_SPIN;
-    let mut watch: Option<SignalWatch<'_>> = None;
-    std::future::poll_fn(move |cx| {
-        drop(watch.take());
-        loop {
-            match attempt(Instant::now() + std::mem::take(&mut spin)) {
-                Err(GetError::Empty) => {}
-                done => return Poll::Ready(done),
-            }
-            let parked = ring.data_signal().watch(cx.waker());
-            // A put published before the announcement woke nobody: look again.
-            if ring.is_ready(handle.segment()) {
-                continue;
-            }
-            if !alive() {
-                drop(parked);
-                return Poll::Ready(match attempt(Instant::now()) {
-                    Err(GetError::Empty) => Err(GetError::Closed),
-                    done => done,
-                });
-            }
-            watch.replace(parked);
-            return Poll::Pending;
-        }
-    })
-    .await
-}
-
-/// A consumer's "blocked in `get`" mark (see `Handle::set_blocked`), taken back when the
-/// async get ends or is dropped.
-struct Blocked<'a> {
-    handle: &'a Handle,
-    on: AtomicBool,
-}
-
-impl Drop for Blocked<'_> {
-    fn drop(&mut self) {
-        if self.on.load(Ordering::Relaxed) {
-            self.handle.set_blocked(false);
-        }
-    }
 }
 
 fn deadline(timeout: Duration) -> Option<Instant> {
@@ -712,7 +518,7 @@ impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ring::Attach;
+    use crate::ring::{Attach, PutError};
     use std::os::fd::{AsFd, OwnedFd};
 
     fn devnull_fds(n: usize) -> Vec<OwnedFd> {

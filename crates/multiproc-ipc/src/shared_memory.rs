@@ -92,11 +92,12 @@ use std::time::{Duration, Instant};
 use multiproc_sync::{Error, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::holders::{self, Handle, Kind, OBJECT_OFFSET, SharedState, WireHandle};
-use crate::robust::RobustLock;
-use crate::segment::Segment;
-use crate::sync::lock_forever;
+use crate::shm::holders::{self, Handle, WireHandle};
+use crate::shm::segment::Segment;
+use crate::shm::{Kind, OBJECT_OFFSET, SharedState};
 use crate::sys;
+use crate::wait::robust::RobustLock;
+use crate::wait::robust::lock_forever;
 
 const PAGE: usize = 4096;
 /// The caller's bytes start here, page aligned.

@@ -23,10 +23,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use multiproc_sync::Result;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::holders::{Kind, OBJECT_OFFSET, SharedState};
-use crate::object::{Object, invalid};
-use crate::robust::RobustLock;
-use crate::sync::lock_forever;
+use crate::shm::object::{Object, invalid};
+use crate::shm::{Kind, OBJECT_OFFSET, SharedState};
+use crate::wait::robust::RobustLock;
+use crate::wait::robust::lock_forever;
 
 /// Plain data that can live in shared memory: `Copy`, no pointers or references, valid when
 /// all-zero, and valid for any byte-wise mix of two valid values (what a writer killed

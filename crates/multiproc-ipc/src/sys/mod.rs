@@ -17,7 +17,7 @@
 //!   `shm_id(name)`/`fd_id(fd)` (a file's device, inode and owner, to tell one file from a
 //!   successor of the same name), `check_private(fd, name)` (owned by `euid()`, mode 0600),
 //!   `ofd_lock(fd, kind, wait)` (a namespace-proof "who holds this file" lock).
-//! - The descriptor channel beside a ring (see `channel.rs`): `dgram_pair()` (a connected
+//! - The descriptor channel beside a ring (see `shm/channel.rs`): `dgram_pair()` (a connected
 //!   pair of local datagram sockets, close-on-exec), `is_unix_dgram(fd)`, `send_dgram(sock,
 //!   data, fds)` (one datagram with descriptors attached, without waiting),
 //!   `peek_dgram(sock, buf)` (the oldest datagram's bytes, without taking it or its

@@ -30,11 +30,11 @@ use std::time::{Duration, Instant};
 use multiproc_sync::raw::{Futex, SharedFutex};
 use multiproc_sync::{Error, Result};
 
-use crate::holders::{Kind, OBJECT_OFFSET, SharedState};
-use crate::object::{Object, invalid};
-use crate::robust::RobustLock;
-use crate::sync::{deadline, handle_impls, lock_forever};
+use super::{deadline, handle_impls};
+use crate::shm::object::{Object, invalid};
+use crate::shm::{Kind, OBJECT_OFFSET, SharedState};
 use crate::sys;
+use crate::wait::robust::{RobustLock, lock_forever};
 use crate::wait::{POLL, Signal, Wait};
 
 const FILLING: u32 = 0;

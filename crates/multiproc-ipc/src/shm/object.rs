@@ -13,8 +13,9 @@ use std::ptr::NonNull;
 use multiproc_sync::{Error, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::holders::{Handle, OBJECT_OFFSET, SharedState, WireHandle};
-use crate::segment::Segment;
+use super::holders::{Handle, WireHandle};
+use super::segment::Segment;
+use super::{OBJECT_OFFSET, SharedState};
 
 /// A counted handle to a segment holding an `S`, with the state's address cached.
 pub(crate) struct Object<S: SharedState> {

@@ -8,12 +8,13 @@
 //! Handles inside an item (a queue, a lock, a pipe end…) are descriptors that must travel
 //! beside the bytes. An item is first encoded as if it held none; a handle inside it finds no
 //! descriptor transfer under way and fails that encoding at once, and the item is encoded
-//! again inside [`handoff::collect_fds`], where each handle hands its descriptors over as it
-//! is serialized. Such an item is stored as a nonce followed by its bytes, and its
-//! descriptors travel on the ring's descriptor channel (see [`crate::channel`]), sent from
+//! again inside [`handoff::collect_transfer`], where each handle hands its descriptors over
+//! as it is serialized. Such an item is stored as a nonce followed by its bytes, and its
+//! descriptors travel on the ring's descriptor channel (see [`crate::shm::channel`]), sent from
 //! the ring's attach hook. Each handle serialized counts as held by the sender until the
-//! receiver registers (see [`crate::holders`]); if the item is not delivered (the put fails),
-//! those counts are taken back here.
+//! receiver registers (see [`crate::shm::holders`]); the item is encoded inside
+//! [`handoff::collect_transfer`], so if it is not delivered (the put fails), the undo that
+//! each handle registered takes those counts back.
 
 use std::cell::RefCell;
 use std::os::fd::OwnedFd;
@@ -25,8 +26,8 @@ use multiproc_sync::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::channel::Channel;
-use crate::holders::{Handle, Sent};
+use crate::shm::channel::Channel;
+use crate::shm::holders::Handle;
 use crate::sys;
 
 /// Bytes in front of an item that carries descriptors: the nonce that pairs the record with
@@ -35,9 +36,6 @@ const NONCE: usize = 8;
 
 thread_local! {
     static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// While an item with handles is being encoded: the handles serialized in it (see
-    /// [`note_sent`]).
-    static SENT: RefCell<Option<Vec<Sent>>> = const { RefCell::new(None) };
 }
 
 /// The descriptors of the handles inside an encoded item, and the nonce written in front of
@@ -46,19 +44,6 @@ thread_local! {
 pub(crate) struct Handles {
     pub(crate) nonce: u64,
     pub(crate) fds: Vec<OwnedFd>,
-}
-
-/// Called by a handle's `Serialize` once it counts as sent: if an item is being encoded on
-/// this thread, remembers the handle so that its count can be taken back if the item is not
-/// delivered (otherwise the handle travels in spawn arguments, and `sent` comes straight back).
-pub(crate) fn note_sent(sent: Sent) -> Option<Sent> {
-    SENT.with(|s| match s.borrow_mut().as_mut() {
-        Some(list) => {
-            list.push(sent);
-            None
-        }
-        None => Some(sent),
-    })
 }
 
 /// A number that no other item put now carries: this process's id and a counter that starts
@@ -229,15 +214,15 @@ impl postcard::ser_flavors::Flavor for StackBuf<'_> {
 }
 
 /// [`with_encoded`] for an item whose first encoding failed: most likely it holds handles,
-/// so it is encoded again inside [`handoff::collect_fds`], behind room for a nonce.
+/// so it is encoded again inside [`handoff::collect_transfer`], behind room for a nonce. The
+/// handles in it register their undo there (see `Handle::send`); it runs if `send` fails.
 #[cold]
 fn encode_with_handles<T: Serialize, R>(
     item: &T,
     send: impl FnOnce(&[u8], Option<&Handles>) -> Result<R>,
 ) -> Result<R> {
-    let outer = SENT.with(|s| s.borrow_mut().replace(Vec::new()));
-    let (encoded, fds) = handoff::collect_fds(|| postcard::to_extend(item, vec![0; NONCE]));
-    let sent = SENT.with(|s| std::mem::replace(&mut *s.borrow_mut(), outer));
+    let (encoded, fds, undo) =
+        handoff::collect_transfer(|| postcard::to_extend(item, vec![0; NONCE]));
     let result = match encoded {
         // A descriptor that could not be duplicated (EMFILE) is reported as the io error it is.
         Err(e) => Err(handoff::encode_error("an item", e)),
@@ -251,8 +236,9 @@ fn encode_with_handles<T: Serialize, R>(
             send(&bytes, Some(&handles))
         }
     };
-    if result.is_err() {
-        sent.into_iter().flatten().for_each(Sent::take_back);
+    // Not delivered: dropping `undo` takes the handles' in-flight counts back.
+    if result.is_ok() {
+        undo.delivered();
     }
     result
 }

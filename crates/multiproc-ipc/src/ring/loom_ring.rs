@@ -9,7 +9,7 @@
 //! slot only once `head` (Acquire) says it was read, and keep one slot free for the
 //! terminator. Loom reports any torn or racy payload access (a consumer trusting a stale
 //! header would read a slot a producer is writing), and the tests check that no item is
-//! lost, duplicated or reordered per producer. Keep the orderings in step with `ring.rs`
+//! lost, duplicated or reordered per producer. Keep the orderings in step with `ring/mod.rs`
 //! (`Ring::put`, `Ring::get`).
 
 use loom::cell::UnsafeCell;

@@ -39,14 +39,17 @@
 //! once) and gives the memory of the upper part back to the system; the file itself never
 //! gets shorter, because a consumer polling with a stale capacity may still read there.
 
+pub(crate) mod codec;
+pub(crate) mod ops;
+
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::holders::{Kind, OBJECT_OFFSET, SharedState};
-use crate::robust::RobustLock;
-use crate::segment::Segment;
+use crate::shm::segment::Segment;
+use crate::shm::{Kind, OBJECT_OFFSET, SharedState};
 use crate::sys;
+use crate::wait::robust::RobustLock;
 use crate::wait::{Signal, Wait};
 
 pub(crate) use crate::error::{Attach, GetError, PutError};
@@ -817,13 +820,12 @@ impl Ring {
 }
 
 #[cfg(all(test, multiproc_loom))]
-#[path = "ring_tests/loom_ring.rs"]
 mod loom_ring;
 
 #[cfg(all(test, not(multiproc_loom)))]
 mod tests {
     use super::*;
-    use crate::holders::Handle;
+    use crate::shm::holders::Handle;
     use std::ptr::NonNull;
 
     fn noop(_: NonNull<u8>) {}

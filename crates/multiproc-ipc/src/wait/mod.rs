@@ -1,4 +1,5 @@
 //! Spin, then sleep: how every blocking call of this crate waits for a word in shared memory.
+//! The process-shared lock that a dead owner cannot wedge sits beside it ([`robust`]).
 //!
 //! A cross-core futex wake-up costs 60–80 µs on a small virtual machine, a cache-line round trip
 //! well under a microsecond; so a waiter first spins for about as long as a wake-up would cost
@@ -6,6 +7,8 @@
 //! announce themselves in a [`Signal`], so that the side that makes progress pays a system
 //! call only when someone sleeps. A first sleep lasts at most [`POLL`]: a waiter wakes to
 //! check that its peers are still alive, since a process killed with `kill -9` wakes nobody.
+
+pub(crate) mod robust;
 
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};

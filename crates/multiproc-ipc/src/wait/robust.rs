@@ -7,7 +7,7 @@
 //! not, takes the word over with one compare-and-swap from the exact value it saw, so two
 //! rescuers cannot both win. The rescuer learns `owner_died = true`: the data the lock
 //! protects may be half-updated, and the caller decides (a queue's producer moves `tail` past
-//! a record its dead predecessor committed but did not count; see `ring.rs`).
+//! a record its dead predecessor committed but did not count; see `ring/mod.rs`).
 //!
 //! Known limit: a dead owner's tid reused by a new thread before anyone looks makes the
 //! lock wait for that thread instead (Linux hands out pids in order, so reuse takes a full
@@ -101,8 +101,8 @@ impl RobustLock {
         if self.raw.try_lock() {
             return false;
         }
-        let spin_until = Instant::now() + crate::wait::ASYNC_SPIN;
-        if crate::wait::spin_backoff(|| self.raw.try_lock(), Some(spin_until)) {
+        let spin_until = Instant::now() + super::ASYNC_SPIN;
+        if super::spin_backoff(|| self.raw.try_lock(), Some(spin_until)) {
             return false;
         }
         // Passes the wake-up on if the future is dropped after its watch may have taken the
@@ -176,6 +176,16 @@ impl RobustLock {
     #[cfg(test)]
     pub(crate) fn is_owned_by_current_thread(&self) -> bool {
         self.raw.is_owned_by_current_thread()
+    }
+}
+
+/// Takes a robust lock with no deadline; `owner_died` from the take-over, if any.
+#[inline]
+pub(crate) fn lock_forever(lock: &RobustLock) -> bool {
+    loop {
+        if let Some(died) = lock.lock_until(None) {
+            return died;
+        }
     }
 }
 

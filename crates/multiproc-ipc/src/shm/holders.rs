@@ -19,9 +19,9 @@
 //! whoever joins it), an item that is never taken from its queue (or the queue is dropped
 //! with it: the kernel then closes its descriptors), or an item whose descriptors were lost
 //! with a consumer killed while taking it. A handle in an item whose `put` fails is taken back
-//! at once (see [`codec::note_sent`]), and so is one in the arguments of a child that could
-//! not be started (`handoff::on_undo`); one whose sender died before it was received counts
-//! for nobody until it is.
+//! at once, and so is one in the arguments of a child that could not be started: both through
+//! the transfer's undo (`handoff::on_undo`, see [`Handle::send`]); one whose sender died
+//! before it was received counts for nobody until it is.
 //! A forked child inherits copies of every handle of its parent, most of which it never
 //! uses (Python's classic "close the other pipe end in the child"): those copies count for
 //! nothing. Handles passed in spawn arguments are transferred explicitly (under `Fork` too),
@@ -38,17 +38,15 @@ use std::sync::{Arc, Weak};
 use multiproc_spawn::handoff;
 use serde::{Deserialize, Serialize};
 
-use crate::channel::Channel;
-use crate::codec;
-use crate::segment::Segment;
+use super::channel::Channel;
+use super::segment::Segment;
+use super::{OBJECT_OFFSET, SharedState};
 use crate::sys;
 
 /// Holder slots per object: processes that hold it at once (dead ones are reclaimed). As
 /// many as fit in the header page beside its other fields: a pool's result queue is held by
 /// every worker and the parent, so this bounds a pool's size (503 workers).
 pub(crate) const SLOTS: usize = 504;
-/// Objects start after the header page.
-pub(crate) const OBJECT_OFFSET: usize = 4096;
 const MAGIC: u64 = u64::from_le_bytes(*b"mprocsg2");
 const NO_SLOT: usize = usize::MAX;
 /// A slot word: pid (22 bits: Linux pids are below 2^22) | role-0 count | role-1 count |
@@ -58,28 +56,6 @@ const SHIFT: [u32; 3] = [28, 14, 0];
 const COUNT_MAX: u64 = 0x3FFF;
 /// The slot field that counts role-0 handles blocked in a `get` (see [`Handle::set_blocked`]).
 pub(crate) const BLOCKED: usize = 2;
-
-/// What a segment holds (checked when a handle arrives from another process).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub(crate) enum Kind {
-    /// A `Queue`, `SimpleQueue` or `JoinableQueue` ring.
-    Queue = 1,
-    /// A process-shared lock or other synchronisation object.
-    Sync = 3,
-    /// A `Value` or `Array`.
-    Value = 4,
-    /// A named `SharedMemory` segment (in `/dev/shm`).
-    Shm = 5,
-}
-
-impl Kind {
-    /// Whether objects of this kind have a descriptor channel beside their segment (rings:
-    /// the handles inside their items travel on it, see [`crate::channel`]).
-    fn has_channel(self) -> bool {
-        self == Kind::Queue
-    }
-}
 
 #[repr(C)]
 struct SegmentHeader {
@@ -115,18 +91,6 @@ fn slot_pid(v: u64) -> u32 {
 #[inline]
 fn slot_count(v: u64, f: usize) -> u64 {
     (v >> SHIFT[f]) & COUNT_MAX
-}
-
-/// The state an object keeps at [`OBJECT_OFFSET`] of its segment.
-///
-/// # Safety
-///
-/// Implementors are `#[repr(C)]` structs of atomics (and plain fields written only before the
-/// segment is shared) for which all-zero bytes are a valid value, so that memory written by
-/// any process at any time can be viewed as `&Self`.
-pub(crate) unsafe trait SharedState: Sync {
-    /// What a segment holding this state is labelled with.
-    const KIND: Kind;
 }
 
 /// One process's attachment to a segment: the mapping and its holder slot.
@@ -685,7 +649,8 @@ impl Handle {
     /// Describes this handle for another process (inside `Serialize`): the descriptors (the
     /// segment's, and a ring's channel) go into the transfer under way, and the handle counts
     /// as held by us until the receiver has registered. Inside a queue item or pipe message,
-    /// the count is taken back if the item is not delivered (see [`codec::note_sent`]).
+    /// the count is taken back if the item is not delivered (`handoff::on_undo`, undone by the
+    /// codec).
     pub(crate) fn send(&self) -> Result<WireHandle, String> {
         self.touch();
         let fd = handoff::send_fd(self.shared.segment.fd().as_fd())?;
@@ -701,14 +666,14 @@ impl Handle {
         if !header(&self.shared.segment).adjust(slot, me, self.role, 1, false) {
             return Err("too many handles to one shared object in flight".to_owned());
         }
-        if let Some(sent) = codec::note_sent(Sent {
+        let sent = Sent {
             shared: Arc::clone(&self.shared),
             slot,
             role: self.role,
-        }) {
-            // Not inside an item: in spawn arguments, taken back if the child never starts.
-            handoff::on_undo(move || sent.take_back());
-        }
+        };
+        // Taken back if the transfer under way is undone: a queue item or pipe message whose
+        // put fails (the codec's transfer), or spawn arguments of a child that never starts.
+        handoff::on_undo(move || sent.take_back());
         Ok(WireHandle {
             fd,
             chan,
@@ -726,9 +691,9 @@ impl Handle {
     }
 }
 
-/// A handle serialized into a queue item or pipe message: its in-flight count, to take back
-/// if the item is not delivered.
-pub(crate) struct Sent {
+/// A handle serialized for another process: its in-flight count, to take back if the transfer
+/// is not delivered.
+struct Sent {
     shared: Arc<Shared>,
     slot: usize,
     role: usize,
@@ -736,7 +701,7 @@ pub(crate) struct Sent {
 
 impl Sent {
     /// Takes back the count that [`Handle::send`] added (the item did not go out).
-    pub(crate) fn take_back(self) {
+    fn take_back(self) {
         header(&self.shared.segment).adjust(self.slot, sys::pid(), self.role, -1, true);
     }
 }
@@ -835,6 +800,7 @@ pub(crate) struct WireHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shm::Kind;
 
     #[repr(C)]
     struct Probe {

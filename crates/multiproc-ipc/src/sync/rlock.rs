@@ -1,0 +1,213 @@
+//! The process-shared [`RLock`] (Python's `multiprocessing.RLock`): a robust lock word and
+//! the owner's depth in a shared segment.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use multiproc_sync::Result;
+use multiproc_sync::raw::{RawRLock, SharedFutex};
+
+use super::{NotSend, deadline, handle_impls};
+use crate::shm::object::Object;
+use crate::shm::{Kind, SharedState};
+use crate::wait::robust::RobustLock;
+
+#[repr(C)]
+struct RLockState {
+    raw: RawRLock<SharedFutex>,
+}
+
+// SAFETY: two atomic words; all-zero is an unlocked lock of depth 0.
+unsafe impl SharedState for RLockState {
+    const KIND: Kind = Kind::Sync;
+}
+
+/// Python's `multiprocessing.RLock`: re-entrant for its owner, a thread of one process (the
+/// kernel thread id names it, unique across processes); survives its owner's death as
+/// [`Lock`](crate::Lock) does. Each guard releases one level; a non-owner cannot release it
+/// (guards stay on their thread).
+///
+/// ```
+/// let r = multiproc_ipc::RLock::new()?;
+/// let a = r.acquire();
+/// let b = r.acquire(); // same thread: no deadlock
+/// assert_eq!(r.depth(), 2);
+/// drop(b);
+/// drop(a);
+/// assert!(!r.locked());
+/// # Ok::<(), multiproc_ipc::Error>(())
+/// ```
+pub struct RLock {
+    obj: Object<RLockState>,
+}
+
+handle_impls!(RLock);
+
+/// One level of an [`RLock`]; dropping it releases that level.
+#[must_use = "the level is released as soon as the guard is dropped"]
+pub struct RLockGuard<'a> {
+    lock: &'a RLock,
+    died: bool,
+    _not_send: NotSend,
+}
+
+impl RLock {
+    /// A new, unlocked re-entrant lock.
+    ///
+    /// ```
+    /// assert_eq!(multiproc_ipc::RLock::new()?.depth(), 0);
+    /// # Ok::<(), multiproc_ipc::Error>(())
+    /// ```
+    pub fn new() -> Result<RLock> {
+        Ok(RLock {
+            obj: Object::create(0, |_, _| {})?,
+        })
+    }
+
+    fn raw(&self) -> &RawRLock<SharedFutex> {
+        &self.obj.state().raw
+    }
+
+    fn acquire_until(&self, deadline: Option<Instant>) -> Option<RLockGuard<'_>> {
+        self.take(|l| l.lock_until(deadline))
+    }
+
+    /// Re-enters if the calling thread owns it; otherwise takes it with `how`.
+    fn take(&self, how: impl FnOnce(&RobustLock) -> Option<bool>) -> Option<RLockGuard<'_>> {
+        let mut died = false;
+        let took = self
+            .raw()
+            .lock_with(|l| match how(RobustLock::from_raw(l)) {
+                Some(d) => {
+                    died = d;
+                    true
+                }
+                None => false,
+            });
+        took.then(|| RLockGuard {
+            lock: self,
+            died,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Takes one level, waiting while another thread (of any process) holds it.
+    ///
+    /// # Panics
+    ///
+    /// If one thread nests it more than `u32::MAX` times.
+    ///
+    /// ```
+    /// let r = multiproc_ipc::RLock::new()?;
+    /// let _g = r.acquire();
+    /// # Ok::<(), multiproc_ipc::Error>(())
+    /// ```
+    pub fn acquire(&self) -> RLockGuard<'_> {
+        loop {
+            if let Some(g) = self.acquire_until(None) {
+                return g;
+            }
+            assert!(
+                !self.raw().is_owned_by_current_thread(),
+                "RLock acquired more than u32::MAX times by one thread"
+            );
+        }
+    }
+
+    /// Takes one level if it is free, already ours, or its owner is dead.
+    ///
+    /// ```
+    /// let r = multiproc_ipc::RLock::new()?;
+    /// let _a = r.acquire();
+    /// assert!(r.try_acquire().is_some());
+    /// # Ok::<(), multiproc_ipc::Error>(())
+    /// ```
+    pub fn try_acquire(&self) -> Option<RLockGuard<'_>> {
+        self.take(RobustLock::try_lock)
+    }
+
+    /// Takes one level, waiting at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let r = multiproc_ipc::RLock::new()?;
+    /// assert!(r.acquire_timeout(Duration::from_millis(1)).is_some());
+    /// # Ok::<(), multiproc_ipc::Error>(())
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Option<RLockGuard<'_>> {
+        self.acquire_until(deadline(timeout))
+    }
+
+    /// Whether some thread of some process holds it.
+    ///
+    /// ```
+    /// assert!(!multiproc_ipc::RLock::new()?.locked());
+    /// # Ok::<(), multiproc_ipc::Error>(())
+    /// ```
+    pub fn locked(&self) -> bool {
+        self.raw().is_locked()
+    }
+
+    /// How many levels the calling thread holds (0 if it does not own it).
+    ///
+    /// ```
+    /// let r = multiproc_ipc::RLock::new()?;
+    /// let _g = r.acquire();
+    /// assert_eq!(r.depth(), 1);
+    /// # Ok::<(), multiproc_ipc::Error>(())
+    /// ```
+    pub fn depth(&self) -> u32 {
+        if self.raw().is_owned_by_current_thread() {
+            self.raw().depth()
+        } else {
+            0
+        }
+    }
+}
+
+impl fmt::Debug for RLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLock")
+            .field("locked", &self.locked())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RLockGuard<'_> {
+    /// Whether the previous owner died holding the lock (see
+    /// [`LockGuard::previous_owner_died`](crate::LockGuard::previous_owner_died)).
+    ///
+    /// ```
+    /// let r = multiproc_ipc::RLock::new()?;
+    /// assert!(!r.acquire().previous_owner_died());
+    /// # Ok::<(), multiproc_ipc::Error>(())
+    /// ```
+    pub fn previous_owner_died(&self) -> bool {
+        self.died
+    }
+
+    /// Releases this level (same as dropping the guard).
+    ///
+    /// ```
+    /// let r = multiproc_ipc::RLock::new()?;
+    /// r.acquire().release();
+    /// # Ok::<(), multiproc_ipc::Error>(())
+    /// ```
+    pub fn release(self) {}
+}
+
+impl Drop for RLockGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the guard holds one level, on the owning thread.
+        unsafe { self.lock.raw().unlock() }
+    }
+}
+
+impl fmt::Debug for RLockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLockGuard")
+            .field("previous_owner_died", &self.died)
+            .finish()
+    }
+}

@@ -5,7 +5,7 @@
 //! - `cargo xtask test`: rustfmt check, clippy `-D warnings`, tidy checks, every crate's unit,
 //!   integration and doc tests (nextest with per-test timeouts when it is installed), rustdoc
 //!   with warnings denied, every example run to completion with its output checked, and
-//!   `cargo publish --workspace --dry-run`. It ends with a summary of the steps and their
+//!   `cargo publish --workspace --dry-run`, then the loom model checks. It ends with a summary of the steps and their
 //!   times, and lists the tests that skipped (see `multiproc-testkit`).
 //! - `cargo xtask examples [NAME…]`: build and run the examples, checking each one's output.
 //! - `cargo xtask bench [--report] [FILTER…]`: run the benchmarks; each prints figure, value,
@@ -285,7 +285,11 @@ fn test_steps(steps: &mut Steps) -> DynResult {
                 "--allow-dirty",
             ],
         )
-    })
+    })?;
+    // The model checks of the lock algorithms and the ring protocol: run here too, so that
+    // code added without its `multiproc_loom` gate (the async waits once were) cannot leave
+    // them unbuildable unnoticed.
+    steps.run("loom model checks", loom)
 }
 
 fn bench(rest: &[String]) -> DynResult {

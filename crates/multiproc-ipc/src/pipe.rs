@@ -229,6 +229,7 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     /// assert!(matches!(block_on(b.recv_async()), Err(multiproc_sync::Error::Closed)));
     /// # Ok::<(), multiproc_sync::Error>(())
     /// ```
+    #[cfg(not(multiproc_loom))]
     pub async fn recv_async(&self) -> Result<T> {
         let rx = self.rx()?;
         ops::take_record_async(rx, WRITER, |b, at| codec::decode::<T>(rx, b, at))

@@ -12,10 +12,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{get_error, put_error};
 use crate::ring::codec::{self, Handles};
-use crate::ring::ops::{new_ring, put_with_handles, receive_ring, take_record, take_record_async};
+#[cfg(not(multiproc_loom))]
+use crate::ring::ops::take_record_async;
+use crate::ring::ops::{new_ring, put_with_handles, receive_ring, take_record};
 use crate::ring::{JOINABLE, Ring};
 use crate::shm::holders::{Handle, WireHandle};
-use crate::wait::{ASYNC_SPIN, SignalWatch, Wait};
+use crate::wait::Wait;
+#[cfg(not(multiproc_loom))]
+use crate::wait::{ASYNC_SPIN, SignalWatch};
 use std::task::Poll;
 
 /// A FIFO queue between processes (and threads), Python's `multiprocessing.Queue`.
@@ -262,6 +266,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert_eq!(block_on(q.get_async())?, 7);
     /// # Ok::<(), multiproc_sync::Error>(())
     /// ```
+    #[cfg(not(multiproc_loom))]
     pub async fn get_async(&self) -> Result<T> {
         let ring = &self.handle;
         take_record_async(ring, 0, |b, at| codec::decode::<T>(ring, b, at))
@@ -291,6 +296,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert_eq!(q.get()?, "second");
     /// # Ok::<(), multiproc_sync::Error>(())
     /// ```
+    #[cfg(not(multiproc_loom))]
     pub async fn put_async(&self, item: T) -> Result<()> {
         let ring = self.ring();
         let attempt = |deadline: Instant| {

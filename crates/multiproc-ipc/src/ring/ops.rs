@@ -15,6 +15,7 @@ use super::{GetError, Ring};
 use crate::error::put_error;
 use crate::shm::OBJECT_OFFSET;
 use crate::shm::holders::{Handle, WireHandle};
+#[cfg(not(multiproc_loom))]
 use crate::wait::{ASYNC_SPIN, SignalWatch};
 
 thread_local! {
@@ -113,6 +114,7 @@ pub(crate) fn take_record<R>(
 /// the task is parked on the ring's data signal (see [`SignalWatch`]) and woken by the next
 /// put, or after the recheck interval to ask whether a writer is still alive, with the answers
 /// of the blocking form (`Closed` when none is and nothing is left).
+#[cfg(not(multiproc_loom))]
 pub(crate) async fn take_record_async<R>(
     handle: &Handle,
     writer_role: usize,
@@ -169,11 +171,13 @@ pub(crate) async fn take_record_async<R>(
 
 /// A consumer's "blocked in `get`" mark (see `Handle::set_blocked`), taken back when the
 /// async get ends or is dropped.
+#[cfg(not(multiproc_loom))]
 struct Blocked<'a> {
     handle: &'a Handle,
     on: AtomicBool,
 }
 
+#[cfg(not(multiproc_loom))]
 impl Drop for Blocked<'_> {
     fn drop(&mut self) {
         if self.on.load(Ordering::Relaxed) {

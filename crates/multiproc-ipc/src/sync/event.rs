@@ -132,6 +132,7 @@ impl Event {
     /// assert!(e.is_set());
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
+    #[cfg(not(multiproc_loom))]
     pub async fn wait_async(&self) {
         let raw = self.raw();
         let start = raw.snapshot();

@@ -157,6 +157,7 @@ impl Lock {
     /// assert!(lock.locked() && !g.previous_owner_died());
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
+    #[cfg(not(multiproc_loom))]
     pub async fn acquire_async(&self) -> LockGuard<'_> {
         let died = self.word().lock_async().await;
         self.guard(died)

@@ -148,11 +148,13 @@ impl Signal {
 /// `notify` pays its `futex_wake`) and watched by the shared waiter thread, which wakes the
 /// task when the signal's sequence moves (see [`multiproc_sync::async_wait`]). Dropping it
 /// withdraws the watch and the count.
+#[cfg(not(multiproc_loom))]
 pub(crate) struct SignalWatch<'a> {
     signal: &'a Signal,
     _watch: multiproc_sync::async_wait::WordWatch<'a>,
 }
 
+#[cfg(not(multiproc_loom))]
 impl Signal {
     /// Announces an async waiter (see [`SignalWatch`]). Check the condition again after this
     /// returns: a change published before the announcement woke nobody.
@@ -166,6 +168,7 @@ impl Signal {
     }
 }
 
+#[cfg(not(multiproc_loom))]
 impl Drop for SignalWatch<'_> {
     fn drop(&mut self) {
         self.signal.sleepers.fetch_sub(1, Ordering::Relaxed);
@@ -175,6 +178,7 @@ impl Drop for SignalWatch<'_> {
 /// How long the first poll of an async wait spins before it parks its task (shorter than a
 /// blocked thread's [`SPIN_FOR`]: the executor thread has other tasks to run): a peer that
 /// answers within it costs no wake-up at all.
+#[cfg(not(multiproc_loom))]
 pub(crate) const ASYNC_SPIN: Duration = Duration::from_micros(20);
 
 /// Spins until `ready()` or [`SPIN_FOR`] (or the deadline) has passed; true when ready. The

@@ -97,6 +97,7 @@ impl RobustLock {
     /// [`RawLock::poll_lock`]), and from the second look on also checks whether the owner
     /// died (a re-poll comes at least every [`multiproc_sync::async_wait::RECHECK`]).
     /// `owner_died` as for [`lock_until`](Self::lock_until).
+    #[cfg(not(multiproc_loom))]
     pub(crate) async fn lock_async(&self) -> bool {
         if self.raw.try_lock() {
             return false;

@@ -91,6 +91,13 @@ pub use sync::{
 };
 pub use value::{Array, ArrayGuard, Plain, Value, ValueGuard};
 
+/// Not API: the workspace's one reader of `/proc/<pid>/stat` (liveness and start time),
+/// public for `multiproc-manager`, hidden from the docs and free to change in any release.
+#[doc(hidden)]
+pub mod proc_stat {
+    pub use crate::sys::{Task, task};
+}
+
 /// The most processes that can hold one shared object (a queue, pipe, lock, value…) at the
 /// same time; the next gets `Err(Io)` ("more than … live processes hold this object"). The
 /// slots of processes that have died are reused. A pool's result queue is held by every

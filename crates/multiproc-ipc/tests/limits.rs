@@ -204,3 +204,23 @@ fn a_process_out_of_descriptors_still_sees_its_live_peers() {
     assert_eq!(got, "Ok(7)");
     child.join().unwrap();
 }
+
+/// The one `/proc/<pid>/stat` reader: a live process with its start time, a reaped one gone.
+#[test]
+fn the_proc_reader_tells_alive_gone_and_start_time_apart() {
+    use multiproc_ipc::proc_stat::{Task, task};
+    let Task::Alive { start_time } = task(std::process::id()) else {
+        panic!("this process reads as not alive");
+    };
+    assert!(start_time > 0);
+    assert_eq!(
+        task(std::process::id()),
+        Task::Alive { start_time },
+        "stable"
+    );
+    assert_eq!(task(0), Task::Gone);
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    assert_eq!(task(pid), Task::Gone, "a reaped child");
+}

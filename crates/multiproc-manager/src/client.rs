@@ -28,7 +28,7 @@ pub(crate) struct Addr {
 
 impl Addr {
     fn server_alive(&self) -> bool {
-        sys::start_time(self.pid) == Some(self.start)
+        sys::still_running(self.pid, self.start)
     }
 }
 

@@ -271,29 +271,55 @@ pub(crate) fn refresh_pid() -> u32 {
     p
 }
 
-/// Whether process or thread `id` is gone: no such task, or a zombie / dead one (a killed
-/// child stays a zombie until its parent reaps it, and must already count as dead). Reads
-/// `/proc/<id>/stat` (a few microseconds): call it on slow paths only.
-///
-/// A read that fails for another reason than "no such task" (this process at its
-/// `RLIMIT_NOFILE`, out of memory, a `/proc` mounted with `hidepid`) proves nothing: then
-/// `kill(id, 0)`, which needs no descriptor, decides, and only `ESRCH` means gone. Taking a
-/// live peer for dead would end its queue (`Closed`) under the process at its limit.
-pub(crate) fn is_dead(id: u32) -> bool {
+/// What `/proc/<id>/stat` says of process or thread `id` (a few microseconds: slow paths
+/// only). The workspace's one reader of that file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// Running (or stopped, sleeping…), started at `start_time` (clock ticks since boot, field
+    /// 22: with the id it names one task even if the id is reused).
+    Alive {
+        /// Field 22 of `/proc/<id>/stat`.
+        start_time: u64,
+    },
+    /// No such task, or a zombie / dead one (a killed child stays a zombie until its parent
+    /// reaps it, and must already count as dead).
+    Gone,
+    /// `/proc` could not be read for another reason (this process at its `RLIMIT_NOFILE`, out
+    /// of memory, `/proc` mounted with `hidepid`), yet `kill(id, 0)` finds the task: it exists,
+    /// its start time is unknown. Taking it for gone would end a live peer's queue.
+    Unread,
+}
+
+/// Reads `/proc/<id>/stat` (see [`Task`]).
+pub fn task(id: u32) -> Task {
     if id == 0 {
-        return true;
+        return Task::Gone;
     }
     let stat = match std::fs::read(format!("/proc/{id}/stat")) {
         Ok(stat) => stat,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
-        Err(_) => return no_such_task(id),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Task::Gone,
+        Err(_) if no_such_task(id) => return Task::Gone,
+        Err(_) => return Task::Unread,
     };
     // "pid (comm) S ...": the comm may hold spaces and parentheses, so look after the last ')'.
-    let state = stat
-        .iter()
-        .rposition(|&b| b == b')')
-        .and_then(|i| stat.get(i + 2).copied());
-    matches!(state, None | Some(b'Z' | b'X' | b'x'))
+    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+        return Task::Gone;
+    };
+    let rest = String::from_utf8_lossy(&stat[close + 1..]);
+    let mut fields = rest.split_ascii_whitespace();
+    match fields.next() {
+        None | Some("Z" | "X" | "x") => Task::Gone,
+        // `state` was field 3; the start time is field 22.
+        Some(_) => match fields.nth(18).and_then(|f| f.parse().ok()) {
+            Some(start_time) => Task::Alive { start_time },
+            None => Task::Gone,
+        },
+    }
+}
+
+/// Whether process or thread `id` is gone (see [`Task`]): only a read that proves it.
+pub(crate) fn is_dead(id: u32) -> bool {
+    task(id) == Task::Gone
 }
 
 /// Whether `kill(id, 0)` says there is no such process or thread (`ESRCH`). A zombie still

@@ -7,8 +7,10 @@
 //!   file (address space reserved, no memory committed: `MAP_NORESERVE`); its `ENOMEM` names
 //!   what ran out. `address_space_left()` (what `RLIMIT_AS` and the user address space still
 //!   allow, to size a reserve) and `address_space_error(len)` (that error).
-//! - `pid()`: this process's id (cached, refreshed after `fork`); `is_dead(id)`: whether a
-//!   process or thread id no longer names a running task (gone, zombie or dead).
+//! - `pid()`: this process's id (cached, refreshed after `fork`); `task(id)`: what
+//!   `/proc/<id>/stat` says (alive with its start time, gone or a zombie, or unreadable while
+//!   the task exists), the workspace's one reader of it (the manager uses it too);
+//!   `is_dead(id)`: whether a process or thread id no longer names a running task.
 //! - `on_fork_child(f)`: a hook run in the child after every `fork`.
 //! - `futex_wait(word, expected, timeout)` / `futex_wake_all(word)`: the process-shared futex
 //!   on a word in shared memory.
@@ -28,3 +30,4 @@
 mod linux;
 #[cfg(target_os = "linux")]
 pub(crate) use linux::*;
+pub use linux::{Task, task};

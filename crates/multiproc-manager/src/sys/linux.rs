@@ -1,6 +1,7 @@
 //! Linux backend: a cached process id refreshed by a `pthread_atfork` hook, and `/proc`
 //! liveness of the server process.
 
+use multiproc_ipc::proc_stat::{Task, task};
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -38,18 +39,24 @@ fn first_pid() -> u32 {
 }
 
 /// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, clock ticks since boot),
-/// or `None` when it is gone or a zombie. Names one process even if its id is reused.
+/// or `None` when it is gone, a zombie, or cannot be read. Names one process even if its id
+/// is reused.
 pub(crate) fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: fields follow the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?;
-    if state == "Z" || state == "X" {
-        return None;
+    match task(pid) {
+        Task::Alive { start_time } => Some(start_time),
+        Task::Gone | Task::Unread => None,
     }
-    // `state` was field 3; the start time is field 22.
-    fields.nth(18)?.parse().ok()
+}
+
+/// Whether process `pid`, started at `start`, still runs. When `/proc` cannot be read (this
+/// process at its descriptor limit) but the pid exists, it counts as running: taking a live
+/// server for dead would fail every call with `Closed`.
+pub(crate) fn still_running(pid: u32, start: u64) -> bool {
+    match task(pid) {
+        Task::Alive { start_time } => start_time == start,
+        Task::Unread => true,
+        Task::Gone => false,
+    }
 }
 
 /// `EMFILE`: the process is at its descriptor limit.

@@ -93,9 +93,7 @@ pub struct Queue<T> {
     _items: PhantomData<fn(T) -> T>,
 }
 
-fn deadline(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
+use multiproc_sync::raw::deadline_after as deadline;
 
 impl<T> Queue<T> {
     /// A queue with no item limit (Python's `Queue()`): `put` never blocks (but for items with

@@ -480,9 +480,5 @@ impl<R> fmt::Debug for AsCompleted<R> {
     }
 }
 
-/// `now + timeout`, or `None` (no limit) when that overflows.
-pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now()
-        .checked_add(timeout)
-        .or_else(|| Instant::now().checked_add(Duration::from_secs(86400 * 365 * 30)))
-}
+/// `now + timeout`, or `None` (no limit) when that overflows (the workspace's one helper).
+pub(crate) use multiproc_sync::raw::deadline_after;

@@ -47,16 +47,12 @@ pub use rlock::{RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, Semaphore};
 
 use std::marker::PhantomData;
-use std::time::{Duration, Instant};
 
 /// Keeps a guard on the thread that took the lock (the lock word names that thread).
 type NotSend = PhantomData<*const ()>;
 
-/// `now + timeout`; `None` (no limit) when that overflows.
-#[inline]
-pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
+/// `now + timeout`; `None` (no limit) when that overflows (the workspace's one helper).
+pub(crate) use multiproc_sync::raw::deadline_after as deadline;
 
 fn to_u32(v: usize) -> u32 {
     v.min(u32::MAX as usize) as u32

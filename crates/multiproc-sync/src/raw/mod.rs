@@ -275,12 +275,10 @@ pub(crate) fn spin_until(mut done: impl FnMut() -> bool) -> bool {
 /// 1000 pauses in all: a few µs.
 const SPIN_STEPS: u32 = 64;
 
-/// `now + timeout`, saturating far in the future instead of overflowing.
+/// `now + timeout`, or `None` (no limit: wait as long as it takes) when that overflows, as a
+/// `Duration::MAX` timeout does. The workspace's one deadline helper (thread and process
+/// primitives, queues, pools).
 #[inline]
-pub(crate) fn deadline_after(timeout: std::time::Duration) -> Option<Instant> {
-    Some(
-        Instant::now()
-            .checked_add(timeout)
-            .unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(86400 * 365 * 100)),
-    )
+pub fn deadline_after(timeout: std::time::Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }

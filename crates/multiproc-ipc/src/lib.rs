@@ -91,11 +91,18 @@ pub use sync::{
 };
 pub use value::{Array, ArrayGuard, Plain, Value, ValueGuard};
 
-/// Not API: the workspace's one reader of `/proc/<pid>/stat` (liveness and start time),
-/// public for `multiproc-manager`, hidden from the docs and free to change in any release.
+/// Not API: the workspace's one reader of `/proc/<pid>/stat` (liveness and start time) and its
+/// one fork-proof cached process id, public for `multiproc-manager`, hidden from the docs and
+/// free to change in any release.
 #[doc(hidden)]
 pub mod proc_stat {
     pub use crate::sys::{Task, task};
+
+    /// This process's id, cached (one relaxed load), right in a fork child too.
+    #[inline]
+    pub fn pid() -> u32 {
+        crate::shm::holders::current_pid()
+    }
 }
 
 /// The most processes that can hold one shared object (a queue, pipe, lock, value…) at the

@@ -137,6 +137,13 @@ unsafe extern "C" fn fork_child() {
     sys::refresh_pid();
 }
 
+/// This process's id, from the cache that the fork hook keeps right (installing the hook on
+/// first use): what `proc_stat::pid` gives the workspace's other crates.
+pub(crate) fn current_pid() -> u32 {
+    install_fork_hook();
+    sys::pid()
+}
+
 fn header(segment: &Segment) -> &SegmentHeader {
     // SAFETY: every mapped segment is at least OBJECT_OFFSET long (checked in `create` and
     // `attach`), page 0 is a `SegmentHeader` whose plain fields were written before the segment

@@ -1,41 +1,13 @@
-//! Linux backend: a cached process id refreshed by a `pthread_atfork` hook, and `/proc`
-//! liveness of the server process.
+//! Linux backend: the process id and `/proc` liveness of the server process (both through
+//! multiproc-ipc's one reader and pid cache), and the descriptor limit.
 
 use multiproc_ipc::proc_stat::{Task, task};
-use std::sync::Once;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-static PID: AtomicU32 = AtomicU32::new(0);
-
-extern "C" fn forked_child() {
-    refresh_pid();
-}
-
-fn refresh_pid() -> u32 {
-    // SAFETY: getpid has no preconditions and is async-signal-safe.
-    let p = unsafe { libc::getpid() } as u32;
-    PID.store(p, Ordering::Relaxed);
-    p
-}
-
-/// This process's id, cached (one relaxed load per proxy call); a fork child refreshes it.
+/// This process's id, cached (one relaxed load per proxy call); right in a fork child too
+/// (multiproc-ipc's cache, which its fork hook refreshes).
 #[inline]
 pub(crate) fn pid() -> u32 {
-    match PID.load(Ordering::Relaxed) {
-        0 => first_pid(),
-        p => p,
-    }
-}
-
-#[cold]
-fn first_pid() -> u32 {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        // SAFETY: registers a handler that only calls getpid and stores an atomic, which is
-        // async-signal-safe as a fork child handler must be.
-        let _ = unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
-    });
-    refresh_pid()
+    multiproc_ipc::proc_stat::pid()
 }
 
 /// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, clock ticks since boot),

@@ -8,20 +8,46 @@ mod common;
 use multiproc::redis::{Executor, Worker, worker_cli};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 fn boom(msg: String) -> u8 {
     panic!("{msg}")
 }
 
-/// Runs until the file `path` exists (at most 60 s), logging once inside its span.
-fn hold(path: String) -> u32 {
-    tracing::info!(marker = "hold started", "inside the task");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::path::Path::new(&path).exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
+/// A flag with a condition variable: the worker runs in this test process (on a thread), so
+/// its task and the test meet here.
+struct Flag(Mutex<bool>, Condvar);
+
+impl Flag {
+    const fn new() -> Flag {
+        Flag(Mutex::new(false), Condvar::new())
     }
+    fn set(&self) {
+        *self.0.lock().unwrap() = true;
+        self.1.notify_all();
+    }
+    /// Waits until set, at most `within`; whether it was set.
+    fn wait(&self, within: Duration) -> bool {
+        let guard = self.0.lock().unwrap();
+        let (guard, _) = self
+            .1
+            .wait_timeout_while(guard, within, |set| !*set)
+            .unwrap();
+        *guard
+    }
+}
+
+/// Set by `hold` when it starts; set by the test to let `hold` end.
+static HOLD_STARTED: Flag = Flag::new();
+static HOLD_RELEASED: Flag = Flag::new();
+
+/// Says it started, then runs until the test releases it (at most 60 s), logging once inside
+/// its span.
+fn hold(_: ()) -> u32 {
+    tracing::info!(marker = "hold started", "inside the task");
+    HOLD_STARTED.set();
+    HOLD_RELEASED.wait(Duration::from_secs(60));
     7
 }
 
@@ -127,9 +153,6 @@ fn info_shows_waiting_running_workers_and_failures() {
     };
     let url = server.url().to_string();
     let ns = common::unique("info");
-    let dir = std::env::temp_dir().join(common::unique("info-dir"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let release = dir.join("release").to_string_lossy().into_owned();
 
     let pool = Executor::builder(&url).namespace(&ns).build().unwrap();
     let empty = pool.info().unwrap();
@@ -138,7 +161,7 @@ fn info_shows_waiting_running_workers_and_failures() {
     // One worker, one task at a time: `boom` fails, `hold` runs until released, the two
     // `square`s wait behind it.
     let failed = pool.submit(boom, "no luck".to_string()).unwrap();
-    let mut held = pool.submit(hold, release.clone()).unwrap();
+    let mut held = pool.submit(hold, ()).unwrap();
     let waiting = [
         pool.submit(square, 3).unwrap(),
         pool.submit(square, 4).unwrap(),
@@ -153,14 +176,13 @@ fn info_shows_waiting_running_workers_and_failures() {
         })
     };
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let info = loop {
-        let info = multiproc::redis::info(&url, &ns).unwrap();
-        if (!info.running.is_empty() && !info.failed.is_empty()) || Instant::now() > deadline {
-            break info;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    // The worker takes one task at a time, in order: once `hold` runs, `boom`'s failure is
+    // stored.
+    assert!(
+        HOLD_STARTED.wait(Duration::from_secs(20)),
+        "the held task never started"
+    );
+    let info = multiproc::redis::info(&url, &ns).unwrap();
     assert_eq!(info.namespace, ns);
     assert_eq!(info.waiting, 2, "{info:#?}");
     assert_eq!(info.workers.len(), 1, "{info:#?}");
@@ -237,7 +259,7 @@ fn info_shows_waiting_running_workers_and_failures() {
     );
 
     // Let it go: everything completes; once read, nothing is left to show.
-    std::fs::write(&release, b"").unwrap();
+    HOLD_RELEASED.set();
     assert_eq!(held.result_timeout(Duration::from_secs(20)).unwrap(), 7);
     let [a, b] = waiting;
     assert_eq!((a.result().unwrap(), b.result().unwrap()), (9, 16));
@@ -256,7 +278,6 @@ fn info_shows_waiting_running_workers_and_failures() {
     pool.shutdown_workers().unwrap();
     worker.join().unwrap().unwrap();
     assert_eq!(pool.info().unwrap().stop_generation, 1);
-    let _ = std::fs::remove_dir_all(&dir);
 
     // The worker's span: the task's own event carries the task's name, id, attempt, worker.
     let events = recorder.events.lock().unwrap();

@@ -166,31 +166,24 @@ fn a_worker_started_during_an_outage_waits_for_the_server() {
     server.kill();
     // Stands in for the server, to see the worker try (and fail: it gets no answer).
     let fake = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    fake.set_nonblocking(true).unwrap();
     let mut supervisor = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "worker_entry", "--nocapture", "--test-threads=1"])
         .env("MULTIPROC_TEST_PARTITION_WORKER", format!("{url} {ns}"))
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match fake.accept() {
-            Ok((s, _)) => {
-                drop(s);
-                break;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(
-                    Instant::now() < deadline,
-                    "the worker never tried to connect"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-    drop(fake);
+    // A blocking accept on a thread of its own, so that the wait for the worker's first try is
+    // bounded without polling; the listener closes (freeing the port) when the thread ends.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let acceptor = std::thread::spawn(move || {
+        let tried = fake.accept().is_ok();
+        let _ = tx.send(tried);
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(20)).unwrap_or(false),
+        "the worker never tried to connect"
+    );
+    acceptor.join().unwrap();
     // It failed once; now the server comes back.
     server.restart().unwrap();
     let exec = Executor::builder(&url).namespace(&ns).build().unwrap();

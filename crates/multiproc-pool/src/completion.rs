@@ -20,6 +20,7 @@ pub(crate) fn dup(e: &Error) -> Error {
         Error::WorkerDied { exitcode } => Error::WorkerDied {
             exitcode: *exitcode,
         },
+        Error::MemoryLimit { limit } => Error::MemoryLimit { limit: *limit },
         Error::Cancelled => Error::Cancelled,
         Error::PoolClosed => Error::PoolClosed,
         Error::Timeout => Error::Timeout,

@@ -113,6 +113,8 @@ pub(crate) struct Config {
     pub(crate) cancel_running: bool,
     /// A worker whose resident memory exceeds this many bytes after a task retires (0: never).
     pub(crate) max_memory: u64,
+    /// Each worker's hard ceiling beyond its size at start, as `RLIMIT_AS` (0: none).
+    pub(crate) memory_limit: u64,
 }
 
 /// The counters behind `stats()`: atomics the supervisor and submitters bump.
@@ -1019,7 +1021,16 @@ impl Supervisor {
             && let Some(job) = self.jobs.remove(&id)
         {
             Counters::bump(&self.counters.failed);
-            job.done.finish(Err(Error::WorkerDied { exitcode }));
+            // An allocation past `RLIMIT_AS` makes Rust abort: under a limit, an abort is
+            // the task going past it (documented at `memory_limit_per_worker`).
+            let limit = self.cfg.memory_limit;
+            job.done.finish(Err(
+                if limit != 0 && exitcode == -rustix::process::Signal::ABORT.as_raw() {
+                    Error::MemoryLimit { limit }
+                } else {
+                    Error::WorkerDied { exitcode }
+                },
+            ));
         }
         // The tasks it had not started go first to the next worker.
         while let Some(id) = inflight.pop_back() {
@@ -1101,6 +1112,7 @@ impl Supervisor {
                     init: self.cfg.init.clone().map(InitField::Pending),
                     max_tasks: self.cfg.max_tasks,
                     max_memory: self.cfg.max_memory,
+                    memory_limit: self.cfg.memory_limit,
                     ignore_sigint: self.cfg.ignore_sigint,
                 },
             )?;

@@ -68,6 +68,7 @@ pub struct PoolBuilder {
     task_timeout: Option<Duration>,
     pub(crate) cancel_running: bool,
     max_memory: u64,
+    memory_limit: u64,
 }
 
 impl PoolBuilder {
@@ -159,6 +160,37 @@ impl PoolBuilder {
         self
     }
 
+    /// A hard ceiling on the memory each worker may take beyond what it had when it started
+    /// serving (0, the default: none): a task that goes past it fails alone with
+    /// `Err(MemoryLimit)`, its worker is replaced, and the pool goes on, where without it the
+    /// task would grow until the kernel's OOM killer picks a victim (perhaps the parent).
+    ///
+    /// It is enforced with `RLIMIT_AS`, set in each worker after its initializer ran, to the
+    /// worker's address space at that moment plus `bytes`: it needs no privilege and holds
+    /// under every start method, in containers too. An allocation past it fails, and Rust
+    /// aborts the worker (`SIGABRT`); a worker that aborts while a limit is set is reported as
+    /// past its limit. Address space is not resident memory: mappings count whether touched
+    /// or not, so leave room (a few hundred MiB) for the allocator's arenas and the pool's
+    /// queues. A cgroup's `memory.max` limits resident memory instead, but a pool cannot
+    /// give each worker a cgroup of its own unless the service manager delegated one (cgroup
+    /// v2's rule that a cgroup with processes has no child cgroups with controllers); for a
+    /// limit on the whole pool, run it under one (`systemd-run -p MemoryMax=…`).
+    /// Pair it with [`max_memory_per_worker`](PoolBuilder::max_memory_per_worker), the soft rule
+    /// checked between tasks.
+    ///
+    /// ```
+    /// use multiproc::pool::Pool;
+    /// fn hoard(mib: usize) -> usize { vec![1u8; mib << 20].iter().map(|&b| b as usize).sum() }
+    /// let pool = Pool::builder().processes(1).memory_limit_per_worker(256 << 20).build()?;
+    /// assert!(matches!(pool.apply(hoard, 1024), Err(multiproc::Error::MemoryLimit { .. })));
+    /// assert_eq!(pool.apply(hoard, 1)?, 1 << 20); // a fresh worker took over
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn memory_limit_per_worker(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
     /// Starts the workers.
     ///
     /// # Descriptors
@@ -196,6 +228,7 @@ impl PoolBuilder {
             task_timeout: self.task_timeout,
             cancel_running: self.cancel_running,
             max_memory: self.max_memory,
+            memory_limit: self.memory_limit,
         })
     }
 }

@@ -154,6 +154,24 @@ impl ProcessPoolExecutorBuilder {
         }
     }
 
+    /// A hard ceiling on each worker's memory beyond its size at start: a task past it fails
+    /// alone with `Err(MemoryLimit)` and its worker is replaced; see
+    /// [`PoolBuilder::memory_limit_per_worker`](crate::PoolBuilder::memory_limit_per_worker).
+    ///
+    /// ```
+    /// use multiproc::futures::ProcessPoolExecutor;
+    /// let pool = ProcessPoolExecutor::builder()
+    ///     .max_workers(1)
+    ///     .memory_limit_per_worker(1 << 30)
+    ///     .build()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn memory_limit_per_worker(self, bytes: u64) -> Self {
+        ProcessPoolExecutorBuilder {
+            inner: self.inner.memory_limit_per_worker(bytes),
+        }
+    }
+
     /// How workers are started (default: the process-wide start method).
     pub fn start_method(self, method: StartMethod) -> Self {
         ProcessPoolExecutorBuilder {

@@ -24,6 +24,9 @@ pub(crate) struct WorkerArgs {
     pub(crate) max_tasks: usize,
     /// Exit after a task that leaves the resident set above this many bytes (0: never).
     pub(crate) max_memory: u64,
+    /// Limit the address space to its size after the initializer plus this many bytes
+    /// (0: no limit).
+    pub(crate) memory_limit: u64,
     /// Ignore `SIGINT` (the default, as in Python).
     pub(crate) ignore_sigint: bool,
 }
@@ -38,6 +41,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         init,
         max_tasks,
         max_memory,
+        memory_limit,
         ignore_sigint,
     } = args;
     if ignore_sigint {
@@ -47,6 +51,11 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     }
     if let Some(InitField::Pending(init)) = init {
         init.run_here();
+    }
+    if memory_limit != 0 && !crate::sys::limit_address_space(memory_limit) {
+        // No limit could be set (none to read, or setrlimit refused): serving without the
+        // ceiling would break the promise; the parent reports the start failure.
+        panic!("could not set the worker's memory limit of {memory_limit} bytes (RLIMIT_AS)");
     }
     let mut value = Vec::new();
     let mut out = Vec::new();

@@ -110,13 +110,14 @@ fn a_task_past_its_limit_times_out_alone() {
             .start_method(m)
             .build()
             .unwrap();
-        let before: Vec<_> = (0..100)
+        // 1,000 short tasks around it: 500 before, 500 after.
+        let before: Vec<_> = (0..500)
             .map(|i| p.apply_async(mark, (d.clone(), i)).unwrap())
             .collect();
         let limit = Duration::from_millis(500);
         let submitted = Instant::now();
         let slow = p.apply_async_timeout(nap, 60_000, limit).unwrap();
-        let after: Vec<_> = (100..200)
+        let after: Vec<_> = (500..1000)
             .map(|i| p.apply_async(mark, (d.clone(), i)).unwrap())
             .collect();
         let got = slow.get();
@@ -129,14 +130,14 @@ fn a_task_past_its_limit_times_out_alone() {
         for (i, r) in before.into_iter().chain(after).enumerate() {
             assert_eq!(r.get().unwrap(), i as u64 + 1, "{m:?}");
         }
-        for i in 0..200 {
+        for i in 0..1000 {
             let ran = std::fs::read(dir.join(i.to_string())).unwrap();
             assert_eq!(ran, b"x", "{m:?}: task {i} ran {} times", ran.len());
         }
         // The pool goes on, with a fresh worker in the slot.
         assert_eq!(p.apply(inc, 1).unwrap(), 2);
         let s = p.stats();
-        assert_eq!((s.timed_out, s.completed), (1, 201), "{m:?}: {s:?}");
+        assert_eq!((s.timed_out, s.completed), (1, 1001), "{m:?}: {s:?}");
         p.close();
         p.join().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
@@ -324,7 +325,12 @@ fn stats_count_every_outcome() {
     }
 }
 
-fn fifty_timeouts_leak_nothing(m: StartMethod) {
+/// The shared-memory objects in `/dev/shm` (the pool's queues are there).
+fn shm_objects() -> usize {
+    std::fs::read_dir("/dev/shm").map_or(0, |d| d.count())
+}
+
+fn timeouts_leak_nothing(m: StartMethod) {
     let p = Pool::builder()
         .processes(2)
         .start_method(m)
@@ -334,15 +340,17 @@ fn fifty_timeouts_leak_nothing(m: StartMethod) {
     // Warm up (the fork server's connection, the first results).
     assert_eq!(p.apply(inc, 1).unwrap(), 2);
     let fds_before = fds();
+    let shm_before = shm_objects();
     let pids_before = p.pids();
-    let all: Vec<_> = (0..50)
+    let all: Vec<_> = (0..200)
         .map(|_| p.apply_async(nap, 10_000).unwrap())
         .collect();
     for r in all {
         assert!(matches!(r.get(), Err(Error::Timeout)), "{m:?}");
     }
     assert!(
-        eventually(Duration::from_secs(60), || p.stats().workers_replaced == 50
+        eventually(Duration::from_secs(120), || p.stats().workers_replaced
+            == 200
             && p.pids().len() == 2),
         "{m:?}: {:?}",
         p.stats()
@@ -362,23 +370,31 @@ fn fifty_timeouts_leak_nothing(m: StartMethod) {
         "{m:?}: {} zombies",
         zombies()
     );
+    // Each replaced worker had a task queue of its own in shared memory: none is left over.
+    // (Other tests of this binary run in processes of their own under nextest; the slack is
+    // for one object that a concurrent `cargo test` thread may hold.)
+    assert!(
+        eventually(Duration::from_secs(10), || shm_objects() <= shm_before + 1),
+        "{m:?}: {} shared-memory objects, {shm_before} before",
+        shm_objects()
+    );
     p.close();
     p.join().unwrap();
 }
 
 #[test]
-fn fifty_timeouts_leak_nothing_fork() {
-    fifty_timeouts_leak_nothing(StartMethod::Fork);
+fn two_hundred_timeouts_leak_nothing_fork() {
+    timeouts_leak_nothing(StartMethod::Fork);
 }
 
 #[test]
-fn fifty_timeouts_leak_nothing_spawn() {
-    fifty_timeouts_leak_nothing(StartMethod::Spawn);
+fn two_hundred_timeouts_leak_nothing_spawn() {
+    timeouts_leak_nothing(StartMethod::Spawn);
 }
 
 #[test]
-fn fifty_timeouts_leak_nothing_forkserver() {
-    fifty_timeouts_leak_nothing(StartMethod::ForkServer);
+fn two_hundred_timeouts_leak_nothing_forkserver() {
+    timeouts_leak_nothing(StartMethod::ForkServer);
 }
 
 /// Keeps `mib` MiB resident for the rest of the worker's life; returns the worker's pid.
@@ -415,4 +431,66 @@ fn a_worker_past_its_memory_limit_retires_after_its_task() {
         let s = p.stats();
         assert_eq!((s.workers_replaced, s.failed), (1, 0), "{m:?}: {s:?}");
     }
+}
+
+/// Touches `mib` MiB and returns their sum (`mib << 20`): the memory is freed after.
+fn touch(mib: usize) -> usize {
+    vec![1u8; mib << 20].iter().map(|&b| b as usize).sum()
+}
+
+#[test]
+fn a_task_past_the_hard_memory_ceiling_fails_alone() {
+    const LIMIT: u64 = 256 << 20;
+    for m in METHODS {
+        let p = Pool::builder()
+            .processes(2)
+            .start_method(m)
+            .memory_limit_per_worker(LIMIT)
+            .build()
+            .unwrap();
+        // Within the ceiling: fine, on the same worker.
+        assert_eq!(p.apply(touch, 64).unwrap(), 64 << 20, "{m:?}");
+        let before: Vec<_> = (0..500).map(|i| p.apply_async(inc, i).unwrap()).collect();
+        let greedy = p.apply_async(touch, 4096).unwrap();
+        let after: Vec<_> = (500..1000)
+            .map(|i| p.apply_async(inc, i).unwrap())
+            .collect();
+        let got = greedy.get();
+        assert!(
+            matches!(got, Err(Error::MemoryLimit { limit: LIMIT })),
+            "{m:?}: {got:?}"
+        );
+        for (i, r) in before.into_iter().chain(after).enumerate() {
+            assert_eq!(r.get().unwrap(), i as u64 + 1, "{m:?}");
+        }
+        // The pool goes on with a fresh worker in the slot, under the same ceiling.
+        assert_eq!(p.apply(touch, 1).unwrap(), 1 << 20, "{m:?}");
+        assert!(
+            matches!(p.apply(touch, 4096), Err(Error::MemoryLimit { .. })),
+            "{m:?}"
+        );
+        // The second replacement may still be starting when the task's error arrives.
+        assert!(
+            eventually(Duration::from_secs(30), || p.stats().workers_replaced == 2),
+            "{m:?}: {:?}",
+            p.stats()
+        );
+        assert_eq!(p.stats().failed, 2, "{m:?}");
+        p.close();
+        p.join().unwrap();
+    }
+}
+
+#[test]
+fn without_a_ceiling_an_aborting_worker_is_reported_as_died() {
+    fn abort(_: ()) -> u64 {
+        std::process::abort()
+    }
+    let p = Pool::builder().processes(1).build().unwrap();
+    let got = p.apply(abort, ());
+    assert!(
+        matches!(got, Err(Error::WorkerDied { exitcode: -6 })),
+        "{got:?}"
+    );
+    assert_eq!(p.apply(inc, 1).unwrap(), 2);
 }

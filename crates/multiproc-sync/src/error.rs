@@ -49,6 +49,12 @@ pub enum Error {
         /// The worker's exit code (`-signal` when killed by a signal).
         exitcode: i32,
     },
+    /// A pool task went past its worker's hard memory limit
+    /// (`memory_limit_per_worker`): the worker was stopped and replaced, the pool goes on.
+    MemoryLimit {
+        /// The limit, in bytes, that the task's worker ran under.
+        limit: u64,
+    },
     /// A future was cancelled.
     Cancelled,
     /// A thread-level `queue` was shut down (`queue.ShutDown`).
@@ -112,6 +118,10 @@ impl fmt::Display for Error {
             Error::WorkerDied { exitcode } => {
                 write!(f, "worker process died with exit code {exitcode}")
             }
+            Error::MemoryLimit { limit } => write!(
+                f,
+                "the task went past its worker's memory limit of {limit} bytes: the worker was stopped"
+            ),
             Error::Cancelled => f.write_str("cancelled"),
             Error::ShutDown => f.write_str("queue is shut down"),
             Error::PoolClosed => f.write_str("pool is closed"),

@@ -67,8 +67,33 @@ pub(crate) fn ensure_fd_room(more: u64) {
 
 /// This process's resident set size in bytes (`VmRSS` of `/proc/self/status`).
 pub(crate) fn resident_bytes() -> Option<u64> {
+    status_bytes("VmRSS:")
+}
+
+/// A size line (`VmRSS:`, `VmSize:`) of `/proc/self/status`, in bytes.
+fn status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    kib.checked_mul(1024)
+}
+
+/// Lowers the soft `RLIMIT_AS` to this process's address space now (`VmSize`) plus `more`
+/// bytes, never above the hard limit; `false` when it could not.
+pub(crate) fn limit_address_space(more: u64) -> bool {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let Some(now) = status_bytes("VmSize:") else {
+        return false;
+    };
+    let hard = getrlimit(Resource::As).maximum;
+    let want = now.saturating_add(more);
+    let soft = hard.map_or(want, |h| want.min(h));
+    setrlimit(
+        Resource::As,
+        Rlimit {
+            current: Some(soft),
+            maximum: hard,
+        },
+    )
+    .is_ok()
 }

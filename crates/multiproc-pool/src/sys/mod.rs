@@ -7,6 +7,7 @@
 //! - `futex_wake_all(word)`: wake every sleeper on `word`.
 //! - `open_fds()`: how many descriptors the process has open.
 //! - `resident_bytes()`: this process's resident set size.
+//! - `limit_address_space(n)`: lower the soft `RLIMIT_AS` to the address space now plus `n`.
 //! - `ensure_fd_room(n)`: raise the soft descriptor limit, if it must and can, so that `n`
 //!   more fit.
 //!

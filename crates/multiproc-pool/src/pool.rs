@@ -180,7 +180,7 @@ impl PoolBuilder {
     ///
     /// ```
     /// use multiproc::pool::Pool;
-    /// fn hoard(mib: usize) -> usize { vec![1u8; mib << 20].iter().map(|&b| b as usize).sum() }
+    /// fn hoard(mib: usize) -> usize { std::hint::black_box(vec![1u8; mib << 20]).iter().map(|&b| b as usize).sum() }
     /// let pool = Pool::builder().processes(1).memory_limit_per_worker(256 << 20).build()?;
     /// assert!(matches!(pool.apply(hoard, 1024), Err(multiproc::Error::MemoryLimit { .. })));
     /// assert_eq!(pool.apply(hoard, 1)?, 1 << 20); // a fresh worker took over

@@ -435,7 +435,10 @@ fn a_worker_past_its_memory_limit_retires_after_its_task() {
 
 /// Touches `mib` MiB and returns their sum (`mib << 20`): the memory is freed after.
 fn touch(mib: usize) -> usize {
-    vec![1u8; mib << 20].iter().map(|&b| b as usize).sum()
+    std::hint::black_box(vec![1u8; mib << 20])
+        .iter()
+        .map(|&b| b as usize)
+        .sum()
 }
 
 #[test]

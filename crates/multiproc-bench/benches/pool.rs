@@ -1,5 +1,6 @@
 //! Pools and executors: per-task overhead of `Pool(2).map` of 200,000 `x + 1` tasks (default
-//! chunk size) and of 20,000 with chunk size 1, `ProcessPoolExecutor` submit + result of 20,000
+//! chunk size) and of 20,000 with chunk size 1 (also with a time limit on every task, against
+//! the same map without), `ProcessPoolExecutor` submit + result of 20,000
 //! tasks, and `ThreadPoolExecutor` submit of 100,000 closures against rayon's `spawn` and
 //! `std::thread::scope` chunks; each against Python's same call when `python3` is present, and
 //! the executor also against procspawn's `Pool` (the Rust crate's process pool).
@@ -104,6 +105,33 @@ fn procspawn_pool(n: u64) -> PerOp {
     })
 }
 
+/// The cost of per-task time limits (issue 31: each task reports its start, and the
+/// supervisor keeps its deadline): the same chunksize-1 map on a pool whose every task has a
+/// limit and on one without, alternated in one run.
+fn time_limit_cost(report: &mut Report, plain: &Pool) {
+    let limited = Pool::builder()
+        .processes(2)
+        .task_timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    limited.map(inc, 0..1000).unwrap();
+    let n = 20_000;
+    let map = |pool: &Pool| {
+        Measure::new(3, n).per_op(|n| {
+            let out = pool.map_chunked(inc, 0..n, 1).unwrap();
+            assert_eq!(out.len(), n as usize);
+        })
+    };
+    let [with, without] =
+        multiproc_bench::alternate(5, [&mut || map(&limited), &mut || map(plain)]);
+    report.row(
+        "Pool.map, 20,000 x+1, chunksize 1, every task time-limited",
+        with,
+        "the same map without time limits",
+        without,
+    );
+}
+
 fn main() {
     // procspawn's pool workers start here, and serve inside `init`.
     procspawn::init();
@@ -147,6 +175,7 @@ fn main() {
     } else {
         report.figure("Pool.map, 20,000 x+1, chunksize 1", ours);
     }
+    time_limit_cost(&mut report, &pool);
     drop(pool);
 
     let ex = ProcessPoolExecutor::new(2).unwrap();

@@ -28,6 +28,7 @@ pub(crate) struct Server {
 /// Makes sure `redis-server` is there: installs it with `apt-get` where this user can (see the
 /// module documentation), else says how to get it. An error only under `CI`.
 pub(crate) fn ensure_installed() -> DynResult {
+    ensure_ip()?;
     if std::env::var_os(URL_ENV).is_some() || has_redis_server() {
         return Ok(());
     }
@@ -81,6 +82,49 @@ pub(crate) fn ensure_installed() -> DynResult {
          will be SKIPPED (listed at the end). To run them: {HOW}"
     );
     Ok(())
+}
+
+/// Makes sure `ip` (iproute2) is there for the namespace cluster tests
+/// (`crates/multiproc-redis/tests/cluster.rs`, which need root too): installs `iproute2` with
+/// `apt-get` as root where it is missing (a slim CI image), else leaves those tests to report
+/// themselves skipped. An error only under `CI` as root, where the cluster tests must run.
+fn ensure_ip() -> DynResult {
+    let has_ip = || {
+        Command::new("ip")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has_ip() || !multiproc_testkit::is_root() {
+        return Ok(());
+    }
+    eprintln!(
+        "ip (iproute2) is missing: installing it with apt-get for the namespace cluster tests"
+    );
+    let ok = crate::run("apt-get", &["update", "-qq"])
+        .and_then(|()| {
+            crate::run_env(
+                "apt-get",
+                &[
+                    "install",
+                    "-y",
+                    "-qq",
+                    "--no-install-recommends",
+                    "iproute2",
+                ],
+                &[("DEBIAN_FRONTEND", "noninteractive")],
+            )
+        })
+        .is_ok();
+    if (ok && has_ip()) || !multiproc_testkit::under_ci() {
+        return Ok(());
+    }
+    Err(
+        "CI needs ip for the namespace cluster tests; install it with: apt-get install iproute2"
+            .into(),
+    )
 }
 
 fn has_redis_server() -> bool {

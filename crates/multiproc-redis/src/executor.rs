@@ -11,7 +11,9 @@
 //! and completes the task with one script that writes the outcome to the key `…:result:ID`
 //! only if no outcome is there (`SET NX`), and then pushes a token to the list `…:notify:ID`:
 //! a task that ran twice (its first worker was declared dead, yet finished) still completes
-//! its future once. The future waits on the notification list with `BLPOP` and reads the
+//! its future once, and the script writes nothing for a worker that no longer holds the task
+//! (its late outcome is discarded rather than stored again after the future has read and
+//! removed the first). The future waits on the notification list with `BLPOP` and reads the
 //! outcome with `GET` in the same pipeline, without taking it: a reply lost with its
 //! connection loses at most a wake-up, and the next round reads the outcome again. Once the
 //! future has it, it deletes both keys: a finished, read task leaves no key behind.
@@ -120,10 +122,14 @@ pub(crate) struct TaskMsg {
 
 /// Acknowledges the task and writes the outcome once: into the result key, unless an
 /// outcome is there already, with a token pushed to the notification list that wakes the
-/// future. KEYS: result, notification list, the worker's processing list. ARGV: outcome,
-/// result TTL ms, the task as queued.
+/// future. A worker that no longer holds the task (its heartbeat expired, the task went back
+/// to the queue, maybe already ran elsewhere and its future read the outcome and removed it)
+/// writes nothing: its late outcome is discarded. KEYS: result, notification list, the
+/// worker's processing list. ARGV: outcome, result TTL ms, the task as queued.
 const COMPLETE: &str = r"
-redis.call('LREM', KEYS[3], -1, ARGV[3])
+if redis.call('LREM', KEYS[3], -1, ARGV[3]) == 0 then
+  return 0
+end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   redis.call('RPUSH', KEYS[2], '1')
   redis.call('PEXPIRE', KEYS[2], ARGV[2])

@@ -120,11 +120,7 @@ fn main() {
         return profile_loop(&spec);
     }
     let mut report = Report::new("process start from a small program");
-    let (fork, raw) = alternated(
-        "Fork",
-        &mut || spawn_join(StartMethod::Fork),
-        &mut raw_fork,
-    );
+    let (fork, raw) = alternated("Fork", &mut || spawn_join(StartMethod::Fork), &mut raw_fork);
     report.row(
         "Fork (small program)",
         fork,

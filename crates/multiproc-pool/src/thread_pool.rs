@@ -1,13 +1,8 @@
 //! `concurrent.futures.ThreadPoolExecutor`: closures run on a lazily grown set of threads.
 //!
 //! A submit is one allocation for the [`Core`] and one for the boxed task, pushed on a
-//! lock-free channel. An idle worker looks for work for a while (spinning, then yielding its
-//! CPU) before it goes to sleep, and a submit wakes a worker through the kernel only when one
-//! is asleep (one atomic load otherwise), so a steady stream of submits makes no system call.
-//!
-//! (The channel's own blocking `recv` is not used: its senders wake a blocked receiver on every
-//! send, a futex system call per submit whenever the workers drain the queue faster than it
-//! fills, which they do; and it sleeps after a much shorter look.)
+//! lock-free channel; an idle worker spins briefly before it parks, so a steady stream of
+//! submits wakes nobody through the kernel.
 
 use crate::core::Core;
 use crate::future::Future;
@@ -16,8 +11,8 @@ use multiproc_sync::{Error, Result, Thread};
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A task in the queue: run it, or cancel it unstarted.
 trait Task: Send {
@@ -80,38 +75,7 @@ pub struct ThreadPoolExecutor {
     rx: Receiver<Box<dyn Task>>,
     threads: Mutex<Vec<Thread<()>>>,
     started: AtomicUsize,
-    shared: Arc<Shared>,
-}
-
-/// What the workers and the submitters share besides the channel.
-#[derive(Debug, Default)]
-struct Shared {
-    /// Workers not running a task (looking for one, or asleep).
-    idle: AtomicUsize,
-    /// Workers asleep on `wake`, or about to be (counted under `lock`, before their last look).
-    sleepers: AtomicUsize,
-    /// Set (under `lock`) by `shutdown` once the sender is gone: no worker may go to sleep.
-    closed: AtomicBool,
-    lock: Mutex<()>,
-    wake: Condvar,
-}
-
-impl Shared {
-    /// After a send: wakes one sleeping worker, if any sleeps. The send's SeqCst update of the
-    /// channel's tail and this SeqCst load pair with the sleeper's SeqCst increment and its
-    /// SeqCst look at the channel: either it sees the task, or we see it counted.
-    #[inline]
-    fn notify(&self) {
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
-            self.wake_one();
-        }
-    }
-
-    #[cold]
-    fn wake_one(&self) {
-        let _held = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.wake.notify_one();
-    }
+    idle: Arc<AtomicUsize>,
 }
 
 impl fmt::Debug for ThreadPoolExecutor {
@@ -149,7 +113,7 @@ impl ThreadPoolExecutor {
             rx,
             threads: Mutex::new(Vec::new()),
             started: AtomicUsize::new(0),
-            shared: Arc::new(Shared::default()),
+            idle: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -194,10 +158,10 @@ impl ThreadPoolExecutor {
                 None => return Err(Error::PoolClosed),
             }
         }
-        self.shared.notify();
-        // Once every thread is started (soon, in a busy pool) the idle count is not looked at.
+        // Once every thread is started (soon, in a busy pool) the idle count, a word the workers
+        // write around every task, is not read at all.
         if self.started.load(Ordering::Relaxed) < self.max_workers
-            && self.shared.idle.load(Ordering::Acquire) == 0
+            && self.idle.load(Ordering::Acquire) == 0
         {
             self.start_thread();
         }
@@ -212,11 +176,11 @@ impl ThreadPoolExecutor {
             return;
         }
         let rx = self.rx.clone();
-        let shared = Arc::clone(&self.shared);
+        let idle = Arc::clone(&self.idle);
         let spawned = Thread::builder()
             .name(format!("{}_{n}", self.prefix))
             .daemon(true)
-            .spawn(move || worker(rx, shared));
+            .spawn(move || worker(rx, idle));
         if let Ok(t) = spawned {
             threads.push(t);
             self.started.store(n + 1, Ordering::Relaxed);
@@ -265,13 +229,6 @@ impl ThreadPoolExecutor {
     /// ```
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
         drop(self.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
-        {
-            // The sender is gone: a worker that finds the channel empty now finds it
-            // disconnected too. Sleepers wake to find that out; nobody goes to sleep again.
-            let _held = self.shared.lock.lock().unwrap_or_else(|e| e.into_inner());
-            self.shared.closed.store(true, Ordering::SeqCst);
-            self.shared.wake.notify_all();
-        }
         if cancel_futures {
             while let Ok(task) = self.rx.try_recv() {
                 task.cancel();
@@ -291,53 +248,16 @@ impl ThreadPoolExecutor {
     }
 }
 
-/// How many times an idle worker looks at the channel before it goes to sleep: the first
-/// looks a pause instruction apart, the rest a `yield` apart (which lets a submitter that
-/// shares the worker's CPU run). About 20-60 µs in all on an idle machine.
-const SPINS: u32 = 16;
-const YIELDS: u32 = 32;
-
-fn worker(rx: Receiver<Box<dyn Task>>, shared: Arc<Shared>) {
-    shared.idle.fetch_add(1, Ordering::AcqRel);
+fn worker(rx: Receiver<Box<dyn Task>>, idle: Arc<AtomicUsize>) {
     loop {
-        let task = match rx.try_recv() {
-            Ok(task) => task,
-            Err(crossbeam_channel::TryRecvError::Disconnected) => break,
-            Err(crossbeam_channel::TryRecvError::Empty) => {
-                look_then_sleep(&rx, &shared);
-                continue;
-            }
-        };
-        shared.idle.fetch_sub(1, Ordering::AcqRel);
-        task.run();
-        shared.idle.fetch_add(1, Ordering::AcqRel);
-    }
-    shared.idle.fetch_sub(1, Ordering::AcqRel);
-}
-
-/// Waits until the channel holds something (or may be disconnected): looks for a while, then
-/// sleeps until a submit or `shutdown` wakes it.
-fn look_then_sleep(rx: &Receiver<Box<dyn Task>>, shared: &Shared) {
-    for i in 0..SPINS + YIELDS {
-        if !rx.is_empty() {
-            return;
-        }
-        if i < SPINS {
-            for _ in 0..(1u32 << i.min(6)) {
-                std::hint::spin_loop();
-            }
-        } else {
-            std::thread::yield_now();
+        idle.fetch_add(1, Ordering::AcqRel);
+        let got = rx.recv();
+        idle.fetch_sub(1, Ordering::AcqRel);
+        match got {
+            Ok(task) => task.run(),
+            Err(_) => return,
         }
     }
-    let mut held = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
-    shared.sleepers.fetch_add(1, Ordering::SeqCst);
-    // The last look, after counting ourselves (see `Shared::notify`); after a shutdown the
-    // channel is disconnected and the next `try_recv` says so.
-    while rx.is_empty() && !shared.closed.load(Ordering::SeqCst) {
-        held = shared.wake.wait(held).unwrap_or_else(|e| e.into_inner());
-    }
-    shared.sleepers.fetch_sub(1, Ordering::SeqCst);
 }
 
 impl Drop for ThreadPoolExecutor {

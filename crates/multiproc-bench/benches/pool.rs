@@ -7,7 +7,7 @@
 
 use multiproc::futures::{ProcessPoolExecutor, ThreadPoolExecutor};
 use multiproc::pool::Pool;
-use multiproc_bench::{Measure, PerOp, Report, python_ns};
+use multiproc_bench::{Measure, PerOp, Report, alternate, python_ns};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -135,6 +135,9 @@ fn time_limit_cost(report: &mut Report, plain: &Pool) {
 fn main() {
     // procspawn's pool workers start here, and serve inside `init`.
     procspawn::init();
+    if std::env::var_os("MULTIPROC_BENCH_THREADS_ONLY").is_some() {
+        return thread_pools();
+    }
     let mut report = Report::new("process pools (2 workers, per task)");
     let pool = Pool::new(2).unwrap();
     pool.map(inc, 0..1000).unwrap();
@@ -204,40 +207,55 @@ fn main() {
     );
     drop(ex);
 
+    thread_pools();
+}
+
+/// `ThreadPoolExecutor` submit against rayon's `spawn` (alternated rounds, each figure's median
+/// round), `std::thread::scope` and Python. `MULTIPROC_BENCH_THREADS_ONLY=1` runs only these.
+fn thread_pools() {
     let mut report = Report::new("thread pools (2 threads, submit of 100,000 closures)");
     let n = 100_000;
     let tpe = ThreadPoolExecutor::new(2);
-    let ours = Measure::new(9, n).per_op_timed(|n| {
-        let start = Instant::now();
-        let fs: Vec<_> = (0..n)
-            .map(|i| tpe.submit(move || std::hint::black_box(i)).unwrap())
-            .collect();
-        let took = start.elapsed();
-        for f in fs {
-            f.result().unwrap();
-        }
-        took
-    });
     let rayon_pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
         .unwrap();
-    let rayon = Measure::new(9, n).per_op_timed(|n| {
-        let left = Arc::new(AtomicU64::new(n));
-        let start = Instant::now();
-        for i in 0..n {
-            let left = Arc::clone(&left);
-            rayon_pool.spawn(move || {
-                std::hint::black_box(i);
-                left.fetch_sub(1, Ordering::Release);
-            });
-        }
-        let took = start.elapsed();
-        while left.load(Ordering::Acquire) != 0 {
-            std::thread::sleep(Duration::from_micros(50));
-        }
-        took
-    });
+    let [ours, rayon] = alternate(
+        7,
+        [
+            &mut || {
+                Measure::new(3, n).per_op_timed(|n| {
+                    let start = Instant::now();
+                    let fs: Vec<_> = (0..n)
+                        .map(|i| tpe.submit(move || std::hint::black_box(i)).unwrap())
+                        .collect();
+                    let took = start.elapsed();
+                    for f in fs {
+                        f.result().unwrap();
+                    }
+                    took
+                })
+            },
+            &mut || {
+                Measure::new(3, n).per_op_timed(|n| {
+                    let left = Arc::new(AtomicU64::new(n));
+                    let start = Instant::now();
+                    for i in 0..n {
+                        let left = Arc::clone(&left);
+                        rayon_pool.spawn(move || {
+                            std::hint::black_box(i);
+                            left.fetch_sub(1, Ordering::Release);
+                        });
+                    }
+                    let took = start.elapsed();
+                    while left.load(Ordering::Acquire) != 0 {
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                    took
+                })
+            },
+        ],
+    );
     report.row(
         "ThreadPoolExecutor.submit",
         ours,

@@ -158,8 +158,10 @@ impl ThreadPoolExecutor {
                 None => return Err(Error::PoolClosed),
             }
         }
-        if self.idle.load(Ordering::Acquire) == 0
-            && self.started.load(Ordering::Relaxed) < self.max_workers
+        // Once every thread is started (soon, in a busy pool) the idle count, a word the workers
+        // write around every task, is not read at all.
+        if self.started.load(Ordering::Relaxed) < self.max_workers
+            && self.idle.load(Ordering::Acquire) == 0
         {
             self.start_thread();
         }

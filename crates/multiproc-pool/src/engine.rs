@@ -32,10 +32,14 @@
 //!
 //! # Time limits and cancelling a running task
 //!
-//! A task with a time limit is sent with a flag that makes its worker put a "started" record
-//! on the result queue just before it runs it; the supervisor arms the task's deadline when
-//! it reads that record, so the time spent queued (in the parent or at the worker, or while a
-//! fresh worker starts) never counts. The supervisor's wait on the result queue is bounded by
+//! A worker runs the tasks it is sent in order, one at a time, so the supervisor knows when
+//! each starts without being told: when the result of the one before it arrives, or, at an
+//! idle worker, when it is sent (a fresh worker first says it is ready, once its initializer
+//! ran). The supervisor arms the running task's deadline then, so the time spent queued (in
+//! the parent or at the worker, or while a fresh worker starts) never counts, and a time limit
+//! costs no record of its own (it used to cost a "started" record per task, 9 % of a
+//! chunksize-1 `map`). If a deadline passes while the task is still on the worker's queue
+//! (the worker never reached it), it goes back to the pending queue, not to `Err(Timeout)`. The supervisor's wait on the result queue is bounded by
 //! the nearest deadline. When one passes, or a running task is cancelled with
 //! `cancel_running`, the supervisor *dooms* the worker: it takes back the records still on
 //! its queue (those tasks go back to the head of the pending queue), takes in the results
@@ -420,8 +424,10 @@ struct Worker {
     completed: usize,
     generation: u64,
     stopping: bool,
-    /// The running task's id and deadline, once it reported its start.
+    /// The running task's id and deadline (see [`Supervisor::arm`]).
     deadline: Option<(u64, Instant)>,
+    /// It said it serves (its initializer ran): the head of `inflight` is running.
+    ready: bool,
     /// Stopped (time limit, cancel): gets no more tasks; `SIGKILL` at this time if still alive.
     kill_at: Option<Instant>,
 }
@@ -579,7 +585,12 @@ impl Supervisor {
         // Nothing more may start there: what it had not taken goes back to the pending queue.
         let taken = self.take_back_all(slot);
         if taken.contains(&id) {
-            // It had not even started (a cancel of a task still queued): no worker to stop.
+            // It had not even started: no worker to stop. A cancel resolves it; a deadline
+            // armed for a task its worker had not reached yet leaves it pending, to be sent
+            // (and its clock started) again.
+            if matches!(why, Error::Timeout) {
+                return false;
+            }
             self.pending.retain(|&i| i != id);
             return self.resolve_stopped(id, why);
         }
@@ -752,9 +763,8 @@ impl Supervisor {
                 Counters::bump(&self.counters.cancelled);
                 continue;
             }
-            let timed = job.timeout.or(self.cfg.task_timeout).is_some();
             records::begin(&mut self.buf, records::TASKS);
-            records::push_task(&mut self.buf, id, timed, job.call, &job.args);
+            records::push_task(&mut self.buf, id, job.call, &job.args);
             let w = self.workers[slot]
                 .as_mut()
                 .expect("least_loaded picks a live one");
@@ -762,6 +772,10 @@ impl Supervisor {
             w.sent += 1;
             // A failed put means the worker died: its end-of-file event handles that.
             let _ = w.tasks.put_bytes(&self.buf);
+            if w.inflight.len() == 1 {
+                // An idle worker starts it now.
+                self.arm(slot);
+            }
         }
     }
 
@@ -857,9 +871,12 @@ impl Supervisor {
         let mut cur = Cursor(rec);
         match cur.u8() {
             Ok(records::RESULT) => {}
-            Ok(records::STARTED) => {
-                if let (Ok(slot), Ok(id)) = (cur.u32(), cur.u64()) {
-                    self.started(slot as usize, id);
+            Ok(records::READY) => {
+                if let Ok(slot) = cur.u32()
+                    && let Some(w) = self.workers.get_mut(slot as usize).and_then(Option::as_mut)
+                {
+                    w.ready = true;
+                    self.arm(slot as usize);
                 }
                 return;
             }
@@ -884,14 +901,11 @@ impl Supervisor {
         } else {
             0.8 * self.avg_ns + 0.2 * ns
         };
+        // The next task it holds starts now.
+        self.arm(slot as usize);
         let Some(job) = self.jobs.remove(&id) else {
             return;
         };
-        if let Some(w) = self.workers.get_mut(slot as usize).and_then(Option::as_mut)
-            && w.deadline.is_some_and(|(d, _)| d == id)
-        {
-            w.deadline = None;
-        }
         Counters::bump(if kind == records::OK {
             &self.counters.completed
         } else {
@@ -907,18 +921,23 @@ impl Supervisor {
         job.done.finish(outcome);
     }
 
-    /// Worker `slot` starts task `id` (it has a time limit): arms its deadline.
-    fn started(&mut self, slot: usize, id: u64) {
-        let Some(limit) = self
+    /// Worker `slot` starts the head of its queue now (its predecessor's result came, or it
+    /// was idle): arms that task's deadline if it has a time limit, else clears the deadline.
+    fn arm(&mut self, slot: usize) {
+        let Some(w) = self.workers.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        w.deadline = None;
+        if !w.ready || w.kill_at.is_some() {
+            return;
+        }
+        let Some(&id) = w.inflight.front() else {
+            return;
+        };
+        if let Some(limit) = self
             .jobs
             .get(&id)
             .and_then(|j| j.timeout.or(self.cfg.task_timeout))
-        else {
-            return;
-        };
-        if let Some(w) = self.workers.get_mut(slot).and_then(Option::as_mut)
-            && w.kill_at.is_none()
-            && w.inflight.front() == Some(&id)
         {
             w.deadline = Some((id, Instant::now() + limit));
             self.timers = true;
@@ -1134,6 +1153,7 @@ impl Supervisor {
             generation,
             stopping: false,
             deadline: None,
+            ready: false,
             kill_at: None,
         });
         Ok(())

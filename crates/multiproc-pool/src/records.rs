@@ -7,10 +7,12 @@
 //! | worker's tasks | `1`: stop after the tasks already sent |
 //! | results (one per pool) | `0`, `slot: u32`, `id: u64`, kind (`0` value, `1` panic, `2` codec failure), `ns: u64` (run time), `len: u32`, bytes |
 //! | results | `1`: wake-up (the parent has news for its supervisor) |
-//! | results | `2`, `slot: u32`, `id: u64`: the worker starts this task (sent only for a task whose id has [`REPORT_START`] set: one with a time limit) |
+//! | results | `2`, `slot: u32`: the worker serves from now on (its initializer ran) |
 //!
 //! A worker puts each result as soon as its task ends, so the parent always knows which task a
-//! worker holds: the oldest one it sent and has not seen the result of.
+//! worker holds: the oldest one it sent and has not seen the result of. It also knows when that
+//! task started, without a record per task: when its predecessor's result arrived, or, at an
+//! idle worker, when it was sent (or the worker became ready).
 //!
 //! Besides the queues each worker holds one end of a socket pair, its *lifeline*: the parent's
 //! end reads end-of-file the moment the worker dies, however it dies.
@@ -28,26 +30,15 @@ pub(crate) const STOP: u8 = 1;
 
 pub(crate) const RESULT: u8 = 0;
 pub(crate) const WAKE: u8 = 1;
-pub(crate) const STARTED: u8 = 2;
-
-/// Set in a task's id on the wire: the worker reports the moment it starts the task (a
-/// [`STARTED`] record), so that a time limit counts from there.
-pub(crate) const REPORT_START: u64 = 1 << 63;
+pub(crate) const READY: u8 = 2;
 
 pub(crate) const OK: u8 = 0;
 pub(crate) const PANIC: u8 = 1;
 pub(crate) const FAILED: u8 = 2;
 
 /// Appends one task to a tasks frame under construction (see [`begin_frame`]).
-pub(crate) fn push_task(
-    buf: &mut Vec<u8>,
-    id: u64,
-    report_start: bool,
-    call: CallSpec,
-    args: &[u8],
-) {
-    let wire = if report_start { id | REPORT_START } else { id };
-    buf.extend_from_slice(&wire.to_le_bytes());
+pub(crate) fn push_task(buf: &mut Vec<u8>, id: u64, call: CallSpec, args: &[u8]) {
+    buf.extend_from_slice(&id.to_le_bytes());
     buf.extend_from_slice(&(call.tramp.offset() as i64).to_le_bytes());
     buf.extend_from_slice(&(call.target.offset() as i64).to_le_bytes());
     buf.extend_from_slice(&(args.len() as u32).to_le_bytes());
@@ -60,12 +51,11 @@ pub(crate) fn begin(buf: &mut Vec<u8>, kind: u8) {
     buf.push(kind);
 }
 
-/// A whole "task started" record.
-pub(crate) fn started_record(buf: &mut Vec<u8>, slot: u32, id: u64) {
+/// A whole "worker ready" record.
+pub(crate) fn ready_record(buf: &mut Vec<u8>, slot: u32) {
     buf.clear();
-    buf.push(STARTED);
+    buf.push(READY);
     buf.extend_from_slice(&slot.to_le_bytes());
-    buf.extend_from_slice(&id.to_le_bytes());
 }
 
 /// A whole result record.
@@ -121,21 +111,11 @@ impl<'a> Cursor<'a> {
     }
     /// One task of a tasks frame.
     pub(crate) fn task(&mut self) -> io::Result<(u64, CallSpec, &'a [u8])> {
-        let (id, _, call, args) = self.task_flagged()?;
-        Ok((id, call, args))
-    }
-    /// One task of a tasks frame, with whether the worker must report its start.
-    pub(crate) fn task_flagged(&mut self) -> io::Result<(u64, bool, CallSpec, &'a [u8])> {
-        let wire = self.u64()?;
+        let id = self.u64()?;
         let tramp = FnRef::from_offset(self.u64()? as i64 as isize);
         let target = FnRef::from_offset(self.u64()? as i64 as isize);
         let args = self.bytes()?;
-        Ok((
-            wire & !REPORT_START,
-            wire & REPORT_START != 0,
-            CallSpec { tramp, target },
-            args,
-        ))
+        Ok((id, CallSpec { tramp, target }, args))
     }
 }
 

@@ -57,8 +57,13 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         // ceiling would break the promise; the parent reports the start failure.
         panic!("could not set the worker's memory limit of {memory_limit} bytes (RLIMIT_AS)");
     }
-    let mut value = Vec::new();
+    // From here on the parent may count time limits: the initializer's time is not a task's.
     let mut out = Vec::new();
+    records::ready_record(&mut out, slot);
+    if results.put_bytes(&out).is_err() {
+        return;
+    }
+    let mut value = Vec::new();
     let mut done = 0usize;
     // `Err(Closed)`: the parent is gone.
     while let Ok(record) = tasks.get_bytes() {
@@ -67,16 +72,9 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             break;
         }
         while !cur.is_empty() {
-            let Ok((id, report_start, call, args)) = cur.task_flagged() else {
+            let Ok((id, call, args)) = cur.task() else {
                 break;
             };
-            if report_start {
-                // A task with a time limit: its clock starts now, not when it was queued.
-                records::started_record(&mut out, slot, id);
-                if results.put_bytes(&out).is_err() {
-                    return;
-                }
-            }
             value.clear();
             let start = Instant::now();
             let ran = catch_unwind(AssertUnwindSafe(|| call.run(args, &mut value)));

@@ -162,6 +162,33 @@ fn the_time_limit_counts_from_the_start_not_the_queue() {
     }
 }
 
+fn slow_start(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+#[test]
+fn the_time_limit_does_not_count_a_fresh_workers_start() {
+    for m in METHODS {
+        // Every worker (the replacement too) spends 600 ms in its initializer; the tasks run
+        // 100 ms of their 400, so they pass only if neither start counts against them.
+        let p = Pool::builder()
+            .processes(1)
+            .start_method(m)
+            .initializer(slow_start, 600)
+            .task_timeout(Duration::from_millis(400))
+            .build()
+            .unwrap();
+        assert_eq!(p.apply(nap, 100).unwrap(), 100, "{m:?}");
+        // A timeout replaces the worker; the next task waits for the fresh one's initializer.
+        assert!(matches!(p.apply(nap, 5_000), Err(Error::Timeout)), "{m:?}");
+        assert_eq!(p.apply(nap, 100).unwrap(), 100, "{m:?}");
+        // Queued behind each other: each counts from its own start.
+        let a = p.apply_async(nap, 300).unwrap();
+        let b = p.apply_async(nap, 300).unwrap();
+        assert_eq!((a.get().unwrap(), b.get().unwrap()), (300, 300), "{m:?}");
+    }
+}
+
 #[test]
 fn a_task_that_ignores_sigterm_is_still_stopped() {
     for m in METHODS {

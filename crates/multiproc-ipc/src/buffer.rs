@@ -150,7 +150,9 @@ impl SharedBuffer {
             .checked_add(DATA_OFFSET)
             .and_then(|t| t.checked_next_multiple_of(PAGE))
             .filter(|&t| t <= isize::MAX as usize)
-            .ok_or_else(|| Error::Invalid(format!("a shared buffer of {len} bytes is too large")))?;
+            .ok_or_else(|| {
+                Error::Invalid(format!("a shared buffer of {len} bytes is too large"))
+            })?;
         let memory = machine_memory();
         if len as u64 > memory {
             return Err(Error::Io(io::Error::new(
@@ -311,7 +313,9 @@ impl Serialize for SharedBuffer {
         }
         let to = self.state().tokens.fetch_add(1, Ordering::Relaxed) + 1;
         if to & RELEASED != 0 {
-            return Err(serde::ser::Error::custom("a SharedBuffer sent too many times"));
+            return Err(serde::ser::Error::custom(
+                "a SharedBuffer sent too many times",
+            ));
         }
         let handle = self.handle.send().map_err(serde::ser::Error::custom)?;
         WireBuffer {
@@ -328,7 +332,8 @@ impl<'de> Deserialize<'de> for SharedBuffer {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use serde::de::Error as _;
         let wire = WireBuffer::deserialize(d)?;
-        let handle = Handle::receive::<BufState>(&wire.handle, no_wake).map_err(D::Error::custom)?;
+        let handle =
+            Handle::receive::<BufState>(&wire.handle, no_wake).map_err(D::Error::custom)?;
         let st: &BufState = handle.state();
         let len = usize::try_from(st.len.load(Ordering::Relaxed)).map_err(D::Error::custom)?;
         let file = sys::file_len(handle.segment().fd()).map_err(D::Error::custom)?;
@@ -365,13 +370,15 @@ fn claim(st: &BufState, wire: &WireBuffer) -> std::result::Result<(), String> {
             }
             Err(_) => {}
         }
-        // The sender still owns it: normally it is dropping its value right now.
+        // The sender still owns it: normally it is dropping its value right now (a `put`
+        // drops its item just after the record is committed), so yield for up to 1 ms
+        // before looking at whether it lives and sleeping.
         spins += 1;
-        if spins < 200 {
+        if spins < 100 {
             std::hint::spin_loop();
             continue;
         }
-        if spins < 400 {
+        if start.elapsed() < Duration::from_millis(1) {
             std::thread::yield_now();
             continue;
         }
@@ -393,6 +400,6 @@ fn claim(st: &BufState, wire: &WireBuffer) -> std::result::Result<(), String> {
                 wire.from_pid, CLAIM_PATIENCE
             ));
         }
-        std::thread::sleep(Duration::from_micros(100));
+        std::thread::sleep(Duration::from_micros(50));
     }
 }

@@ -105,7 +105,11 @@ fn a_child_fills_64_mib_in_place_and_the_parent_reads_it() {
         assert_eq!(&buf[..64], &expect[..], "{m:?}");
         assert_eq!(my_buffers().0.len(), 1, "one buffer held here");
         drop(buf);
-        assert_eq!(my_buffers(), (vec![], 0), "{m:?}: the buffer outlived its holders");
+        assert_eq!(
+            my_buffers(),
+            (vec![], 0),
+            "{m:?}: the buffer outlived its holders"
+        );
     }
 }
 
@@ -156,9 +160,15 @@ fn a_receiver_killed_while_it_holds_the_buffer_frees_it() {
         assert_eq!(fds.len(), 1);
         let ino = fds[0];
         q.put(buf).unwrap();
-        assert!(got.wait_timeout(Duration::from_secs(30)), "{m:?}: never taken");
+        assert!(
+            got.wait_timeout(Duration::from_secs(30)),
+            "{m:?}: never taken"
+        );
         assert_eq!(my_buffers(), (vec![], 0), "{m:?}: the sender let go");
-        assert!(!processes_holding(ino).is_empty(), "{m:?}: the child holds it");
+        assert!(
+            !processes_holding(ino).is_empty(),
+            "{m:?}: the child holds it"
+        );
         p.kill().unwrap();
         assert!(p.join().is_err());
         assert_eq!(
@@ -254,7 +264,14 @@ fn a_tiny_dev_shm_does_not_limit_buffers() {
         return;
     }
     let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m,mode=1777", "tmpfs", "/dev/shm"])
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m,mode=1777",
+            "tmpfs",
+            "/dev/shm",
+        ])
         .status()
         .unwrap();
     assert!(st.success(), "mount: {st:?}");

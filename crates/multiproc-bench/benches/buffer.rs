@@ -139,10 +139,14 @@ fn main() {
         }
         report.rows_sized(figure, size as u64, ours, &base);
         echo.req.put(None).unwrap();
-        echo.child.map(|c| c.join().unwrap());
+        if let Some(c) = echo.child {
+            c.join().unwrap();
+        }
         if let Some(e) = bytes {
             e.req.put_bytes(&[]).unwrap();
-            e.child.map(|c| c.join().unwrap());
+            if let Some(c) = e.child {
+                c.join().unwrap();
+            }
         }
     }
 }

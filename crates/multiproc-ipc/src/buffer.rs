@@ -81,9 +81,26 @@ fn no_wake(_: NonNull<u8>) {}
 /// `put` it on a [`Queue`](crate::Queue) (or `send` it on a [`Connection`](crate::Connection)),
 /// and the receiver gets the same memory, whatever its size, without a copy.
 ///
-/// It derefs to `[u8]` (mutably too): at any moment exactly one value in one process owns
-/// the bytes, and sending moves that ownership (see the module source for why that is
-/// sound). The memory is freed when the last process holding it drops it or dies.
+/// It derefs to `[u8]` (mutably too), which is sound because at any moment exactly one
+/// value in one process owns the bytes:
+///
+/// - it is not `Clone`, and sending moves it: `Queue::put` and `Connection::send` take it by
+///   value, and ownership passes to the receiver when the sender's value is dropped (the
+///   receiver's `get` waits for that, a few microseconds at most after the `put`);
+/// - a buffer sent twice (through a hand-written `Serialize` that sends a reference) reaches
+///   one receiver; the other gets a decoding error, never a second view;
+/// - a receiver whose sender is killed before it let go takes over (the dead cannot write);
+/// - a fork child's inherited copy is not the owner: using it panics (send a buffer to a
+///   child as a spawn argument or through a queue).
+///
+/// The memory is an anonymous `memfd` (nothing in `/dev/shm`), freed when the last process
+/// holding the buffer drops it or dies, `kill -9` included. Moving it costs a descriptor
+/// and a mapping, the same for 1 KiB and 1 GiB; the receiver's first touch of each page is a
+/// minor page fault, and the sender's drop unmaps the pages it touched.
+///
+/// # Panics
+///
+/// Dereferencing in a fork child a buffer inherited from its parent.
 ///
 /// ```
 /// use multiproc_ipc::{Queue, SharedBuffer};

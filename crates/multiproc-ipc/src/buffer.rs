@@ -129,19 +129,22 @@ unsafe impl Send for SharedBuffer {}
 // owns the bytes; mutation needs `&mut SharedBuffer`.
 unsafe impl Sync for SharedBuffer {}
 
-/// The most memory a buffer may ask for: RAM plus swap (a larger `fallocate` of a memfd
-/// would only wake the OOM killer).
+/// The most memory a buffer may ask for: RAM plus swap, from `/proc/meminfo` (a larger
+/// `fallocate` of a memfd would only wake the OOM killer); `u64::MAX` if unreadable.
 fn machine_memory() -> u64 {
-    // SAFETY: `info` is a writable, zeroed `sysinfo` struct; the call only fills it.
-    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { libc::sysinfo(&mut info) } != 0 {
+    let Ok(info) = std::fs::read_to_string("/proc/meminfo") else {
         return u64::MAX;
+    };
+    let kib = |key: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| rest.split_ascii_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    match (kib("MemTotal:"), kib("SwapTotal:")) {
+        (Some(mem), swap) => mem.saturating_add(swap.unwrap_or(0)).saturating_mul(1024),
+        _ => u64::MAX,
     }
-    let unit = u64::from(info.mem_unit.max(1));
-    (info.totalram as u64)
-        .saturating_add(info.totalswap as u64)
-        .saturating_mul(unit)
 }
 
 impl SharedBuffer {

@@ -145,4 +145,7 @@ fn shared_state_paths_exist() {
     shm.unlink().unwrap();
     assert!(other.unlink().is_err());
     let _ = sweep();
+    let mut buf: multiproc::SharedBuffer = multiproc::SharedBuffer::new(16).unwrap();
+    buf[15] = 1;
+    assert_eq!((buf.len(), buf[15]), (16, 1));
 }

@@ -72,6 +72,7 @@
 
 mod sys;
 
+mod buffer;
 mod error;
 mod pipe;
 mod queue;
@@ -82,6 +83,7 @@ mod sync;
 mod value;
 mod wait;
 
+pub use buffer::SharedBuffer;
 pub use multiproc_sync::{Error, Result};
 pub use pipe::{Connection, Pipe};
 pub use queue::{JoinableQueue, Queue, SimpleQueue};

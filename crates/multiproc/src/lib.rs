@@ -186,7 +186,7 @@ pub use multiproc_spawn::{
 /// Queues and pipes between processes (Python's `multiprocessing.Queue`, `JoinableQueue`,
 /// `SimpleQueue`, `Pipe`), on shared memory.
 #[doc(inline)]
-pub use multiproc_ipc::{Connection, JoinableQueue, Pipe, Queue, SimpleQueue};
+pub use multiproc_ipc::{Connection, JoinableQueue, Pipe, Queue, SharedBuffer, SimpleQueue};
 
 /// Process-shared locks, events, conditions, semaphores and barriers (Python's
 /// `multiprocessing.Lock` … `Barrier`), and shared values and arrays (`Value`, `Array`):

@@ -23,6 +23,8 @@ pub(crate) enum Kind {
     Value = 4,
     /// A named `SharedMemory` segment (in `/dev/shm`).
     Shm = 5,
+    /// A `SharedBuffer` (moved between processes by handle).
+    Buffer = 6,
 }
 
 impl Kind {

@@ -618,7 +618,12 @@ fn mpmc() {
         let [ours, cb] = alternate(
             5,
             [
-                &mut || shown(&format!("queue {k}P{k}C"), stream_queue_mpmc(k, 1, 2_000_000)),
+                &mut || {
+                    shown(
+                        &format!("queue {k}P{k}C"),
+                        stream_queue_mpmc(k, 1, 2_000_000),
+                    )
+                },
                 &mut || {
                     shown(
                         &format!("crossbeam {k}P{k}C"),
@@ -645,12 +650,22 @@ fn byte_items(peers: bool) {
         let [q, copy] = alternate(
             samples,
             [
-                &mut || shown(&format!("queue {label}"), stream_queue_bytes(size, 0, 1, ops)),
+                &mut || {
+                    shown(
+                        &format!("queue {label}"),
+                        stream_queue_bytes(size, 0, 1, ops),
+                    )
+                },
                 &mut || shown(&format!("memcpy {label}"), memcpy(size, 1, ops.min(1000))),
             ],
         );
         if !peers {
-            report.rows_sized("Queue put_bytes/get_bytes", size as u64, q, &[("memcpy", copy)]);
+            report.rows_sized(
+                "Queue put_bytes/get_bytes",
+                size as u64,
+                q,
+                &[("memcpy", copy)],
+            );
             continue;
         }
         // A producer held back by a full queue (the consumer's pace, data still in cache).

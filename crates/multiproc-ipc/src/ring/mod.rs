@@ -75,10 +75,16 @@ pub(crate) const BASE_CAP: u64 = 256 << 10;
 pub(crate) const BASE_CAP: u64 = 64;
 /// An emptied ring larger than this gives its memory back...
 const SHRINK_ABOVE: u64 = 4 << 20;
-/// ... unless it grew less than this many milliseconds ago: a stream whose producer runs
-/// ahead in bursts would otherwise give the memory back each time its consumer catches up
-/// and fault it in again on the next burst (a 1 KiB stream spent most of its time there).
-const SHRINK_AFTER_MS: u64 = 20;
+/// ... unless it grew, or took a [`LARGE_RECORD`], less than this many milliseconds ago: a
+/// stream whose producer runs ahead in bursts would otherwise give the memory back each time
+/// its consumer catches up and fault it in again on the next burst (a 1 KiB stream spent most
+/// of its time there), and a stream of 64 MiB items, whose consumer empties the ring after
+/// each one, faulted in 64 MiB of ring for every item (1.87x a memcpy; 20 ms was shorter than
+/// one item's trip).
+const SHRINK_AFTER_MS: u64 = 1000;
+/// A record from this size on, put into a grown ring, counts as a use of the large capacity
+/// (it restarts [`SHRINK_AFTER_MS`]); smaller ones do not read the clock.
+const LARGE_RECORD: u64 = BASE_CAP / 8;
 /// How far ahead of its record a consumer of a grown ring asks for the data (see
 /// [`Ring::prefetch_ahead`]).
 const PREFETCH_AHEAD: u64 = 4096;
@@ -128,7 +134,8 @@ struct Config {
     cap: AtomicU64,
     maxsize: AtomicU64,
     flags: AtomicU64,
-    /// When the ring last grew ([`sys::monotonic_ms`]).
+    /// When the ring last grew or took a [`LARGE_RECORD`] while grown
+    /// ([`sys::monotonic_ms`]).
     grown_at: AtomicU64,
 }
 
@@ -379,6 +386,11 @@ impl Ring {
                     }
                 }
             }
+            if rec >= LARGE_RECORD && cap > BASE_CAP {
+                self.config
+                    .grown_at
+                    .store(sys::monotonic_ms(), Ordering::Relaxed);
+            }
             let mut header = READY | payload.len() as u64;
             if let Some(hook) = attach.as_mut() {
                 hook(pos(tail))?;
@@ -437,7 +449,12 @@ impl Ring {
         if live + need <= cap {
             return Ok(cap);
         }
-        let new_cap = (live + need).next_power_of_two().max(cap * 2);
+        // Room for one more record of this size behind it where the reserve allows: a
+        // stream of large items then has the next one written while the last is read, and
+        // does not grow (copying the live record) again on the second item.
+        let least = (live + need).next_power_of_two().max(cap * 2);
+        let roomy = (live + 2 * need).next_power_of_two().max(least);
+        let new_cap = if roomy <= seg.limit() { roomy } else { least };
         if new_cap > seg.limit() {
             return Err(Grow::NoRoom);
         }

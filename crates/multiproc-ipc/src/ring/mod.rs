@@ -596,14 +596,29 @@ impl Ring {
             && record_len((header & LEN_MASK) as usize) == lead)
     }
 
-    /// Under the get lock, if `head` is lost (see [`head_lost`](Self::head_lost)): drops
+    /// Under both locks, if `head` is lost (see [`head_lost`](Self::head_lost)): drops
     /// whatever lies between it and `tail` and moves it to `tail`; true if it did.
+    ///
+    /// The get lock alone is not enough: a consumer one record ahead of `tail` may load a
+    /// `tail` older than the header word it loads next, when producers went on meanwhile
+    /// and the terminator of a later record zeroed that word (a lap later, the same word), and
+    /// would drop live records for a "lost" head (found by the loom model
+    /// `loom_ring_slot_reuse_after_a_lap`). With the put lock also held (tried, never waited
+    /// for: the lock order is put, then get), `tail` is current and no one writes at it.
     #[cold]
     fn reset_if_lost(&self, seg: &impl Area, deadline: Option<Instant>) -> bool {
         if self.get.lock.lock_until(deadline).is_none() {
             return false;
         }
         let held = Held(&self.get.lock);
+        let Some(owner_died) = self.put.lock.try_lock() else {
+            return false;
+        };
+        // Held until `discard_to_tail` has read `tail`: a record put after that stays.
+        let _put_held = Held(&self.put.lock);
+        if owner_died {
+            self.repair_tail(seg);
+        }
         if !self.head_lost(seg) {
             return false;
         }

@@ -258,10 +258,12 @@ mod model {
                 if deadline.is_some_and(|d| d <= Instant::now()) {
                     return Wait::TimedOut;
                 }
+                // A yield before `alive()` as well: a caller that loops on `Closed` (a hint
+                // it then checks under the locks) must let the others run in between.
+                loom::thread::yield_now();
                 if deadline.is_none() && !alive() {
                     return if ready() { Wait::Ready } else { Wait::Closed };
                 }
-                loom::thread::yield_now();
             }
         }
     }

@@ -31,6 +31,13 @@
 //! that consumers may already take: the next producer, told by the lock that its previous
 //! owner died, finds the committed header at `tail` and moves `tail` past it.
 //!
+//! A consumer that finds `head` somewhere no producer will ever commit (memory scribbled by
+//! someone else) drops the records up to `tail`, deciding so only with both locks held (see
+//! [`Ring::reset_if_lost`]).
+//!
+//! Every atomic, lock, wake-up and data-area access goes through [`atomics`], so that
+//! `cargo xtask loom` checks this code itself (`loom_tests.rs`).
+//!
 //! A record that does not fit makes the producer grow the ring: with the get lock also held
 //! (lock order: put, then get), it lengthens the file, copies the live bytes whose position
 //! maps elsewhere under the doubled capacity into the new upper half (the old copies are left

@@ -524,14 +524,19 @@ fn memcpy(size: usize, samples: usize, ops: u64) -> PerOp {
 /// Steps of [`busy`] for the floor whose echo works before it answers.
 const SPIN_WORK: u32 = 40;
 
-/// Whether the bench's filter arguments (`cargo bench --bench ipc -- mpmc bytes`) select the
-/// section `name` (`rt`, `stream`, `mpmc`, `bytes`); no filter selects every one.
+/// Whether the bench's filter arguments (`cargo bench --bench ipc -- mpmc bytes`, or
+/// `cargo xtask bench mpmc`) select the section `name` (`rt`, `stream`, `mpmc`, `bytes`, and
+/// `qbytes`: the queue's byte items against memcpy only); no filter, or `ipc`, selects every
+/// one.
 fn section(name: &str) -> bool {
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|f| f == "ipc" || name.contains(f.as_str()))
 }
 
 /// A round's figure, also printed on stderr (the spread behind a median).

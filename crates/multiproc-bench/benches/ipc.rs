@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use ipc_channel::ipc;
 use multiproc::{Connection, Pipe, Process, Queue, StartMethod};
-use multiproc_bench::{Measure, PerOp, Report, alternate, python_ns};
+use multiproc_bench::{Measure, PerOp, Report, alternate, python_ns, size_label};
 
 fn fork<R>(f: impl FnOnce() -> R) -> Process<R>
 where
@@ -388,19 +388,19 @@ fn produce_range((q, from, n): (Queue<u64>, u64, u64)) {
     }
 }
 
-/// 2 producer and 2 consumer processes; checks the count and sum; time includes the starts
-/// (four forks, well under 1% of the run).
-fn stream_queue_2p2c(samples: usize, ops: u64) -> PerOp {
+/// `k` producer and `k` consumer processes; checks the count and sum; time includes the
+/// starts (2k forks, well under 1% of the run).
+fn stream_queue_mpmc(k: u64, samples: usize, ops: u64) -> PerOp {
     Measure::new(samples, ops).per_op_timed(|n| {
         let q = Queue::new().unwrap();
         let sums = Queue::new().unwrap();
-        let half = n / 2;
+        let share = n / k;
         let t = Instant::now();
-        let consumers: Vec<_> = (0..2)
+        let consumers: Vec<_> = (0..k)
             .map(|_| start(drain, (q.clone(), sums.clone())))
             .collect();
-        let producers: Vec<_> = (0..2)
-            .map(|k| start(produce_range, (q.clone(), k * half, half)))
+        let producers: Vec<_> = (0..k)
+            .map(|i| start(produce_range, (q.clone(), i * share, share)))
             .collect();
         drop(q);
         for p in producers {
@@ -410,10 +410,14 @@ fn stream_queue_2p2c(samples: usize, ops: u64) -> PerOp {
             c.join().unwrap();
         }
         let e = t.elapsed();
-        let (c1, s1) = sums.get().unwrap();
-        let (c2, s2) = sums.get().unwrap();
-        assert_eq!(c1 + c2, 2 * half);
-        assert_eq!(s1 + s2, (0..2 * half).sum::<u64>());
+        let (mut count, mut total) = (0, 0);
+        for _ in 0..k {
+            let (c, s) = sums.get().unwrap();
+            count += c;
+            total += s;
+        }
+        assert_eq!(count, k * share, "items lost or duplicated");
+        assert_eq!(total, (0..k * share).sum::<u64>(), "items torn");
         e
     })
 }
@@ -520,7 +524,46 @@ fn memcpy(size: usize, samples: usize, ops: u64) -> PerOp {
 /// Steps of [`busy`] for the floor whose echo works before it answers.
 const SPIN_WORK: u32 = 40;
 
+/// Whether the bench's filter arguments (`cargo bench --bench ipc -- mpmc bytes`, or
+/// `cargo xtask bench mpmc`) select the section `name` (`rt`, `stream`, `mpmc`, `bytes`, and
+/// `qbytes`: the queue's byte items against memcpy only); no filter, or `ipc`, selects every
+/// one.
+fn section(name: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|f| f == "ipc" || name.contains(f.as_str()))
+}
+
+/// A round's figure, also printed on stderr (the spread behind a median).
+fn shown(name: &str, p: PerOp) -> PerOp {
+    eprintln!("  round {name}: {:.1} ns", p.ns);
+    p
+}
+
 fn main() {
+    if section("rt") {
+        round_trips();
+    }
+    if section("stream") {
+        one_way_u64();
+    }
+    if section("mpmc") {
+        mpmc();
+    }
+    if section("bytes") {
+        byte_items(true);
+    } else if section("qbytes") {
+        // The queue and its memcpy floor only.
+        byte_items(false);
+    }
+}
+
+fn round_trips() {
     let mut report = Report::new("process queues and pipes: round trip of a u64");
     // Fresh processes each round, alternating ours and the floor: the three medians come
     // from the same spread of CPU placements.
@@ -550,7 +593,9 @@ fn main() {
     report.rows("Queue put+get round trip", queue, &qb);
     base.extend(py_p.map(|p| ("Python multiprocessing.Pipe", p)));
     report.rows("Pipe send+recv round trip", pipe, &base);
+}
 
+fn one_way_u64() {
     let mut report = Report::new("process queues: one-way u64 items (time per item)");
     let q1 = stream_queue_u64(5, 1_000_000);
     let mut b = vec![
@@ -568,30 +613,73 @@ fn main() {
         stream_queue_u64_cold(5, 2_000_000),
         &[("goal: 10 M items/s", PerOp::from_ns(100.0))],
     );
-    let q2 = stream_queue_2p2c(3, 2_000_000);
-    report.rows(
-        "Queue 2 producers, 2 consumers",
-        q2,
-        &[(
-            "crossbeam-channel, threads",
-            stream_crossbeam_u64(3, 2_000_000, 2),
-        )],
-    );
+}
 
+fn mpmc() {
+    // The same group as the 1P1C rows. Alternated rounds: the queue's and crossbeam's
+    // medians come from the same spread of machine states.
+    let mut report = Report::new("process queues: one-way u64 items (time per item)");
+    for k in [2u64, 4] {
+        let [ours, cb] = alternate(
+            5,
+            [
+                &mut || {
+                    shown(
+                        &format!("queue {k}P{k}C"),
+                        stream_queue_mpmc(k, 1, 2_000_000),
+                    )
+                },
+                &mut || {
+                    shown(
+                        &format!("crossbeam {k}P{k}C"),
+                        stream_crossbeam_u64(1, 2_000_000, k),
+                    )
+                },
+            ],
+        );
+        let name = format!("Queue {k} producers, {k} consumers");
+        report.rows(&name, ours, &[("crossbeam-channel, threads", cb)]);
+    }
+}
+
+/// `peers`: also the pipe, ipc-channel, raw pipe and Python rows.
+fn byte_items(peers: bool) {
     let mut report = Report::new("process queues and pipes: one-way byte items");
     for (size, ops, samples) in [
         (1usize << 10, 100_000u64, 5usize),
         (1 << 20, 200, 5),
         (64 << 20, 2, 3),
     ] {
-        let q = stream_queue_bytes(size, 0, samples, ops);
+        // The queue and memcpy alternated: both medians from the same machine states.
+        let label = size_label(size as u64);
+        let [q, copy] = alternate(
+            samples,
+            [
+                &mut || {
+                    shown(
+                        &format!("queue {label}"),
+                        stream_queue_bytes(size, 0, 1, ops),
+                    )
+                },
+                &mut || shown(&format!("memcpy {label}"), memcpy(size, 1, ops.min(1000))),
+            ],
+        );
+        if !peers {
+            report.rows_sized(
+                "Queue put_bytes/get_bytes",
+                size as u64,
+                q,
+                &[("memcpy", copy)],
+            );
+            continue;
+        }
         // A producer held back by a full queue (the consumer's pace, data still in cache).
         let bounded = (size <= 1 << 10).then(|| stream_queue_bytes(size, 256, samples, ops));
         let p = stream_pipe_bytes(size, samples, ops);
         let mut base = vec![
             ("ipc-channel bytes", stream_ipc_bytes(size, samples, ops)),
             ("raw pipe", stream_raw_pipe_bytes(size, samples, ops)),
-            ("memcpy", memcpy(size, samples, ops.min(1000))),
+            ("memcpy", copy),
         ];
         if size <= 1 << 20 {
             let n = if size <= 1024 { 20_000 } else { 100 };

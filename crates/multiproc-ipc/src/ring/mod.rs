@@ -31,6 +31,13 @@
 //! that consumers may already take: the next producer, told by the lock that its previous
 //! owner died, finds the committed header at `tail` and moves `tail` past it.
 //!
+//! A consumer that finds `head` somewhere no producer will ever commit (memory scribbled by
+//! someone else) drops the records up to `tail`, deciding so only with both locks held (see
+//! [`Ring::reset_if_lost`]).
+//!
+//! Every atomic, lock, wake-up and data-area access goes through [`atomics`], so that
+//! `cargo xtask loom` checks this code itself (`loom_tests.rs`).
+//!
 //! A record that does not fit makes the producer grow the ring: with the get lock also held
 //! (lock order: put, then get), it lengthens the file, copies the live bytes whose position
 //! maps elsewhere under the doubled capacity into the new upper half (the old copies are left
@@ -39,18 +46,16 @@
 //! once) and gives the memory of the upper part back to the system; the file itself never
 //! gets shorter, because a consumer polling with a stale capacity may still read there.
 
+pub(crate) mod atomics;
 pub(crate) mod codec;
 pub(crate) mod ops;
 
-use std::ptr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::shm::segment::Segment;
+use self::atomics::{Area, AtomicU64, Ordering, RobustLock, Signal};
 use crate::shm::{Kind, OBJECT_OFFSET, SharedState};
 use crate::sys;
-use crate::wait::robust::RobustLock;
-use crate::wait::{Signal, Wait};
+use crate::wait::Wait;
 
 pub(crate) use crate::error::{Attach, GetError, PutError};
 
@@ -70,13 +75,23 @@ const RESERVE_SHARE: usize = 16;
 /// the limit, rather than succeeding and leaving the next allocation to abort the process.
 const HEADROOM: usize = 64 << 20;
 /// A new ring's capacity, and what an emptied ring shrinks back to.
+#[cfg(not(multiproc_loom))]
 pub(crate) const BASE_CAP: u64 = 256 << 10;
+/// Under loom: a ring of a few records, so that the models go round it.
+#[cfg(multiproc_loom)]
+pub(crate) const BASE_CAP: u64 = 64;
 /// An emptied ring larger than this gives its memory back...
 const SHRINK_ABOVE: u64 = 4 << 20;
-/// ... unless it grew less than this many milliseconds ago: a stream whose producer runs
-/// ahead in bursts would otherwise give the memory back each time its consumer catches up
-/// and fault it in again on the next burst (a 1 KiB stream spent most of its time there).
-const SHRINK_AFTER_MS: u64 = 20;
+/// ... unless it grew, or took a [`LARGE_RECORD`], less than this many milliseconds ago: a
+/// stream whose producer runs ahead in bursts would otherwise give the memory back each time
+/// its consumer catches up and fault it in again on the next burst (a 1 KiB stream spent most
+/// of its time there), and a stream of 64 MiB items, whose consumer empties the ring after
+/// each one, faulted in 64 MiB of ring for every item (1.87x a memcpy; 20 ms was shorter than
+/// one item's trip).
+const SHRINK_AFTER_MS: u64 = 1000;
+/// A record from this size on, put into a grown ring, counts as a use of the large capacity
+/// (it restarts [`SHRINK_AFTER_MS`]); smaller ones do not read the clock.
+const LARGE_RECORD: u64 = BASE_CAP / 8;
 /// How far ahead of its record a consumer of a grown ring asks for the data (see
 /// [`Ring::prefetch_ahead`]).
 const PREFETCH_AHEAD: u64 = 4096;
@@ -126,7 +141,8 @@ struct Config {
     cap: AtomicU64,
     maxsize: AtomicU64,
     flags: AtomicU64,
-    /// When the ring last grew ([`sys::monotonic_ms`]).
+    /// When the ring last grew or took a [`LARGE_RECORD`] while grown
+    /// ([`sys::monotonic_ms`]).
     grown_at: AtomicU64,
 }
 
@@ -147,19 +163,6 @@ struct Tasks {
 /// than the later look costs; a shorter one (a hand-off queue) keeps the quickest.
 const LONG_QUEUE: u64 = 128;
 
-/// A hint to start loading the cache line at `p` (nothing on CPUs without a stable
-/// prefetch instruction in Rust).
-#[inline(always)]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint: it never faults and changes no memory, whatever `p`.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// The state of one ring (see the module docs).
 #[repr(C)]
 #[derive(Debug, Default)]
@@ -176,6 +179,7 @@ pub(crate) struct Ring {
 #[derive(Debug, Default)]
 struct Padded<T>(T);
 
+#[cfg(not(multiproc_loom))]
 const _: () = assert!(OBJECT_OFFSET + std::mem::size_of::<Ring>() <= DATA_OFFSET);
 
 // SAFETY: `Ring` is `#[repr(C)]` and made only of atomics (locks and signals are atomics too),
@@ -195,14 +199,6 @@ enum Grow {
     /// The file could not be lengthened for a record larger than the ring: waiting for
     /// consumers cannot help, so the put fails with the cause.
     Refused(std::io::ErrorKind, String),
-}
-
-/// The largest data area `seg` can hold: the reserve past [`DATA_OFFSET`], rounded down to a
-/// power of two since the capacity is one. Every process maps the reserve its creator chose
-/// (it travels with the handle), so this is the same number everywhere.
-fn data_limit(seg: &Segment) -> u64 {
-    let room = seg.reserve().saturating_sub(DATA_OFFSET) as u64;
-    if room == 0 { 0 } else { 1 << room.ilog2() }
 }
 
 /// The address-space reserve for a new ring: [`RESERVE`] at most, less where the address
@@ -314,26 +310,12 @@ impl Ring {
         max == 0 || self.backlog_hint() < max || self.len() < max
     }
 
-    fn data(seg: &Segment) -> *mut u8 {
-        // SAFETY: DATA_OFFSET is inside the reserve of every ring segment.
-        unsafe { seg.base().as_ptr().add(DATA_OFFSET) }
-    }
-
     /// The header word of the record at position `at` in a ring of capacity `cap`.
     ///
-    /// `cap` may be stale (a consumer polling without the get lock): any capacity ever
-    /// published lies inside the file, which never gets shorter, so the word is always
-    /// addressable; a stale answer is only a hint that the caller checks under the lock.
-    #[inline]
-    fn header(seg: &Segment, cap: u64, at: u64) -> &AtomicU64 {
-        // Other processes access header words only through atomics, except producers
-        // copying payload over words that no consumer is entitled to read as a header (free
-        // space past the terminator); a racing read of such a word by a stale poller is an
-        // atomic load of plain memory that can return any value, hence only a hint.
-        // SAFETY: `at & (cap - 1)` is 8-aligned (positions advance by multiples of 8) and
-        // below `cap`, and `DATA_OFFSET + cap` is within the file (see above), so the word is
-        // mapped, aligned and lives as long as `seg`.
-        unsafe { AtomicU64::from_ptr(Self::data(seg).add((at & (cap - 1)) as usize).cast()) }
+    /// `cap` may be stale (a consumer polling without the get lock): see [`Area::word`].
+    #[inline(always)]
+    fn header(seg: &impl Area, cap: u64, at: u64) -> &AtomicU64 {
+        seg.word((at & (cap - 1)) as usize)
     }
 
     /// Appends one record with `payload`. Waits (spin, then sleep) while the queue is at its
@@ -341,7 +323,7 @@ impl Ring {
     /// other live holder could still make room. `attach`: see [`Attach`].
     pub(crate) fn put(
         &self,
-        seg: &Segment,
+        seg: &impl Area,
         payload: &[u8],
         mut attach: Attach<'_>,
         deadline: Option<Instant>,
@@ -350,7 +332,7 @@ impl Ring {
         // The record and the terminator after it.
         let rec = record_len(payload.len());
         let need = rec + HEADER;
-        let limit = data_limit(seg);
+        let limit = seg.limit();
         if payload.len() > u32::MAX as usize || need > limit {
             return Err(PutError::TooLarge(limit.min(u32::MAX as u64)));
         }
@@ -411,6 +393,11 @@ impl Ring {
                     }
                 }
             }
+            if rec >= LARGE_RECORD && cap > BASE_CAP {
+                self.config
+                    .grown_at
+                    .store(sys::monotonic_ms(), Ordering::Relaxed);
+            }
             let mut header = READY | payload.len() as u64;
             if let Some(hook) = attach.as_mut() {
                 hook(pos(tail))?;
@@ -438,7 +425,7 @@ impl Ring {
     /// After taking over the put lock from a dead producer: moves `tail` past the record it
     /// committed but did not count, if it died between the two stores.
     #[cold]
-    fn repair_tail(&self, seg: &Segment) {
+    fn repair_tail(&self, seg: &impl Area) {
         let tail = self.put.tail.load(Ordering::Relaxed);
         let cap = self.config.cap.load(Ordering::Acquire);
         let header = Self::header(seg, cap, pos(tail)).load(Ordering::Acquire);
@@ -455,7 +442,7 @@ impl Ring {
     /// in the middle of a large read holds it indefinitely, and a timed put must still return
     /// on time and let go of the put lock.
     #[cold]
-    fn grow(&self, seg: &Segment, need: u64, deadline: Option<Instant>) -> Result<u64, Grow> {
+    fn grow(&self, seg: &impl Area, need: u64, deadline: Option<Instant>) -> Result<u64, Grow> {
         // A consumer that died holding the get lock left `head` at a record boundary (it
         // moves only after a whole read): nothing to repair, whatever `owner_died` says.
         if self.get.lock.lock_until(deadline).is_none() {
@@ -469,11 +456,16 @@ impl Ring {
         if live + need <= cap {
             return Ok(cap);
         }
-        let new_cap = (live + need).next_power_of_two().max(cap * 2);
-        if new_cap > data_limit(seg) {
+        // Room for one more record of this size behind it where the reserve allows: a
+        // stream of large items then has the next one written while the last is read, and
+        // does not grow (copying the live record) again on the second item.
+        let least = (live + need).next_power_of_two().max(cap * 2);
+        let roomy = (live + 2 * need).next_power_of_two().max(least);
+        let new_cap = if roomy <= seg.limit() { roomy } else { least };
+        if new_cap > seg.limit() {
             return Err(Grow::NoRoom);
         }
-        if let Err(e) = seg.grow_to(DATA_OFFSET + new_cap as usize) {
+        if let Err(e) = seg.grow_to(new_cap) {
             // Once the live records are read, a record no larger than the ring fits without
             // growing: wait for consumers then. A larger one never fits: say why.
             return Err(if need <= cap {
@@ -487,7 +479,6 @@ impl Ring {
         // until `cap` is published.
         let mut p = pos(head);
         let end = pos(head) + live;
-        let data = Self::data(seg);
         while p < end {
             let from = p & (cap - 1);
             let to = p & (new_cap - 1);
@@ -497,13 +488,7 @@ impl Ring {
                 // in the upper half that no live byte occupies, so they do not overlap, and
                 // with both locks held no other process writes either (a stale poller may
                 // read; see `header`).
-                unsafe {
-                    ptr::copy_nonoverlapping(
-                        data.add(from as usize),
-                        data.add(to as usize),
-                        run as usize,
-                    )
-                };
+                unsafe { seg.copy_within(from as usize, to as usize, run as usize) };
             }
             p += run;
         }
@@ -518,28 +503,30 @@ impl Ring {
     /// # Safety
     /// The caller owns `at..at + bytes.len()` (mod `cap`) under the ring protocol, and `cap`
     /// is the capacity the file covers now.
-    unsafe fn write_at(&self, seg: &Segment, cap: u64, at: u64, bytes: &[u8]) {
-        let data = Self::data(seg);
+    unsafe fn write_at(&self, seg: &impl Area, cap: u64, at: u64, bytes: &[u8]) {
         let off = (at & (cap - 1)) as usize;
         let first = bytes.len().min(cap as usize - off);
-        // SAFETY: per the contract, both pieces are inside the data area and ours to write;
-        // `bytes` is local memory, so the ranges cannot overlap.
+        // SAFETY: per the contract, both pieces are inside the data area and ours to write.
         unsafe {
-            ptr::copy_nonoverlapping(bytes.as_ptr(), data.add(off), first);
-            ptr::copy_nonoverlapping(bytes.as_ptr().add(first), data, bytes.len() - first);
+            seg.write(off, &bytes[..first]);
+            if first < bytes.len() {
+                seg.write(0, &bytes[first..]);
+            }
         }
     }
 
     /// # Safety
     /// As for `write_at`, for reading (a committed record, under the get lock).
-    unsafe fn read_at(&self, seg: &Segment, cap: u64, at: u64, out: &mut [u8]) {
-        let data = Self::data(seg);
+    unsafe fn read_at(&self, seg: &impl Area, cap: u64, at: u64, out: &mut [u8]) {
         let off = (at & (cap - 1)) as usize;
         let first = out.len().min(cap as usize - off);
-        // SAFETY: per the contract; `out` is local memory.
+        let (a, b) = out.split_at_mut(first);
+        // SAFETY: per the contract, both pieces are inside the data area.
         unsafe {
-            ptr::copy_nonoverlapping(data.add(off), out.as_mut_ptr(), first);
-            ptr::copy_nonoverlapping(data, out.as_mut_ptr().add(first), out.len() - first);
+            seg.read(off, a);
+            if !b.is_empty() {
+                seg.read(0, b);
+            }
         }
     }
 
@@ -556,7 +543,7 @@ impl Ring {
     ///   is committed already (smaller records share their lines with their neighbours). 1 KiB
     ///   items through a pipe: ~88 -> ~75 ns an item.
     #[inline]
-    fn prefetch_ahead(&self, seg: &Segment, cap: u64, at: u64, len: u64) {
+    fn prefetch_ahead(&self, seg: &impl Area, cap: u64, at: u64, len: u64) {
         let (from, bytes) = if cap > BASE_CAP {
             (at + HEADER + PREFETCH_AHEAD, len.min(PREFETCH_AHEAD))
         } else if len >= 256 {
@@ -569,15 +556,14 @@ impl Ring {
         } else {
             return;
         };
-        let data = Self::data(seg);
         for p in (from..from + bytes).step_by(64) {
-            prefetch(data.wrapping_add((p & (cap - 1)) as usize));
+            seg.prefetch((p & (cap - 1)) as usize);
         }
     }
 
     /// Whether an item is there to take (a hint: another consumer may take it first).
     #[inline]
-    pub(crate) fn is_ready(&self, seg: &Segment) -> bool {
+    pub(crate) fn is_ready(&self, seg: &impl Area) -> bool {
         let cap = self.config.cap.load(Ordering::Acquire);
         let head = self.get.head.load(Ordering::Relaxed);
         // Not just READY: producers only ever leave a zero or a committed header at `head`,
@@ -599,7 +585,7 @@ impl Ring {
     /// [`reset_if_lost`](Self::reset_if_lost) decides under it. Called only on the way to a
     /// sleep or at a timeout, never per item: it reads the producers' line.
     #[cold]
-    fn head_lost(&self, seg: &Segment) -> bool {
+    fn head_lost(&self, seg: &impl Area) -> bool {
         let head = self.get.head.load(Ordering::Acquire);
         let tail = self.put.tail.load(Ordering::Acquire);
         let cap = self.config.cap.load(Ordering::Acquire);
@@ -617,14 +603,29 @@ impl Ring {
             && record_len((header & LEN_MASK) as usize) == lead)
     }
 
-    /// Under the get lock, if `head` is lost (see [`head_lost`](Self::head_lost)): drops
+    /// Under both locks, if `head` is lost (see [`head_lost`](Self::head_lost)): drops
     /// whatever lies between it and `tail` and moves it to `tail`; true if it did.
+    ///
+    /// The get lock alone is not enough: a consumer one record ahead of `tail` may load a
+    /// `tail` older than the header word it loads next, when producers went on meanwhile
+    /// and the terminator of a later record zeroed that word (a lap later, the same word), and
+    /// would drop live records for a "lost" head (found by the loom model
+    /// `loom_ring_slot_reuse_after_a_lap`). With the put lock also held (tried, never waited
+    /// for: the lock order is put, then get), `tail` is current and no one writes at it.
     #[cold]
-    fn reset_if_lost(&self, seg: &Segment, deadline: Option<Instant>) -> bool {
+    fn reset_if_lost(&self, seg: &impl Area, deadline: Option<Instant>) -> bool {
         if self.get.lock.lock_until(deadline).is_none() {
             return false;
         }
         let held = Held(&self.get.lock);
+        let Some(owner_died) = self.put.lock.try_lock() else {
+            return false;
+        };
+        // Held until `discard_to_tail` has read `tail`: a record put after that stays.
+        let _put_held = Held(&self.put.lock);
+        if owner_died {
+            self.repair_tail(seg);
+        }
         if !self.head_lost(seg) {
             return false;
         }
@@ -645,7 +646,7 @@ impl Ring {
     /// Waits until an item is there (without taking it); see [`Ring::get`] for the rest.
     pub(crate) fn wait_ready(
         &self,
-        seg: &Segment,
+        seg: &impl Area,
         deadline: Option<Instant>,
         alive: impl FnMut() -> bool,
     ) -> Wait {
@@ -659,7 +660,7 @@ impl Ring {
     /// could put.
     pub(crate) fn get<R>(
         &self,
-        seg: &Segment,
+        seg: &impl Area,
         scratch: &mut Vec<u8>,
         deadline: Option<Instant>,
         mut alive: impl FnMut() -> bool,
@@ -717,10 +718,7 @@ impl Ring {
                 // its header was committed (seen above with Acquire), and no producer writes
                 // it before `head` moves past it, which happens only below, after `take` has
                 // returned.
-                take(
-                    unsafe { std::slice::from_raw_parts(Self::data(seg).add(off), len) },
-                    attached,
-                )
+                unsafe { seg.view(off, len, |b| take(b, attached)) }
             } else {
                 scratch.clear();
                 scratch.resize(len, 0);
@@ -746,7 +744,7 @@ impl Ring {
     /// Gives an emptied large ring's memory back, if no producer is busy. Called with the get
     /// lock held.
     #[cold]
-    fn shrink(&self, seg: &Segment) {
+    fn shrink(&self, seg: &impl Area) {
         let Some(owner_died) = self.put.lock.try_lock() else {
             return;
         };
@@ -763,8 +761,7 @@ impl Ring {
         let cap = self.config.cap.load(Ordering::Relaxed);
         Self::header(seg, BASE_CAP, pos(tail)).store(0, Ordering::Relaxed);
         self.config.cap.store(BASE_CAP, Ordering::Release);
-        let from = DATA_OFFSET + BASE_CAP as usize;
-        let _ = seg.discard(from, (cap - BASE_CAP) as usize);
+        seg.discard(BASE_CAP, cap);
     }
 
     /// Joinable queues: one fewer unfinished task; false when none is unfinished.
@@ -820,7 +817,7 @@ impl Ring {
 }
 
 #[cfg(all(test, multiproc_loom))]
-mod loom_ring;
+mod loom_tests;
 
 #[cfg(all(test, not(multiproc_loom)))]
 mod tests {
@@ -927,7 +924,7 @@ mod tests {
 
     /// What a producer killed between its commit and its `tail` store leaves: a committed
     /// record past `tail`, and the put lock held by a dead thread.
-    fn die_after_commit(r: &Ring, seg: &Segment, payload: &[u8]) {
+    fn die_after_commit(r: &Ring, seg: &crate::shm::segment::Segment, payload: &[u8]) {
         std::thread::scope(|s| {
             s.spawn(|| {
                 assert_eq!(r.put.lock.try_lock(), Some(false));

@@ -368,6 +368,8 @@ fn python_redis_clients() {
             "redis",
             "rq",
             "celery",
+            // Celery's Redis transport imports it without depending on it.
+            "packaging",
         ])
         .status();
     if !matches!(installed, Ok(s) if s.success())

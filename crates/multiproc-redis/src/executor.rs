@@ -3,18 +3,31 @@
 //! that names a plain `fn` the same in every build of the program. (The command line,
 //! [`worker_cli`](crate::worker_cli), is in `cli.rs`; [`Executor::info`] in `info.rs`.)
 //!
-//! A task is a death count byte then `{id, function name, postcard argument, max attempts}` in
-//! the queue
+//! A task is a death count byte then `{id, function name, postcard argument, max attempts,
+//! namespace, notification list}` in the queue
 //! `multiproc:exec:NS:tasks` (a [`Queue`](crate::Queue) underneath: per-worker processing lists
 //! and heartbeats). The requeue of a dead worker's tasks adds one to their first byte, so a
-//! worker knows the attempt from the task itself; it runs the function
-//! and completes the task with one script that writes the outcome to the key `…:result:ID`
-//! only if no outcome is there (`SET NX`), and then pushes a token to the list `…:notify:ID`:
-//! a task that ran twice (its first worker was declared dead, yet finished) still completes
-//! its future once. The future waits on the notification list with `BLPOP` and reads the
-//! outcome with `GET` in the same pipeline, without taking it: a reply lost with its
-//! connection loses at most a wake-up, and the next round reads the outcome again. Once the
-//! future has it, it deletes both keys: a finished, read task leaves no key behind.
+//! worker knows the attempt from the task itself. A worker refuses (logs at `warn`, never
+//! runs) a task naming another namespace than the one it serves, or a function it does not
+//! know (answered `Err(Invalid)`); one that does not decode is dropped and logged.
+//!
+//! Batching, where it does not show. A worker process takes tasks in one round trip: a
+//! `BLMOVE` for the first and a script moving up to [`Worker::prefetch`] − 1 more into its
+//! processing list, as many as fit in about 2 ms by the running average of its task times.
+//! It runs them and stores their outcomes with one script sent in the same pipeline as its
+//! next take: per task, the script removes it from the processing list and writes the outcome
+//! to `…:result:ID` only if no outcome is there (`SET NX`); for each outcome written it pushes
+//! the task id to the task's notification list (one `RPUSH` per list). A task that ran twice
+//! (its first worker was declared dead, yet finished) still completes its future once. If a
+//! task runs past 50 ms, a watchdog thread gives the tasks prefetched behind it back to the
+//! head of the queue and stores the outcomes finished before it. [`Executor::map`] sends its
+//! tasks 1,000 to an `LPUSH`, and all of them notify one list: it collects outcomes many to a
+//! round trip (`BLPOP` + `LPOP` of the list, `MGET` of the outcomes, `UNLINK` of those read
+//! folded into the next wait). A single [`Executor::submit`]'s future waits on its own list
+//! (`…:notify:ID`) with `BLPOP` and reads the outcome with `GET` in the same pipeline. Either
+//! way an outcome is read without being taken: a reply lost with its connection loses at most
+//! a wake-up, and the next round reads the outcome again. Once read, it is deleted with its
+//! notification list: a finished, read task leaves no key behind.
 
 use crate::conn::{BLOCK_CHUNK, Client, Conn, Pool, random_token};
 use crate::queue::{DEFAULT_HEARTBEAT, PUT_CHUNK, RawQueue, Receiver};
@@ -406,8 +419,9 @@ impl Executor {
         let batch = random_token();
         let mut ids = Vec::new();
         let mut queued = Vec::new();
-        for a in items {
-            let id = random_token();
+        for (i, a) in items.into_iter().enumerate() {
+            // Unique as the batch's random token is: no system call per task.
+            let id = format!("{batch}.{i}");
             queued.push(self.encode(func, &id, &batch, &a)?);
             ids.push(id);
         }

@@ -47,7 +47,7 @@ fn touch(path: String) -> u8 {
 }
 
 /// `(url, list, n)`: with `n == 0` a short task, which pushes one token to `list`; otherwise
-/// the long task, which waits (up to 20 s) for `n` tokens there: 1 when they all came while it
+/// the long task, which waits (up to 10 s each) for `n` tokens there: 1 when they all came while it
 /// ran, 0 when they did not.
 fn gate((url, list, n): (String, String, u32)) -> u32 {
     let mut con = Client::open(&url).unwrap().raw_connection().unwrap();
@@ -62,7 +62,7 @@ fn gate((url, list, n): (String, String, u32)) -> u32 {
     for _ in 0..n {
         let got: Option<(String, String)> = multiproc::redis::raw::cmd("BLPOP")
             .arg(&list)
-            .arg(20)
+            .arg(10)
             .query(&mut con)
             .unwrap();
         if got.is_none() {

@@ -352,6 +352,39 @@ fn throughput(url: &str) {
             median(cpt.clone())
         );
     }
+    // The same rows as time per task, for the report's table (ratio: ours / peer's).
+    let per_task = |name: &str| {
+        rows.iter()
+            .find(|r| r.0 == name)
+            .map(|r| PerOp::from_ns(1e9 / median(r.1.clone())))
+    };
+    let mut report = Report::new(
+        "redis executor throughput (no-op tasks drained by worker processes, time per task)",
+    );
+    for workers in [1, 2, 4, 8] {
+        let Some(ours) = per_task(&format!("multiproc Executor, {workers} workers")) else {
+            continue;
+        };
+        let figure = format!("Executor map, {workers} workers");
+        let peers: Vec<(&str, PerOp)> = if workers == 4 {
+            [
+                "multiproc, batching off, 4 workers",
+                "RQ SimpleWorker, 4 workers",
+                "RQ Worker (forking), 4 workers",
+                "Celery prefork, 4 workers",
+            ]
+            .into_iter()
+            .filter_map(|name| Some((name, per_task(name)?)))
+            .collect()
+        } else {
+            Vec::new()
+        };
+        if peers.is_empty() {
+            report.figure(&figure, ours);
+        } else {
+            report.rows(&figure, ours, &peers);
+        }
+    }
     println!("\ntasks/s (each # is {:.0}):", best / 50.0);
     for (name, tps, _) in &rows {
         let m = median(tps.clone());

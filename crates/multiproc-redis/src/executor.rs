@@ -137,6 +137,10 @@ pub(crate) struct TaskMsg {
     pub(crate) notify: String,
 }
 
+/// How often a waiting [`Executor::map`] that hears no wake-up reads every outcome it still
+/// misses anyway (it does at once after a reconnect, when wake-ups may have been lost).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
 /// The keys of one executor namespace.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
@@ -395,8 +399,8 @@ impl Executor {
     /// (1,000) to a round trip, and every task of the call wakes one notification list, so the
     /// outcomes come back many to a round trip (and are deleted once read, in the next one).
     /// An outcome is read without being taken, as in [`Future::result`]: a reply lost to a
-    /// cut loses at most wake-ups, and a round that hears nothing for a second (or follows a
-    /// reconnect) reads every outcome still missing.
+    /// cut loses at most wake-ups, and a round that follows a reconnect (or hears
+    /// nothing for 10 s) reads every outcome still missing.
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
@@ -454,6 +458,7 @@ impl Executor {
         // Outcomes read and not yet deleted: deleted with the next round's wait.
         let mut read: Vec<String> = Vec::new();
         let mut sweep = false;
+        let mut last_sweep = Instant::now();
         while left > 0 {
             let mut check: Vec<usize> = Vec::new();
             if sweep {
@@ -475,9 +480,10 @@ impl Executor {
                         p.query(c)
                     })?;
                 read.clear();
-                // A reply lost to a reconnect took its wake-ups with it; a second without one
-                // may hide one lost the same way: read every outcome still missing.
-                sweep = first.is_none() || conn.reconnects != before;
+                // A reply lost to a reconnect took its wake-ups with it: read every outcome
+                // still missing. (Also now and then while none come, as a safety net.)
+                sweep = conn.reconnects != before
+                    || (first.is_none() && last_sweep.elapsed() >= SWEEP_EVERY);
                 for id in first
                     .map(|(_, v)| v)
                     .into_iter()
@@ -492,6 +498,9 @@ impl Executor {
                 if sweep {
                     continue;
                 }
+            }
+            if sweep {
+                last_sweep = Instant::now();
             }
             sweep = false;
             check.sort_unstable();

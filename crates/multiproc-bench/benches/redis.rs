@@ -246,6 +246,7 @@ fn ours_throughput(url: &str, workers: usize, n: u64, batched: bool) -> (f64, f6
     };
     let exec = Executor::builder(url).namespace(&ns).build().unwrap();
     let mut con = Client::open(url).unwrap().raw_connection().unwrap();
+    let cpu0 = cpu_seconds(&mut con);
     // Every worker process up and polling.
     assert_eq!(exec.map(inc, 0..200).unwrap().len(), 200);
     let c0 = command_count(&mut con);
@@ -261,7 +262,39 @@ fn ours_throughput(url: &str, workers: usize, n: u64, batched: bool) -> (f64, f6
     assert!(got.iter().enumerate().all(|(i, &v)| v == i as u64 + 1));
     exec.shutdown_workers().unwrap();
     runner.join().unwrap().unwrap();
+    let cpu = cpu_seconds(&mut con) - cpu0;
+    if std::env::var("MULTIPROC_BENCH_CPU").is_ok() {
+        // Everything the run cost in CPU (warm-up, start and stop of the workers included),
+        // per task of the timed part: what bounds tasks/s on a machine of this many CPUs.
+        println!(
+            "cpu: {workers} workers, batched {batched}: {:.1} us of CPU per task ({:.0} tasks/s per CPU)",
+            cpu / n as f64 * 1e6,
+            n as f64 / cpu
+        );
+    }
     (n as f64 / el, cmds as f64 / n as f64)
+}
+
+/// CPU seconds used so far by this process, its reaped children and the server (`INFO cpu`).
+fn cpu_seconds(con: &mut raw::Connection) -> f64 {
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let mut total = 0.0;
+    for who in [libc::RUSAGE_SELF, libc::RUSAGE_CHILDREN] {
+        // SAFETY: getrusage fills the plain struct passed; all zeroes is a valid value of it.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `u` is a live rusage.
+        if unsafe { libc::getrusage(who, &mut u) } == 0 {
+            total += tv(u.ru_utime) + tv(u.ru_stime);
+        }
+    }
+    let text: String = raw::cmd("INFO").arg("cpu").query(con).unwrap_or_default();
+    for key in ["used_cpu_sys:", "used_cpu_user:"] {
+        total += text
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+    }
+    total
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -290,14 +323,16 @@ fn throughput(url: &str) {
                 None => rows.push((name, vec![tps], vec![cpt])),
             }
         };
-    let python = std::process::Command::new("python3")
-        .args(["-c", "import redis, rq"])
-        .status()
-        .is_ok_and(|s| s.success());
-    let celery = std::process::Command::new("python3")
-        .args(["-c", "import celery"])
-        .status()
-        .is_ok_and(|s| s.success());
+    let python = std::env::var("MULTIPROC_BENCH_CPU").is_err()
+        && std::process::Command::new("python3")
+            .args(["-c", "import redis, rq"])
+            .status()
+            .is_ok_and(|s| s.success());
+    let celery = python
+        && std::process::Command::new("python3")
+            .args(["-c", "import celery"])
+            .status()
+            .is_ok_and(|s| s.success());
     for _ in 0..rounds {
         for workers in [1, 2, 4, 8] {
             add(

@@ -14,6 +14,15 @@
 //! they sleep (`multiproc-redis`'s `wire.rs`), the raw crate's block at once. A raw PING is
 //! bimodal on two vCPUs: ~45 µs between them, ~12 µs when the kernel put client and server on
 //! one (the CPU passes straight across); the row shows whichever the run got.
+//!
+//! First, executor throughput: 10,000 no-op tasks in one `map` drained by 1, 2, 4 and 8 worker
+//! processes, the same with batching off (a `submit` and a `result` per task, `prefetch(1)`),
+//! RQ (SimpleWorker and the forking Worker) and Celery (prefork, Redis broker and backend)
+//! with 4 workers where python3 imports them; rounds alternate the systems
+//! (`MULTIPROC_BENCH_ROUNDS`, default 3). It prints tasks/s (median, spread), Redis commands
+//! per task (`INFO commandstats`) and a text chart. `MULTIPROC_BENCH_THROUGHPUT_ONLY=1` stops
+//! after it; `MULTIPROC_BENCH_CPU=1` prints the CPU time per task (this process, the worker
+//! processes and the server) and skips the Python peers.
 
 use multiproc::redis::raw;
 use multiproc::redis::{Client, Executor, LocalServer, Queue, URL_ENV, Worker};

@@ -347,7 +347,7 @@ fn bench(rest: &[String]) -> DynResult {
 fn python_redis_clients() {
     let imports = |python: &str| {
         Command::new(python)
-            .args(["-c", "import redis, rq"])
+            .args(["-c", "import redis, rq, celery"])
             .stderr(std::process::Stdio::null())
             .status()
     };
@@ -357,7 +357,7 @@ fn python_redis_clients() {
         Ok(status) if status.success() => return,
         Ok(_) => {}
     }
-    eprintln!("bench: installing Python's redis and rq clients for the redis baselines (pip)");
+    eprintln!("bench: installing Python's redis, rq and celery for the redis baselines (pip)");
     let installed = Command::new("python3")
         .args([
             "-m",
@@ -367,12 +367,17 @@ fn python_redis_clients() {
             "--disable-pip-version-check",
             "redis",
             "rq",
+            "celery",
+            // Celery's Redis transport imports it without depending on it.
+            "packaging",
         ])
         .status();
     if !matches!(installed, Ok(s) if s.success())
         || !matches!(imports("python3"), Ok(s) if s.success())
     {
-        eprintln!("bench: could not install them; the redis-py and RQ rows will be missing");
+        eprintln!(
+            "bench: could not install them; the redis-py, RQ and Celery rows will be missing"
+        );
     }
 }
 

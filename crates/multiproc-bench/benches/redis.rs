@@ -14,6 +14,15 @@
 //! they sleep (`multiproc-redis`'s `wire.rs`), the raw crate's block at once. A raw PING is
 //! bimodal on two vCPUs: ~45 µs between them, ~12 µs when the kernel put client and server on
 //! one (the CPU passes straight across); the row shows whichever the run got.
+//!
+//! First, executor throughput: 10,000 no-op tasks in one `map` drained by 1, 2, 4 and 8 worker
+//! processes, the same with batching off (a `submit` and a `result` per task, `prefetch(1)`),
+//! RQ (SimpleWorker and the forking Worker) and Celery (prefork, Redis broker and backend)
+//! with 4 workers where python3 imports them; rounds alternate the systems
+//! (`MULTIPROC_BENCH_ROUNDS`, default 3). It prints tasks/s (median, spread), Redis commands
+//! per task (`INFO commandstats`) and a text chart. `MULTIPROC_BENCH_THROUGHPUT_ONLY=1` stops
+//! after it; `MULTIPROC_BENCH_CPU=1` prints the CPU time per task (this process, the worker
+//! processes and the server) and skips the Python peers.
 
 use multiproc::redis::raw;
 use multiproc::redis::{Client, Executor, LocalServer, Queue, URL_ENV, Worker};
@@ -120,6 +129,316 @@ if __name__ == '__main__':
     print(ts[len(ts) // 2] * 1e9)
 "#;
 
+/// Throughput of RQ: N tasks enqueued in one pipeline, drained by W worker processes in burst
+/// mode (they exit once the queue is empty). Prints tasks/s and Redis commands per task.
+const PY_RQ_THROUGHPUT: &str = r#"
+import time, operator, multiprocessing as mp
+from redis import Redis
+from rq import Queue, SimpleWorker, Worker
+def calls(r):
+    return sum(v['calls'] for k, v in r.info('commandstats').items())
+def work(url, simple):
+    conn = Redis.from_url(url)
+    cls = SimpleWorker if simple else Worker
+    cls([Queue('bench-rq-tp', connection=conn)], connection=conn).work(burst=True, logging_level='ERROR')
+if __name__ == '__main__':
+    r = Redis.from_url(URL)
+    q = Queue('bench-rq-tp', connection=r)
+    q.empty()
+    c0 = calls(r)
+    t = time.perf_counter()
+    jobs = q.enqueue_many([Queue.prepare_data(operator.add, (i, 1), result_ttl=600) for i in range(N)])
+    ws = [mp.get_context('fork').Process(target=work, args=(URL, SIMPLE)) for _ in range(W)]
+    for w in ws: w.start()
+    for w in ws: w.join()
+    assert all(j.return_value() == i + 1 for i, j in enumerate(jobs))
+    el = time.perf_counter() - t
+    print(N / el, (calls(r) - c0) / N)
+"#;
+
+/// Throughput of Celery: a prefork worker with W processes, Redis as broker and result
+/// backend; N tasks sent with `delay`, then every result got. Prints tasks/s and commands
+/// per task.
+const PY_CELERY_THROUGHPUT: &str = r#"
+import os, sys, time, subprocess, tempfile
+from redis import Redis
+d = tempfile.mkdtemp()
+open(os.path.join(d, 'benchtasks.py'), 'w').write(
+    "from celery import Celery\napp = Celery('benchtasks', broker=%r, backend=%r)\n"
+    "app.conf.task_default_queue = 'bench-celery'\n"
+    "@app.task\ndef add(x, y):\n    return x + y\n" % (URL, URL))
+sys.path.insert(0, d)
+from benchtasks import add
+def calls(r):
+    return sum(v['calls'] for k, v in r.info('commandstats').items())
+env = dict(os.environ, PYTHONPATH=d)
+w = subprocess.Popen([sys.executable, '-m', 'celery', '-A', 'benchtasks', 'worker', '-c', str(W),
+                      '--pool', 'prefork', '-Q', 'bench-celery', '--loglevel', 'ERROR', '--without-gossip',
+                      '--without-mingle', '--without-heartbeat'], env=env, cwd=d,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    assert add.delay(1, 1).get(timeout=60) == 2
+    r = Redis.from_url(URL)
+    c0 = calls(r)
+    t = time.perf_counter()
+    rs = [add.delay(i, 1) for i in range(N)]
+    assert [x.get(timeout=120) for x in rs] == [i + 1 for i in range(N)]
+    el = time.perf_counter() - t
+    print(N / el, (calls(r) - c0) / N)
+finally:
+    w.terminate(); w.wait()
+"#;
+
+/// Runs a Python throughput script: (tasks/s, commands per task), `None` when it fails.
+fn python_throughput(
+    script: &str,
+    url: &str,
+    n: u64,
+    workers: usize,
+    simple: bool,
+) -> Option<(f64, f64)> {
+    let path = std::env::temp_dir().join(format!(
+        "multiproc_bench_redis_tp_{}.py",
+        std::process::id()
+    ));
+    let body = format!(
+        "URL = {url:?}\nN = {n}\nW = {workers}\nSIMPLE = {}\n{script}",
+        if simple { "True" } else { "False" }
+    );
+    std::fs::write(&path, body).ok()?;
+    let out = std::process::Command::new("python3")
+        .arg(&path)
+        .output()
+        .ok()?;
+    let _ = std::fs::remove_file(path);
+    if !out.status.success() {
+        eprintln!(
+            "python throughput baseline failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text
+        .split_whitespace()
+        .filter_map(|w| w.parse::<f64>().ok());
+    Some((it.next()?, it.next()?))
+}
+
+/// Every command the server has run so far (the sum of `INFO commandstats` calls).
+fn command_count(con: &mut raw::Connection) -> u64 {
+    let text: String = raw::cmd("INFO")
+        .arg("commandstats")
+        .query(con)
+        .unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split("calls=").nth(1))
+        .filter_map(|rest| rest.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// multiproc's Executor: `n` no-op tasks in one `map`, drained by `workers` worker processes
+/// (started before and warmed up, not timed). Answers (tasks/s, commands per task).
+/// With `batched` false: one `submit` and one `result` per task, and workers that take one
+/// task per round trip (`prefetch(1)`): the same build with its batching off.
+fn ours_throughput(url: &str, workers: usize, n: u64, batched: bool) -> (f64, f64) {
+    let ns = format!("bench-tp-{}-{workers}-{}", std::process::id(), n);
+    let runner = {
+        let (url, ns) = (url.to_string(), ns.clone());
+        std::thread::spawn(move || {
+            Worker::new(&url)
+                .namespace(&ns)
+                .processes(workers)
+                .prefetch(if batched { 16 } else { 1 })
+                .run()
+        })
+    };
+    let exec = Executor::builder(url).namespace(&ns).build().unwrap();
+    let mut con = Client::open(url).unwrap().raw_connection().unwrap();
+    let cpu0 = cpu_seconds(&mut con);
+    // Every worker process up and polling.
+    assert_eq!(exec.map(inc, 0..200).unwrap().len(), 200);
+    let c0 = command_count(&mut con);
+    let t = std::time::Instant::now();
+    let got = if batched {
+        exec.map(inc, 0..n).unwrap()
+    } else {
+        let futures: Vec<_> = (0..n).map(|i| exec.submit(inc, i).unwrap()).collect();
+        futures.into_iter().map(|f| f.result().unwrap()).collect()
+    };
+    let el = t.elapsed().as_secs_f64();
+    let cmds = command_count(&mut con) - c0;
+    assert!(got.iter().enumerate().all(|(i, &v)| v == i as u64 + 1));
+    exec.shutdown_workers().unwrap();
+    runner.join().unwrap().unwrap();
+    let cpu = cpu_seconds(&mut con) - cpu0;
+    if std::env::var("MULTIPROC_BENCH_CPU").is_ok() {
+        // Everything the run cost in CPU (warm-up, start and stop of the workers included),
+        // per task of the timed part: what bounds tasks/s on a machine of this many CPUs.
+        println!(
+            "cpu: {workers} workers, batched {batched}: {:.1} us of CPU per task ({:.0} tasks/s per CPU)",
+            cpu / n as f64 * 1e6,
+            n as f64 / cpu
+        );
+    }
+    (n as f64 / el, cmds as f64 / n as f64)
+}
+
+/// CPU seconds used so far by this process, its reaped children and the server (`INFO cpu`).
+fn cpu_seconds(con: &mut raw::Connection) -> f64 {
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let mut total = 0.0;
+    for who in [libc::RUSAGE_SELF, libc::RUSAGE_CHILDREN] {
+        // SAFETY: getrusage fills the plain struct passed; all zeroes is a valid value of it.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `u` is a live rusage.
+        if unsafe { libc::getrusage(who, &mut u) } == 0 {
+            total += tv(u.ru_utime) + tv(u.ru_stime);
+        }
+    }
+    let text: String = raw::cmd("INFO").arg("cpu").query(con).unwrap_or_default();
+    for key in ["used_cpu_sys:", "used_cpu_user:"] {
+        total += text
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+    }
+    total
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The executor throughput rows: multiproc with 1, 2, 4, 8 worker processes against RQ
+/// (SimpleWorker, forking Worker) and Celery (prefork) with 4, on the same server, rounds
+/// alternated; medians, spread, a text chart and commands per task.
+fn throughput(url: &str) {
+    let rounds: usize = std::env::var("MULTIPROC_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let n = 10_000;
+    let mut rows: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
+    let add =
+        |rows: &mut Vec<(String, Vec<f64>, Vec<f64>)>, name: String, r: Option<(f64, f64)>| {
+            let Some((tps, cpt)) = r else { return };
+            match rows.iter_mut().find(|(n, _, _)| *n == name) {
+                Some(row) => {
+                    row.1.push(tps);
+                    row.2.push(cpt);
+                }
+                None => rows.push((name, vec![tps], vec![cpt])),
+            }
+        };
+    let python = std::env::var("MULTIPROC_BENCH_CPU").is_err()
+        && std::process::Command::new("python3")
+            .args(["-c", "import redis, rq"])
+            .status()
+            .is_ok_and(|s| s.success());
+    let celery = python
+        && std::process::Command::new("python3")
+            .args(["-c", "import celery"])
+            .status()
+            .is_ok_and(|s| s.success());
+    for _ in 0..rounds {
+        for workers in [1, 2, 4, 8] {
+            add(
+                &mut rows,
+                format!("multiproc Executor, {workers} workers"),
+                Some(ours_throughput(url, workers, n, true)),
+            );
+        }
+        add(
+            &mut rows,
+            "multiproc, batching off, 4 workers".into(),
+            Some(ours_throughput(url, 4, n, false)),
+        );
+        if python {
+            add(
+                &mut rows,
+                "RQ SimpleWorker, 4 workers".into(),
+                python_throughput(PY_RQ_THROUGHPUT, url, 2000, 4, true),
+            );
+            add(
+                &mut rows,
+                "RQ Worker (forking), 4 workers".into(),
+                python_throughput(PY_RQ_THROUGHPUT, url, 400, 4, false),
+            );
+        }
+        if celery {
+            add(
+                &mut rows,
+                "Celery prefork, 4 workers".into(),
+                python_throughput(PY_CELERY_THROUGHPUT, url, 2000, 4, false),
+            );
+        }
+    }
+    if !python {
+        println!("(no RQ rows: python3 with `redis` and `rq` is missing)");
+    }
+    if !celery {
+        println!("(no Celery rows: python3 with `celery` is missing)");
+    }
+    println!(
+        "\n## redis executor throughput (10,000 no-op tasks in one map; peers 400-2,000; medians of {rounds} alternated rounds)"
+    );
+    println!("| system | tasks/s (median) | spread | Redis commands/task |");
+    println!("|---|---:|---:|---:|");
+    let best = rows.iter().map(|r| median(r.1.clone())).fold(0.0, f64::max);
+    for (name, tps, cpt) in &rows {
+        let lo = tps.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = tps.iter().copied().fold(0.0, f64::max);
+        println!(
+            "| {name} | {:.0} | {lo:.0}–{hi:.0} | {:.2} |",
+            median(tps.clone()),
+            median(cpt.clone())
+        );
+    }
+    // The same rows as time per task, for the report's table (ratio: ours / peer's).
+    let per_task = |name: &str| {
+        rows.iter()
+            .find(|r| r.0 == name)
+            .map(|r| PerOp::from_ns(1e9 / median(r.1.clone())))
+    };
+    let mut report = Report::new(
+        "redis executor throughput (no-op tasks drained by worker processes, time per task)",
+    );
+    for workers in [1, 2, 4, 8] {
+        let Some(ours) = per_task(&format!("multiproc Executor, {workers} workers")) else {
+            continue;
+        };
+        let figure = format!("Executor map, {workers} workers");
+        let peers: Vec<(&str, PerOp)> = if workers == 4 {
+            [
+                "multiproc, batching off, 4 workers",
+                "RQ SimpleWorker, 4 workers",
+                "RQ Worker (forking), 4 workers",
+                "Celery prefork, 4 workers",
+            ]
+            .into_iter()
+            .filter_map(|name| Some((name, per_task(name)?)))
+            .collect()
+        } else {
+            Vec::new()
+        };
+        if peers.is_empty() {
+            report.figure(&figure, ours);
+        } else {
+            report.rows(&figure, ours, &peers);
+        }
+    }
+    println!("\ntasks/s (each # is {:.0}):", best / 50.0);
+    for (name, tps, _) in &rows {
+        let m = median(tps.clone());
+        println!(
+            "{name:>32} {:<50} {m:.0}",
+            "#".repeat((m / best * 50.0).round() as usize)
+        );
+    }
+}
+
 fn python(script: &str, url: &str, n: u64) -> Option<PerOp> {
     let path =
         std::env::temp_dir().join(format!("multiproc_bench_redis_{}.py", std::process::id()));
@@ -197,6 +516,10 @@ fn main() {
         },
     };
     let client = Client::open(&url).expect("the server answers");
+    throughput(&url);
+    if std::env::var("MULTIPROC_BENCH_THROUGHPUT_ONLY").is_ok() {
+        return;
+    }
     let n = 1_000;
     let pinger = || {
         let mut con = client.raw_connection().expect("the server answers");

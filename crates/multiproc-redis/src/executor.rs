@@ -3,28 +3,43 @@
 //! that names a plain `fn` the same in every build of the program. (The command line,
 //! [`worker_cli`](crate::worker_cli), is in `cli.rs`; [`Executor::info`] in `info.rs`.)
 //!
-//! A task is a death count byte then `{id, function name, postcard argument, max attempts}` in
-//! the queue
+//! A task is a death count byte then `{id, function name, postcard argument, max attempts,
+//! namespace, notification list}` in the queue
 //! `multiproc:exec:NS:tasks` (a [`Queue`](crate::Queue) underneath: per-worker processing lists
 //! and heartbeats). The requeue of a dead worker's tasks adds one to their first byte, so a
-//! worker knows the attempt from the task itself; it runs the function
-//! and completes the task with one script that writes the outcome to the key `…:result:ID`
-//! only if no outcome is there (`SET NX`), and then pushes a token to the list `…:notify:ID`:
-//! a task that ran twice (its first worker was declared dead, yet finished) still completes
-//! its future once, and the script writes nothing for a worker that no longer holds the task
-//! (its late outcome is discarded rather than stored again after the future has read and
-//! removed the first). The future waits on the notification list with `BLPOP` and reads the
-//! outcome with `GET` in the same pipeline, without taking it: a reply lost with its
-//! connection loses at most a wake-up, and the next round reads the outcome again. Once the
-//! future has it, it deletes both keys: a finished, read task leaves no key behind.
+//! worker knows the attempt from the task itself. A worker refuses (logs at `warn`, never
+//! runs) a task naming another namespace than the one it serves, or a function it does not
+//! know (answered `Err(Invalid)`); one that does not decode is dropped and logged.
+//!
+//! Batching, where it does not show. A worker process takes tasks in one round trip: a
+//! `BLMOVE` for the first and a script moving up to [`Worker::prefetch`] − 1 more into its
+//! processing list, as many as fit in about 2 ms by the running average of its task times.
+//! It runs them and stores their outcomes with one script sent in the same pipeline as its
+//! next take: per task, the script removes it from the processing list and writes the outcome
+//! to `…:result:ID` only if no outcome is there (`SET NX`) and the worker still holds the task;
+//! for each outcome written it pushes the task id to the task's notification list (one
+//! `RPUSH` per list). A task that ran twice (its first worker was declared dead, yet
+//! finished) still completes its future once, and a worker that no longer holds the task
+//! writes nothing: its late outcome is discarded rather than stored again after the future
+//! has read and removed the first (the cluster test's partitioned worker host found this). If a
+//! task runs past 50 ms, a watchdog thread gives the tasks prefetched behind it back to the
+//! head of the queue and stores the outcomes finished before it. [`Executor::map`] sends its
+//! tasks 1,000 to an `LPUSH`, and all of them notify one list: it collects outcomes many to a
+//! round trip (`BLPOP` + `LPOP` of the list, `MGET` of the outcomes, `UNLINK` of those read
+//! folded into the next wait). A single [`Executor::submit`]'s future waits on its own list
+//! (`…:notify:ID`) with `BLPOP` and reads the outcome with `GET` in the same pipeline. Either
+//! way an outcome is read without being taken: a reply lost with its connection loses at most
+//! a wake-up, and the next round reads the outcome again. Once read, it is deleted with its
+//! notification list: a finished, read task leaves no key behind.
 
 use crate::conn::{BLOCK_CHUNK, Client, Conn, Pool, random_token};
-use crate::queue::{DEFAULT_HEARTBEAT, RawQueue, Receiver};
+use crate::queue::{DEFAULT_HEARTBEAT, PUT_CHUNK, RawQueue, Receiver};
 use multiproc_spawn::decode::decode_exact;
 use multiproc_spawn::fnref::FnRef;
 use multiproc_sync::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
@@ -118,25 +133,16 @@ pub(crate) struct TaskMsg {
     pub(crate) func: String,
     pub(crate) arg: Vec<u8>,
     pub(crate) max_attempts: u32,
+    /// The executor namespace it was sent to: a worker of another namespace refuses it.
+    pub(crate) namespace: String,
+    /// The notification list (`…:notify:NOTIFY`) its completion wakes: empty for the task's
+    /// own (`…:notify:ID`, a single `submit`), a batch's for [`Executor::map`].
+    pub(crate) notify: String,
 }
 
-/// Acknowledges the task and writes the outcome once: into the result key, unless an
-/// outcome is there already, with a token pushed to the notification list that wakes the
-/// future. A worker that no longer holds the task (its heartbeat expired, the task went back
-/// to the queue, maybe already ran elsewhere and its future read the outcome and removed it)
-/// writes nothing: its late outcome is discarded. KEYS: result, notification list, the
-/// worker's processing list. ARGV: outcome, result TTL ms, the task as queued.
-const COMPLETE: &str = r"
-if redis.call('LREM', KEYS[3], -1, ARGV[3]) == 0 then
-  return 0
-end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  redis.call('RPUSH', KEYS[2], '1')
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  return 1
-end
-return 0
-";
+/// How often a waiting [`Executor::map`] that hears no wake-up reads every outcome it still
+/// misses anyway (it does at once after a reconnect, when wake-ups may have been lost).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// The keys of one executor namespace.
 #[derive(Debug, Clone)]
@@ -163,6 +169,10 @@ impl Keys {
         format!("{}:stop", self.prefix)
     }
 }
+
+/// The most tasks a worker process takes per round trip unless [`Worker::prefetch`] says
+/// otherwise.
+const DEFAULT_PREFETCH: usize = 16;
 
 /// How long a finished task's outcome waits in Redis for its future (it is deleted as soon
 /// as the future reads it).
@@ -349,34 +359,51 @@ impl Executor {
         R: DeserializeOwned,
     {
         let _ = f;
-        let wanted = std::any::type_name::<F>();
-        let func = lookup_fn(wanted).map(|t| (t.name)()).ok_or_else(|| {
-            Error::Invalid(format!(
-                "{wanted} is not registered as a task: add `multiproc::redis::task!(its_name);` at module level"
-            ))
-        })?;
-        let msg = TaskMsg {
-            id: random_token(),
-            func: func.to_string(),
-            arg: postcard::to_stdvec(&args).map_err(|e| Error::Codec(e.to_string()))?,
-            max_attempts: self.shared.max_attempts,
-        };
-        // The first byte counts the deaths of workers that held the task (the requeue script
-        // adds one), so a worker knows the attempt without another round trip.
-        let mut bytes = vec![0u8];
-        bytes.extend(postcard::to_stdvec(&msg).map_err(|e| Error::Codec(e.to_string()))?);
+        let func = task_name::<F>()?;
+        let id = random_token();
+        let bytes = self.encode(func, &id, "", &args)?;
         let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
         self.shared.raw.put(&mut tx, &bytes)?;
         Ok(Future {
             shared: Arc::clone(&self.shared),
-            id: msg.id,
+            id,
             taken: false,
             _r: PhantomData,
         })
     }
 
+    /// A task as queued.
+    fn encode<A: Serialize>(
+        &self,
+        func: &str,
+        id: &str,
+        notify: &str,
+        args: &A,
+    ) -> Result<Vec<u8>> {
+        let msg = TaskMsg {
+            id: id.to_string(),
+            func: func.to_string(),
+            arg: postcard::to_stdvec(args).map_err(|e| Error::Codec(e.to_string()))?,
+            max_attempts: self.shared.max_attempts,
+            namespace: self.shared.namespace.clone(),
+            notify: notify.to_string(),
+        };
+        // The first byte counts the deaths of workers that held the task (the requeue script
+        // adds one), so a worker knows the attempt without another round trip.
+        let mut bytes = vec![0u8];
+        bytes.extend(postcard::to_stdvec(&msg).map_err(|e| Error::Codec(e.to_string()))?);
+        Ok(bytes)
+    }
+
     /// Python's `map`: submits every item, then answers the values in input order (the first
-    /// error, if any).
+    /// error, if any, once every task has finished).
+    ///
+    /// Batched where it does not show: the tasks go out [`PUT_CHUNK`](crate::queue::PUT_CHUNK)
+    /// (1,000) to a round trip, and every task of the call wakes one notification list, so the
+    /// outcomes come back many to a round trip (and are deleted once read, in the next one).
+    /// An outcome is read without being taken, as in [`Future::result`]: a reply lost to a
+    /// cut loses at most wake-ups, and a round that follows a reconnect (or hears
+    /// nothing for 10 s) reads every outcome still missing.
     ///
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
@@ -394,11 +421,110 @@ impl Executor {
         R: DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        let futures = items
-            .into_iter()
-            .map(|a| self.submit(f, a))
-            .collect::<Result<Vec<_>>>()?;
-        futures.into_iter().map(Future::result).collect()
+        let _ = f;
+        let func = task_name::<F>()?;
+        let batch = random_token();
+        let mut ids = Vec::new();
+        let mut queued = Vec::new();
+        for (i, a) in items.into_iter().enumerate() {
+            // Unique as the batch's random token is: no system call per task.
+            let id = format!("{batch}.{i}");
+            queued.push(self.encode(func, &id, &batch, &a)?);
+            ids.push(id);
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        {
+            let mut tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+            self.shared.raw.put_many(&mut tx, &queued)?;
+        }
+        drop(queued);
+        let mut conn = self.shared.take_conn()?;
+        let got = self.collect(&mut conn, &batch, &ids);
+        self.shared.give_conn(conn);
+        got?.iter().map(|b| decode_outcome(b)).collect()
+    }
+
+    /// Waits for the outcomes of the tasks `ids`, which wake the notification list of
+    /// `batch`; deletes each once read.
+    fn collect(&self, conn: &mut Conn, batch: &str, ids: &[String]) -> Result<Vec<Vec<u8>>> {
+        let keys = &self.shared.keys;
+        let notify = keys.notify(batch);
+        let index: HashMap<&str, usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        let mut outcomes: Vec<Option<Vec<u8>>> = vec![None; ids.len()];
+        let mut left = ids.len();
+        // Outcomes read and not yet deleted: deleted with the next round's wait.
+        let mut read: Vec<String> = Vec::new();
+        let mut sweep = false;
+        let mut last_sweep = Instant::now();
+        while left > 0 {
+            let mut check: Vec<usize> = Vec::new();
+            if sweep {
+                check = (0..ids.len()).filter(|&i| outcomes[i].is_none()).collect();
+            } else {
+                let before = conn.reconnects;
+                let (first, rest): (Option<(String, String)>, Option<Vec<String>>) =
+                    conn.run(|c| {
+                        let mut p = redis::pipe();
+                        if !read.is_empty() {
+                            p.cmd("UNLINK").arg(&read).ignore();
+                        }
+                        p.cmd("BLPOP")
+                            .arg(&notify)
+                            .arg(BLOCK_CHUNK.as_secs_f64())
+                            .cmd("LPOP")
+                            .arg(&notify)
+                            .arg(PUT_CHUNK);
+                        p.query(c)
+                    })?;
+                read.clear();
+                // A reply lost to a reconnect took its wake-ups with it: read every outcome
+                // still missing. (Also now and then while none come, as a safety net.)
+                sweep = conn.reconnects != before
+                    || (first.is_none() && last_sweep.elapsed() >= SWEEP_EVERY);
+                for id in first
+                    .map(|(_, v)| v)
+                    .into_iter()
+                    .chain(rest.unwrap_or_default())
+                {
+                    if let Some(&i) = index.get(id.as_str())
+                        && outcomes[i].is_none()
+                    {
+                        check.push(i);
+                    }
+                }
+                if sweep {
+                    continue;
+                }
+            }
+            if sweep {
+                last_sweep = Instant::now();
+            }
+            sweep = false;
+            check.sort_unstable();
+            check.dedup();
+            for chunk in check.chunks(PUT_CHUNK) {
+                let names: Vec<String> = chunk.iter().map(|&i| keys.result(&ids[i])).collect();
+                let values: Vec<Option<Vec<u8>>> =
+                    conn.run(|c| redis::cmd("MGET").arg(&names).query(c))?;
+                for ((&i, name), v) in chunk.iter().zip(names).zip(values) {
+                    if let Some(v) = v {
+                        outcomes[i] = Some(v);
+                        left -= 1;
+                        read.push(name);
+                    }
+                }
+            }
+        }
+        read.push(notify);
+        // Ours now: if this fails, they expire with the result TTL.
+        let _ = conn.run(|c| redis::cmd("UNLINK").arg(&read).query::<()>(c));
+        Ok(outcomes.into_iter().flatten().collect())
     }
 
     /// Tells every worker of this namespace to exit once its current task is done (they look
@@ -557,18 +683,33 @@ impl<R: DeserializeOwned> Future<R> {
             });
         }
         self.shared.give_conn(conn);
-        let outcome: Outcome =
-            decode_exact(&got?).map_err(|e| Error::Codec(format!("outcome: {e}")))?;
-        match outcome {
-            Outcome::Value(b) => decode_exact(&b).map_err(Error::Codec),
-            Outcome::Panicked(message) => Err(Error::TaskFailed { message }),
-            Outcome::Died => Err(Error::WorkerDied { exitcode: -1 }),
-            Outcome::Unknown(name) => Err(Error::Invalid(format!(
-                "the worker does not know the task {name:?}: is it running the same program?"
-            ))),
-            Outcome::Codec(m) => Err(Error::Codec(m)),
-        }
+        decode_outcome(&got?)
     }
+}
+
+/// The value of an outcome as stored by a worker, or its error.
+fn decode_outcome<R: DeserializeOwned>(bytes: &[u8]) -> Result<R> {
+    let outcome: Outcome =
+        decode_exact(bytes).map_err(|e| Error::Codec(format!("outcome: {e}")))?;
+    match outcome {
+        Outcome::Value(b) => decode_exact(&b).map_err(Error::Codec),
+        Outcome::Panicked(message) => Err(Error::TaskFailed { message }),
+        Outcome::Died => Err(Error::WorkerDied { exitcode: -1 }),
+        Outcome::Unknown(name) => Err(Error::Invalid(format!(
+            "the worker does not know the task {name:?}: is it running the same program?"
+        ))),
+        Outcome::Codec(m) => Err(Error::Codec(m)),
+    }
+}
+
+/// The registered name of the task function `F` (`Err(Invalid)` when it is not registered).
+fn task_name<F>() -> Result<&'static str> {
+    let wanted = std::any::type_name::<F>();
+    lookup_fn(wanted).map(|t| (t.name)()).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{wanted} is not registered as a task: add `multiproc::redis::task!(its_name);` at module level"
+        ))
+    })
 }
 
 /// How a worker process is set up (travels to the worker processes a [`Worker`] starts).
@@ -577,6 +718,8 @@ struct WorkerConfig {
     url: String,
     namespace: String,
     heartbeat_ms: u64,
+    /// The most tasks taken per round trip (see [`Worker::prefetch`]).
+    prefetch: usize,
     /// The stop generation when the worker started: a different one means stop.
     stop_gen: i64,
     /// The registered tasks of the supervisor, by name, as offsets of their callers: a child
@@ -628,6 +771,7 @@ pub struct Worker {
     pub(crate) namespace: String,
     processes: usize,
     heartbeat: Duration,
+    prefetch: usize,
 }
 
 impl Worker {
@@ -642,7 +786,26 @@ impl Worker {
             namespace: "default".into(),
             processes: multiproc_spawn::cpu_count(),
             heartbeat: DEFAULT_HEARTBEAT,
+            prefetch: DEFAULT_PREFETCH,
         }
+    }
+
+    /// The most tasks a worker process takes from the server in one round trip (default 16;
+    /// 1 turns prefetching off). It takes that many only while its
+    /// tasks are short: as many as fit in about 2 ms by the running average of its task times
+    /// (so one at a time for tasks of 2 ms or more), and it stores their outcomes together,
+    /// with its next take. Prefetched tasks are held like a running one: in the worker's
+    /// processing list, under its heartbeat, requeued if it dies (each such requeue counts
+    /// towards [`ExecutorBuilder::max_attempts`], started or not). None waits behind a long
+    /// task: once a task has run for 50 ms, the tasks prefetched behind it go back to the
+    /// head of the queue for other workers, and the outcomes finished before it are stored.
+    ///
+    /// ```
+    /// let w = multiproc::redis::Worker::new("redis://127.0.0.1/").prefetch(4);
+    /// ```
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.prefetch = n.max(1);
+        self
     }
 
     /// The executor namespace to serve.
@@ -691,6 +854,7 @@ impl Worker {
             url: self.url.clone(),
             namespace: self.namespace.clone(),
             heartbeat_ms: self.heartbeat.as_millis() as u64,
+            prefetch: self.prefetch,
             stop_gen: stop_gen.unwrap_or(0),
             table: task_table(),
         })
@@ -824,6 +988,171 @@ fn persist<T>(what: &str, mut f: impl FnMut() -> Result<T>) -> T {
     }
 }
 
+/// Stores a worker's finished outcomes and gives back the tasks it took but will not run, in
+/// one script. KEYS: the worker's processing list, the task queue, then per outcome its
+/// result key and notification list. ARGV: result TTL ms, the number of outcomes `n`, the
+/// number of tasks given back `m`, then per outcome the task as queued, the outcome and the
+/// task id; then the `m` tasks given back; then tasks to drop (refused). Each outcome is
+/// written only if this worker still holds the task and no outcome is there (`SET NX`), and
+/// only then its id is pushed to its
+/// notification list (one `RPUSH` per list); a task is given back only if this worker still
+/// holds it (its heartbeat did not expire meanwhile).
+const FLUSH: &str = r"
+local ttl, n, m = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local lists, order = {}, {}
+for i = 1, n do
+  local a = 3 * i + 1
+  local nk = KEYS[2 * i + 2]
+  -- A worker that no longer holds the task (its heartbeat expired and the task went back to
+  -- the queue) writes nothing: its outcome may have been read and deleted already.
+  if redis.call('LREM', KEYS[1], -1, ARGV[a]) > 0
+    and redis.call('SET', KEYS[2 * i + 1], ARGV[a + 1], 'NX', 'PX', ttl) then
+    local l = lists[nk]
+    if not l then l = {}; lists[nk] = l; order[#order + 1] = nk end
+    l[#l + 1] = ARGV[a + 2]
+  end
+end
+for _, nk in ipairs(order) do
+  redis.call('RPUSH', nk, unpack(lists[nk]))
+  redis.call('PEXPIRE', nk, ttl)
+end
+for j = 3 * n + 4, 3 * n + 3 + m do
+  if redis.call('LREM', KEYS[1], -1, ARGV[j]) > 0 then redis.call('RPUSH', KEYS[2], ARGV[j]) end
+end
+for j = 3 * n + 4 + m, #ARGV do
+  redis.call('LREM', KEYS[1], -1, ARGV[j])
+end
+return n
+";
+
+/// The longest a worker runs through prefetched tasks before their outcomes go out: it takes
+/// as many tasks per round trip as fit in this, by the running average of its tasks' times.
+const BATCH_BUDGET: Duration = Duration::from_millis(2);
+
+/// How long a task may run before the worker gives back the tasks it prefetched behind it
+/// (another worker takes them) and stores the outcomes it finished before it.
+pub(crate) const PREFETCH_RELEASE: Duration = Duration::from_millis(50);
+
+/// The tasks a worker process holds: finished ones whose outcome is not stored yet, and
+/// prefetched ones not started yet.
+#[derive(Default)]
+struct Held {
+    /// (task as queued, result key, notification list, encoded outcome, task id).
+    done: Vec<Done>,
+    waiting: VecDeque<Vec<u8>>,
+    /// Undecodable or refused tasks: dropped from the processing list, never run.
+    dropped: Vec<Vec<u8>>,
+    /// When the task running now started.
+    running_since: Option<Instant>,
+}
+
+struct Done {
+    held: Vec<u8>,
+    result: String,
+    notify: String,
+    payload: Vec<u8>,
+    id: String,
+}
+
+impl Held {
+    fn is_empty(&self) -> bool {
+        self.done.is_empty() && self.dropped.is_empty()
+    }
+}
+
+/// Adds the [`FLUSH`] script to `p` for `done`, `release` and `dropped`.
+fn add_flush(
+    p: &mut redis::Pipeline,
+    script: &str,
+    processing: &str,
+    items: &str,
+    done: &[Done],
+    release: &[Vec<u8>],
+    dropped: &[Vec<u8>],
+) {
+    p.cmd("EVAL")
+        .arg(script)
+        .arg(2 + 2 * done.len())
+        .arg(processing)
+        .arg(items);
+    for d in done {
+        p.arg(&d.result).arg(&d.notify);
+    }
+    p.arg(RESULT_TTL.as_millis() as u64)
+        .arg(done.len())
+        .arg(release.len());
+    for d in done {
+        p.arg(d.held.as_slice())
+            .arg(d.payload.as_slice())
+            .arg(&d.id);
+    }
+    for r in release.iter().chain(dropped) {
+        p.arg(r.as_slice());
+    }
+    p.ignore();
+}
+
+/// Runs one task as queued: its encoded outcome, or `None` when it is refused (undecodable,
+/// or of another namespace): dropped, logged, never run.
+fn run_task(
+    bytes: &[u8],
+    cfg: &WorkerConfig,
+    keys: &Keys,
+    worker: &str,
+) -> Option<(String, String, Vec<u8>, String)> {
+    let Some(Ok(msg)) = bytes.get(1..).map(decode_exact::<TaskMsg>) else {
+        tracing::warn!(worker, "dropped a task that does not decode");
+        return None;
+    };
+    if msg.namespace != cfg.namespace {
+        tracing::warn!(
+            worker,
+            task = %msg.func,
+            id = %msg.id,
+            namespace = %msg.namespace,
+            serves = %cfg.namespace,
+            "refused a task of a namespace this worker does not serve"
+        );
+        return None;
+    }
+    let attempt = u32::from(bytes[0]) + 1;
+    // Every event of the task (its own included) is seen inside this span.
+    let span = tracing::info_span!(
+        "multiproc_redis_task",
+        task = %msg.func,
+        id = %msg.id,
+        attempt,
+        worker = %worker,
+    );
+    let outcome = span.in_scope(|| {
+        if attempt > msg.max_attempts {
+            tracing::warn!(
+                max_attempts = msg.max_attempts,
+                "every attempt's worker died"
+            );
+            Outcome::Died
+        } else {
+            match find_call(&msg.func, &cfg.table) {
+                Some(call) => call(&msg.arg),
+                None => {
+                    tracing::warn!("refused a task this worker does not know: not run");
+                    Outcome::Unknown(msg.func.clone())
+                }
+            }
+        }
+    });
+    let payload = match postcard::to_stdvec(&outcome) {
+        Ok(p) => p,
+        Err(e) => postcard::to_stdvec(&Outcome::Codec(e.to_string())).unwrap_or_default(),
+    };
+    let notify = if msg.notify.is_empty() {
+        keys.notify(&msg.id)
+    } else {
+        keys.notify(&msg.notify)
+    };
+    Some((keys.result(&msg.id), notify, payload, msg.id))
+}
+
 fn serve(cfg: WorkerConfig) -> Result<()> {
     let client = Client::parse(&cfg.url)?;
     let keys = Keys::new(&cfg.namespace);
@@ -832,16 +1161,65 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
         Duration::from_millis(cfg.heartbeat_ms),
         true,
     ));
+    let items_key = raw.items().to_string();
     let pool = persist("cannot reach the server", || Pool::new(&client));
-    let rx = Receiver::new(raw, pool);
+    let rx = Arc::new(Receiver::new(raw, pool));
     let mut conn = persist("cannot reach the server", || client.conn());
-    let complete = redis::Script::new(COMPLETE);
     let stop_key = keys.stop();
     let mut last_stop_check = Instant::now();
     let mut backoff = Backoff::new();
-    loop {
-        let got = rx.get_bytes(Some(BLOCK_CHUNK));
-        if matches!(got, Err(Error::Empty)) || last_stop_check.elapsed() >= BLOCK_CHUNK {
+    let held = Arc::new(Mutex::new(Held::default()));
+    let prefetch = cfg.prefetch.max(1);
+    // The running average of this worker's task times (starts at the budget: one task per
+    // round trip until it has seen them short).
+    let mut average = BATCH_BUDGET;
+    let (stop_release, release_stopped) = std::sync::mpsc::channel::<()>();
+    let releaser = (prefetch > 1).then(|| {
+        let (held, rx, client, items) = (
+            Arc::clone(&held),
+            Arc::clone(&rx),
+            client.clone(),
+            items_key.clone(),
+        );
+        std::thread::spawn(move || release_loop(&held, &rx, &client, &items, &release_stopped))
+    });
+    let result = loop {
+        // The outcomes of the last batch ride with the next take (one round trip).
+        let (done, dropped) = {
+            let mut h = lock(&held);
+            (std::mem::take(&mut h.done), std::mem::take(&mut h.dropped))
+        };
+        let processing = rx.processing_key();
+        let want = if average.is_zero() {
+            prefetch
+        } else {
+            ((BATCH_BUDGET.as_nanos() / average.as_nanos().max(1)) as usize).clamp(1, prefetch)
+        };
+        let got = rx.get_many(BLOCK_CHUNK, want, &|p| {
+            if let Some(processing) = &processing
+                && (!done.is_empty() || !dropped.is_empty())
+            {
+                add_flush(p, FLUSH, processing, &items_key, &done, &[], &dropped);
+            }
+        });
+        match &got {
+            Ok(_) => {
+                let sent: Vec<&[u8]> = done
+                    .iter()
+                    .map(|d| d.held.as_slice())
+                    .chain(dropped.iter().map(Vec::as_slice))
+                    .collect();
+                rx.forget_items(&sent);
+            }
+            Err(_) => {
+                // Not known to be stored: sent again with the next take.
+                let mut h = lock(&held);
+                h.done.splice(0..0, done);
+                h.dropped.splice(0..0, dropped);
+            }
+        }
+        let empty = matches!(&got, Ok(v) if v.is_empty());
+        if empty || last_stop_check.elapsed() >= BLOCK_CHUNK {
             last_stop_check = Instant::now();
             // Bounded: a server that stopped answering is retried after a pause, not waited
             // on for a read timeout and a reconnect window.
@@ -850,12 +1228,14 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
                 redis::cmd("GET").arg(&stop_key).query::<Option<i64>>(c)
             }) {
                 Ok(g) if g.unwrap_or(0) != cfg.stop_gen => {
-                    // A task taken in the same breath goes back to the queue when `rx` drops.
-                    return Ok(());
+                    // Tasks taken in the same breath go back to the queue (not counted as
+                    // a death), outcomes not stored yet are stored.
+                    let back = got.unwrap_or_default();
+                    break finish(&held, &rx, &mut conn, &items_key, back);
                 }
                 Ok(_) => backoff.reset(),
-                // A task got in the same breath is still run (and completed below).
-                Err(e) if got.is_ok() => {
+                // Tasks got in the same breath are still run (and completed below).
+                Err(e) if matches!(&got, Ok(v) if !v.is_empty()) => {
                     backoff.failed("cannot read the stop key", &e);
                 }
                 Err(e) => {
@@ -864,67 +1244,153 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
                 }
             }
         }
-        let bytes = match got {
-            Err(Error::Empty) => continue,
+        let batch = match got {
             Err(e) => {
                 backoff.sleep("cannot take a task", &e);
                 continue;
             }
             Ok(b) => b,
         };
-        let Some(Ok(msg)) = bytes.get(1..).map(decode_exact::<TaskMsg>) else {
-            if let Err(e) = rx.ack() {
-                backoff.failed("cannot drop an undecodable task", &e);
+        let worker = rx.consumer_id().unwrap_or_default();
+        lock(&held).waiting.extend(batch);
+        loop {
+            let next = {
+                let mut h = lock(&held);
+                let next = h.waiting.pop_front();
+                if next.is_some() {
+                    h.running_since = Some(Instant::now());
+                }
+                next
+            };
+            let Some(bytes) = next else { break };
+            let started = Instant::now();
+            let ran = run_task(&bytes, &cfg, &keys, &worker);
+            let took = started.elapsed();
+            average = (average * 3 + took) / 4;
+            let mut h = lock(&held);
+            h.running_since = None;
+            match ran {
+                Some((result, notify, payload, id)) => h.done.push(Done {
+                    held: bytes,
+                    result,
+                    notify,
+                    payload,
+                    id,
+                }),
+                None => h.dropped.push(bytes),
             }
+        }
+    };
+    drop(stop_release);
+    if let Some(r) = releaser {
+        let _ = r.join();
+    }
+    result
+}
+
+/// Stores what `held` has finished and gives back `back` and what it still waits to run:
+/// the worker is stopping.
+fn finish(
+    held: &Mutex<Held>,
+    rx: &Receiver,
+    conn: &mut Conn,
+    items: &str,
+    back: Vec<Vec<u8>>,
+) -> Result<()> {
+    let mut h = lock(held);
+    let mut release: Vec<Vec<u8>> = h.waiting.drain(..).collect();
+    release.extend(back);
+    let Some(processing) = rx.processing_key() else {
+        return Ok(());
+    };
+    if h.is_empty() && release.is_empty() {
+        return Ok(());
+    }
+    // Kept until stored: an outage only delays it.
+    persist("cannot store a task's outcome", || {
+        conn.run(|c| {
+            let mut p = redis::pipe();
+            add_flush(
+                &mut p,
+                FLUSH,
+                &processing,
+                items,
+                &h.done,
+                &release,
+                &h.dropped,
+            );
+            p.query::<()>(c)
+        })
+    });
+    let sent: Vec<&[u8]> = h
+        .done
+        .iter()
+        .map(|d| d.held.as_slice())
+        .chain(release.iter().chain(&h.dropped).map(Vec::as_slice))
+        .collect();
+    rx.forget_items(&sent);
+    h.done.clear();
+    h.dropped.clear();
+    Ok(())
+}
+
+/// The prefetching worker's watchdog: once a task has run for [`PREFETCH_RELEASE`], the
+/// tasks prefetched behind it go back to the queue for other workers, and the outcomes
+/// finished before it are stored, so that neither waits on a long task.
+fn release_loop(
+    held: &Mutex<Held>,
+    rx: &Receiver,
+    client: &Client,
+    items: &str,
+    stopped: &std::sync::mpsc::Receiver<()>,
+) {
+    let mut conn = client.conn_lazy();
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        stopped.recv_timeout(PREFETCH_RELEASE / 2)
+    {
+        let mut h = lock(held);
+        let long = h
+            .running_since
+            .is_some_and(|t| t.elapsed() >= PREFETCH_RELEASE);
+        if !long || (h.is_empty() && h.waiting.is_empty()) {
+            continue;
+        }
+        let Some(processing) = rx.processing_key() else {
             continue;
         };
-        let attempt = u32::from(bytes[0]) + 1;
-        // Every event of the task (its own included) is seen inside this span.
-        let span = tracing::info_span!(
-            "multiproc_redis_task",
-            task = %msg.func,
-            id = %msg.id,
-            attempt,
-            worker = %rx.consumer_id().unwrap_or_default(),
-        );
-        let outcome = span.in_scope(|| {
-            if attempt > msg.max_attempts {
-                tracing::warn!(
-                    max_attempts = msg.max_attempts,
-                    "every attempt's worker died"
-                );
-                Outcome::Died
-            } else {
-                match find_call(&msg.func, &cfg.table) {
-                    Some(call) => call(&msg.arg),
-                    None => {
-                        tracing::warn!("this worker does not know the task");
-                        Outcome::Unknown(msg.func.clone())
-                    }
-                }
-            }
+        let release: Vec<Vec<u8>> = h.waiting.iter().cloned().collect();
+        let within = Some(Instant::now() + Duration::from_secs(1));
+        let sent = conn.run_until(within, |c| {
+            let mut p = redis::pipe();
+            add_flush(
+                &mut p,
+                FLUSH,
+                &processing,
+                items,
+                &h.done,
+                &release,
+                &h.dropped,
+            );
+            p.query::<()>(c)
         });
-        let payload = postcard::to_stdvec(&outcome).map_err(|e| Error::Codec(e.to_string()))?;
-        let ttl = RESULT_TTL.as_millis() as u64;
-        let (result, notify) = (keys.result(&msg.id), keys.notify(&msg.id));
-        let (processing, held) = rx.oldest().ok_or(Error::Closed)?;
-        // The acknowledgement rides in the completion script: one round trip, and a worker
-        // killed after it never runs the task again. The outcome is kept until it is stored:
-        // an outage only delays it.
-        persist("cannot store a task's outcome", || {
-            conn.run(|c| {
-                complete
-                    .key(&result)
-                    .key(&notify)
-                    .key(&processing)
-                    .arg(&payload)
-                    .arg(ttl)
-                    .arg(&held)
-                    .invoke::<i64>(c)
-            })
-        });
-        rx.acked_elsewhere();
+        // On failure all stays as it was: the worker sends it with its next take.
+        if sent.is_ok() {
+            h.waiting.clear();
+            let gone: Vec<&[u8]> = h
+                .done
+                .iter()
+                .map(|d| d.held.as_slice())
+                .chain(release.iter().chain(&h.dropped).map(Vec::as_slice))
+                .collect();
+            rx.forget_items(&gone);
+            h.done.clear();
+            h.dropped.clear();
+        }
     }
+}
+
+fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs a worker for the namespace `"default"` with one process per CPU, until

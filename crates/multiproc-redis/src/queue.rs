@@ -34,6 +34,9 @@ use std::time::{Duration, Instant};
 /// How long a consumer's heartbeat lives, by default; it is renewed every third of it.
 pub(crate) const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 
+/// The most items one `LPUSH` of [`RawQueue::put_many`] sends.
+pub(crate) const PUT_CHUNK: usize = 1000;
+
 /// Moves the processing lists of consumers without a heartbeat back to the queue.
 /// KEYS: items, consumers. ARGV: the queue's key prefix, and "1" to count a death in the
 /// item's first byte (the executor's attempt counter). Answers the number requeued.
@@ -74,6 +77,15 @@ for _, v in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   end
 end
 return n
+";
+
+/// Moves up to ARGV[1] more items from the queue (KEYS[1]) into the processing list (KEYS[2]),
+/// oldest first, in one command; answers them (a worker's prefetch).
+const TAKE: &str = r"
+local v = redis.call('RPOP', KEYS[1], ARGV[1])
+if not v then return {} end
+redis.call('LPUSH', KEYS[2], unpack(v))
+return v
 ";
 
 /// Deletes every key of a queue. KEYS: items, consumers. ARGV: the queue's key prefix.
@@ -172,6 +184,23 @@ impl RawQueue {
             self.touch(&mut p, None);
             p.query::<()>(c)
         })
+    }
+
+    /// Appends `items` in order, one `LPUSH` per chunk of [`PUT_CHUNK`]: one round trip each.
+    pub(crate) fn put_many(&self, conn: &mut Conn, items: &[Vec<u8>]) -> Result<()> {
+        for chunk in items.chunks(PUT_CHUNK) {
+            conn.run(|c| {
+                let mut p = redis::pipe();
+                p.cmd("LPUSH").arg(&self.items);
+                for item in chunk {
+                    p.arg(item.as_slice());
+                }
+                p.ignore();
+                self.touch(&mut p, None);
+                p.query::<()>(c)
+            })?;
+        }
+        Ok(())
     }
 
     pub(crate) fn len(&self, conn: &mut Conn) -> Result<usize> {
@@ -457,6 +486,125 @@ impl Receiver {
         }
     }
 
+    /// One round trip of a prefetching consumer (the executor's worker): sends the commands
+    /// `before` adds (their replies ignored: the previous batch's completion rides here), then
+    /// waits up to `wait` (at most [`BLOCK_CHUNK`]) for one item and takes up to `max - 1`
+    /// more that are waiting, all moved into this consumer's processing list and held until
+    /// [`forget_items`](Receiver::forget_items). `Ok` with no items when none came in time;
+    /// on `Err` nothing is known of `before`'s effect (the caller sends it again: it must be
+    /// idempotent), and items the server may have moved without the reply reaching us are
+    /// put back by the next call.
+    pub(crate) fn get_many(
+        &self,
+        wait: Duration,
+        max: usize,
+        before: &dyn Fn(&mut redis::Pipeline),
+    ) -> Result<Vec<Vec<u8>>> {
+        let r = self.get_many_inner(wait, max.max(1), before);
+        if r.is_err() {
+            self.state().reclaim_due = true;
+        }
+        r
+    }
+
+    fn get_many_inner(
+        &self,
+        wait: Duration,
+        max: usize,
+        before: &dyn Fn(&mut redis::Pipeline),
+    ) -> Result<Vec<Vec<u8>>> {
+        let wait = wait.min(BLOCK_CHUNK);
+        let deadline = Some(Instant::now() + wait);
+        let processing = self.processing(deadline)?;
+        let reap = {
+            let mut st = self.state();
+            let due = st
+                .last_reap
+                .is_none_or(|t| t.elapsed() >= self.raw.heartbeat);
+            let reap = due || st.found_empty;
+            if reap {
+                st.last_reap = Some(Instant::now());
+            }
+            reap
+        };
+        let got = self.pool.with(|conn| {
+            let before_reconnects = conn.reconnects;
+            if reap {
+                self.raw.reap_until(conn, deadline)?;
+            }
+            let got: Vec<Vec<u8>> = conn.run_until(deadline, |c| {
+                let mut p = redis::pipe();
+                before(&mut p);
+                if wait.is_zero() {
+                    p.cmd("LMOVE");
+                } else {
+                    p.cmd("BLMOVE");
+                }
+                p.arg(&self.raw.items)
+                    .arg(&processing)
+                    .arg("RIGHT")
+                    .arg("LEFT");
+                if !wait.is_zero() {
+                    p.arg(wait.as_secs_f64());
+                }
+                if max > 1 {
+                    // EVAL, not EVALSHA: a server that lost its script cache (a restart)
+                    // cannot fail the pipeline half-way.
+                    p.cmd("EVAL")
+                        .arg(TAKE)
+                        .arg(2)
+                        .arg(&self.raw.items)
+                        .arg(&processing)
+                        .arg(max - 1);
+                }
+                self.raw.touch(&mut p, Some(&processing));
+                if max > 1 {
+                    p.query::<(Option<Vec<u8>>, Vec<Vec<u8>>)>(c)
+                        .map(|(first, rest)| first.into_iter().chain(rest).collect())
+                } else {
+                    p.query::<(Option<Vec<u8>>,)>(c)
+                        .map(|(first,)| first.into_iter().collect())
+                }
+            })?;
+            let due = std::mem::take(&mut self.state().reclaim_due);
+            if conn.reconnects != before_reconnects || due {
+                // As in `get_bytes`: items moved by a command whose reply was lost go back.
+                let known: Vec<Vec<u8>> = {
+                    let st = self.state();
+                    st.unacked.iter().chain(got.iter()).cloned().collect()
+                };
+                conn.run_until(deadline, |c| {
+                    let mut inv = self.raw.reclaim.key(&processing);
+                    inv.key(&self.raw.items);
+                    for k in &known {
+                        inv.arg(k.as_slice());
+                    }
+                    inv.invoke::<i64>(c)
+                })?;
+            }
+            Ok(got)
+        })?;
+        let mut st = self.state();
+        st.found_empty = got.is_empty();
+        st.unacked.extend(got.iter().cloned());
+        Ok(got)
+    }
+
+    /// `items` were acknowledged (or released) by the caller's own commands: no longer held.
+    pub(crate) fn forget_items(&self, items: &[&[u8]]) {
+        let mut st = self.state();
+        for item in items {
+            if let Some(i) = st.unacked.iter().position(|u| u.as_slice() == *item) {
+                st.unacked.remove(i);
+            }
+        }
+    }
+
+    /// This handle's processing list, once its consumer has registered.
+    pub(crate) fn processing_key(&self) -> Option<String> {
+        self.state().consumer.as_ref().map(|c| c.processing.clone())
+    }
+
     /// Acknowledges the oldest unacknowledged item: removed from the processing list before
     /// this returns `Ok`, so it is never delivered again.
     pub(crate) fn ack(&self) -> Result<()> {
@@ -485,23 +633,9 @@ impl Receiver {
         sent
     }
 
-    /// The oldest unacknowledged item and the processing list holding it, for a caller that
-    /// removes it there itself (the executor's completion script); then
-    /// [`acked_elsewhere`](Receiver::acked_elsewhere).
-    pub(crate) fn oldest(&self) -> Option<(String, Vec<u8>)> {
-        let st = self.state();
-        let p = st.consumer.as_ref()?.processing.clone();
-        Some((p, st.unacked.front()?.clone()))
-    }
-
     /// This handle's consumer id, once it has registered (on its first `get`).
     pub(crate) fn consumer_id(&self) -> Option<String> {
         self.state().consumer.as_ref().map(|c| c.id.clone())
-    }
-
-    /// The oldest item was removed from the processing list by the caller.
-    pub(crate) fn acked_elsewhere(&self) {
-        self.state().unacked.pop_front();
     }
 
     /// Unacknowledged items (received, not yet [`ack`](Receiver::ack)ed).

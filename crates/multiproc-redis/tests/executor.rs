@@ -40,7 +40,39 @@ fn kill_me() -> ! {
     std::process::abort()
 }
 
-multiproc::redis::task!(square, boom, die_once, always_die);
+/// Creates the file `path` (a task that must never run shows it did).
+fn touch(path: String) -> u8 {
+    let _ = std::fs::write(path, b"ran");
+    1
+}
+
+/// `(url, list, n)`: with `n == 0` a short task, which pushes one token to `list`; otherwise
+/// the long task, which waits (up to 10 s each) for `n` tokens there: 1 when they all came while it
+/// ran, 0 when they did not.
+fn gate((url, list, n): (String, String, u32)) -> u32 {
+    let mut con = Client::open(&url).unwrap().raw_connection().unwrap();
+    if n == 0 {
+        let _: () = multiproc::redis::raw::cmd("RPUSH")
+            .arg(&list)
+            .arg(1)
+            .query(&mut con)
+            .unwrap();
+        return 1;
+    }
+    for _ in 0..n {
+        let got: Option<(String, String)> = multiproc::redis::raw::cmd("BLPOP")
+            .arg(&list)
+            .arg(10)
+            .query(&mut con)
+            .unwrap();
+        if got.is_none() {
+            return 0;
+        }
+    }
+    1
+}
+
+multiproc::redis::task!(square, boom, die_once, always_die, touch, gate);
 
 /// The worker side, as a user's program runs it (`myprog worker …`): this test binary started
 /// again with `MULTIPROC_TEST_WORKER="URL NS PROCESSES"` runs only this "test", which serves
@@ -204,4 +236,105 @@ fn worker_cli_help_prints_the_usage_and_succeeds() {
         Err(Error::Invalid(m)) => assert!(m.contains("--help"), "{m}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// postcard's varint of `n`.
+fn varint(mut n: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn string(s: &str, out: &mut Vec<u8>) {
+    varint(s.len() as u64, out);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A task as an executor queues it (a death count byte, then postcard's
+/// `{id, func, arg, max_attempts, namespace, notify}`), written by hand as a client that can
+/// write the keys could.
+fn forged_task(id: &str, func: &str, arg: &[u8], namespace: &str) -> Vec<u8> {
+    let mut b = vec![0u8];
+    string(id, &mut b);
+    string(func, &mut b);
+    varint(arg.len() as u64, &mut b);
+    b.extend_from_slice(arg);
+    varint(3, &mut b);
+    string(namespace, &mut b);
+    string("", &mut b);
+    b
+}
+
+#[test]
+fn a_task_of_another_namespace_or_an_unknown_name_is_refused_never_run() {
+    let Some(url) = common::url() else { return };
+    let pool = Pool::start(&url, 1, 3);
+    let ns = pool_ns(&pool);
+    let marker = std::env::temp_dir().join(common::unique("refused"));
+    let path = marker.to_str().unwrap().to_string();
+    let mut arg = Vec::new();
+    string(&path, &mut arg);
+    let func = std::any::type_name_of_val(&touch);
+    let mut con = Client::open(&url).unwrap().raw_connection().unwrap();
+    let items = format!("multiproc:queue:exec:{ns}:tasks:items");
+    // A registered task, sent to this namespace's queue but naming another namespace, and a
+    // task name no worker knows.
+    let other = forged_task("forged-other-ns", func, &arg, "someone-else");
+    let unknown = forged_task("forged-unknown", "no::such::task", &[], &ns);
+    let _: () = multiproc::redis::raw::cmd("LPUSH")
+        .arg(&items)
+        .arg(other)
+        .arg(unknown)
+        .query(&mut con)
+        .unwrap();
+    // The unknown name is answered as such (the outcome `Unknown`, variant 3), not run.
+    let key = |what: &str, id: &str| format!("multiproc:exec:{ns}:{what}:{id}");
+    let woke: Option<(String, String)> = multiproc::redis::raw::cmd("BLPOP")
+        .arg(key("notify", "forged-unknown"))
+        .arg(30)
+        .query(&mut con)
+        .unwrap();
+    assert!(woke.is_some(), "the unknown task was never answered");
+    let outcome: Vec<u8> = multiproc::redis::raw::cmd("GET")
+        .arg(key("result", "forged-unknown"))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(outcome.first(), Some(&3), "{outcome:?}");
+    // Taken first (FIFO), the other namespace's task was handled before a task sent after it
+    // completes: refused, never run, no outcome written.
+    assert_eq!(pool.exec.submit(square, 6).unwrap().result().unwrap(), 36);
+    assert!(!marker.exists(), "a task of another namespace ran");
+    let stored: Option<Vec<u8>> = multiproc::redis::raw::cmd("GET")
+        .arg(key("result", "forged-other-ns"))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(stored, None);
+    let waiting: i64 = multiproc::redis::raw::cmd("LLEN")
+        .arg(&items)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(waiting, 0);
+}
+
+#[test]
+fn tasks_prefetched_behind_a_long_task_go_to_another_worker() {
+    let Some(url) = common::url() else { return };
+    let pool = Pool::start(&url, 2, 3);
+    // Short tasks first: both workers learn that tasks are short and prefetch many.
+    let want: Vec<u64> = (0..400).map(|x| x * x).collect();
+    assert_eq!(pool.exec.map(square, 0..400).unwrap(), want);
+    // One call queues the long task and eight short ones behind it in one push: the worker
+    // that takes the long one takes short ones with it. The long one waits until all eight
+    // ran: it answers 1 only if they were given back to the other worker meanwhile.
+    let list = common::unique("gate");
+    let mut args = vec![(url.clone(), list.clone(), 8u32)];
+    args.extend((0..8).map(|_| (url.clone(), list.clone(), 0u32)));
+    let got = pool.exec.map(gate, args).unwrap();
+    assert_eq!(got, vec![1; 9], "short tasks waited behind the long one");
 }

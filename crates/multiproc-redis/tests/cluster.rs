@@ -330,7 +330,7 @@ fn five_ms_each_way_between_client_and_redis_delivers_every_result_once() {
         .unwrap();
     let relay = delaying_relay(server, Duration::from_millis(5));
     let slow_url = format!("redis://{relay}/0");
-    const N: u64 = 100;
+    const N: u64 = 5000;
     let want: Vec<u64> = (0..N).map(|x| x * x).collect();
     let mut rates: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     // Alternated, two rounds each: the machine's load changes under both alike.

@@ -147,7 +147,7 @@ pub use info::{FailedTask, Info, RunningTask, WorkerInfo, info};
 pub use inventory as __inventory;
 pub use lock::Lock;
 pub use queue::{Queue, QueueBuilder};
-pub use server::LocalServer;
+pub use server::{LocalServer, LocalServerBuilder};
 
 /// The `redis` crate itself, for commands this crate does not wrap (`WATCH`/`MULTI`/`EXEC`,
 /// your own scripts); get a connection with [`Client::raw_connection`].

@@ -236,7 +236,7 @@ impl Client {
         };
         match redis::cmd("PING").query::<()>(&mut wire) {
             Ok(()) => true,
-            Err(e) => matches!(e.kind(), ErrorKind::Server(_)),
+            Err(e) => matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension),
         }
     }
 
@@ -288,8 +288,9 @@ fn is_transient(e: &RedisError) -> bool {
 fn is_refusal(e: &RedisError) -> bool {
     match e.kind() {
         ErrorKind::AuthenticationFailed | ErrorKind::InvalidClientConfig => true,
-        // Any other answer of the server (NOAUTH, NOPERM) but "not now".
-        ErrorKind::Server(_) => !is_transient(e),
+        // Any other answer of the server (NOPERM; NOAUTH, which the `redis` crate does not
+        // name) but "not now".
+        ErrorKind::Server(_) | ErrorKind::Extension => !is_transient(e),
         _ => false,
     }
 }

@@ -44,6 +44,8 @@ pub struct LocalServer {
     tls: Option<ServerTls>,
     /// The configuration file of [`LocalServerBuilder::config_line`], if any.
     conf: Option<PathBuf>,
+    /// A client of [`url`](LocalServer::url), to see the server answer.
+    client: Option<crate::conn::Client>,
 }
 
 #[derive(Debug, Clone)]
@@ -246,7 +248,10 @@ impl LocalServer {
             pid: 0,
             tls: b.tls,
             conf,
+            client: None,
         };
+        // Bad TLS files fail here, at once, not after the start-up deadline.
+        s.client = Some(crate::conn::Client::parse(&s.url)?);
         s.launch()?;
         Ok(s)
     }
@@ -281,7 +286,12 @@ impl LocalServer {
                 "--tls-ca-cert-file".into(),
                 path(&t.ca)?,
                 "--tls-auth-clients".into(),
-                if t.client.is_some() { "yes" } else { "optional" }.into(),
+                if t.client.is_some() {
+                    "yes"
+                } else {
+                    "optional"
+                }
+                .into(),
             ],
             None => vec!["--port".to_string(), port.clone()],
         };
@@ -361,10 +371,9 @@ impl LocalServer {
     /// Whether the server answers a PING, if only with a refusal (a server whose default
     /// user is off says `NOAUTH`).
     fn ping(&self) -> bool {
-        let Ok(client) = crate::conn::Client::parse(&self.url) else {
-            return false;
-        };
-        client.answers(Duration::from_millis(200))
+        self.client
+            .as_ref()
+            .is_some_and(|c| c.answers(Duration::from_millis(200)))
     }
 
     /// The [`url`](LocalServer::url) with `user:password@` (percent-encoded) in it, for a

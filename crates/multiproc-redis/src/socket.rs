@@ -316,13 +316,15 @@ impl Wire {
     }
 
     fn send(&mut self, bytes: &[u8]) -> RedisResult<()> {
-        let r = self.send_all(bytes).and_then(|()| loop {
-            match self.stream.flush_some() {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    break self.stream.blocking(|s| s.flush_some());
+        let r = self.send_all(bytes).and_then(|()| {
+            loop {
+                match self.stream.flush_some() {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        break self.stream.blocking(|s| s.flush_some());
+                    }
+                    r => break r,
                 }
-                r => break r,
             }
         });
         r.map_err(|e| {

@@ -63,7 +63,7 @@ struct ServerTls {
 /// use multiproc::redis::LocalServer;
 /// # if !LocalServer::available() { return Ok(()); }
 /// let s = LocalServer::builder()
-///     .config_line("user app on >s3cret ~app:* +get +set")
+///     .config_line("user app on >s3cret ~app:* +ping +get +set")
 ///     .start()?;
 /// let url = s.url_with_user("app", "s3cret");
 /// let mut con = multiproc::redis::Client::open(&url)?.raw_connection()?;

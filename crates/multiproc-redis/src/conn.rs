@@ -15,6 +15,7 @@ use crate::socket::Wire;
 use multiproc_sync::{Error, Result};
 use redis::{ErrorKind, RedisError, RedisResult};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a dropped connection is retried before the call fails, by default.
@@ -33,9 +34,18 @@ pub(crate) const BLOCK_CHUNK: Duration = Duration::from_secs(1);
 
 /// A Redis server's address and the connection settings of everything opened from it.
 ///
-/// Cheap to clone. The URL is `redis://[user:password@]host[:port][/db]`,
-/// `rediss://…` is not supported (no TLS in this build), `unix:///path/to/redis.sock[?db=N]`
-/// for a Unix socket.
+/// Cheap to clone. The URL is one of
+///
+/// - `redis://[user:password@]host[:port][/db]`: plain TCP;
+/// - `rediss://[user:password@]host[:port][/db][?cacert=PATH[&cert=PATH&key=PATH]]`: TLS
+///   (see the crate documentation's "Security"): `cacert` a PEM file of the certificate
+///   authorities to trust (without it, the system's), `cert` and `key` a PEM client
+///   certificate and its key for servers that ask for one (`tls-auth-clients yes`);
+/// - `unix:///path/to/redis.sock[?db=N]` for a Unix socket.
+///
+/// A `user:password` (percent-encoded where needed) is sent as `AUTH user password` on every
+/// connection and reconnection; a refused password fails at once with `Err(Redis)` saying
+/// "authentication failed", never retried.
 ///
 /// ```
 /// use multiproc::redis::Client;
@@ -47,6 +57,8 @@ pub struct Client {
     inner: redis::Client,
     shown: String,
     reconnect: Duration,
+    /// The TLS settings of a `rediss://` URL, for this crate's own socket ([`Wire`]).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl fmt::Debug for Client {
@@ -92,12 +104,33 @@ impl Client {
     /// first: a bad one fails at once, an unreachable server is waited for).
     pub(crate) fn parse(url: &str) -> Result<Client> {
         let shown = redact(url);
-        let inner = redis::Client::open(url)
-            .map_err(|e| Error::Redis(format!("bad redis url {shown:?}: {e}")))?;
+        let bad = |e: &dyn fmt::Display| Error::Redis(format!("bad redis url {shown:?}: {e}"));
+        let files = TlsFiles::of(url).map_err(|e| bad(&e))?;
+        let inner = redis::Client::open(url).map_err(|e| bad(&e))?;
+        let tls = match inner.get_connection_info().addr() {
+            redis::ConnectionAddr::TcpTls { insecure: true, .. } => {
+                return Err(bad(&"#insecure (no certificate check) is not supported: \
+                     give the server's certificate authority with ?cacert=PATH"));
+            }
+            redis::ConnectionAddr::TcpTls { .. } => Some(files.load().map_err(|e| bad(&e))?),
+            _ if files.any() => {
+                return Err(bad(&"cacert, cert and key need a rediss:// (TLS) URL"));
+            }
+            _ => None,
+        };
+        let inner = match &tls {
+            // The `redis` crate's own connections (`raw_connection`, `open`'s check) get the
+            // same certificates through its `TlsCertificates`.
+            Some((_, certs)) => {
+                redis::Client::build_with_tls(url, certs.clone()).map_err(|e| bad(&e))?
+            }
+            None => inner,
+        };
         Ok(Client {
             inner,
             shown,
             reconnect: DEFAULT_RECONNECT,
+            tls: tls.map(|(config, _)| config),
         })
     }
 
@@ -170,26 +203,41 @@ impl Client {
 
     /// A connection for this crate's own types (see [`Wire`]), answering a PING.
     fn wire(&self) -> Result<Wire> {
-        self.wire_within(None)
+        self.wire_within(None).map_err(|(_, e)| e)
     }
 
     /// Like [`wire`](Client::wire), taking at most about `left` (when given) to connect and
-    /// to hear the PING answered.
-    fn wire_within(&self, left: Option<Duration>) -> Result<Wire> {
+    /// to hear the PING answered. The flag says whether the error is one that retrying
+    /// cannot mend (see [`is_refusal`]).
+    fn wire_within(&self, left: Option<Duration>) -> std::result::Result<Wire, (bool, Error)> {
         let cap = |d: Duration| {
             left.map_or(d, |l| (l + GRACE).min(d))
                 .max(Duration::from_millis(1))
         };
         let mut wire = Wire::connect(
             self.inner.get_connection_info(),
+            self.tls.as_ref(),
             cap(Duration::from_secs(5)),
             cap(READ_TIMEOUT),
         )
-        .map_err(|e| self.error("cannot connect to", &e))?;
+        .map_err(|e| (is_refusal(&e), self.error("cannot connect to", &e)))?;
         redis::cmd("PING")
             .query::<()>(&mut wire)
-            .map_err(|e| self.error("cannot talk to", &e))?;
+            .map_err(|e| (is_refusal(&e), self.error("cannot talk to", &e)))?;
         Ok(wire)
+    }
+
+    /// Whether the server answers a PING within about `t`, if only with a refusal (for
+    /// [`LocalServer`](crate::LocalServer)'s start).
+    pub(crate) fn answers(&self, t: Duration) -> bool {
+        let Ok(mut wire) = Wire::connect(self.inner.get_connection_info(), self.tls.as_ref(), t, t)
+        else {
+            return false;
+        };
+        match redis::cmd("PING").query::<()>(&mut wire) {
+            Ok(()) => true,
+            Err(e) => matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension),
+        }
     }
 
     pub(crate) fn conn(&self) -> Result<Conn> {
@@ -231,6 +279,20 @@ fn is_transient(e: &RedisError) -> bool {
         e.kind(),
         ErrorKind::Server(S::BusyLoading | S::TryAgain | S::MasterDown)
     )
+}
+
+/// Whether `e` is the server (or its certificate) refusing this client: a wrong password, a
+/// user without the right to a command, a certificate that does not verify, a missing file.
+/// Retrying cannot mend it, so a reconnect fails at once with it instead of retrying for the
+/// reconnect window.
+fn is_refusal(e: &RedisError) -> bool {
+    match e.kind() {
+        ErrorKind::AuthenticationFailed | ErrorKind::InvalidClientConfig => true,
+        // Any other answer of the server (NOPERM; NOAUTH, which the `redis` crate does not
+        // name) but "not now".
+        ErrorKind::Server(_) | ErrorKind::Extension => !is_transient(e),
+        _ => false,
+    }
 }
 
 /// Whether `e` means the connection is gone (as opposed to an answer from the server).
@@ -283,7 +345,8 @@ impl Conn {
                         self.opened = true;
                         self.con.insert(c)
                     }
-                    Err(e) => {
+                    Err((true, e)) => return Err(e),
+                    Err((false, e)) => {
                         let w =
                             *window.get_or_insert_with(|| Instant::now() + self.client.reconnect);
                         if let Some(e) = over(w, e) {
@@ -417,4 +480,123 @@ impl Pool {
     pub(crate) fn run_once<T>(&self, f: impl FnMut(&mut Wire) -> RedisResult<T>) -> Result<T> {
         self.with(|c| c.run_once(f))
     }
+}
+
+/// The TLS query parameters of a URL (`cacert`, `cert`, `key`: see [`Client`]).
+#[derive(Default)]
+struct TlsFiles {
+    ca: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+}
+
+impl TlsFiles {
+    fn of(url: &str) -> std::result::Result<TlsFiles, String> {
+        let mut f = TlsFiles::default();
+        let Some(parsed) = redis::parse_redis_url(url) else {
+            return Ok(f);
+        };
+        for (name, value) in parsed.query_pairs() {
+            let slot = match name.as_ref() {
+                "cacert" => &mut f.ca,
+                "cert" => &mut f.cert,
+                "key" => &mut f.key,
+                _ => continue,
+            };
+            *slot = Some(value.into_owned());
+        }
+        if f.cert.is_some() != f.key.is_some() {
+            return Err("a client certificate needs both cert=PATH and key=PATH".into());
+        }
+        Ok(f)
+    }
+
+    fn any(&self) -> bool {
+        self.ca.is_some() || self.cert.is_some() || self.key.is_some()
+    }
+
+    /// Reads the files: the configuration of this crate's socket, and the same certificates
+    /// for the `redis` crate's connections.
+    fn load(
+        &self,
+    ) -> std::result::Result<(Arc<rustls::ClientConfig>, redis::TlsCertificates), String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let read = |what: &str, path: &str| {
+            std::fs::read(path).map_err(|e| format!("cannot read the {what} file {path:?}: {e}"))
+        };
+        let certs = |what: &str, path: &str, pem: &[u8]| {
+            let all = CertificateDer::pem_slice_iter(pem)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| format!("bad {what} file {path:?}: {e}"))?;
+            if all.is_empty() {
+                return Err(format!("no certificate in the {what} file {path:?}"));
+            }
+            Ok(all)
+        };
+        let provider = Arc::new(crypto_provider());
+        // The `redis` crate's connections build their configuration with the process's
+        // default provider: make it this one where the program chose none.
+        let _ = crypto_provider().install_default();
+        let mut roots = rustls::RootCertStore::empty();
+        let root_pem = match &self.ca {
+            Some(path) => {
+                let pem = read("cacert", path)?;
+                for c in certs("cacert", path, &pem)? {
+                    roots
+                        .add(c)
+                        .map_err(|e| format!("bad certificate in {path:?}: {e}"))?;
+                }
+                Some(pem)
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                for c in found.certs {
+                    // A system certificate rustls cannot use is skipped, as browsers do.
+                    let _ = roots.add(c);
+                }
+                if roots.is_empty() {
+                    return Err("no cacert=PATH given and no system certificate found".into());
+                }
+                None
+            }
+        };
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots);
+        let (config, client_tls) = match (&self.cert, &self.key) {
+            (Some(cert_path), Some(key_path)) => {
+                let cert_pem = read("cert", cert_path)?;
+                let key_pem = read("key", key_path)?;
+                let chain = certs("cert", cert_path, &cert_pem)?;
+                let key = PrivateKeyDer::from_pem_slice(&key_pem)
+                    .map_err(|e| format!("no private key in the key file {key_path:?}: {e}"))?;
+                let config = builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("bad client certificate or key: {e}"))?;
+                let client = redis::ClientTlsConfig {
+                    client_cert: cert_pem,
+                    client_key: key_pem,
+                };
+                (config, Some(client))
+            }
+            _ => (builder.with_no_client_auth(), None),
+        };
+        Ok((
+            Arc::new(config),
+            redis::TlsCertificates {
+                client_tls,
+                root_cert: root_pem,
+            },
+        ))
+    }
+}
+
+/// The cryptography under TLS: *ring*, which builds with a C compiler alone (no system
+/// OpenSSL, no CMake as aws-lc-rs needs). rustls marks it deprecated for lacking the
+/// post-quantum key exchange; classical ECDHE is what Redis servers offer today.
+#[allow(deprecated)]
+fn crypto_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
 }

@@ -33,6 +33,36 @@
 //! A broken connection is re-opened and the command sent again for the client's
 //! [reconnect window](Client::reconnect_timeout).
 //!
+//! # URLs, TLS and ACL users
+//!
+//! Every type takes the server as a URL (see [`Client`]); a worker started with
+//! `--url` gets everything from it, so the URL carries the credentials and the TLS files:
+//!
+//! | URL | meaning |
+//! |---|---|
+//! | `redis://10.0.0.5:6379/0` | plain TCP, no password (one private network only) |
+//! | `redis://worker:PASSWORD@10.0.0.5:6379/0` | `AUTH worker PASSWORD` (an ACL user) on every connection and reconnection |
+//! | `rediss://worker:PASSWORD@redis.internal:6379/0?cacert=/etc/ca.pem` | TLS, the server's certificate checked against `ca.pem` and the host name |
+//! | `rediss://…?cacert=ca.pem&cert=client.pem&key=client.key` | TLS with a client certificate (`tls-auth-clients yes`) |
+//! | `rediss://redis.example.com/0` | TLS against the system's certificate authorities |
+//! | `unix:///run/redis.sock?db=0` | a Unix socket |
+//!
+//! The `redis` crate takes TLS files as bytes through `Client::build_with_tls`; this crate
+//! reads them from the URL's `cacert`, `cert` and `key` (PEM files, read once when the URL is
+//! parsed) and hands them to both paths: its own polling socket, wrapped in rustls, and the
+//! `redis` crate's connections ([`Client::raw_connection`]), through the crate's `tls-rustls`.
+//! `#insecure` (no certificate check) is refused. A refused password, a certificate that does
+//! not verify or a missing file fails at once with `Err(Redis)` naming the server, never
+//! retried for the reconnect window; a command outside the user's ACL answers `NOPERM` at
+//! once. The README's "Securing the server" gives the ACL line the workers need, which
+//! `tests/secure.rs` runs an executor, its workers, a queue and a lock through.
+//!
+//! ```
+//! // TLS settings without TLS are a mistake, caught before connecting.
+//! let e = multiproc::redis::Client::open("redis://127.0.0.1/0?cacert=/etc/ca.pem").unwrap_err();
+//! assert!(e.to_string().contains("rediss://"));
+//! ```
+//!
 //! # Network cuts
 //!
 //! - **Deadlines hold.** A call with a timeout ([`Future::result_timeout`],
@@ -153,7 +183,7 @@ pub use info::{FailedTask, Info, RunningTask, WorkerInfo, info};
 pub use inventory as __inventory;
 pub use lock::Lock;
 pub use queue::{Queue, QueueBuilder};
-pub use server::LocalServer;
+pub use server::{LocalServer, LocalServerBuilder};
 
 /// The `redis` crate itself, for commands this crate does not wrap (`WATCH`/`MULTI`/`EXEC`,
 /// your own scripts); get a connection with [`Client::raw_connection`].

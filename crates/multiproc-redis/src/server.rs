@@ -40,6 +40,118 @@ pub struct LocalServer {
     url: String,
     guard: Option<(Child, ChildStdin)>,
     pid: u32,
+    /// `--tls-port` and its files instead of `--port` (see [`LocalServerBuilder::tls`]).
+    tls: Option<ServerTls>,
+    /// The configuration file of [`LocalServerBuilder::config_line`], if any.
+    conf: Option<PathBuf>,
+    /// A client of [`url`](LocalServer::url), to see the server answer.
+    client: Option<crate::conn::Client>,
+}
+
+#[derive(Debug, Clone)]
+struct ServerTls {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    client: Option<(PathBuf, PathBuf)>,
+}
+
+/// A [`LocalServer`] with TLS, ACL users or other configuration: from
+/// [`LocalServer::builder`].
+///
+/// ```
+/// use multiproc::redis::LocalServer;
+/// # if !LocalServer::available() { return Ok(()); }
+/// let s = LocalServer::builder()
+///     .config_line("user app on >s3cret ~app:* +ping +get +set")
+///     .start()?;
+/// let url = s.url_with_user("app", "s3cret");
+/// let mut con = multiproc::redis::Client::open(&url)?.raw_connection()?;
+/// let _: () = multiproc::redis::raw::cmd("SET").arg("app:x").arg(1).query(&mut con).unwrap();
+/// # Ok::<(), multiproc::Error>(())
+/// ```
+#[derive(Debug, Default)]
+#[must_use]
+pub struct LocalServerBuilder {
+    durable: bool,
+    tls: Option<ServerTls>,
+    lines: Vec<String>,
+}
+
+impl LocalServerBuilder {
+    /// Persist every command before answering (as [`LocalServer::start_durable`]).
+    ///
+    /// ```
+    /// let b = multiproc::redis::LocalServer::builder().durable(true);
+    /// ```
+    pub fn durable(mut self, on: bool) -> Self {
+        self.durable = on;
+        self
+    }
+
+    /// Serve TLS only (`--port 0 --tls-port PORT`) with the server certificate `cert` and its
+    /// `key` (PEM files), trusting client certificates signed by `ca`; clients without a
+    /// certificate are let in (`--tls-auth-clients optional`) unless
+    /// [`client_cert`](LocalServerBuilder::client_cert) is given. The server's
+    /// [`url`](LocalServer::url) is then `rediss://127.0.0.1:PORT/0?cacert=CA`, so the
+    /// certificate must name the IP address 127.0.0.1 (subjectAltName `IP:127.0.0.1`).
+    ///
+    /// ```
+    /// let b = multiproc::redis::LocalServer::builder().tls("ca.pem", "server.pem", "server.key");
+    /// ```
+    pub fn tls(
+        mut self,
+        ca: impl Into<PathBuf>,
+        cert: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        self.tls = Some(ServerTls {
+            ca: ca.into(),
+            cert: cert.into(),
+            key: key.into(),
+            client: self.tls.and_then(|t| t.client),
+        });
+        self
+    }
+
+    /// With [`tls`](LocalServerBuilder::tls): the server demands a client certificate
+    /// (`--tls-auth-clients yes`), and the [`url`](LocalServer::url) presents this one
+    /// (`&cert=…&key=…`).
+    ///
+    /// ```
+    /// let b = multiproc::redis::LocalServer::builder()
+    ///     .tls("ca.pem", "server.pem", "server.key")
+    ///     .client_cert("client.pem", "client.key");
+    /// ```
+    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        if let Some(t) = self.tls.as_mut() {
+            t.client = Some((cert.into(), key.into()));
+        }
+        self
+    }
+
+    /// A line of `redis.conf` (for example `user worker on >password ~app:* +get`), written
+    /// to a configuration file the server reads at start.
+    ///
+    /// ```
+    /// let b = multiproc::redis::LocalServer::builder().config_line("user default off");
+    /// ```
+    pub fn config_line(mut self, line: impl Into<String>) -> Self {
+        self.lines.push(line.into());
+        self
+    }
+
+    /// Starts the server (see [`LocalServer::start`]); it is up once it answers, even if
+    /// only to refuse an unauthenticated client.
+    ///
+    /// ```
+    /// # if !multiproc::redis::LocalServer::available() { return Ok(()); }
+    /// let s = multiproc::redis::LocalServer::builder().start()?;
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn start(self) -> Result<LocalServer> {
+        LocalServer::start_with(self)
+    }
 }
 
 impl LocalServer {
@@ -67,7 +179,16 @@ impl LocalServer {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn start() -> Result<LocalServer> {
-        Self::start_with(false)
+        Self::builder().start()
+    }
+
+    /// A server with TLS, ACL users or other configuration (see [`LocalServerBuilder`]).
+    ///
+    /// ```
+    /// let b = multiproc::redis::LocalServer::builder();
+    /// ```
+    pub fn builder() -> LocalServerBuilder {
+        LocalServerBuilder::default()
     }
 
     /// Starts a server with `--appendonly yes --appendfsync always`: whatever it acknowledged
@@ -79,10 +200,10 @@ impl LocalServer {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn start_durable() -> Result<LocalServer> {
-        Self::start_with(true)
+        Self::builder().durable(true).start()
     }
 
-    fn start_with(durable: bool) -> Result<LocalServer> {
+    fn start_with(b: LocalServerBuilder) -> Result<LocalServer> {
         // Fail at once, not after the start-up deadline: without the program, the guard shell
         // would wait out the whole deadline before saying so.
         if !Self::available() {
@@ -101,14 +222,36 @@ impl LocalServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
+        let conf = if b.lines.is_empty() {
+            None
+        } else {
+            let path = dir.join("extra.conf");
+            std::fs::write(&path, b.lines.join("\n") + "\n")?;
+            Some(path)
+        };
+        let url = match &b.tls {
+            None => format!("redis://127.0.0.1:{port}/0"),
+            Some(t) => {
+                let mut url = format!("rediss://127.0.0.1:{port}/0?cacert={}", t.ca.display());
+                if let Some((cert, key)) = &t.client {
+                    url += &format!("&cert={}&key={}", cert.display(), key.display());
+                }
+                url
+            }
+        };
         let mut s = LocalServer {
             port,
             dir,
-            durable,
-            url: format!("redis://127.0.0.1:{port}/0"),
+            durable: b.durable,
+            url,
             guard: None,
             pid: 0,
+            tls: b.tls,
+            conf,
+            client: None,
         };
+        // Bad TLS files fail here, at once, not after the start-up deadline.
+        s.client = Some(crate::conn::Client::parse(&s.url)?);
         s.launch()?;
         Ok(s)
     }
@@ -121,11 +264,43 @@ impl LocalServer {
             .ok_or_else(|| Error::Invalid("non-UTF-8 temp dir".into()))?;
         let log = self.dir.join("redis.log");
         let log = log.to_str().unwrap_or("redis.log").to_string();
-        let mut args: Vec<&str> = vec![
+        let path = |p: &Path| {
+            p.to_str()
+                .map(str::to_string)
+                .ok_or_else(|| Error::Invalid(format!("non-UTF-8 path {p:?}")))
+        };
+        let conf = match &self.conf {
+            Some(c) => vec![path(c)?],
+            None => vec![],
+        };
+        let tls = match &self.tls {
+            Some(t) => vec![
+                "--port".to_string(),
+                "0".into(),
+                "--tls-port".into(),
+                port.clone(),
+                "--tls-cert-file".into(),
+                path(&t.cert)?,
+                "--tls-key-file".into(),
+                path(&t.key)?,
+                "--tls-ca-cert-file".into(),
+                path(&t.ca)?,
+                "--tls-auth-clients".into(),
+                if t.client.is_some() {
+                    "yes"
+                } else {
+                    "optional"
+                }
+                .into(),
+            ],
+            None => vec!["--port".to_string(), port.clone()],
+        };
+        // The configuration file must come first.
+        let mut args: Vec<&str> = conf.iter().map(String::as_str).collect();
+        args.extend(tls.iter().map(String::as_str));
+        args.extend([
             "--bind",
             "127.0.0.1",
-            "--port",
-            &port,
             "--dir",
             dir,
             "--daemonize",
@@ -134,7 +309,7 @@ impl LocalServer {
             "",
             "--logfile",
             &log,
-        ];
+        ]);
         if self.durable {
             args.extend(["--appendonly", "yes", "--appendfsync", "always"]);
         } else {
@@ -193,17 +368,43 @@ impl LocalServer {
         }
     }
 
+    /// Whether the server answers a PING, if only with a refusal (a server whose default
+    /// user is off says `NOAUTH`).
     fn ping(&self) -> bool {
-        let Ok(c) = redis::Client::open(self.url.as_str()) else {
-            return false;
-        };
-        let Ok(mut con) = c.get_connection_with_timeout(Duration::from_millis(200)) else {
-            return false;
-        };
-        redis::cmd("PING").query::<String>(&mut con).is_ok()
+        self.client
+            .as_ref()
+            .is_some_and(|c| c.answers(Duration::from_millis(200)))
     }
 
-    /// The URL to connect to: `redis://127.0.0.1:PORT/0`.
+    /// The [`url`](LocalServer::url) with `user:password@` (percent-encoded) in it, for a
+    /// server with ACL users (see [`LocalServerBuilder::config_line`]).
+    ///
+    /// ```
+    /// # if !multiproc::redis::LocalServer::available() { return Ok(()); }
+    /// let s = multiproc::redis::LocalServer::start()?;
+    /// assert!(s.url_with_user("worker", "p@ss").starts_with("redis://worker:p%40ss@127.0.0.1:"));
+    /// # Ok::<(), multiproc::Error>(())
+    /// ```
+    pub fn url_with_user(&self, user: &str, password: &str) -> String {
+        let enc = |s: &str| {
+            s.bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect::<String>()
+        };
+        match self.url.split_once("://") {
+            Some((scheme, rest)) => format!("{scheme}://{}:{}@{rest}", enc(user), enc(password)),
+            None => self.url.clone(),
+        }
+    }
+
+    /// The URL to connect to: `redis://127.0.0.1:PORT/0` (`rediss://…?cacert=…` with
+    /// [`LocalServerBuilder::tls`]).
     ///
     /// ```
     /// # if !multiproc::redis::LocalServer::available() { return Ok(()); }

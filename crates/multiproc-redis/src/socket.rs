@@ -10,6 +10,12 @@
 //! on the wire are the `redis` crate's own: commands come packed by [`redis::Cmd`] and
 //! [`redis::Pipeline`], replies are parsed by [`redis::Parser`]; only the socket is ours.
 //!
+//! Over TLS (`rediss://`) the socket is wrapped in a rustls client connection
+//! ([`rustls::StreamOwned`]) and everything above stays the same: a read that finds no
+//! complete TLS record yet answers "would block" like the bare socket, so the spin and the
+//! switch to a blocking read work unchanged; the handshake runs blocking within the connect
+//! timeout, and the certificate is checked against the host name (or IP address) of the URL.
+//!
 //! Commands are sent as RESP2 and a connection only authenticates and selects its database
 //! (no `CLIENT SETINFO`, no RESP3 push messages), which is all this crate's types need. Users
 //! who want the full client get a plain `redis::Connection` from
@@ -20,6 +26,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a read polls the socket before it blocks: long enough to cover a round trip to a
@@ -27,17 +34,27 @@ use std::time::{Duration, Instant};
 /// burns next to nothing (once per blocking command, which waits up to a second).
 const SPIN: Duration = Duration::from_micros(150);
 
-/// The socket: TCP or, where there are any, a Unix socket.
+/// A TLS connection over TCP.
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// The socket: TCP, TLS over TCP or, where there are any, a Unix socket.
 enum Stream {
     Tcp(TcpStream),
+    Tls(Box<TlsStream>),
     #[cfg(unix)]
     Unix(UnixStream),
+}
+
+fn set_tcp_timeouts(s: &TcpStream, t: Duration) -> io::Result<()> {
+    s.set_read_timeout(Some(t))?;
+    s.set_write_timeout(Some(t))
 }
 
 impl Stream {
     fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_nonblocking(on),
+            Stream::Tls(s) => s.sock.set_nonblocking(on),
             #[cfg(unix)]
             Stream::Unix(s) => s.set_nonblocking(on),
         }
@@ -45,10 +62,8 @@ impl Stream {
 
     fn set_timeouts(&self, t: Duration) -> io::Result<()> {
         match self {
-            Stream::Tcp(s) => {
-                s.set_read_timeout(Some(t))?;
-                s.set_write_timeout(Some(t))
-            }
+            Stream::Tcp(s) => set_tcp_timeouts(s, t),
+            Stream::Tls(s) => set_tcp_timeouts(&s.sock, t),
             #[cfg(unix)]
             Stream::Unix(s) => {
                 s.set_read_timeout(Some(t))?;
@@ -60,6 +75,7 @@ impl Stream {
     fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
             #[cfg(unix)]
             Stream::Unix(s) => s.read(buf),
         }
@@ -68,8 +84,22 @@ impl Stream {
     fn write_some(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write(buf),
+            Stream::Tls(s) => match s.write(buf) {
+                // rustls takes nothing while its buffer of records not yet sent is full (the
+                // socket would block): wait as for a full socket.
+                Ok(0) if !buf.is_empty() => Err(io::ErrorKind::WouldBlock.into()),
+                r => r,
+            },
             #[cfg(unix)]
             Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    /// Sends what TLS still holds (nothing to do for a bare socket).
+    fn flush_some(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tls(s) => s.flush(),
+            _ => Ok(()),
         }
     }
 
@@ -115,6 +145,66 @@ impl Read for Spinning<'_> {
     }
 }
 
+/// A TCP connection to the first address of `host` that answers within `connect`.
+fn tcp(host: &str, port: u16, connect: Duration) -> RedisResult<TcpStream> {
+    let mut last = None;
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, connect) {
+            Ok(s) => {
+                s.set_nodelay(true)?;
+                return Ok(s);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => e.into(),
+        None => (ErrorKind::InvalidClientConfig, "no address for host").into(),
+    })
+}
+
+/// The TLS handshake with `host` on `sock`, blocking, within `connect`. A certificate that
+/// does not verify (or a server that refuses ours) is `InvalidClientConfig`, which is not
+/// retried; a socket error stays an I/O error, which is.
+fn handshake(
+    host: &str,
+    mut sock: TcpStream,
+    config: &Arc<rustls::ClientConfig>,
+    connect: Duration,
+) -> RedisResult<TlsStream> {
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+        redis::RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "not a TLS server name",
+            format!("{host:?}: {e}"),
+        ))
+    })?;
+    let mut conn = rustls::ClientConnection::new(Arc::clone(config), name).map_err(|e| {
+        redis::RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "cannot start TLS",
+            e.to_string(),
+        ))
+    })?;
+    set_tcp_timeouts(&sock, connect)?;
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut sock) {
+            // rustls reports its own failures (a certificate, an alert from the server) as
+            // `InvalidData` with the rustls error inside.
+            if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Err((
+                    ErrorKind::InvalidClientConfig,
+                    "TLS handshake failed",
+                    format!("with {host}: {tls}"),
+                )
+                    .into());
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(rustls::StreamOwned::new(conn, sock))
+}
+
 /// A connection to one server (see the module documentation).
 pub(crate) struct Wire {
     stream: Stream,
@@ -149,40 +239,26 @@ fn lose(cmd: &[u8], first_reply: Option<&Value>) -> bool {
 impl Wire {
     /// Connects, authenticates and selects the database that `info` names. `connect` bounds
     /// the TCP connect, `io` every read and write afterwards.
+    /// `tls` is the configuration of a `rediss://` address (see [`crate::Client`]).
     pub(crate) fn connect(
         info: &ConnectionInfo,
+        tls: Option<&Arc<rustls::ClientConfig>>,
         connect: Duration,
         io: Duration,
     ) -> RedisResult<Wire> {
-        let stream = match info.addr() {
-            ConnectionAddr::Tcp(host, port) => {
-                let mut last = None;
-                let mut found = None;
-                for addr in (host.as_str(), *port).to_socket_addrs()? {
-                    match TcpStream::connect_timeout(&addr, connect) {
-                        Ok(s) => {
-                            found = Some(s);
-                            break;
-                        }
-                        Err(e) => last = Some(e),
-                    }
-                }
-                let s = match (found, last) {
-                    (Some(s), _) => s,
-                    (None, Some(e)) => return Err(e.into()),
-                    (None, None) => {
-                        return Err((ErrorKind::InvalidClientConfig, "no address for host").into());
-                    }
-                };
-                s.set_nodelay(true)?;
-                Stream::Tcp(s)
+        let stream = match (info.addr(), tls) {
+            (ConnectionAddr::Tcp(host, port), _) => Stream::Tcp(tcp(host, *port, connect)?),
+            (ConnectionAddr::TcpTls { host, port, .. }, Some(config)) => {
+                let sock = tcp(host, *port, connect)?;
+                Stream::Tls(Box::new(handshake(host, sock, config, connect)?))
             }
             #[cfg(unix)]
-            ConnectionAddr::Unix(path) => Stream::Unix(UnixStream::connect(path)?),
+            (ConnectionAddr::Unix(path), _) => Stream::Unix(UnixStream::connect(path)?),
             _ => {
                 return Err((
                     ErrorKind::InvalidClientConfig,
-                    "only redis:// and unix:// addresses are supported",
+                    "only redis://, rediss:// (with its TLS settings) and unix:// addresses \
+                     are supported",
                 )
                     .into());
             }
@@ -239,7 +315,25 @@ impl Wire {
         io::Error::from(io::ErrorKind::ConnectionReset).into()
     }
 
-    fn send(&mut self, mut bytes: &[u8]) -> RedisResult<()> {
+    fn send(&mut self, bytes: &[u8]) -> RedisResult<()> {
+        let r = self.send_all(bytes).and_then(|()| {
+            loop {
+                match self.stream.flush_some() {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        break self.stream.blocking(|s| s.flush_some());
+                    }
+                    r => break r,
+                }
+            }
+        });
+        r.map_err(|e| {
+            self.open = false;
+            e.into()
+        })
+    }
+
+    fn send_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
             let n = match self.stream.write_some(bytes) {
                 Ok(0) => Err(io::Error::from(io::ErrorKind::WriteZero)),
@@ -250,13 +344,7 @@ impl Wire {
                 }
                 r => r,
             };
-            match n {
-                Ok(n) => bytes = &bytes[n..],
-                Err(e) => {
-                    self.open = false;
-                    return Err(e.into());
-                }
-            }
+            bytes = &bytes[n?..];
         }
         Ok(())
     }
@@ -345,7 +433,7 @@ mod tests {
         };
         let client = redis::Client::open(url.as_str()).unwrap();
         let t = Duration::from_secs(5);
-        Some(Wire::connect(client.get_connection_info(), t, t).unwrap())
+        Some(Wire::connect(client.get_connection_info(), None, t, t).unwrap())
     }
 
     #[test]

@@ -32,8 +32,8 @@ const ADMIN: &str = "admin-pw";
 /// fails when a command is missing or no longer used.
 const WORKER_ACL: &str = "user worker on >worker-pw resetchannels \
     ~multiproc:exec:secure:* ~multiproc:queue:exec:secure:* \
-    -@all +ping +evalsha +script|load +multi +exec +get +set +del +exists +incr \
-    +rpush +lpush +lpop +lrange +lrem +llen +lmove +blmove +blpop \
+    -@all +ping +eval +evalsha +script|load +multi +exec +get +mget +set +del +unlink +exists \
+    +incr +rpush +lpush +lpop +rpop +lrange +lrem +llen +lmove +blmove +blpop \
     +sadd +srem +smembers +pexpire +pttl +scan";
 
 /// A user for the Queue and Lock checks: its own prefixes, every command of the two types.
@@ -329,6 +329,10 @@ fn the_acl_user_has_exactly_the_commands_the_executor_uses() {
         let left = deadline.saturating_duration_since(Instant::now());
         assert_eq!(f.result_timeout(left).unwrap(), x * 2);
     }
+    // And the batched path: `map` pushes its tasks in batches and collects many outcomes per
+    // round trip (MGET, UNLINK).
+    let mapped = exec.map(double, 0..300u64).unwrap();
+    assert_eq!(mapped, (0..300u64).map(|x| x * 2).collect::<Vec<_>>());
     let info = exec.info().unwrap();
     assert_eq!(info.workers.len(), 2, "{info:?}");
     exec.shutdown_workers().unwrap();

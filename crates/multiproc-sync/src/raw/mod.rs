@@ -34,6 +34,7 @@ use crate::loom::{AtomicU32, SPIN_ROUNDS, spin_hint};
 mod barrier;
 mod condition;
 mod event;
+mod guard;
 mod lock;
 mod semaphore;
 #[cfg(test)]
@@ -42,6 +43,7 @@ mod tests;
 pub use barrier::RawBarrier;
 pub use condition::RawCondition;
 pub use event::RawEvent;
+pub use guard::{CondGuard, LevelGuard, LockWord, WordGuard};
 pub use lock::{OWNER_DIED, RawLock, RawRLock, TID_MASK, WAITERS};
 pub use semaphore::RawSemaphore;
 

@@ -185,7 +185,8 @@ impl<'a, W: LockWord> LevelGuard<'a, W> {
             }
             None => false,
         });
-        took.then_some(LevelGuard {
+        // `then`, not `then_some`: a guard built eagerly would release a level on drop.
+        took.then(|| LevelGuard {
             lock,
             died,
             _not_send: PhantomData,

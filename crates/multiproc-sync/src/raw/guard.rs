@@ -18,7 +18,8 @@
 //! assert!(WordGuard::try_acquire(&lock).is_none());
 //! drop(g);
 //! let r = RawRLock::<ThreadFutex>::new();
-//! let (a, b) = (LevelGuard::acquire(&r), LevelGuard::acquire(&r));
+//! type Level<'a> = LevelGuard<'a, RawLock<ThreadFutex>>;
+//! let (a, b) = (Level::acquire(&r), Level::acquire(&r));
 //! assert_eq!(r.depth(), 2);
 //! drop((a, b));
 //! assert!(!r.is_locked());

@@ -98,10 +98,7 @@ fn phases(start: Instant, budget: Duration, deadline: Option<Instant>) -> (Insta
 /// `PACE`: pause instructions between two checks (1, or more for a waiter whose every look
 /// reads a cache line that the side it waits for writes all the time).
 #[inline]
-pub fn spin<const PACE: u32>(
-    ready: &mut impl FnMut() -> bool,
-    deadline: Option<Instant>,
-) -> bool {
+pub fn spin<const PACE: u32>(ready: &mut impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
     let pause = || {
         for _ in 0..PACE {
             std::hint::spin_loop();
@@ -171,7 +168,6 @@ pub fn spin_backoff(mut ready: impl FnMut() -> bool, deadline: Option<Instant>) 
 }
 
 // Phase 3 with the stall rule (see the module docs).
-
 
 /// A yield longer than this means another task held our CPU for a time slice (0.75 ms and up
 /// under EEVDF, longer under CFS). Shorter ones are common and harmless: the Fork child we wait

@@ -177,7 +177,6 @@ impl Drop for SignalWatch<'_> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

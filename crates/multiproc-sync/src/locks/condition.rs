@@ -96,10 +96,7 @@ impl<T> Condition<T> {
 
     #[inline]
     fn guard<'a>(&'a self, core: CondGuard<'a, RawLock<ThreadFutex>>) -> ConditionGuard<'a, T> {
-        ConditionGuard {
-            core,
-            cond: self,
-        }
+        ConditionGuard { core, cond: self }
     }
 
     /// Takes the lock.

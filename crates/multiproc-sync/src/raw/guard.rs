@@ -174,10 +174,7 @@ impl<'a, W: LockWord> LevelGuard<'a, W> {
     /// Takes one level: re-enters if the calling thread owns it, otherwise takes the word
     /// with `how` (through the [`LockWord`] view, so a dead owner's word is taken over).
     #[inline]
-    fn take(
-        lock: &'a RawRLock<W::Futex>,
-        how: impl FnOnce(&W) -> Option<bool>,
-    ) -> Option<Self> {
+    fn take(lock: &'a RawRLock<W::Futex>, how: impl FnOnce(&W) -> Option<bool>) -> Option<Self> {
         let mut died = false;
         let took = lock.lock_with(|l| match how(W::from_raw(l)) {
             Some(d) => {

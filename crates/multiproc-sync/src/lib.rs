@@ -119,6 +119,9 @@ pub mod queue;
 mod locks;
 #[doc(hidden)]
 pub mod raw;
+// Not API: the workspace's one spin policy (threads, process-shared waits, waits for a child).
+#[doc(hidden)]
+pub mod spin;
 mod thread;
 mod timer;
 

@@ -2,16 +2,15 @@
 //! word and the condition's words (seq, waiters, tokens) in one shared segment.
 
 use std::fmt;
-use std::marker::PhantomData;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use multiproc_sync::Result;
-use multiproc_sync::raw::{RawCondition, SharedFutex};
+use multiproc_sync::raw::{CondGuard, RawCondition, SharedFutex};
 
-use super::{NotSend, deadline, handle_impls, to_u32};
+use super::{deadline, handle_impls};
 use crate::shm::object::Object;
 use crate::shm::{Kind, SharedState};
-use crate::wait::robust::{RobustLock, lock_forever};
+use crate::wait::robust::RobustLock;
 
 #[repr(C)]
 struct ConditionState {
@@ -48,9 +47,7 @@ handle_impls!(Condition);
 /// Holds a [`Condition`]'s lock; waits and notifies through it.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ConditionGuard<'a> {
-    cond: &'a Condition,
-    died: bool,
-    _not_send: NotSend,
+    core: CondGuard<'a, RobustLock>,
 }
 
 impl Condition {
@@ -71,12 +68,8 @@ impl Condition {
         self.obj.state()
     }
 
-    fn guard(&self, died: bool) -> ConditionGuard<'_> {
-        ConditionGuard {
-            cond: self,
-            died,
-            _not_send: PhantomData,
-        }
+    fn guard(core: CondGuard<'_, RobustLock>) -> ConditionGuard<'_> {
+        ConditionGuard { core }
     }
 
     /// Takes the lock.
@@ -87,7 +80,8 @@ impl Condition {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn acquire(&self) -> ConditionGuard<'_> {
-        self.guard(lock_forever(&self.state().lock))
+        let s = self.state();
+        Self::guard(CondGuard::acquire(&s.lock, &s.cond))
     }
 
     /// Takes the lock if it is free (or its owner is dead).
@@ -99,7 +93,8 @@ impl Condition {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn try_acquire(&self) -> Option<ConditionGuard<'_>> {
-        self.state().lock.try_lock().map(|d| self.guard(d))
+        let s = self.state();
+        CondGuard::try_acquire(&s.lock, &s.cond).map(Self::guard)
     }
 
     /// Takes the lock, waiting at most `timeout`.
@@ -111,10 +106,8 @@ impl Condition {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<ConditionGuard<'_>> {
-        self.state()
-            .lock
-            .lock_until(deadline(timeout))
-            .map(|d| self.guard(d))
+        let s = self.state();
+        CondGuard::acquire_until(&s.lock, &s.cond, deadline(timeout)).map(Self::guard)
     }
 }
 
@@ -127,20 +120,6 @@ impl fmt::Debug for Condition {
 }
 
 impl ConditionGuard<'_> {
-    fn wait_until(&mut self, deadline: Option<Instant>) -> bool {
-        let state = self.cond.state();
-        let mut died = false;
-        // SAFETY: this guard holds the condition's lock, the only lock used with it, and
-        // the relock closure returns only holding it again.
-        let notified = unsafe {
-            state.cond.wait_until_with(state.lock.raw(), deadline, || {
-                died |= lock_forever(&state.lock);
-            })
-        };
-        self.died |= died;
-        notified
-    }
-
     /// Releases the lock, sleeps until notified, takes the lock again.
     ///
     /// ```
@@ -162,7 +141,7 @@ impl ConditionGuard<'_> {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn wait(&mut self) {
-        self.wait_until(None);
+        self.core.wait_until(None);
     }
 
     /// Like [`wait`](Self::wait), at most `timeout`; `false` if it timed out.
@@ -174,7 +153,7 @@ impl ConditionGuard<'_> {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
-        self.wait_until(deadline(timeout))
+        self.core.wait_until(deadline(timeout))
     }
 
     /// Waits until `pred()` is true or `timeout` passes (`None`: no limit); returns the
@@ -188,16 +167,8 @@ impl ConditionGuard<'_> {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn wait_for(&mut self, mut pred: impl FnMut() -> bool, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.and_then(deadline);
-        loop {
-            if pred() {
-                return true;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return false;
-            }
-            self.wait_until(deadline);
-        }
+        self.core
+            .wait_for_until(&mut pred, timeout.and_then(deadline))
     }
 
     /// Wakes up to `n` waiting threads (of any process).
@@ -208,8 +179,7 @@ impl ConditionGuard<'_> {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn notify(&self, n: usize) {
-        // SAFETY: this guard holds the condition's lock.
-        unsafe { self.cond.state().cond.notify(to_u32(n)) };
+        self.core.notify(n);
     }
 
     /// Wakes every waiting thread.
@@ -220,8 +190,7 @@ impl ConditionGuard<'_> {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn notify_all(&self) {
-        // SAFETY: this guard holds the condition's lock.
-        unsafe { self.cond.state().cond.notify_all() };
+        self.core.notify_all();
     }
 
     /// How many threads wait on this condition now (exact: read under the lock; a waiter
@@ -233,7 +202,7 @@ impl ConditionGuard<'_> {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn waiters(&self) -> usize {
-        self.cond.state().cond.waiters() as usize
+        self.core.waiters()
     }
 
     /// Whether the lock's previous owner died holding it (at the acquire or at the end of a
@@ -245,7 +214,7 @@ impl ConditionGuard<'_> {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn previous_owner_died(&self) -> bool {
-        self.died
+        self.core.previous_owner_died()
     }
 
     /// Releases the lock (same as dropping the guard).
@@ -258,17 +227,10 @@ impl ConditionGuard<'_> {
     pub fn release(self) {}
 }
 
-impl Drop for ConditionGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: the guard holds the lock on this thread.
-        unsafe { self.cond.state().lock.unlock() }
-    }
-}
-
 impl fmt::Debug for ConditionGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConditionGuard")
-            .field("previous_owner_died", &self.died)
+            .field("previous_owner_died", &self.previous_owner_died())
             .finish()
     }
 }

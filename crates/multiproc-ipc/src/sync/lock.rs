@@ -2,15 +2,15 @@
 //! a shared segment; its guard says whether the previous owner died holding it.
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::time::Duration;
 
 use multiproc_sync::Result;
+use multiproc_sync::raw::WordGuard;
 
-use super::{NotSend, deadline, handle_impls};
+use super::{deadline, handle_impls};
 use crate::shm::object::Object;
 use crate::shm::{Kind, SharedState};
-use crate::wait::robust::{RobustLock, lock_forever};
+use crate::wait::robust::RobustLock;
 
 #[repr(C)]
 struct LockState {
@@ -55,9 +55,7 @@ handle_impls!(Lock);
 /// Holds a process-shared [`Lock`]; dropping it releases the lock.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
-    lock: &'a Lock,
-    died: bool,
-    _not_send: NotSend,
+    core: WordGuard<'a, RobustLock>,
 }
 
 impl Lock {
@@ -79,15 +77,6 @@ impl Lock {
         &self.obj.state().lock
     }
 
-    #[inline]
-    fn guard(&self, died: bool) -> LockGuard<'_> {
-        LockGuard {
-            lock: self,
-            died,
-            _not_send: PhantomData,
-        }
-    }
-
     /// Waits for the lock (taking it over from a dead owner) and takes it.
     ///
     /// ```
@@ -97,11 +86,9 @@ impl Lock {
     /// ```
     #[inline]
     pub fn acquire(&self) -> LockGuard<'_> {
-        let died = match self.word().lock_until(None) {
-            Some(died) => died,
-            None => lock_forever(self.word()),
-        };
-        self.guard(died)
+        LockGuard {
+            core: WordGuard::acquire(self.word()),
+        }
     }
 
     /// Takes the lock if it is free, or if its owner is dead (Python's
@@ -115,7 +102,7 @@ impl Lock {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
-        self.word().try_lock().map(|died| self.guard(died))
+        WordGuard::try_acquire(self.word()).map(|core| LockGuard { core })
     }
 
     /// Waits at most `timeout` for the lock (Python's `acquire(timeout=…)`).
@@ -129,9 +116,7 @@ impl Lock {
     /// ```
     #[inline]
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<LockGuard<'_>> {
-        self.word()
-            .lock_until(deadline(timeout))
-            .map(|died| self.guard(died))
+        WordGuard::acquire_until(self.word(), deadline(timeout)).map(|core| LockGuard { core })
     }
 
     /// [`acquire`](Self::acquire) for async code: waits without blocking the executor (the
@@ -160,7 +145,9 @@ impl Lock {
     #[cfg(not(multiproc_loom))]
     pub async fn acquire_async(&self) -> LockGuard<'_> {
         let died = self.word().lock_async().await;
-        self.guard(died)
+        // SAFETY: `lock_async` returned holding the word, on this thread.
+        let core = unsafe { WordGuard::from_taken(self.word(), died) };
+        LockGuard { core }
     }
 
     /// Whether some thread of some process (live or dead) holds it now.
@@ -194,7 +181,7 @@ impl LockGuard<'_> {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn previous_owner_died(&self) -> bool {
-        self.died
+        self.core.previous_owner_died()
     }
 
     /// Releases the lock (same as dropping the guard; reads like Python's `release()`).
@@ -208,18 +195,10 @@ impl LockGuard<'_> {
     pub fn release(self) {}
 }
 
-impl Drop for LockGuard<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        // SAFETY: the guard exists only while its thread holds the lock.
-        unsafe { self.lock.word().unlock() }
-    }
-}
-
 impl fmt::Debug for LockGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard")
-            .field("previous_owner_died", &self.died)
+            .field("previous_owner_died", &self.previous_owner_died())
             .finish()
     }
 }

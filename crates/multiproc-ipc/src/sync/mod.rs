@@ -4,6 +4,20 @@
 //! One file per primitive (`lock.rs`, `rlock.rs`, `semaphore.rs`, `event.rs`, `condition.rs`,
 //! and `barrier.rs` for [`Barrier`]); this module keeps the helpers they share.
 //!
+//! # One behaviour for threads and processes
+//!
+//! `Lock`, `RLock` and `Condition` are thin: they say where the words live (a shared segment,
+//! which a handle maps, clones and sends to children: `handle_impls!`) and delegate every
+//! operation to the thread toolbox's guards ([`multiproc_sync::raw::WordGuard`],
+//! [`LevelGuard`](multiproc_sync::raw::LevelGuard), [`CondGuard`](multiproc_sync::raw::CondGuard)),
+//! the same code as `multiproc_sync::Lock` and friends, over the robust word
+//! ([`RobustLock`](crate::wait::robust::RobustLock)). What stays here is what only a process
+//! has: an owner that can die holding the word (taken over, `previous_owner_died`), state that
+//! lives in shared memory and travels (`Object`, serde), and the async takes, which park on the
+//! shared waiter thread. `Semaphore` and `Event` are one-line calls to the raw algorithms;
+//! `Barrier` is its own algorithm, because its waits must notice a party that died (see
+//! `barrier.rs`).
+//!
 //! # State in shared memory
 //!
 //! Each object is one segment: the holder table in page 0, the state below at
@@ -45,11 +59,6 @@ pub use event::Event;
 pub use lock::{Lock, LockGuard};
 pub use rlock::{RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, Semaphore};
-
-use std::marker::PhantomData;
-
-/// Keeps a guard on the thread that took the lock (the lock word names that thread).
-type NotSend = PhantomData<*const ()>;
 
 /// `now + timeout`; `None` (no limit) when that overflows (the workspace's one helper).
 pub(crate) use multiproc_sync::raw::deadline_after as deadline;

@@ -2,13 +2,12 @@
 //! the owner's depth in a shared segment.
 
 use std::fmt;
-use std::marker::PhantomData;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use multiproc_sync::Result;
-use multiproc_sync::raw::{RawRLock, SharedFutex};
+use multiproc_sync::raw::{LevelGuard, RawRLock, SharedFutex};
 
-use super::{NotSend, deadline, handle_impls};
+use super::{deadline, handle_impls};
 use crate::shm::object::Object;
 use crate::shm::{Kind, SharedState};
 use crate::wait::robust::RobustLock;
@@ -47,10 +46,11 @@ handle_impls!(RLock);
 /// One level of an [`RLock`]; dropping it releases that level.
 #[must_use = "the level is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
-    lock: &'a RLock,
-    died: bool,
-    _not_send: NotSend,
+    core: Level<'a>,
 }
+
+/// The guard core: a level of the one re-entrant lock behaviour, over the robust word.
+type Level<'a> = LevelGuard<'a, RobustLock>;
 
 impl RLock {
     /// A new, unlocked re-entrant lock.
@@ -69,29 +69,6 @@ impl RLock {
         &self.obj.state().raw
     }
 
-    fn acquire_until(&self, deadline: Option<Instant>) -> Option<RLockGuard<'_>> {
-        self.take(|l| l.lock_until(deadline))
-    }
-
-    /// Re-enters if the calling thread owns it; otherwise takes it with `how`.
-    fn take(&self, how: impl FnOnce(&RobustLock) -> Option<bool>) -> Option<RLockGuard<'_>> {
-        let mut died = false;
-        let took = self
-            .raw()
-            .lock_with(|l| match how(RobustLock::from_raw(l)) {
-                Some(d) => {
-                    died = d;
-                    true
-                }
-                None => false,
-            });
-        took.then(|| RLockGuard {
-            lock: self,
-            died,
-            _not_send: PhantomData,
-        })
-    }
-
     /// Takes one level, waiting while another thread (of any process) holds it.
     ///
     /// # Panics
@@ -104,14 +81,8 @@ impl RLock {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn acquire(&self) -> RLockGuard<'_> {
-        loop {
-            if let Some(g) = self.acquire_until(None) {
-                return g;
-            }
-            assert!(
-                !self.raw().is_owned_by_current_thread(),
-                "RLock acquired more than u32::MAX times by one thread"
-            );
+        RLockGuard {
+            core: Level::acquire(self.raw()),
         }
     }
 
@@ -124,7 +95,7 @@ impl RLock {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn try_acquire(&self) -> Option<RLockGuard<'_>> {
-        self.take(RobustLock::try_lock)
+        Level::try_acquire(self.raw()).map(|core| RLockGuard { core })
     }
 
     /// Takes one level, waiting at most `timeout`.
@@ -136,7 +107,7 @@ impl RLock {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<RLockGuard<'_>> {
-        self.acquire_until(deadline(timeout))
+        Level::acquire_until(self.raw(), deadline(timeout)).map(|core| RLockGuard { core })
     }
 
     /// Whether some thread of some process holds it.
@@ -158,11 +129,7 @@ impl RLock {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn depth(&self) -> u32 {
-        if self.raw().is_owned_by_current_thread() {
-            self.raw().depth()
-        } else {
-            0
-        }
+        Level::depth(self.raw())
     }
 }
 
@@ -184,7 +151,7 @@ impl RLockGuard<'_> {
     /// # Ok::<(), multiproc_ipc::Error>(())
     /// ```
     pub fn previous_owner_died(&self) -> bool {
-        self.died
+        self.core.previous_owner_died()
     }
 
     /// Releases this level (same as dropping the guard).
@@ -197,17 +164,10 @@ impl RLockGuard<'_> {
     pub fn release(self) {}
 }
 
-impl Drop for RLockGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: the guard holds one level, on the owning thread.
-        unsafe { self.lock.raw().unlock() }
-    }
-}
-
 impl fmt::Debug for RLockGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RLockGuard")
-            .field("previous_owner_died", &self.died)
+            .field("previous_owner_died", &self.previous_owner_died())
             .finish()
     }
 }

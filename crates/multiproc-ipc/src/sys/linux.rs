@@ -235,20 +235,17 @@ pub(crate) unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
 
 /// Sleeps while `*word == expected` (process-shared futex), at most `timeout`. Spurious
 /// returns are allowed; callers re-check.
+/// Through the workspace's one futex wrapper (`multiproc_sync::raw::futex_wait`).
+#[inline]
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
-    use rustix::thread::futex;
-    let ts = timeout.map(|t| futex::Timespec {
-        tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
-        tv_nsec: t.subsec_nanos().into(),
-    });
     // Every outcome (woken, value changed, interrupted, timed out) means "look again".
-    let _ = futex::wait(word, futex::Flags::empty(), expected, ts.as_ref());
+    let _ = multiproc_sync::raw::futex_wait(word, expected, timeout, true);
 }
 
 /// Wakes every sleeper on `word` (process-shared futex).
+#[inline]
 pub(crate) fn futex_wake_all(word: &AtomicU32) {
-    use rustix::thread::futex;
-    let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+    multiproc_sync::raw::futex_wake(word, i32::MAX as u32, true);
 }
 
 static PID: AtomicU32 = AtomicU32::new(0);

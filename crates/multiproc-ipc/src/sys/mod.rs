@@ -13,7 +13,7 @@
 //!   `is_dead(id)`: whether a process or thread id no longer names a running task.
 //! - `on_fork_child(f)`: a hook run in the child after every `fork`.
 //! - `futex_wait(word, expected, timeout)` / `futex_wake_all(word)`: the process-shared futex
-//!   on a word in shared memory.
+//!   on a word in shared memory (through multiproc-sync's one futex wrapper).
 //! - `shm_open`/`shm_unlink` for named segments that unrelated processes open by name;
 //!   `shm_names(min_len)` (the names in `/dev/shm` of this user's private files),
 //!   `shm_id(name)`/`fd_id(fd)` (a file's device, inode and owner, to tell one file from a

@@ -3,7 +3,8 @@
 //!
 //! A cross-core futex wake-up costs 60–80 µs on a small virtual machine, a cache-line round trip
 //! well under a microsecond; so a waiter first spins for about as long as a wake-up would cost
-//! (most hand-offs between busy processes finish inside that), and only then sleeps. Sleepers
+//! (most hand-offs between busy processes finish inside that; the workspace's one spin policy,
+//! `multiproc_sync::spin`), and only then sleeps. Sleepers
 //! announce themselves in a [`Signal`], so that the side that makes progress pays a system
 //! call only when someone sleeps. A first sleep lasts at most [`POLL`]: a waiter wakes to
 //! check that its peers are still alive, since a process killed with `kill -9` wakes nobody.
@@ -15,10 +16,11 @@ use std::time::{Duration, Instant};
 
 use crate::sys;
 
-/// How long a waiter spins before it sleeps.
-pub(crate) const SPIN_FOR: Duration = Duration::from_micros(50);
-/// Checks a spinning waiter makes before it first reads the clock (a pause is ~10–40 ns).
-const FIRST_CHECKS: u32 = 64;
+// The spin before a sleep is the workspace's one policy (multiproc-sync's `spin` module); the
+// names stay importable from here for the ring and the queues.
+#[cfg(not(multiproc_loom))]
+pub(crate) use multiproc_sync::spin::ASYNC_SPIN;
+pub(crate) use multiproc_sync::spin::{spin, spin_backoff};
 /// The first sleep between two liveness checks.
 pub(crate) const POLL: Duration = Duration::from_millis(20);
 /// The longest: each sleep that ends without news doubles the next, up to this. An idle
@@ -93,7 +95,7 @@ impl Signal {
     }
 
     /// [`wait`](Self::wait), spinning with `PACE` pause instructions between two looks at
-    /// `ready()` (see [`spin`]): for a waiter whose every look reads a cache line that the
+    /// `ready()` (see [`spin`](multiproc_sync::spin::spin)): for a waiter whose every look reads a cache line that the
     /// side it waits for writes all the time, and so slows that side down.
     pub(crate) fn wait_paced<const PACE: u32>(
         &self,
@@ -173,100 +175,6 @@ impl Drop for SignalWatch<'_> {
     fn drop(&mut self) {
         self.signal.sleepers.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-/// How long the first poll of an async wait spins before it parks its task (shorter than a
-/// blocked thread's [`SPIN_FOR`]: the executor thread has other tasks to run): a peer that
-/// answers within it costs no wake-up at all.
-#[cfg(not(multiproc_loom))]
-pub(crate) const ASYNC_SPIN: Duration = Duration::from_micros(20);
-
-/// Spins until `ready()` or [`SPIN_FOR`] (or the deadline) has passed; true when ready. The
-/// first fifth spins on the CPU (a partner on another core answers in well under a
-/// microsecond); the rest yields the CPU between checks, so that on a machine with more
-/// runnable threads than cores the partner we wait for can run instead of being spun against.
-/// `PACE`: pause instructions between two checks (1 but for [`Signal::wait_paced`]).
-#[inline]
-pub(crate) fn spin<const PACE: u32>(
-    ready: &mut impl FnMut() -> bool,
-    deadline: Option<Instant>,
-) -> bool {
-    let pause = || {
-        for _ in 0..PACE {
-            std::hint::spin_loop();
-        }
-    };
-    // The first microseconds without reading the clock (a clock read costs more than a
-    // cache-line hand-off on a VM, and a partner on another core usually answers by then).
-    // A slower pace makes fewer checks between two clock reads, for the same time.
-    let checks = |n: u32| (n / PACE).max(1);
-    for _ in 0..checks(FIRST_CHECKS) {
-        if ready() {
-            return true;
-        }
-        pause();
-    }
-    if ready() {
-        return true;
-    }
-    let start = Instant::now();
-    let bound = |t: Instant| match deadline {
-        Some(d) if d < t => d,
-        _ => t,
-    };
-    let (busy_stop, stop) = (bound(start + SPIN_FOR / 5), bound(start + SPIN_FOR));
-    loop {
-        for _ in 0..checks(64) {
-            pause();
-            if ready() {
-                return true;
-            }
-        }
-        let now = Instant::now();
-        if now >= stop {
-            return false;
-        }
-        if now >= busy_stop {
-            std::thread::yield_now();
-        }
-    }
-}
-
-/// Like [`spin`], for a hand-off between two processes that may share one CPU: spins (a check
-/// after one, then every two pause instructions; `RawEvent::set` takes its word exclusive with
-/// its first access, so a waiter's loads no longer steal the line between the setter's load
-/// and compare-and-swap, and a longer back-off only delayed the wake-up: Event ping-pong
-/// ~480 -> ~280 ns) for a fifth of [`SPIN_FOR`], then yields the CPU between checks for the
-/// rest of it: a partner on another core is still seen within a system call's time, and a
-/// partner waiting for this very CPU gets to run instead of being spun against.
-#[inline]
-pub(crate) fn spin_backoff(mut ready: impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
-    let start = Instant::now();
-    let bound = |t: Instant| match deadline {
-        Some(d) if d < t => d,
-        _ => t,
-    };
-    let (spin_stop, stop) = (bound(start + SPIN_FOR / 5), bound(start + SPIN_FOR));
-    let mut step = 0u32;
-    loop {
-        for _ in 0..1u32 << step.min(1) {
-            std::hint::spin_loop();
-        }
-        if ready() {
-            return true;
-        }
-        step += 1;
-        if step.is_multiple_of(8) && Instant::now() >= spin_stop {
-            break;
-        }
-    }
-    while Instant::now() < stop {
-        std::thread::yield_now();
-        if ready() {
-            return true;
-        }
-    }
-    false
 }
 
 #[cfg(test)]

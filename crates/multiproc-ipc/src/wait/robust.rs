@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use multiproc_sync::raw::{Futex, RawLock, SharedFutex, TID_MASK, WAITERS};
+use multiproc_sync::raw::{Futex, LockWord, RawLock, SharedFutex, TID_MASK, WAITERS};
 use std::sync::atomic::Ordering;
 
 use crate::sys;
@@ -43,12 +43,6 @@ impl RobustLock {
         // SAFETY: `RobustLock` is `repr(transparent)` over `RawLock<SharedFutex>`, so the
         // two references have the same layout and validity; the lifetime is carried over.
         unsafe { &*(raw as *const RawLock<SharedFutex>).cast::<RobustLock>() }
-    }
-
-    /// The plain lock word (to hand to a raw condition).
-    #[inline]
-    pub(crate) fn raw(&self) -> &RawLock<SharedFutex> {
-        &self.raw
     }
 
     /// Takes the lock if it is free, or if its owner is dead. `Some(owner_died)` on success.
@@ -180,14 +174,40 @@ impl RobustLock {
     }
 }
 
+// The one difference between the thread and the process Python-style locks, kept here in the
+// process layer: a process can die holding the word (`kill -9`), a thread cannot outlive its
+// process, so only this word looks for a dead owner and reports `owner_died`. Everything
+// else (guards, re-entry, a condition's wait and re-take) is `multiproc_sync::raw`'s.
+// SAFETY: `raw` is the word every take locks (a rescue stores our owner id in it too);
+// `from_raw` is the `repr(transparent)` view of the same word.
+unsafe impl LockWord for RobustLock {
+    type Futex = SharedFutex;
+
+    #[inline(always)]
+    fn raw(&self) -> &RawLock<SharedFutex> {
+        &self.raw
+    }
+
+    #[inline(always)]
+    fn from_raw(raw: &RawLock<SharedFutex>) -> &Self {
+        RobustLock::from_raw(raw)
+    }
+
+    #[inline]
+    fn try_take(&self) -> Option<bool> {
+        self.try_lock()
+    }
+
+    #[inline]
+    fn take_until(&self, deadline: Option<Instant>) -> Option<bool> {
+        self.lock_until(deadline)
+    }
+}
+
 /// Takes a robust lock with no deadline; `owner_died` from the take-over, if any.
 #[inline]
 pub(crate) fn lock_forever(lock: &RobustLock) -> bool {
-    loop {
-        if let Some(died) = lock.lock_until(None) {
-            return died;
-        }
-    }
+    lock.take()
 }
 
 #[cfg(test)]

@@ -2,12 +2,10 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use super::NotSend;
-use crate::raw::{RawCondition, RawLock, ThreadFutex, deadline_after};
+use crate::raw::{CondGuard, RawCondition, RawLock, ThreadFutex, deadline_after};
 
 /// Python's `threading.Condition`: a lock plus wait/notify; optionally guards a value `T`.
 ///
@@ -77,8 +75,8 @@ impl Condition<()> {
 /// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ConditionGuard<'a, T = ()> {
+    core: CondGuard<'a, RawLock<ThreadFutex>>,
     cond: &'a Condition<T>,
-    _not_send: NotSend,
 }
 
 impl<T> Condition<T> {
@@ -96,11 +94,9 @@ impl<T> Condition<T> {
         }
     }
 
-    fn guard(&self) -> ConditionGuard<'_, T> {
-        ConditionGuard {
-            cond: self,
-            _not_send: PhantomData,
-        }
+    #[inline]
+    fn guard<'a>(&'a self, core: CondGuard<'a, RawLock<ThreadFutex>>) -> ConditionGuard<'a, T> {
+        ConditionGuard { core, cond: self }
     }
 
     /// Takes the lock.
@@ -110,8 +106,7 @@ impl<T> Condition<T> {
     /// drop(c.acquire());
     /// ```
     pub fn acquire(&self) -> ConditionGuard<'_, T> {
-        self.lock.lock();
-        self.guard()
+        self.guard(CondGuard::acquire(&self.lock, &self.cond))
     }
 
     /// Takes the lock if free.
@@ -122,7 +117,7 @@ impl<T> Condition<T> {
     /// assert!(c.try_acquire().is_none());
     /// ```
     pub fn try_acquire(&self) -> Option<ConditionGuard<'_, T>> {
-        self.lock.try_lock().then(|| self.guard())
+        CondGuard::try_acquire(&self.lock, &self.cond).map(|g| self.guard(g))
     }
 
     /// Takes the lock, waiting at most `timeout`.
@@ -133,9 +128,8 @@ impl<T> Condition<T> {
     /// assert!(c.acquire_timeout(Duration::from_millis(1)).is_some());
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<ConditionGuard<'_, T>> {
-        self.lock
-            .lock_until(deadline_after(timeout))
-            .then(|| self.guard())
+        CondGuard::acquire_until(&self.lock, &self.cond, deadline_after(timeout))
+            .map(|g| self.guard(g))
     }
 
     /// Consumes the condition and returns the value.
@@ -150,8 +144,7 @@ impl<T> Condition<T> {
 
 impl<T> ConditionGuard<'_, T> {
     fn wait_until(&mut self, deadline: Option<Instant>) -> bool {
-        // SAFETY: this guard holds the condition's lock, the only lock used with it.
-        unsafe { self.cond.cond.wait_until(&self.cond.lock, deadline) }
+        self.core.wait_until(deadline)
     }
 
     /// Releases the lock, sleeps until notified, takes the lock again.
@@ -191,16 +184,8 @@ impl<T> ConditionGuard<'_, T> {
     /// assert!(g.wait_for(|| true, None));
     /// ```
     pub fn wait_for(&mut self, mut pred: impl FnMut() -> bool, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.and_then(deadline_after);
-        loop {
-            if pred() {
-                return true;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return false;
-            }
-            self.wait_until(deadline);
-        }
+        self.core
+            .wait_for_until(&mut pred, timeout.and_then(deadline_after))
     }
 
     /// Wakes up to `n` waiting threads.
@@ -210,8 +195,7 @@ impl<T> ConditionGuard<'_, T> {
     /// c.acquire().notify(2);
     /// ```
     pub fn notify(&self, n: usize) {
-        // SAFETY: this guard holds the condition's lock.
-        unsafe { self.cond.cond.notify(n.min(u32::MAX as usize) as u32) };
+        self.core.notify(n);
     }
 
     /// How many threads wait on this condition now (exact: read under the lock).
@@ -221,7 +205,7 @@ impl<T> ConditionGuard<'_, T> {
     /// assert_eq!(c.acquire().waiters(), 0);
     /// ```
     pub fn waiters(&self) -> usize {
-        self.cond.cond.waiters() as usize
+        self.core.waiters()
     }
 
     /// Wakes every waiting thread.
@@ -231,8 +215,7 @@ impl<T> ConditionGuard<'_, T> {
     /// c.acquire().notify_all();
     /// ```
     pub fn notify_all(&self) {
-        // SAFETY: this guard holds the condition's lock.
-        unsafe { self.cond.cond.notify_all() };
+        self.core.notify_all();
     }
 }
 
@@ -248,13 +231,6 @@ impl<T> DerefMut for ConditionGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as for `deref`, and `&mut self` makes this the only borrow.
         unsafe { &mut *self.cond.value.get() }
-    }
-}
-
-impl<T> Drop for ConditionGuard<'_, T> {
-    fn drop(&mut self) {
-        // SAFETY: the guard holds the lock on this thread.
-        unsafe { self.cond.lock.unlock() }
     }
 }
 

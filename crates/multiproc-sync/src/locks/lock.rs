@@ -1,11 +1,9 @@
 //! Python's `threading.Lock` and the data-holding [`Mutex`] on the same lock word.
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use super::NotSend;
-use crate::raw::{RawLock, ThreadFutex, deadline_after};
+use crate::raw::{RawLock, ThreadFutex, WordGuard, deadline_after};
 
 /// Python's `threading.Lock`: a plain mutual-exclusion lock; the guard releases it.
 ///
@@ -49,8 +47,7 @@ impl fmt::Debug for Lock {
 /// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
-    lock: &'a Lock,
-    _not_send: NotSend,
+    core: WordGuard<'a, RawLock<ThreadFutex>>,
 }
 
 impl Lock {
@@ -75,13 +72,6 @@ impl Lock {
         }
     }
 
-    fn guard(&self) -> LockGuard<'_> {
-        LockGuard {
-            lock: self,
-            _not_send: PhantomData,
-        }
-    }
-
     /// Waits for the lock and takes it.
     ///
     /// ```
@@ -90,8 +80,9 @@ impl Lock {
     /// ```
     #[inline]
     pub fn acquire(&self) -> LockGuard<'_> {
-        self.raw.lock();
-        self.guard()
+        LockGuard {
+            core: WordGuard::acquire(&self.raw),
+        }
     }
 
     /// Takes the lock if it is free (Python's `acquire(blocking=False)`).
@@ -102,7 +93,7 @@ impl Lock {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
-        self.raw.try_lock().then(|| self.guard())
+        WordGuard::try_acquire(&self.raw).map(|core| LockGuard { core })
     }
 
     /// Waits at most `timeout` for the lock (Python's `acquire(timeout=…)`).
@@ -118,7 +109,7 @@ impl Lock {
     }
 
     fn acquire_until(&self, deadline: Option<Instant>) -> Option<LockGuard<'_>> {
-        self.raw.lock_until(deadline).then(|| self.guard())
+        WordGuard::acquire_until(&self.raw, deadline).map(|core| LockGuard { core })
     }
 
     /// Whether some thread holds it (Python's `locked()`).
@@ -140,7 +131,7 @@ impl LockGuard<'_> {
     /// assert!(!lock.acquire().previous_owner_died());
     /// ```
     pub fn previous_owner_died(&self) -> bool {
-        false
+        self.core.previous_owner_died()
     }
 
     /// Releases the lock (same as dropping the guard; reads like Python's `release()`).
@@ -150,14 +141,6 @@ impl LockGuard<'_> {
     /// lock.acquire().release();
     /// ```
     pub fn release(self) {}
-}
-
-impl Drop for LockGuard<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        // SAFETY: the guard exists only while its thread holds the lock.
-        unsafe { self.lock.raw.unlock() }
-    }
 }
 
 impl fmt::Debug for LockGuard<'_> {

@@ -1,11 +1,12 @@
 //! Python's `threading.RLock`: re-entrant for its owning thread.
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::time::Duration;
 
-use super::NotSend;
-use crate::raw::{RawRLock, ThreadFutex, deadline_after};
+use crate::raw::{LevelGuard, RawLock, RawRLock, ThreadFutex, deadline_after};
+
+/// The guard core of a thread `RLock`.
+type Level<'a> = LevelGuard<'a, RawLock<ThreadFutex>>;
 
 /// Python's `threading.RLock`: the owning thread may acquire it again; each guard releases one
 /// level. Release by another thread is impossible: the guards cannot leave their thread.
@@ -41,8 +42,7 @@ impl fmt::Debug for RLock {
 /// ```
 #[must_use = "the level is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
-    lock: &'a RLock,
-    _not_send: NotSend,
+    core: Level<'a>,
 }
 
 impl RLock {
@@ -57,13 +57,6 @@ impl RLock {
         }
     }
 
-    fn guard(&self) -> RLockGuard<'_> {
-        RLockGuard {
-            lock: self,
-            _not_send: PhantomData,
-        }
-    }
-
     /// Takes one level, waiting while another thread holds it.
     ///
     /// ```
@@ -71,11 +64,10 @@ impl RLock {
     /// let _g = r.acquire();
     /// ```
     pub fn acquire(&self) -> RLockGuard<'_> {
-        if !self.raw.lock() {
-            // 4 billion nested levels on one thread: treat as a fatal bug in the caller.
-            panic!("RLock acquired more than u32::MAX times by one thread");
+        // 4 billion nested levels on one thread: a fatal bug in the caller (panics).
+        RLockGuard {
+            core: Level::acquire(&self.raw),
         }
-        self.guard()
     }
 
     /// Takes one level if free or already ours.
@@ -86,7 +78,7 @@ impl RLock {
     /// assert!(r.try_acquire().is_some());
     /// ```
     pub fn try_acquire(&self) -> Option<RLockGuard<'_>> {
-        self.raw.try_lock().then(|| self.guard())
+        Level::try_acquire(&self.raw).map(|core| RLockGuard { core })
     }
 
     /// Takes one level, waiting at most `timeout`.
@@ -97,9 +89,7 @@ impl RLock {
     /// assert!(r.acquire_timeout(Duration::from_millis(10)).is_some());
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<RLockGuard<'_>> {
-        self.raw
-            .lock_until(deadline_after(timeout))
-            .then(|| self.guard())
+        Level::acquire_until(&self.raw, deadline_after(timeout)).map(|core| RLockGuard { core })
     }
 
     /// Whether some thread holds it.
@@ -118,11 +108,7 @@ impl RLock {
     /// assert_eq!(r.depth(), 0);
     /// ```
     pub fn depth(&self) -> u32 {
-        if self.raw.is_owned_by_current_thread() {
-            self.raw.depth()
-        } else {
-            0
-        }
+        Level::depth(&self.raw)
     }
 }
 
@@ -134,7 +120,7 @@ impl RLockGuard<'_> {
     /// assert!(!r.acquire().previous_owner_died());
     /// ```
     pub fn previous_owner_died(&self) -> bool {
-        false
+        self.core.previous_owner_died()
     }
 
     /// Releases this level (same as dropping the guard).
@@ -144,13 +130,6 @@ impl RLockGuard<'_> {
     /// r.acquire().release();
     /// ```
     pub fn release(self) {}
-}
-
-impl Drop for RLockGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: the guard holds one level, on the owning thread.
-        unsafe { self.lock.raw.unlock() }
-    }
 }
 
 impl fmt::Debug for RLockGuard<'_> {

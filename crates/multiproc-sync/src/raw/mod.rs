@@ -29,11 +29,13 @@
 
 use std::time::Instant;
 
-use crate::loom::{AtomicU32, SPIN_ROUNDS, spin_hint};
+use crate::loom::AtomicU32;
+pub(crate) use crate::spin::spin_until;
 
 mod barrier;
 mod condition;
 mod event;
+mod guard;
 mod lock;
 mod semaphore;
 #[cfg(test)]
@@ -42,6 +44,7 @@ mod tests;
 pub use barrier::RawBarrier;
 pub use condition::RawCondition;
 pub use event::RawEvent;
+pub use guard::{CondGuard, LevelGuard, LockWord, WordGuard};
 pub use lock::{OWNER_DIED, RawLock, RawRLock, TID_MASK, WAITERS};
 pub use semaphore::RawSemaphore;
 
@@ -195,6 +198,37 @@ fn wake_impl(word: &AtomicU32, n: u32, shared: bool) -> usize {
     crate::sys::futex_wake(word, n, shared)
 }
 
+/// The workspace's one futex wrapper, for words outside the raw algorithms (multiproc-ipc's
+/// wait signals in shared memory): sleeps while `*word == expected`, at most `timeout`
+/// (`None`: no limit); `Ok` on a wake-up (possibly spurious) or a changed value,
+/// `Err(TimedOut)` when the timeout passed. `shared`: the process-shared futex (a word in
+/// memory mapped by several processes) rather than the cheaper process-private one.
+///
+/// ```
+/// use std::sync::atomic::AtomicU32;
+/// use std::time::Duration;
+/// let word = AtomicU32::new(1);
+/// assert!(multiproc_sync::raw::futex_wait(&word, 2, None, true).is_ok()); // not 2: at once
+/// let slept = multiproc_sync::raw::futex_wait(&word, 1, Some(Duration::from_millis(1)), true);
+/// assert_eq!(slept.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+/// assert_eq!(multiproc_sync::raw::futex_wake(&word, u32::MAX, true), 0);
+/// ```
+#[inline]
+pub fn futex_wait(
+    word: &std::sync::atomic::AtomicU32,
+    expected: u32,
+    timeout: Option<std::time::Duration>,
+    shared: bool,
+) -> std::io::Result<()> {
+    crate::sys::futex_wait(word, expected, timeout, shared)
+}
+
+/// Wakes up to `n` sleepers on `word` (see [`futex_wait`]); returns how many woke.
+#[inline]
+pub fn futex_wake(word: &std::sync::atomic::AtomicU32, n: u32, shared: bool) -> usize {
+    crate::sys::futex_wake(word, n, shared)
+}
+
 /// A futex wake on a plain `std` atomic (see [`std_wait`]).
 pub(crate) fn std_wake(word: &std::sync::atomic::AtomicU32, n: u32) -> usize {
     crate::sys::futex_wake(word, n, false)
@@ -253,27 +287,6 @@ pub(crate) fn current_tid() -> u32 {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     ID.with(|v| *v)
 }
-
-/// Spins a bounded time (a few µs) until `done` returns true; returns whether it did. Cheaper
-/// than a futex round trip (≈ 80 µs across cores on a small VM) when the peer answers soon.
-#[inline]
-pub(crate) fn spin_until(mut done: impl FnMut() -> bool) -> bool {
-    for _ in 0..SPIN_ROUNDS {
-        for i in 0..SPIN_STEPS {
-            if done() {
-                return true;
-            }
-            for _ in 0..(1u32 << i.min(4)) {
-                spin_hint();
-            }
-        }
-    }
-    done()
-}
-
-/// Spin steps of one round: 1, 2, 4, 8, 16, 16 … pause instructions between checks, about
-/// 1000 pauses in all: a few µs.
-const SPIN_STEPS: u32 = 64;
 
 /// `now + timeout`, or `None` (no limit: wait as long as it takes) when that overflows, as a
 /// `Duration::MAX` timeout does. The workspace's one deadline helper (thread and process

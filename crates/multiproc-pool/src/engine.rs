@@ -1043,13 +1043,12 @@ impl Supervisor {
             // An allocation past `RLIMIT_AS` makes Rust abort: under a limit, an abort is
             // the task going past it (documented at `memory_limit_per_worker`).
             let limit = self.cfg.memory_limit;
-            job.done.finish(Err(
-                if limit != 0 && exitcode == -rustix::process::Signal::ABORT.as_raw() {
+            job.done
+                .finish(Err(if limit != 0 && crate::sys::aborted(exitcode) {
                     Error::MemoryLimit { limit }
                 } else {
                     Error::WorkerDied { exitcode }
-                },
-            ));
+                }));
         }
         // The tasks it had not started go first to the next worker.
         while let Some(id) = inflight.pop_back() {

@@ -127,7 +127,10 @@ fn install_fork_hook() {
     HOOKS.call_once(|| {
         // Without the hook a fork child would keep its parent's cached pid; report the
         // (never seen) failure instead of failing every non-forking program.
-        if let Err(e) = sys::on_fork_child(fork_child) {
+        // SAFETY: `fork_child` makes one getpid call and one atomic store, both
+        // async-signal-safe, as the hook's contract asks (multiproc-sync holds the workspace's
+        // one `pthread_atfork` wrapper).
+        if let Err(e) = unsafe { multiproc_sync::raw::on_fork_child(fork_child) } {
             eprintln!("multiproc: cannot install the fork hook: {e}");
         }
     });

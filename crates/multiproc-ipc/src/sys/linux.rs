@@ -330,17 +330,6 @@ fn no_such_task(id: u32) -> bool {
     rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
-/// Runs `child` in the child after every `fork` of the process.
-pub(crate) fn on_fork_child(child: unsafe extern "C" fn()) -> io::Result<()> {
-    // SAFETY: `child` is a 'static function; the caller guarantees it is async-signal-safe.
-    let rc = unsafe { libc::pthread_atfork(None, None, Some(child)) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(rc))
-    }
-}
-
 fn shm_path(name: &str) -> io::Result<CString> {
     let name = name.strip_prefix('/').unwrap_or(name);
     if name.is_empty() || name.len() > 250 || name.contains('/') || name.contains('\0') {

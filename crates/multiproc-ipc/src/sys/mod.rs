@@ -11,7 +11,6 @@
 //!   `/proc/<id>/stat` says (alive with its start time, gone or a zombie, or unreadable while
 //!   the task exists), the workspace's one reader of it (the manager uses it too);
 //!   `is_dead(id)`: whether a process or thread id no longer names a running task.
-//! - `on_fork_child(f)`: a hook run in the child after every `fork`.
 //! - `futex_wait(word, expected, timeout)` / `futex_wake_all(word)`: the process-shared futex
 //!   on a word in shared memory (through multiproc-sync's one futex wrapper).
 //! - `shm_open`/`shm_unlink` for named segments that unrelated processes open by name;

@@ -1,29 +1,25 @@
-//! Linux backend: the process-private futex through `rustix`.
+//! Linux backend: descriptor counts and limits, the resident set, the address-space limit.
+//! The futex is multiproc-sync's one wrapper (`raw::futex_wait`/`futex_wake`), on the
+//! process-private futex.
 
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
-
-use rustix::thread::futex;
 
 /// Sleeps while `*word == expected`, at most `timeout` (`None`: no limit). Returns `true` on a
 /// wake-up (possibly spurious), a value mismatch or an interruption, `false` when the timeout
 /// passed.
 #[inline]
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
-    let ts = timeout.map(|t| futex::Timespec {
-        tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
-        tv_nsec: t.subsec_nanos().into(),
-    });
     !matches!(
-        futex::wait(word, futex::Flags::PRIVATE, expected, ts.as_ref()),
-        Err(e) if e == rustix::io::Errno::TIMEDOUT
+        multiproc_sync::raw::futex_wait(word, expected, timeout, false),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut
     )
 }
 
 /// Wakes every thread sleeping on `word`.
 #[inline]
 pub(crate) fn futex_wake_all(word: &AtomicU32) {
-    let _ = futex::wake(word, futex::Flags::PRIVATE, i32::MAX as u32);
+    multiproc_sync::raw::futex_wake(word, u32::MAX, false);
 }
 
 /// Descriptors this process has open now (`/proc/self/fd`), or `None` if that cannot be read.
@@ -96,4 +92,10 @@ pub(crate) fn limit_address_space(more: u64) -> bool {
         },
     )
     .is_ok()
+}
+
+/// Whether a worker's exit code (`-signal` for a death by signal) is an abort (`SIGABRT`),
+/// which is how Rust ends a process whose allocation failed.
+pub(crate) fn aborted(exitcode: i32) -> bool {
+    exitcode == -rustix::process::Signal::ABORT.as_raw()
 }

@@ -8,12 +8,13 @@
 //! - `open_fds()`: how many descriptors the process has open.
 //! - `resident_bytes()`: this process's resident set size.
 //! - `limit_address_space(n)`: lower the soft `RLIMIT_AS` to the address space now plus `n`.
+//! - `aborted(exitcode)`: whether a worker died of `SIGABRT` (a failed allocation).
 //! - `ensure_fd_room(n)`: raise the soft descriptor limit, if it must and can, so that `n`
 //!   more fit.
 //!
-//! The pool's words are plain `std` atomics that only threads of one process touch, so it has
-//! its own futex here rather than `multiproc_sync::raw::ThreadFutex`, whose words become loom
-//! atomics under `--cfg multiproc_loom`.
+//! The pool's words are plain `std` atomics that only threads of one process touch: its futex
+//! calls go through multiproc-sync's one wrapper on `std` atomics (`raw::futex_wait`), not
+//! `raw::ThreadFutex`, whose words become loom atomics under `--cfg multiproc_loom`.
 
 #[cfg(target_os = "linux")]
 mod linux;

@@ -229,6 +229,19 @@ pub fn futex_wake(word: &std::sync::atomic::AtomicU32, n: u32, shared: bool) -> 
     crate::sys::futex_wake(word, n, shared)
 }
 
+/// Runs `f` in the child process after every `fork` of this process (`pthread_atfork`): the
+/// workspace's one fork hook, for the caches a child must forget (thread ids here, the pid in
+/// multiproc-ipc). Not part of the public API.
+///
+/// # Safety
+///
+/// `f` runs in a fork child of a possibly multithreaded process, where only
+/// async-signal-safe work is allowed: it may only store to atomics or thread-locals.
+#[doc(hidden)]
+pub unsafe fn on_fork_child(f: unsafe extern "C" fn()) -> std::io::Result<()> {
+    crate::sys::on_fork_child(f)
+}
+
 /// A futex wake on a plain `std` atomic (see [`std_wait`]).
 pub(crate) fn std_wake(word: &std::sync::atomic::AtomicU32, n: u32) -> usize {
     crate::sys::futex_wake(word, n, false)

@@ -398,8 +398,8 @@ impl Executor {
     /// Python's `map`: submits every item, then answers the values in input order (the first
     /// error, if any, once every task has finished).
     ///
-    /// Batched where it does not show: the tasks go out [`PUT_CHUNK`](crate::queue::PUT_CHUNK)
-    /// (1,000) to a round trip, and every task of the call wakes one notification list, so the
+    /// Batched where it does not show: the tasks go out 1,000
+    /// to a round trip, and every task of the call wakes one notification list, so the
     /// outcomes come back many to a round trip (and are deleted once read, in the next one).
     /// An outcome is read without being taken, as in [`Future::result`]: a reply lost to a
     /// cut loses at most wake-ups, and a round that follows a reconnect (or hears

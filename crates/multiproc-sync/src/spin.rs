@@ -32,13 +32,13 @@
 //! for a short while never pays that.
 //!
 //! Yielding is only cheap while nobody else wants the CPU. A yield that takes long (a time slice,
-//! [`SHARED_CPU`]) means another task ran on our CPU: perhaps the very child or fork server we wait
+//! `SHARED_CPU`) means another task ran on our CPU: perhaps the very child or fork server we wait
 //! for, perhaps a compiler hogging the CPU, which then keeps it for the rest of its time slice (up
 //! to milliseconds) at every yield. So a long yield after which the caller reports no progress
 //! ([`Spinner::progress`]) ends the spin, and spinning stays off in this process for a while: a CPU
 //! that others want does not go idle, so sleeping there costs no idle wake-up. The pause doubles
-//! with each stall that follows another within [`FORGET`] (from [`MIN_BACKOFF`] to
-//! [`MAX_BACKOFF`]): a CPU hog soon turns spinning off for good, while a one-off stall on a quiet
+//! with each stall that follows another within `FORGET` (from `MIN_BACKOFF` to
+//! `MAX_BACKOFF`): a CPU hog soon turns spinning off for good, while a one-off stall on a quiet
 //! machine costs a millisecond of sleeping waits.
 
 use std::sync::OnceLock;

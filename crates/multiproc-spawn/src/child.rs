@@ -11,14 +11,15 @@
 //! `fork()` copies no page-table entry of the executable's code (it is file-backed, and the
 //! kernel refills such entries on demand), so a forked child pays a page fault, with its
 //! fault-around of 16 pages, for every 64 KiB window of code it runs in first: scattered over
-//! the binary by the linker, the path from `fork()` to `_exit` entered five of them, about half
-//! of what a Fork start cost beyond a raw `fork`. Every function on that path (the fork itself,
-//! identity, the state page's locks, running the target, encoding its value, the outcome slot,
-//! `_exit`) is therefore placed in one section of its own, `multiproc_child`, which the linker
-//! keeps in one piece (a section with a name unknown to it is gathered from every object file
-//! into one output section, next to `.text`); generic ones too, in the user's crate. Such a
-//! function is otherwise ordinary code (the attribute is `unsafe` only because a section can
-//! be given a special meaning; this one has none).
+//! the binary by the linker, the path from `fork()` to `_exit` entered five of them. Every
+//! non-generic function on that path (identity, the state page's accessors, forgetting the
+//! parent's children and pool, `finish`, the outcome slot, `_exit`) is therefore placed in one
+//! section of its own, `multiproc_child`, which the linker keeps in one piece (a section with a
+//! name unknown to it is gathered from every object file into one output section, next to
+//! `.text`). The generic part (`ProcessBuilder::fork`, [`run_target`]) is left out on purpose:
+//! it is compiled into the caller's crate, next to the target it calls, whose code the child
+//! enters anyway. Such a function is otherwise ordinary code (the attribute is `unsafe` only
+//! because a section can be given a special meaning; this one has none).
 
 use crate::decode::decode_exact;
 use crate::fnref::{address_at, offset_of};

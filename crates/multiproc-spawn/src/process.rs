@@ -266,9 +266,10 @@ impl ProcessBuilder {
                 }
                 child::take_identity(&mut ident, me, true);
                 crate::signal::rearm_after_fork();
-                // One by one, each in a function of this section: the compiler places the drop
-                // glue of a guard, or of a tuple of them, among the caller's code (see
-                // `crate::child`).
+                // One by one, each in a small function of its own: the compiler made the drop
+                // glue of the tuple (and of each guard, called from many places here) a function
+                // placed apart from this code, one more code page for the child to fault in
+                // (see `crate::child`).
                 child::release_stdout(stdout);
                 child::release(ident);
                 child::release(children);

@@ -225,7 +225,7 @@ impl Child {
         let mut spinning = deadline.is_none() && st.slot.is_some();
         loop {
             let full = st.slot.is_some_and(Slot::is_full);
-            if !(spinning && !full) {
+            if !spinning || full {
                 self.absorb(st, read, full && deadline.is_none())?;
                 if st.exit.is_some() {
                     return Ok(true);

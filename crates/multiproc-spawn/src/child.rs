@@ -5,6 +5,21 @@
 //! A fresh child (Spawn, or a fork-server child) gets here from the start-up hook in
 //! [`crate::entry`], before `main` would run; a Fork child gets here straight after `fork()`.
 //! None of them ever returns: they end with `_exit`, so no code of the parent's `main` runs.
+//!
+//! # The child's code section
+//!
+//! `fork()` copies no page-table entry of the executable's code (it is file-backed, and the
+//! kernel refills such entries on demand), so a forked child pays a page fault, with its
+//! fault-around of 16 pages, for every 64 KiB window of code it runs in first: scattered over
+//! the binary by the linker, the path from `fork()` to `_exit` entered five of them. Every
+//! non-generic function on that path (identity, the state page's accessors, forgetting the
+//! parent's children and pool, `finish`, the outcome slot, `_exit`) is therefore placed in one
+//! section of its own, `multiproc_child`, which the linker keeps in one piece (a section with a
+//! name unknown to it is gathered from every object file into one output section, next to
+//! `.text`). The generic part (`ProcessBuilder::fork`, [`run_target`]) is left out on purpose:
+//! it is compiled into the caller's crate, next to the target it calls, whose code the child
+//! enters anyway. Such a function is otherwise ordinary code (the attribute is `unsafe` only
+//! because a section can be given a special meaning; this one has none).
 
 use crate::decode::decode_exact;
 use crate::fnref::{address_at, offset_of};
@@ -115,6 +130,9 @@ pub(crate) fn run_target(report: Report, target: impl FnOnce() -> Outcome) -> ! 
     }
 }
 
+/// Standard output's handle, taken by [`prepare_fork`] (see [`finish`]).
+static STDOUT: std::sync::OnceLock<std::io::Stdout> = std::sync::OnceLock::new();
+
 /// Done in the parent just before a `fork()`, so that the child need not: flush standard output
 /// (else the child would print what the parent had buffered a second time, as Python's
 /// `multiprocessing` also guards against) and register the handle-passing thread-locals'
@@ -124,10 +142,26 @@ pub(crate) fn run_target(report: Report, target: impl FnOnce() -> Outcome) -> ! 
 /// child never inherits it held by another thread (a test harness printing, say), which would
 /// deadlock the child's final flush. Both sides release it right after the fork.
 pub(crate) fn prepare_fork() -> std::io::StdoutLock<'static> {
-    let mut out = std::io::stdout().lock();
+    let mut out = STDOUT.get_or_init(std::io::stdout).lock();
     let _ = out.flush();
     handoff::warm_up();
     out
+}
+
+/// Releases the standard-output lock [`prepare_fork`] took, in the child: here, in this
+/// section, rather than in a drop function the compiler places among the caller's code.
+// SAFETY: a plain code section of its own (see `crate::child`).
+#[unsafe(link_section = "multiproc_child")]
+#[inline(never)]
+pub(crate) fn release_stdout(lock: std::io::StdoutLock<'static>) {
+    drop(lock);
+}
+
+/// Releases a lock guard held across the fork, in the child, in a function of its own (as
+/// [`release_stdout`]; generic, so it stays next to the caller's code).
+#[inline(never)]
+pub(crate) fn release<T>(guard: std::sync::MutexGuard<'static, T>) {
+    drop(guard);
 }
 
 fn parse_bootstrap(payload: &[u8]) -> Result<(Header, &[u8]), String> {
@@ -143,6 +177,8 @@ fn parse_bootstrap(payload: &[u8]) -> Result<(Header, &[u8]), String> {
 /// Takes on the identity the parent chose; a daemon started by Spawn or Fork also starts
 /// watching its parent (a fork-server child has `PR_SET_PDEATHSIG` on the single-threaded
 /// server instead).
+// SAFETY: a plain code section of its own (see `crate::child`).
+#[unsafe(link_section = "multiproc_child")]
 pub(crate) fn take_identity(slot: &mut Ident, me: Identity, watch_parent: bool) {
     let watch = match &me.parent {
         Some(parent) if me.daemon && watch_parent => Some(parent.pid),
@@ -204,14 +240,23 @@ fn report_and_exit(sock: OwnedFd, reason: String) -> ! {
 ///
 /// The outcome goes last, just before `_exit`, so that a parent woken by it finds the child
 /// (nearly) gone and needs no second wake-up for the exit.
+// SAFETY: a plain code section of its own (see `crate::child`).
+#[unsafe(link_section = "multiproc_child")]
 pub(crate) fn finish(report: Report, outcome: Result<Outcome, String>) -> ! {
     let (kind, payload, fds, code) = match &outcome {
         Ok(Outcome::Value(bytes, fds)) => (Kind::ResultOk, bytes.as_slice(), &fds[..], 0),
         Ok(Outcome::Failed(msg)) => (Kind::StartFailed, msg.as_bytes(), &[][..], 1),
         Err(panic) => (Kind::ResultPanic, panic.as_bytes(), &[][..], 1),
     };
-    let _ = std::io::stdout().flush();
-    state::registry().join_all_children();
+    // Through the handle kept by `prepare_fork` where there is one: `std::io::stdout()` is one
+    // more function, and so one more code page, for a forked child to fault in.
+    let _ = match STDOUT.get() {
+        Some(out) => (&*out).flush(),
+        None => std::io::stdout().flush(),
+    };
+    if state::registry().may_have_children() {
+        state::registry().join_all_children();
+    }
     if let Some(slot) = report.slot
         && fds.is_empty()
         && slot.put(kind, payload)

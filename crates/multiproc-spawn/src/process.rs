@@ -180,8 +180,14 @@ impl ProcessBuilder {
             // handles the child inherits with its parent's memory count for nothing.
             drop(args);
             self.fork(move || {
-                let args = handoff::with_received_fds(fds, || decode_exact::<A>(&encoded))
-                    .unwrap_or_else(|e| panic!("could not decode the arguments: {e}"));
+                // Without handles, the arguments need no descriptor table (whose thread-local
+                // code is one more page for the child to fault in).
+                let args = if fds.is_empty() {
+                    decode_exact::<A>(&encoded)
+                } else {
+                    handoff::with_received_fds(fds, || decode_exact::<A>(&encoded))
+                }
+                .unwrap_or_else(|e| panic!("could not decode the arguments: {e}"));
                 f(args)
             })
         } else {
@@ -250,7 +256,7 @@ impl ProcessBuilder {
                 // Our parent's children, outcome slots, fork server and report channel are not
                 // ours. (Each only when there is something to drop: a forked child pays a page
                 // fault for every page it writes, and moving a value out is a write.)
-                children.forget_parents();
+                state::registry().forget_parents(&mut children);
                 pool.forget_parents();
                 if server.is_some() {
                     drop(server.take());
@@ -260,7 +266,16 @@ impl ProcessBuilder {
                 }
                 child::take_identity(&mut ident, me, true);
                 crate::signal::rearm_after_fork();
-                drop((stdout, ident, children, pool, server, parked));
+                // One by one, each in a small function of its own: the compiler made the drop
+                // glue of the tuple (and of each guard, called from many places here) a function
+                // placed apart from this code, one more code page for the child to fault in
+                // (see `crate::child`).
+                child::release_stdout(stdout);
+                child::release(ident);
+                child::release(children);
+                child::release(pool);
+                child::release(server);
+                child::release(parked);
                 let report = Report {
                     sock: kit.theirs,
                     parents_end: Some(kit.mine),

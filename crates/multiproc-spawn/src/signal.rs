@@ -570,11 +570,18 @@ fn dispatch(mut wake: UnixStream) {
 
 /// In a child just forked by multiproc, before its target runs: the parent's handlers are
 /// inherited, but their wake-up socket and dispatcher are the parent's. Re-arms them on this
-/// process's own. Costs nothing where no handler was ever set.
+/// process's own. Costs nothing where no handler was ever set (the check is inlined into the
+/// child's path, so that such a child never enters this module's code: see `crate::child`).
+#[inline(always)]
 pub(crate) fn rearm_after_fork() {
-    if !ANY.load(Ordering::Acquire) {
-        return;
+    if ANY.load(Ordering::Acquire) {
+        rearm_handlers();
     }
+}
+
+#[cold]
+#[inline(never)]
+fn rearm_handlers() {
     // Another thread of the parent may have held the table at the fork: then it stays as it
     // is rather than deadlock (the child's handlers then do not run; a rare race, logged).
     let Ok(mut t) = TABLE.try_lock() else {

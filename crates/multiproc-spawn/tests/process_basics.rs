@@ -62,3 +62,41 @@ fn exit_n_gives_n() {
         ));
     }
 }
+
+/// Prints an unfinished line (no newline, so it stays in standard output's buffer) into `fd`.
+fn print_into(fd: i32) {
+    // SAFETY: `fd` is the write end of the test's pipe, open in this forked child.
+    assert_eq!(unsafe { libc::dup2(fd, 1) }, 1);
+    print!("an unfinished line");
+}
+
+/// A Fork child's buffered output reaches its standard output before it exits, as Python's
+/// children flush `sys.stdout`: whether through its target's return or a panic.
+#[test]
+fn a_fork_childs_unfinished_line_is_flushed() {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    for panics in [false, true] {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe() returns.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (r, w) = (fds[0], fds[1]);
+        let p = Process::builder()
+            .start_method(StartMethod::Fork)
+            .spawn_closure(move || {
+                print_into(w);
+                assert!(!panics, "after printing");
+            })
+            .unwrap();
+        let joined = p.join();
+        assert_eq!(joined.is_err(), panics, "{joined:?}");
+        // SAFETY: both ends are ours; the write end is closed first so the read sees the end.
+        let mut read = unsafe {
+            libc::close(w);
+            std::fs::File::from_raw_fd(r)
+        };
+        let mut got = String::new();
+        read.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "an unfinished line");
+    }
+}

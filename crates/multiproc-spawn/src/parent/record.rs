@@ -219,10 +219,17 @@ impl Child {
         // While looking, a direct child is only asked whether it has exited (one system call);
         // its outcome is read once it has, or when a sleep is woken by it.
         let mut read = self.via_server;
+        // While a join spins on a Fork child that reports through its slot, the slot alone is
+        // looked at: the child fills it just before `_exit`, so a `waitid` before that finds
+        // nothing, and one after it may block (the child has nothing left to do but exit).
+        let mut spinning = deadline.is_none() && st.slot.is_some();
         loop {
-            self.absorb(st, read)?;
-            if st.exit.is_some() {
-                return Ok(true);
+            let full = st.slot.is_some_and(Slot::is_full);
+            if !spinning || full {
+                self.absorb(st, read, full && deadline.is_none())?;
+                if st.exit.is_some() {
+                    return Ok(true);
+                }
             }
             let now = Instant::now();
             let timeout = deadline.map(|d| d.saturating_duration_since(now));
@@ -238,6 +245,11 @@ impl Child {
                 spinner.extend(now + EXIT_SPIN);
             }
             if spinner.spin() {
+                continue;
+            }
+            if spinning {
+                // Spun out: look properly before sleeping.
+                spinning = false;
                 continue;
             }
             read = true;
@@ -266,7 +278,7 @@ impl Child {
     ) -> bool {
         let fds = {
             let mut st = self.lock();
-            if self.absorb(&mut st, true).is_err() || st.exit.is_some() {
+            if self.absorb(&mut st, true, false).is_err() || st.exit.is_some() {
                 return true;
             }
             match self.news_fds(&st) {
@@ -305,12 +317,13 @@ impl Child {
 
     /// Takes in whatever has arrived, without blocking; `read`: also read the socket of a
     /// direct child that is still running.
-    fn absorb(&self, st: &mut ChildState, read: bool) -> io::Result<()> {
+    /// `block`: a direct child's exit is imminent (it filled its slot), so wait for it.
+    fn absorb(&self, st: &mut ChildState, read: bool, block: bool) -> io::Result<()> {
         if st.exit.is_some() {
             // Everything was read when the exit was seen.
             return Ok(());
         }
-        self.absorb_running(st, read)?;
+        self.absorb_running(st, read, block)?;
         if let Some(code) = st.exit {
             if self.via_server && st.sock.is_none() && st.outcome.is_none() {
                 // An orphan of the fork server's: we stopped listening, so its status was never
@@ -339,11 +352,11 @@ impl Child {
         Ok(())
     }
 
-    fn absorb_running(&self, st: &mut ChildState, read: bool) -> io::Result<()> {
+    fn absorb_running(&self, st: &mut ChildState, read: bool, block: bool) -> io::Result<()> {
         if !self.via_server {
             let code = {
                 let mut reaped = self.reaped();
-                match sys::waitid_pid(self.pid, true) {
+                match sys::waitid_pid(self.pid, !block) {
                     Ok(Some(code)) => {
                         *reaped = true;
                         Some(code)
@@ -441,20 +454,18 @@ impl Drop for Child {
         // A finished Fork child's slot is free again, and so is its socket pair if the child
         // never wrote into it: a fresh pair, then closing both ends, costs the next child's
         // start ~10-30 µs. (A record is dropped only once its child is known to have ended.)
+        // A child whose outcome came through the slot never wrote into its socket (`finish`
+        // fills the slot and exits), and no other process writes into a Fork child's pair
+        // (see the spare of `ForkPool`): so the pair is as good as new without a `poll` to
+        // check it.
         if let Some(ticket) = st.ticket.take() {
             let clean = match (st.via_slot, st.sock.take(), st.theirs.take()) {
-                (true, Some(mine), Some(theirs)) if nothing_to_read(&mine) => Some((mine, theirs)),
+                (true, Some(mine), Some(theirs)) => Some((mine, theirs)),
                 _ => None,
             };
             ticket.give_back(clean);
         }
     }
-}
-
-/// Whether `sock` holds no unread byte: a pair that carried nothing is as good as new.
-fn nothing_to_read(sock: &OwnedFd) -> bool {
-    let ready = sys::poll(&[(sock.as_raw_fd(), false)], Some(Duration::ZERO));
-    matches!(ready.as_deref(), Ok([r]) if !r.readable)
 }
 
 /// The exit code implied by the outcome, when the real status could not be had.

@@ -9,6 +9,7 @@ use super::record::Child;
 use crate::identity::ProcessInfo;
 use crate::sys;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -48,6 +49,8 @@ impl Children {
     /// In a forked child: our parent's children are not ours, and its reaper thread does not
     /// exist here. Forgotten, not dropped, and touched only where there is something to forget:
     /// a forked child pays a page fault for every page it writes.
+    // SAFETY: a plain code section of its own (see `crate::child`).
+    #[unsafe(link_section = "multiproc_child")]
     pub(crate) fn forget_parents(&mut self) {
         if self.live.capacity() != 0
             || self.orphans.capacity() != 0
@@ -87,6 +90,8 @@ impl Children {
 }
 
 /// Locks `m` (a poisoned lock is still usable: every update leaves its data consistent).
+// SAFETY: a plain code section of its own (see `crate::child`).
+#[unsafe(link_section = "multiproc_child")]
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -94,7 +99,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Every child this process started that has not been seen to finish, and the orphan reaper
 /// that watches those whose handle was dropped. One per process, in the process-wide page.
 #[derive(Debug)]
-pub(crate) struct Registry(Mutex<Children>);
+pub(crate) struct Registry {
+    children: Mutex<Children>,
+    /// Whether this process may have a live child: set by every [`Registry::register`],
+    /// cleared in a forked child. Read without the lock by a child that ends, which then skips
+    /// [`Registry::join_all_children`] (whose code a forked child would otherwise have to fault
+    /// in) when it never started a child.
+    any: AtomicBool,
+}
 
 /// An awaited child with the descriptors that announce its news, copied out of the table.
 type AwaitedFds = (Arc<Child>, Vec<RawFd>);
@@ -102,18 +114,24 @@ type AwaitedFds = (Arc<Child>, Vec<RawFd>);
 impl Registry {
     /// No child yet (a `const fn`, for the process-wide page).
     pub(crate) const fn new() -> Registry {
-        Registry(Mutex::new(Children::EMPTY))
+        Registry {
+            children: Mutex::new(Children::EMPTY),
+            any: AtomicBool::new(false),
+        }
     }
 
     /// The list itself, locked (a poisoned lock is still usable).
+    // SAFETY: a plain code section of its own (see `crate::child`).
+    #[unsafe(link_section = "multiproc_child")]
     pub(crate) fn lock(&self) -> MutexGuard<'_, Children> {
-        lock(&self.0)
+        lock(&self.children)
     }
 
     /// Records a new child (the caller makes sure live children are joined at normal exit).
     pub(crate) fn register(&'static self, child: Arc<Child>) {
         let start = {
             let mut children = self.lock();
+            self.any.store(true, Ordering::Release);
             children.live.push(child);
             // Orphans but no reaper: its thread could not be started last time.
             children.reaper_to_start()
@@ -310,7 +328,27 @@ impl Registry {
         }
     }
 
+    /// In a forked child, with the list locked (and its parent's children forgotten): this
+    /// process has started no child yet.
+    // SAFETY: a plain code section of its own (see `crate::child`).
+    #[unsafe(link_section = "multiproc_child")]
+    pub(crate) fn forget_parents(&self, children: &mut Children) {
+        children.forget_parents();
+        if self.any.load(Ordering::Relaxed) {
+            self.any.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether this process may have a live child (it has started one since it began, or since
+    /// it was forked): if not, [`Registry::join_all_children`] has nothing to do.
+    #[inline]
+    pub(crate) fn may_have_children(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
     /// Python's exit rule: terminate live daemon children, then join every live child.
+    // SAFETY: a plain code section of its own (see `crate::child`).
+    #[unsafe(link_section = "multiproc_child")]
     pub(crate) fn join_all_children(&self) {
         let list: Vec<Arc<Child>> = {
             let mut children = self.lock();

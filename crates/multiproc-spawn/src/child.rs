@@ -6,20 +6,17 @@
 //! [`crate::entry`], before `main` would run; a Fork child gets here straight after `fork()`.
 //! None of them ever returns: they end with `_exit`, so no code of the parent's `main` runs.
 //!
-//! # The child's code section
+//! # The child's page faults
 //!
 //! `fork()` copies no page-table entry of the executable's code (it is file-backed, and the
 //! kernel refills such entries on demand), so a forked child pays a page fault, with its
 //! fault-around of 16 pages, for every 64 KiB window of code it runs in first: scattered over
-//! the binary by the linker, the path from `fork()` to `_exit` entered five of them. Every
-//! non-generic function on that path (identity, the state page's accessors, forgetting the
-//! parent's children and pool, `finish`, the outcome slot, `_exit`) is therefore placed in one
-//! section of its own, `multiproc_child`, which the linker keeps in one piece (a section with a
-//! name unknown to it is gathered from every object file into one output section, next to
-//! `.text`). The generic part (`ProcessBuilder::fork`, [`run_target`]) is left out on purpose:
-//! it is compiled into the caller's crate, next to the target it calls, whose code the child
-//! enters anyway. Such a function is otherwise ordinary code (the attribute is `unsafe` only
-//! because a section can be given a special meaning; this one has none).
+//! the binary by the linker, the path from `fork()` to `_exit` enters about five of them. The
+//! child's path is kept short for that reason (no `join_all_children` when it started none,
+//! no handle table for arguments without handles, stdout flushed through the handle taken
+//! before the fork). Gathering that path into one linker section was tried and measured: the
+//! child's faults stayed at 13 (std's flush and lock, the state page and the outcome slot are
+//! windows of their own), and a named section is not portable, so it is not done.
 
 use crate::decode::decode_exact;
 use crate::fnref::{address_at, offset_of};
@@ -150,8 +147,6 @@ pub(crate) fn prepare_fork() -> std::io::StdoutLock<'static> {
 
 /// Releases the standard-output lock [`prepare_fork`] took, in the child: here, in this
 /// section, rather than in a drop function the compiler places among the caller's code.
-// SAFETY: a plain code section of its own (see `crate::child`).
-#[unsafe(link_section = "multiproc_child")]
 #[inline(never)]
 pub(crate) fn release_stdout(lock: std::io::StdoutLock<'static>) {
     drop(lock);
@@ -177,8 +172,6 @@ fn parse_bootstrap(payload: &[u8]) -> Result<(Header, &[u8]), String> {
 /// Takes on the identity the parent chose; a daemon started by Spawn or Fork also starts
 /// watching its parent (a fork-server child has `PR_SET_PDEATHSIG` on the single-threaded
 /// server instead).
-// SAFETY: a plain code section of its own (see `crate::child`).
-#[unsafe(link_section = "multiproc_child")]
 pub(crate) fn take_identity(slot: &mut Ident, me: Identity, watch_parent: bool) {
     let watch = match &me.parent {
         Some(parent) if me.daemon && watch_parent => Some(parent.pid),
@@ -240,8 +233,6 @@ fn report_and_exit(sock: OwnedFd, reason: String) -> ! {
 ///
 /// The outcome goes last, just before `_exit`, so that a parent woken by it finds the child
 /// (nearly) gone and needs no second wake-up for the exit.
-// SAFETY: a plain code section of its own (see `crate::child`).
-#[unsafe(link_section = "multiproc_child")]
 pub(crate) fn finish(report: Report, outcome: Result<Outcome, String>) -> ! {
     let (kind, payload, fds, code) = match &outcome {
         Ok(Outcome::Value(bytes, fds)) => (Kind::ResultOk, bytes.as_slice(), &fds[..], 0),

@@ -69,8 +69,6 @@ impl Ident {
 /// Makes this (new child) process `me`, restarting its own child count. The old identity (our
 /// parent's) is forgotten, not dropped: a forked child that frees memory writes heap pages it
 /// shares copy-on-write with its parent, which costs a page fault each.
-// SAFETY: a plain code section of its own (see `crate::child`).
-#[unsafe(link_section = "multiproc_child")]
 pub(crate) fn become_child(slot: &mut Ident, me: Identity) {
     slot.named = 0;
     std::mem::forget(slot.me.replace(me));

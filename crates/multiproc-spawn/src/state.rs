@@ -54,15 +54,11 @@ pub(crate) static STATE: Aligned = Aligned(State {
 });
 
 /// Locks `m` (a poisoned lock is still usable: every update leaves its data consistent).
-// SAFETY: a plain code section of its own (see `crate::child`).
-#[unsafe(link_section = "multiproc_child")]
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Every child this process started that has not been seen to finish, with the orphan reaper.
-// SAFETY: a plain code section of its own (see `crate::child`).
-#[unsafe(link_section = "multiproc_child")]
 pub(crate) fn registry() -> &'static Registry {
     &STATE.0.registry
 }
@@ -85,8 +81,6 @@ pub(crate) fn server() -> MutexGuard<'static, Option<Server>> {
 
 /// Our [`Report`] while the target runs, kept in the process state so that a child the target
 /// forks closes its copies of our descriptors.
-// SAFETY: a plain code section of its own (see `crate::child`).
-#[unsafe(link_section = "multiproc_child")]
 pub(crate) fn parked_report() -> MutexGuard<'static, Option<Report>> {
     lock(&STATE.0.report)
 }
@@ -113,8 +107,6 @@ pub(crate) fn hook_is_disabled() -> bool {
 }
 
 /// Locks this process's identity (a poisoned lock is still usable: the data is replaced whole).
-// SAFETY: a plain code section of its own (see `crate::child`).
-#[unsafe(link_section = "multiproc_child")]
 pub(crate) fn identity() -> MutexGuard<'static, Ident> {
     lock(&STATE.0.identity)
 }

@@ -102,8 +102,6 @@ impl ForkPool {
 
     /// In a forked child: the parent's slots are not ours (the page stays mapped, since the
     /// child reports through it), and what the parent's children hold must never come back.
-    // SAFETY: a plain code section of its own (see `crate::child`).
-    #[unsafe(link_section = "multiproc_child")]
     pub(crate) fn forget_parents(&mut self) {
         self.slots = None;
         self.free_slots = 0;

@@ -49,8 +49,6 @@ impl Children {
     /// In a forked child: our parent's children are not ours, and its reaper thread does not
     /// exist here. Forgotten, not dropped, and touched only where there is something to forget:
     /// a forked child pays a page fault for every page it writes.
-    // SAFETY: a plain code section of its own (see `crate::child`).
-    #[unsafe(link_section = "multiproc_child")]
     pub(crate) fn forget_parents(&mut self) {
         if self.live.capacity() != 0
             || self.orphans.capacity() != 0
@@ -90,8 +88,6 @@ impl Children {
 }
 
 /// Locks `m` (a poisoned lock is still usable: every update leaves its data consistent).
-// SAFETY: a plain code section of its own (see `crate::child`).
-#[unsafe(link_section = "multiproc_child")]
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -121,8 +117,6 @@ impl Registry {
     }
 
     /// The list itself, locked (a poisoned lock is still usable).
-    // SAFETY: a plain code section of its own (see `crate::child`).
-    #[unsafe(link_section = "multiproc_child")]
     pub(crate) fn lock(&self) -> MutexGuard<'_, Children> {
         lock(&self.children)
     }
@@ -330,8 +324,6 @@ impl Registry {
 
     /// In a forked child, with the list locked (and its parent's children forgotten): this
     /// process has started no child yet.
-    // SAFETY: a plain code section of its own (see `crate::child`).
-    #[unsafe(link_section = "multiproc_child")]
     pub(crate) fn forget_parents(&self, children: &mut Children) {
         children.forget_parents();
         if self.any.load(Ordering::Relaxed) {
@@ -347,8 +339,6 @@ impl Registry {
     }
 
     /// Python's exit rule: terminate live daemon children, then join every live child.
-    // SAFETY: a plain code section of its own (see `crate::child`).
-    #[unsafe(link_section = "multiproc_child")]
     pub(crate) fn join_all_children(&self) {
         let list: Vec<Arc<Child>> = {
             let mut children = self.lock();

@@ -80,8 +80,6 @@ impl Slot {
     }
 
     /// Leaves an outcome (child): `false` if it does not fit, and then nothing was written.
-    // SAFETY: a plain code section of its own (see `crate::child`).
-    #[unsafe(link_section = "multiproc_child")]
     pub(crate) fn put(&self, kind: Kind, payload: &[u8]) -> bool {
         if payload.len() > PAYLOAD || self.state.load(Ordering::Relaxed) != EMPTY {
             return false;

@@ -13,8 +13,6 @@ use std::time::Duration;
 /// The most descriptors one message may carry (the kernel's `SCM_MAX_FD`).
 pub(crate) const MAX_FDS_PER_MESSAGE: usize = 253;
 
-// SAFETY: a plain code section of its own (see `crate::child`).
-#[unsafe(link_section = "multiproc_child")]
 fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
     if ret == -1 {
         Err(io::Error::last_os_error())
@@ -554,8 +552,6 @@ pub(crate) fn page_size() -> usize {
 }
 
 /// Ends the calling process at once with `code`: no atexit handlers, no destructors.
-// SAFETY: a plain code section of its own (see `crate::child`).
-#[unsafe(link_section = "multiproc_child")]
 pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit is always safe to call; it does not return.
     unsafe { libc::_exit(code) }

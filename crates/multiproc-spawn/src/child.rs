@@ -146,7 +146,7 @@ pub(crate) fn prepare_fork() -> std::io::StdoutLock<'static> {
 }
 
 /// Releases the standard-output lock [`prepare_fork`] took, in the child: here, in this
-/// section, rather than in a drop function the compiler places among the caller's code.
+/// function, rather than in a drop function the compiler places among the caller's code.
 #[inline(never)]
 pub(crate) fn release_stdout(lock: std::io::StdoutLock<'static>) {
     drop(lock);

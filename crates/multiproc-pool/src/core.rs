@@ -1,7 +1,8 @@
 //! The completion cell behind every [`Future`](crate::Future) and
-//! [`AsyncResult`](crate::AsyncResult): one allocation holding a state word, the result slot and
-//! (only when someone asks for them) callbacks, an async waker and `wait`/`as_completed`
-//! listeners.
+//! [`AsyncResult`](crate::AsyncResult): a state word, the result slot and (only when someone
+//! asks for them) callbacks, an async waker and `wait`/`as_completed` listeners. A process task's
+//! cell is an allocation of its own; a thread-pool task embeds it beside its closure, so a submit
+//! allocates once (see [`AsCore`]).
 //!
 //! # State word
 //!
@@ -33,8 +34,24 @@ const STATE: u32 = 0b111;
 const WAITERS: u32 = 0b1000;
 const TAKEN: u32 = 0b1_0000;
 
-/// A completion callback; it receives the cell it was registered on.
-pub(crate) type Callback<R> = Box<dyn FnOnce(&Arc<Core<R>>) + Send>;
+/// A completion callback (it runs once, in the completing thread or at once when registered on
+/// a cell already done).
+pub(crate) type Callback = Box<dyn FnOnce() + Send>;
+
+/// Whatever holds a [`Core`]: the bare cell (process tasks) or a thread-pool task that carries
+/// its closure and its cell in one allocation. A [`Future`](crate::Future) keeps an
+/// `Arc<dyn AsCore<R>>`, so it does not care which.
+pub(crate) trait AsCore<R>: Send + Sync {
+    /// The completion cell inside.
+    fn core(&self) -> &Core<R>;
+}
+
+impl<R: Send> AsCore<R> for Core<R> {
+    #[inline]
+    fn core(&self) -> &Core<R> {
+        self
+    }
+}
 
 /// The shared completion state of one task.
 pub(crate) struct Core<R> {
@@ -42,12 +59,12 @@ pub(crate) struct Core<R> {
     /// Set (SeqCst) once anything was put in `extras`; the completer looks only then.
     has_extras: AtomicBool,
     result: UnsafeCell<Option<Result<R>>>,
-    extras: Mutex<Extras<R>>,
+    extras: Mutex<Extras>,
 }
 
-struct Extras<R> {
+struct Extras {
     waker: Option<Waker>,
-    callbacks: Vec<Callback<R>>,
+    callbacks: Vec<Callback>,
     listeners: Vec<(Arc<Listener>, usize)>,
 }
 
@@ -59,8 +76,14 @@ unsafe impl<R: Send> Send for Core<R> {}
 unsafe impl<R: Send> Sync for Core<R> {}
 
 impl<R> Core<R> {
+    /// A pending cell in an `Arc` of its own.
     pub(crate) fn new() -> Arc<Core<R>> {
-        Arc::new(Core {
+        Arc::new(Core::pending())
+    }
+
+    /// A pending cell, to embed in a larger allocation (a thread-pool task).
+    pub(crate) const fn pending() -> Core<R> {
+        Core {
             state: AtomicU32::new(PENDING),
             has_extras: AtomicBool::new(false),
             result: UnsafeCell::new(None),
@@ -69,7 +92,7 @@ impl<R> Core<R> {
                 callbacks: Vec::new(),
                 listeners: Vec::new(),
             }),
-        })
+        }
     }
 
     /// The state without flag bits.
@@ -106,7 +129,7 @@ impl<R> Core<R> {
     }
 
     /// Stores the result and wakes everyone. Only the claimant calls this, once.
-    pub(crate) fn complete(self: &Arc<Self>, value: Result<R>) {
+    pub(crate) fn complete(&self, value: Result<R>) {
         let done = if value.is_ok() { DONE_OK } else { DONE_ERR };
         // SAFETY: the caller claimed the cell (`RUNNING`), so no one else writes the slot, and
         // the owner reads it only after the release store below.
@@ -115,7 +138,7 @@ impl<R> Core<R> {
     }
 
     /// Python's `cancel()`: `PENDING` → `CANCELLED`. `true` if the cell is cancelled now.
-    pub(crate) fn cancel(self: &Arc<Self>) -> bool {
+    pub(crate) fn cancel(&self) -> bool {
         if self.claim() {
             self.finish(CANCELLED);
             true
@@ -125,11 +148,11 @@ impl<R> Core<R> {
     }
 
     /// `RUNNING` → `CANCELLED`: the claimant stopped the task while it ran (`cancel_running`).
-    pub(crate) fn cancel_claimed(self: &Arc<Self>) {
+    pub(crate) fn cancel_claimed(&self) {
         self.finish(CANCELLED);
     }
 
-    fn finish(self: &Arc<Self>, done: u32) {
+    fn finish(&self, done: u32) {
         let old = self.state.swap(done, Ordering::SeqCst);
         if old & WAITERS != 0 {
             futex_wake_all(&self.state);
@@ -151,17 +174,17 @@ impl<R> Core<R> {
             }
             for cb in callbacks {
                 // A panicking callback must not take the completer (a worker) down.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(self)));
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(cb));
             }
         }
     }
 
-    fn lock_extras(&self) -> std::sync::MutexGuard<'_, Extras<R>> {
+    fn lock_extras(&self) -> std::sync::MutexGuard<'_, Extras> {
         self.extras.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `edit` on the extras unless the cell is already done; `false` then.
-    fn register(&self, edit: impl FnOnce(&mut Extras<R>)) -> bool {
+    fn register(&self, edit: impl FnOnce(&mut Extras)) -> bool {
         let mut ex = self.lock_extras();
         self.has_extras.store(true, Ordering::SeqCst);
         if self.is_done() {
@@ -172,12 +195,12 @@ impl<R> Core<R> {
     }
 
     /// Calls `cb` when the cell is done (at once, in this thread, if it already is).
-    pub(crate) fn add_callback(self: &Arc<Self>, cb: Callback<R>) {
+    pub(crate) fn add_callback(&self, cb: Callback) {
         let mut slot = Some(cb);
         if !self.register(|ex| ex.callbacks.push(slot.take().expect("once")))
             && let Some(cb) = slot
         {
-            cb(self);
+            cb();
         }
     }
 

@@ -2,7 +2,7 @@
 //! one task of a [`ThreadPoolExecutor`](crate::ThreadPoolExecutor) or
 //! [`ProcessPoolExecutor`](crate::ProcessPoolExecutor).
 
-use crate::core::{self, Core, Listener};
+use crate::core::{self, AsCore, Core, Listener};
 use multiproc_sync::{Error, Result};
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -48,7 +48,9 @@ use std::time::{Duration, Instant};
 /// ```
 #[must_use = "a Future does nothing unless its result is asked for"]
 pub struct Future<R> {
-    pub(crate) core: Arc<Core<R>>,
+    /// The task's completion cell: a bare `Core` (process tasks) or the thread-pool task that
+    /// holds it beside its closure (one allocation per submit).
+    cell: Arc<dyn AsCore<R>>,
     /// Stops the task while it runs (a process executor built with `cancel_running`).
     canceller: Option<Arc<dyn StopRunning>>,
 }
@@ -60,18 +62,31 @@ pub(crate) trait StopRunning: Send + Sync {
 }
 
 impl<R> Future<R> {
-    pub(crate) fn from_core(core: Arc<Core<R>>) -> Self {
+    /// The handle to a task whose cell is `cell` (a bare `Arc<Core<R>>` coerces).
+    pub(crate) fn from_core(cell: Arc<dyn AsCore<R>>) -> Self {
         Future {
-            core,
+            cell,
             canceller: None,
         }
     }
 
     pub(crate) fn with_canceller(
-        core: Arc<Core<R>>,
+        cell: Arc<dyn AsCore<R>>,
         canceller: Option<Arc<dyn StopRunning>>,
     ) -> Self {
-        Future { core, canceller }
+        Future { cell, canceller }
+    }
+
+    /// The completion cell.
+    #[inline]
+    pub(crate) fn core(&self) -> &Core<R> {
+        self.cell.core()
+    }
+
+    /// The identity of the task: the address of its allocation.
+    #[inline]
+    fn id(&self) -> *const () {
+        Arc::as_ptr(&self.cell).cast()
     }
 
     /// Waits for the task and returns its value: `Err(TaskFailed)` if it panicked,
@@ -85,8 +100,8 @@ impl<R> Future<R> {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn result(self) -> Result<R> {
-        self.core.wait(None);
-        self.core.take()
+        self.core().wait(None);
+        self.core().take()
     }
 
     /// Like [`result`](Future::result), but gives up after `timeout` with `Err(Timeout)`; the
@@ -107,8 +122,8 @@ impl<R> Future<R> {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn result_timeout(&mut self, timeout: Duration) -> Result<R> {
-        if self.core.wait(deadline_after(timeout)) {
-            self.core.take()
+        if self.core().wait(deadline_after(timeout)) {
+            self.core().take()
         } else {
             Err(Error::Timeout)
         }
@@ -123,7 +138,7 @@ impl<R> Future<R> {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn done(&self) -> bool {
-        self.core.is_done()
+        self.core().is_done()
     }
 
     /// Whether a worker is running the task right now.
@@ -135,7 +150,7 @@ impl<R> Future<R> {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn running(&self) -> bool {
-        self.core.state() == core::RUNNING
+        self.core().state() == core::RUNNING
     }
 
     /// Whether the task was cancelled before it started.
@@ -147,7 +162,7 @@ impl<R> Future<R> {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn cancelled(&self) -> bool {
-        self.core.state() == core::CANCELLED
+        self.core().state() == core::CANCELLED
     }
 
     /// Cancels the task if it has not started: `true` if it is cancelled now, `false` if it is
@@ -171,11 +186,11 @@ impl<R> Future<R> {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn cancel(&self) -> bool {
-        if self.core.cancel() {
+        if self.core().cancel() {
             return true;
         }
         match &self.canceller {
-            Some(c) if !self.core.is_done() => c.stop(),
+            Some(c) if !self.core().is_done() => c.stop(),
             _ => false,
         }
     }
@@ -197,9 +212,13 @@ impl<R> Future<R> {
     where
         R: 'static,
     {
-        self.core.add_callback(Box::new(move |core: &Arc<Core<R>>| {
-            let view = Future::from_core(Arc::clone(core));
-            f(&view);
+        // A weak handle: a strong one would keep the task alive from inside itself until it
+        // completes. Whoever completes the cell holds it, so the upgrade succeeds then.
+        let cell = Arc::downgrade(&self.cell);
+        self.core().add_callback(Box::new(move || {
+            if let Some(cell) = cell.upgrade() {
+                f(&Future::from_core(cell));
+            }
         }));
     }
 }
@@ -215,7 +234,7 @@ impl<R> Clone for Future<R> {
     /// ```
     fn clone(&self) -> Self {
         Future {
-            core: Arc::clone(&self.core),
+            cell: Arc::clone(&self.cell),
             canceller: self.canceller.clone(),
         }
     }
@@ -232,7 +251,7 @@ impl<R> Clone for Future<R> {
 /// ```
 impl<R> PartialEq for Future<R> {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.core, &other.core)
+        self.id() == other.id()
     }
 }
 
@@ -250,13 +269,13 @@ impl<R> Eq for Future<R> {}
 /// ```
 impl<R> Hash for Future<R> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        std::ptr::hash(Arc::as_ptr(&self.core), state);
+        std::ptr::hash(self.id(), state);
     }
 }
 
 impl<R> fmt::Debug for Future<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.core.state() {
+        let state = match self.core().state() {
             core::PENDING => "pending",
             core::RUNNING => "running",
             core::DONE_OK => "finished",
@@ -271,8 +290,8 @@ impl<R> std::future::Future for Future<R> {
     type Output = Result<R>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R>> {
-        if self.core.is_done() || !self.core.set_waker(cx.waker()) {
-            Poll::Ready(self.core.take())
+        if self.core().is_done() || !self.core().set_waker(cx.waker()) {
+            Poll::Ready(self.core().take())
         } else {
             Poll::Pending
         }
@@ -315,7 +334,7 @@ pub fn wait<R>(
     let satisfied = |fs: &[Future<R>]| {
         let mut all = true;
         for f in fs {
-            match f.core.state() {
+            match f.core().state() {
                 core::DONE_OK | core::CANCELLED => {
                     if when == ReturnWhen::FirstCompleted {
                         return true;
@@ -334,7 +353,7 @@ pub fn wait<R>(
     if !satisfied(fs) {
         let listener = Arc::new(Listener::default());
         for (i, f) in fs.iter().enumerate() {
-            f.core.add_listener(&listener, i);
+            f.core().add_listener(&listener, i);
         }
         while !satisfied(fs) {
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -343,7 +362,7 @@ pub fn wait<R>(
             listener.take(deadline);
         }
     }
-    (0..fs.len()).partition(|&i| fs[i].core.is_done())
+    (0..fs.len()).partition(|&i| fs[i].core().is_done())
 }
 
 /// Yields the futures of `fs` (a `Vec`, an array, `map.keys().cloned()`…) as they complete,
@@ -388,11 +407,11 @@ pub fn as_completed<R>(
     let mut seen = std::collections::HashSet::new();
     let fs: Vec<Future<R>> = fs
         .into_iter()
-        .filter(|f| seen.insert(Arc::as_ptr(&f.core)))
+        .filter(|f| seen.insert(f.id()))
         .collect();
     let listener = Arc::new(Listener::default());
     for (i, f) in fs.iter().enumerate() {
-        f.core.add_listener(&listener, i);
+        f.core().add_listener(&listener, i);
     }
     AsCompleted {
         left: fs.len(),

@@ -1,43 +1,73 @@
 //! `concurrent.futures.ThreadPoolExecutor`: closures run on a lazily grown set of threads.
 //!
-//! A submit is one allocation for the [`Core`] and one for the boxed task, pushed on a
-//! lock-free channel; an idle worker spins briefly before it parks, so a steady stream of
-//! submits wakes nobody through the kernel.
+//! A submit is one allocation (tokio's task model): a [`Task`] holding the completion [`Core`]
+//! and the closure, shared by the queue (as `Arc<dyn Run>`) and the [`Future`] (as
+//! `Arc<dyn AsCore<R>>`), pushed on a lock-free channel.
 
-use crate::core::Core;
+use crate::core::{AsCore, Core};
 use crate::future::Future;
 use crossbeam_channel::{Receiver, Sender};
 use multiproc_sync::{Error, Result, Thread};
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// A task in the queue: run it, or cancel it unstarted.
-trait Task: Send {
-    fn run(self: Box<Self>);
-    fn cancel(self: Box<Self>);
+/// A task in the queue: run it, or cancel it unstarted. The queue holds the one `Arc<dyn Run>`
+/// of each task and hands it to one receiver, who consumes it with one of these calls.
+trait Run: Send + Sync {
+    fn run(self: Arc<Self>);
+    fn cancel(self: Arc<Self>);
 }
 
-struct Call<F, R> {
-    core: Arc<Core<R>>,
-    f: F,
+/// One submitted closure and its completion cell, in one allocation.
+struct Task<F, R> {
+    core: Core<R>,
+    /// The closure, until the receiver of the queue's handle takes it (to run or to drop).
+    f: UnsafeCell<Option<F>>,
 }
 
-impl<F: FnOnce() -> R + Send, R: Send> Task for Call<F, R> {
-    fn run(self: Box<Self>) {
-        let Call { core, f } = *self;
-        if core.claim() {
+// SAFETY: `f` is touched only by `Run::run`/`Run::cancel`, which consume the one `Arc<dyn Run>`
+// of the task (never cloned; the queue hands it to exactly one receiver), so it is accessed by
+// one thread, once: `F: Send` suffices. Everything else is the `Core`, which is `Sync` for
+// `R: Send`.
+unsafe impl<F: Send, R: Send> Sync for Task<F, R> {}
+
+impl<F, R> Task<F, R> {
+    /// Takes the closure out. Only the holder of the queue's handle calls this (see `Sync`).
+    fn take_closure(&self) -> Option<F> {
+        // SAFETY: see the `Sync` impl: the caller consumed the task's one `Arc<dyn Run>`, so
+        // no other thread reads or writes `f`.
+        unsafe { (*self.f.get()).take() }
+    }
+}
+
+impl<F: FnOnce() -> R + Send, R: Send> Run for Task<F, R> {
+    fn run(self: Arc<Self>) {
+        let f = self.take_closure();
+        // A cancelled task's closure is dropped here, not when its last `Future` goes.
+        if let Some(f) = f
+            && self.core.claim()
+        {
             let out = catch_unwind(AssertUnwindSafe(f)).map_err(|p| Error::TaskFailed {
                 message: panic_text(&*p),
             });
-            core.complete(out);
+            self.core.complete(out);
         }
     }
 
-    fn cancel(self: Box<Self>) {
+    fn cancel(self: Arc<Self>) {
         self.core.cancel();
+        drop(self.take_closure());
+    }
+}
+
+impl<F: Send, R: Send> AsCore<R> for Task<F, R> {
+    #[inline]
+    fn core(&self) -> &Core<R> {
+        &self.core
     }
 }
 
@@ -71,8 +101,8 @@ static EXECUTOR_COUNTER: AtomicUsize = AtomicUsize::new(0);
 pub struct ThreadPoolExecutor {
     max_workers: usize,
     prefix: String,
-    tx: Mutex<Option<Sender<Box<dyn Task>>>>,
-    rx: Receiver<Box<dyn Task>>,
+    tx: Mutex<Option<Sender<Arc<dyn Run>>>>,
+    rx: Receiver<Arc<dyn Run>>,
     threads: Mutex<Vec<Thread<()>>>,
     started: AtomicUsize,
     idle: Arc<AtomicUsize>,
@@ -143,11 +173,12 @@ impl ThreadPoolExecutor {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let core = Core::new();
-        let task: Box<dyn Task> = Box::new(Call {
-            core: Arc::clone(&core),
-            f,
+        let task = Arc::new(Task {
+            core: Core::pending(),
+            f: UnsafeCell::new(Some(f)),
         });
+        let cell: Arc<dyn AsCore<R>> = Arc::clone(&task) as _;
+        let task: Arc<dyn Run> = task;
         {
             let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
             match &*tx {
@@ -165,7 +196,7 @@ impl ThreadPoolExecutor {
         {
             self.start_thread();
         }
-        Ok(Future::from_core(core))
+        Ok(Future::from_core(cell))
     }
 
     #[cold]
@@ -248,7 +279,7 @@ impl ThreadPoolExecutor {
     }
 }
 
-fn worker(rx: Receiver<Box<dyn Task>>, idle: Arc<AtomicUsize>) {
+fn worker(rx: Receiver<Arc<dyn Run>>, idle: Arc<AtomicUsize>) {
     loop {
         idle.fetch_add(1, Ordering::AcqRel);
         let got = rx.recv();

@@ -53,7 +53,7 @@ fn callbacks_and_listeners_run_once() {
     let c = Core::<u8>::new();
     let hits = Arc::new(AtomicU32::new(0));
     let h = Arc::clone(&hits);
-    c.add_callback(Box::new(move |_| {
+    c.add_callback(Box::new(move || {
         h.fetch_add(1, Ordering::SeqCst);
     }));
     let l = Arc::new(Listener::default());
@@ -64,7 +64,7 @@ fn callbacks_and_listeners_run_once() {
     assert_eq!(l.take(None), vec![7]);
     // Registered after completion: runs at once.
     let h = Arc::clone(&hits);
-    c.add_callback(Box::new(move |_| {
+    c.add_callback(Box::new(move || {
         h.fetch_add(1, Ordering::SeqCst);
     }));
     assert_eq!(hits.load(Ordering::SeqCst), 2);

@@ -332,3 +332,84 @@ impl<R> fmt::Debug for Results<R> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Sends on drop: tells when a task's closure is dropped.
+    struct DropFlag(mpsc::Sender<()>);
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+
+    /// Occupies the pool's one worker until the returned sender is dropped.
+    fn hold_worker(pool: &ThreadPoolExecutor) -> (mpsc::Sender<()>, Future<()>) {
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (started_tx, started_rx) = mpsc::channel();
+        let f = pool
+            .submit(move || {
+                started_tx.send(()).unwrap();
+                let _ = go_rx.recv();
+            })
+            .unwrap();
+        started_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        (go_tx, f)
+    }
+
+    #[test]
+    fn a_callback_runs_after_every_handle_is_dropped() {
+        let pool = ThreadPoolExecutor::new(1);
+        let (go, _held) = hold_worker(&pool);
+        let f = pool.submit(|| 7).unwrap();
+        let (tx, rx) = mpsc::channel();
+        f.add_done_callback(move |f| tx.send(f.done()).unwrap());
+        drop(f);
+        drop(go);
+        assert_eq!(rx.recv_timeout(Duration::from_secs(60)), Ok(true));
+    }
+
+    #[test]
+    fn a_cancelled_tasks_closure_is_dropped_when_a_worker_takes_it() {
+        let pool = ThreadPoolExecutor::new(1);
+        let (go, _held) = hold_worker(&pool);
+        let (dropped_tx, dropped_rx) = mpsc::channel();
+        let flag = DropFlag(dropped_tx);
+        let f = pool.submit(move || drop(flag)).unwrap();
+        assert!(f.cancel());
+        assert!(dropped_rx.try_recv().is_err(), "still queued");
+        drop(go);
+        // The future is still alive: the worker dropped the closure when it took the task.
+        dropped_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        assert!(f.cancelled());
+        assert!(matches!(f.result(), Err(Error::Cancelled)));
+    }
+
+    #[test]
+    fn shutdown_cancel_futures_drops_the_queued_closures() {
+        let pool = ThreadPoolExecutor::new(1);
+        let (go, _held) = hold_worker(&pool);
+        let (dropped_tx, dropped_rx) = mpsc::channel();
+        let flag = DropFlag(dropped_tx);
+        let f = pool.submit(move || drop(flag)).unwrap();
+        pool.shutdown(false, true);
+        dropped_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        assert!(f.cancelled());
+        drop(go);
+    }
+
+    #[test]
+    fn clones_share_one_identity_and_result() {
+        let pool = ThreadPoolExecutor::new(2);
+        let f = pool.submit(|| String::from("x")).unwrap();
+        let g = f.clone();
+        assert_eq!(f, g);
+        assert_ne!(f, pool.submit(|| String::new()).unwrap());
+        assert_eq!(f.result().unwrap(), "x");
+        assert!(matches!(g.result(), Err(Error::Invalid(_))));
+    }
+}

@@ -21,7 +21,7 @@
 use multiproc_sync::{Error, Result};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -58,10 +58,14 @@ pub(crate) struct Core<R> {
     state: AtomicU32,
     /// Set (SeqCst) once anything was put in `extras`; the completer looks only then.
     has_extras: AtomicBool,
-    result: UnsafeCell<Option<Result<R>>>,
-    extras: Mutex<Extras>,
+    /// The error boxed: the slot stays as small as `R` (the `Error` enum is 64 bytes), which
+    /// keeps a thread-pool task small: its memory is touched once per submit.
+    result: UnsafeCell<Option<std::result::Result<R, Box<Error>>>>,
+    /// Allocated on the first registration only: most futures never take any.
+    extras: OnceLock<Box<Mutex<Extras>>>,
 }
 
+#[derive(Default)]
 struct Extras {
     waker: Option<Waker>,
     callbacks: Vec<Callback>,
@@ -87,11 +91,7 @@ impl<R> Core<R> {
             state: AtomicU32::new(PENDING),
             has_extras: AtomicBool::new(false),
             result: UnsafeCell::new(None),
-            extras: Mutex::new(Extras {
-                waker: None,
-                callbacks: Vec::new(),
-                listeners: Vec::new(),
-            }),
+            extras: OnceLock::new(),
         }
     }
 
@@ -133,7 +133,7 @@ impl<R> Core<R> {
         let done = if value.is_ok() { DONE_OK } else { DONE_ERR };
         // SAFETY: the caller claimed the cell (`RUNNING`), so no one else writes the slot, and
         // the owner reads it only after the release store below.
-        unsafe { *self.result.get() = Some(value) };
+        unsafe { *self.result.get() = Some(value.map_err(Box::new)) };
         self.finish(done);
     }
 
@@ -180,14 +180,18 @@ impl<R> Core<R> {
     }
 
     fn lock_extras(&self) -> std::sync::MutexGuard<'_, Extras> {
-        self.extras.lock().unwrap_or_else(|e| e.into_inner())
+        self.extras
+            .get_or_init(Box::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `edit` on the extras unless the cell is already done; `false` then.
     fn register(&self, edit: impl FnOnce(&mut Extras)) -> bool {
         let mut ex = self.lock_extras();
         self.has_extras.store(true, Ordering::SeqCst);
-        if self.is_done() {
+        // SeqCst against `finish`'s swap-then-load: either it sees `has_extras` or this sees done.
+        if self.state.load(Ordering::SeqCst) & STATE >= DONE_OK {
             return false;
         }
         edit(&mut ex);
@@ -273,6 +277,7 @@ impl<R> Core<R> {
         // SAFETY: the state is `DONE_*` (acquire), so the claimant's write is visible and no
         // one writes again; the `TAKEN` bit we just set makes this the only take.
         unsafe { (*self.result.get()).take() }
+            .map(|r| r.map_err(|e| *e))
             .unwrap_or_else(|| Err(Error::Invalid("the result was already taken".into())))
     }
 }

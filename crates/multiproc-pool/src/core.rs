@@ -21,7 +21,9 @@
 use multiproc_sync::{Error, Result};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::ptr;
+use std::sync::atomic::AtomicPtr;
+use std::sync::{Arc, Mutex};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -61,8 +63,20 @@ pub(crate) struct Core<R> {
     /// The error boxed: the slot stays as small as `R` (the `Error` enum is 64 bytes), which
     /// keeps a thread-pool task small: its memory is touched once per submit.
     result: UnsafeCell<Option<std::result::Result<R, Box<Error>>>>,
-    /// Allocated on the first registration only: most futures never take any.
-    extras: OnceLock<Box<Mutex<Extras>>>,
+    /// A `Box` allocated on the first registration only (most futures never take any); null
+    /// until then. One word: a thread-pool task with a small closure and result fits 64 bytes.
+    extras: AtomicPtr<Mutex<Extras>>,
+}
+
+impl<R> Drop for Core<R> {
+    fn drop(&mut self) {
+        let p = *self.extras.get_mut();
+        if !p.is_null() {
+            // SAFETY: a non-null `extras` came from `Box::into_raw` in `extras()` and is freed
+            // only here, once, when the cell goes (`&mut self`: no reference to it remains).
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
 }
 
 #[derive(Default)]
@@ -91,7 +105,7 @@ impl<R> Core<R> {
             state: AtomicU32::new(PENDING),
             has_extras: AtomicBool::new(false),
             result: UnsafeCell::new(None),
-            extras: OnceLock::new(),
+            extras: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
@@ -180,10 +194,31 @@ impl<R> Core<R> {
     }
 
     fn lock_extras(&self) -> std::sync::MutexGuard<'_, Extras> {
-        self.extras
-            .get_or_init(Box::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.extras().lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The extras, allocated on first use (a racing registrant's spare box is freed).
+    fn extras(&self) -> &Mutex<Extras> {
+        let mut p = self.extras.load(Ordering::Acquire);
+        if p.is_null() {
+            let new = Box::into_raw(Box::<Mutex<Extras>>::default());
+            match self.extras.compare_exchange(
+                ptr::null_mut(),
+                new,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => p = new,
+                Err(won) => {
+                    // SAFETY: `new` came from `Box::into_raw` just above and was never shared.
+                    drop(unsafe { Box::from_raw(new) });
+                    p = won;
+                }
+            }
+        }
+        // SAFETY: `p` is non-null, from `Box::into_raw`, published with release and read with
+        // acquire; it is freed only in `drop`, which cannot run while `&self` is alive.
+        unsafe { &*p }
     }
 
     /// Runs `edit` on the extras unless the cell is already done; `false` then.

@@ -1,7 +1,7 @@
 //! `concurrent.futures.ThreadPoolExecutor`: closures run on a lazily grown set of threads.
 //!
 //! A submit is one allocation (tokio's task model): a [`Task`] holding the completion [`Core`]
-//! and the closure, shared by the queue (as `Arc<dyn Run>`) and the [`Future`] (as
+//! and the closure, shared by the queue (as `Arc<dyn Run>` in a `Job`) and the [`Future`] (as
 //! `Arc<dyn AsCore<R>>`), pushed on a lock-free channel.
 
 use crate::core::{AsCore, Core};
@@ -9,53 +9,74 @@ use crate::future::Future;
 use crossbeam_channel::{Receiver, Sender};
 use multiproc_sync::{Error, Result, Thread};
 use std::cell::UnsafeCell;
+use std::mem::ManuallyDrop;
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// A task in the queue: run it, or cancel it unstarted. The queue holds the one `Arc<dyn Run>`
-/// of each task and hands it to one receiver, who consumes it with one of these calls.
+/// What the queue holds of a task: run it, or cancel it unstarted. Each task has one
+/// `Arc<dyn Run>`, inside one [`Job`], and exactly one of these is called on it.
 trait Run: Send + Sync {
     fn run(self: Arc<Self>);
     fn cancel(self: Arc<Self>);
 }
 
-/// One submitted closure and its completion cell, in one allocation.
-struct Task<F, R> {
-    core: Core<R>,
-    /// The closure, until the receiver of the queue's handle takes it (to run or to drop).
-    f: UnsafeCell<Option<F>>,
+/// The queue's handle to a task. Run, or dropped unrun (cancelled at shutdown, or left in a
+/// channel that is dropped), it takes the task's closure exactly once: a job dropped unrun
+/// cancels its task, so its future resolves `Err(Cancelled)` rather than waiting forever.
+struct Job(Option<Arc<dyn Run>>);
+
+impl Job {
+    fn run(mut self) {
+        if let Some(task) = self.0.take() {
+            task.run();
+        }
+    }
 }
 
-// SAFETY: `f` is touched only by `Run::run`/`Run::cancel`, which consume the one `Arc<dyn Run>`
-// of the task (never cloned; the queue hands it to exactly one receiver), so it is accessed by
-// one thread, once: `F: Send` suffices. Everything else is the `Core`, which is `Sync` for
-// `R: Send`.
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.cancel();
+        }
+    }
+}
+
+/// One submitted closure and its completion cell, in one allocation (tokio's task model).
+struct Task<F, R> {
+    core: Core<R>,
+    /// The closure, until its [`Job`] takes it (to run or to drop): no `Option` tag, which
+    /// keeps the task in a 64-byte block for a small closure and result.
+    f: UnsafeCell<ManuallyDrop<F>>,
+}
+
+// SAFETY: `f` is touched only by `Run::run`/`Run::cancel`, called once per task by its one
+// `Job` (see there), so by one thread, once: `F: Send` suffices. Everything else is the `Core`,
+// which is `Sync` for `R: Send`.
 unsafe impl<F: Send, R: Send> Sync for Task<F, R> {}
 
 impl<F, R> Task<F, R> {
-    /// Takes the closure out. Only the holder of the queue's handle calls this (see `Sync`).
-    fn take_closure(&self) -> Option<F> {
-        // SAFETY: see the `Sync` impl: the caller consumed the task's one `Arc<dyn Run>`, so
-        // no other thread reads or writes `f`.
-        unsafe { (*self.f.get()).take() }
+    /// Takes the closure out. Only `Run::run`/`Run::cancel` call this, once per task.
+    fn take_closure(&self) -> F {
+        // SAFETY: the task's one `Job` calls `run` or `cancel` once (it gives up its `Arc` to
+        // do so), and each calls this once: no other access to `f`, and it is not read again;
+        // `ManuallyDrop` keeps `Task`'s own drop from dropping it a second time.
+        unsafe { ManuallyDrop::take(&mut *self.f.get()) }
     }
 }
 
 impl<F: FnOnce() -> R + Send, R: Send> Run for Task<F, R> {
     fn run(self: Arc<Self>) {
         let f = self.take_closure();
-        // A cancelled task's closure is dropped here, not when its last `Future` goes.
-        if let Some(f) = f
-            && self.core.claim()
-        {
+        if self.core.claim() {
             let out = catch_unwind(AssertUnwindSafe(f)).map_err(|p| Error::TaskFailed {
                 message: panic_text(&*p),
             });
             self.core.complete(out);
         }
+        // Cancelled: its closure is dropped here, when a worker takes it, not with its future.
     }
 
     fn cancel(self: Arc<Self>) {
@@ -101,8 +122,8 @@ static EXECUTOR_COUNTER: AtomicUsize = AtomicUsize::new(0);
 pub struct ThreadPoolExecutor {
     max_workers: usize,
     prefix: String,
-    tx: Mutex<Option<Sender<Arc<dyn Run>>>>,
-    rx: Receiver<Arc<dyn Run>>,
+    tx: Mutex<Option<Sender<Job>>>,
+    rx: Receiver<Job>,
     threads: Mutex<Vec<Thread<()>>>,
     started: AtomicUsize,
     idle: Arc<AtomicUsize>,
@@ -175,10 +196,10 @@ impl ThreadPoolExecutor {
     {
         let task = Arc::new(Task {
             core: Core::pending(),
-            f: UnsafeCell::new(Some(f)),
+            f: UnsafeCell::new(ManuallyDrop::new(f)),
         });
         let cell: Arc<dyn AsCore<R>> = Arc::clone(&task) as _;
-        let task: Arc<dyn Run> = task;
+        let task = Job(Some(task));
         {
             let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
             match &*tx {
@@ -261,8 +282,8 @@ impl ThreadPoolExecutor {
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
         drop(self.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
         if cancel_futures {
-            while let Ok(task) = self.rx.try_recv() {
-                task.cancel();
+            while let Ok(job) = self.rx.try_recv() {
+                drop(job); // cancels its task
             }
         }
         if wait {
@@ -279,7 +300,7 @@ impl ThreadPoolExecutor {
     }
 }
 
-fn worker(rx: Receiver<Arc<dyn Run>>, idle: Arc<AtomicUsize>) {
+fn worker(rx: Receiver<Job>, idle: Arc<AtomicUsize>) {
     loop {
         idle.fetch_add(1, Ordering::AcqRel);
         let got = rx.recv();
@@ -400,6 +421,32 @@ mod tests {
         dropped_rx.recv_timeout(Duration::from_secs(60)).unwrap();
         assert!(f.cancelled());
         drop(go);
+    }
+
+    #[test]
+    fn a_job_dropped_unrun_cancels_its_task_and_drops_its_closure() {
+        let (dropped_tx, dropped_rx) = mpsc::channel();
+        let flag = DropFlag(dropped_tx);
+        let task = Arc::new(Task {
+            core: Core::pending(),
+            f: UnsafeCell::new(ManuallyDrop::new(move || drop(flag))),
+        });
+        let f = Future::<()>::from_core(Arc::clone(&task) as _);
+        drop(Job(Some(task)));
+        assert!(dropped_rx.try_recv().is_ok());
+        assert!(matches!(f.result(), Err(Error::Cancelled)));
+    }
+
+    #[test]
+    fn a_small_task_fits_one_64_byte_block() {
+        // The `Arc` counts (16) plus this must stay within 56 bytes: glibc serves it from
+        // 64-byte chunks, the memory a submit touches.
+        let i = 0u64;
+        let task = Task {
+            core: Core::<u64>::pending(),
+            f: UnsafeCell::new(ManuallyDrop::new(move || std::hint::black_box(i))),
+        };
+        assert!(size_of_val(&task) <= 40, "{}", size_of_val(&task));
     }
 
     #[test]

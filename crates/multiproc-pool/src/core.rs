@@ -20,9 +20,9 @@
 
 use multiproc_sync::{Error, Result};
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::ptr;
 use std::sync::atomic::AtomicPtr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 use std::time::Instant;

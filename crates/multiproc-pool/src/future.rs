@@ -405,10 +405,7 @@ pub fn as_completed<R>(
 ) -> AsCompleted<R> {
     // Each future once, as Python's `set(fs)`.
     let mut seen = std::collections::HashSet::new();
-    let fs: Vec<Future<R>> = fs
-        .into_iter()
-        .filter(|f| seen.insert(f.id()))
-        .collect();
+    let fs: Vec<Future<R>> = fs.into_iter().filter(|f| seen.insert(f.id())).collect();
     let listener = Arc::new(Listener::default());
     for (i, f) in fs.iter().enumerate() {
         f.core().add_listener(&listener, i);

@@ -9,9 +9,9 @@ use crate::future::Future;
 use crossbeam_channel::{Receiver, Sender};
 use multiproc_sync::{Error, Result, Thread};
 use std::cell::UnsafeCell;
-use std::mem::ManuallyDrop;
 use std::collections::VecDeque;
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -455,7 +455,7 @@ mod tests {
         let f = pool.submit(|| String::from("x")).unwrap();
         let g = f.clone();
         assert_eq!(f, g);
-        assert_ne!(f, pool.submit(|| String::new()).unwrap());
+        assert_ne!(f, pool.submit(String::new).unwrap());
         assert_eq!(f.result().unwrap(), "x");
         assert!(matches!(g.result(), Err(Error::Invalid(_))));
     }

@@ -282,6 +282,8 @@ impl Engine {
             pending: VecDeque::new(),
             counters: Arc::clone(&counters),
             timers: false,
+            now: Instant::now(),
+            task_limits: false,
             next_gen: 0,
             avg_ns: 0.0,
             closing: false,
@@ -445,6 +447,13 @@ struct Supervisor {
     /// Some worker had a deadline or a kill time once: from then on the supervisor's loop
     /// looks for them (pools that never use time limits skip the scan).
     timers: bool,
+    /// The clock, read once per turn of the loop while `timers` is set (a read costs ~25 ns
+    /// on a VM, and a turn may handle one ~600 ns task): what deadlines are armed and checked
+    /// against. Behind by at most one turn's work, so a limit may run that much over.
+    now: Instant,
+    /// Some task was given a limit of its own (`apply_async_timeout`, `submit_with_timeout`):
+    /// arming must look the task up; without, the pool's limit is every task's.
+    task_limits: bool,
     next_gen: u64,
     /// Moving average of a task's run time in the workers, in ns (0: none seen yet).
     avg_ns: f64,
@@ -479,8 +488,11 @@ impl Supervisor {
                 None => self.results.get_bytes(),
                 Some(at) => self
                     .results
-                    .get_bytes_timeout(at.saturating_duration_since(Instant::now())),
+                    .get_bytes_timeout(at.saturating_duration_since(self.now)),
             };
+            if self.timers {
+                self.now = Instant::now();
+            }
             match got {
                 Ok(rec) => self.record(&rec),
                 Err(Error::Closed) => return,
@@ -523,7 +535,7 @@ impl Supervisor {
         if !self.timers {
             return;
         }
-        let now = Instant::now();
+        let now = self.now;
         for slot in 0..self.workers.len() {
             let Some(w) = self.workers[slot].as_mut() else {
                 continue;
@@ -661,6 +673,7 @@ impl Supervisor {
         match ev {
             Event::Submit(jobs) => {
                 for (id, job) in jobs {
+                    self.task_limits |= job.timeout.is_some();
                     self.jobs.insert(id, job);
                     self.pending.push_back(id);
                 }
@@ -934,13 +947,20 @@ impl Supervisor {
         let Some(&id) = w.inflight.front() else {
             return;
         };
-        if let Some(limit) = self
-            .jobs
-            .get(&id)
-            .and_then(|j| j.timeout.or(self.cfg.task_timeout))
-        {
-            w.deadline = Some((id, Instant::now() + limit));
-            self.timers = true;
+        let limit = if self.task_limits {
+            self.jobs
+                .get(&id)
+                .and_then(|j| j.timeout.or(self.cfg.task_timeout))
+        } else {
+            self.cfg.task_timeout
+        };
+        if let Some(limit) = limit {
+            if !self.timers {
+                // The first deadline: the loop has not been reading the clock.
+                self.now = Instant::now();
+                self.timers = true;
+            }
+            w.deadline = Some((id, self.now + limit));
         }
     }
 

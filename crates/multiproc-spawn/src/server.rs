@@ -6,8 +6,8 @@
 //! grow with the parent's size, and a fork never copies another thread's held lock.
 //!
 //! After any activity the server keeps looking for more (without blocking, yielding the CPU)
-//! for [`SERVER_SPIN`] before it sleeps: a request or a child's exit that comes soon after
-//! another, as they do when a program starts short children one after another, then costs no
+//! for [`SERVER_SPIN`](crate::spin::SERVER_SPIN) before it sleeps: a request or a child's exit
+//! that comes soon after another, as they do when a program starts short children one after another, then costs no
 //! wake-up of a sleeping server (60-80 µs on a small virtual machine).
 
 use crate::protocol::authenticate;
@@ -17,9 +17,6 @@ use crate::{child, sys};
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
-
-/// How long the server keeps looking after its last activity before it sleeps.
-const SERVER_SPIN: Duration = Duration::from_micros(500);
 
 /// One child of the server.
 struct Kid {
@@ -68,7 +65,7 @@ pub(crate) fn serve(ctrl: OwnedFd, owner: u32) -> ! {
             spinning = spinner.spin();
             continue;
         }
-        spinner = Spinner::until(Instant::now() + SERVER_SPIN);
+        spinner = Spinner::until(Instant::now() + crate::spin::SERVER_SPIN);
         spinning = true;
         if ready[0].readable {
             if reader.fill(ctrl.as_fd(), true).is_err() {

@@ -21,25 +21,12 @@ use super::registry::Registry;
 use crate::identity::ProcessInfo;
 use crate::protocol::frame::{Frame, FrameReader, Kind, payload_u32};
 use crate::protocol::slots::Slot;
-use crate::spin::Spinner;
+use crate::spin::{EXIT_SPIN, SPIN, Spinner};
 use crate::sys;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
-
-/// How long after a forked child's start a wait looks (yielding the CPU between looks) before it
-/// sleeps in `poll`. A no-op child, forked onto an idle CPU, takes about 100-150 µs on a small
-/// virtual machine to start there, run and exit, while waking a sleeping thread on another core
-/// costs 60-80 µs: looking for a little longer than that keeps the parent's CPU awake for the
-/// child's exit. Past this, the child is a long one and waits sleep at once. A Spawn child
-/// (an exec, over a millisecond) is never looked for before its outcome arrives.
-pub(crate) const SPIN: Duration = Duration::from_micros(300);
-
-/// How long a wait keeps looking once the outcome has arrived: the child writes it just before
-/// `_exit`, so its exit follows within microseconds, and a second sleep would cost a second
-/// wake-up.
-const EXIT_SPIN: Duration = Duration::from_micros(500);
 
 /// One started child, shared by its `Process` handle and the registry.
 #[derive(Debug)]

@@ -30,7 +30,6 @@
 //! server forks the next spare while the new child runs. The price is one idle process and one
 //! descriptor while ForkServer is in use.
 
-use super::record;
 use super::registry::Registry;
 use crate::protocol::ENV;
 use crate::protocol::frame::{self, FrameReader, Kind};
@@ -183,7 +182,7 @@ impl Server {
     fn answer(&mut self) -> io::Result<Answer> {
         match self
             .reader
-            .read_frame_spinning(self.ctrl.as_fd(), record::SPIN)
+            .read_frame_spinning(self.ctrl.as_fd(), crate::spin::SPIN)
         {
             Ok(Some(frame)) if frame.kind == Kind::Hello => {
                 let pid = frame::payload_u32(&frame.payload)?;

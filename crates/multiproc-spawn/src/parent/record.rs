@@ -208,12 +208,14 @@ impl Child {
         let mut read = self.via_server;
         // While a join spins on a Fork child that reports through its slot, the slot alone is
         // looked at: the child fills it just before `_exit`, so a `waitid` before that finds
-        // nothing, and one after it may block (the child has nothing left to do but exit).
+        // nothing. Once it is full, the exit is looked for without blocking (a blocking
+        // `waitid` there put the parent to sleep, and its wake-up cost more than the spin:
+        // Fork spawn+join went from 1.07-1.19x to 1.19-1.36x a raw fork).
         let mut spinning = deadline.is_none() && st.slot.is_some();
         loop {
             let full = st.slot.is_some_and(Slot::is_full);
             if !spinning || full {
-                self.absorb(st, read, full && deadline.is_none())?;
+                self.absorb(st, read)?;
                 if st.exit.is_some() {
                     return Ok(true);
                 }
@@ -265,7 +267,7 @@ impl Child {
     ) -> bool {
         let fds = {
             let mut st = self.lock();
-            if self.absorb(&mut st, true, false).is_err() || st.exit.is_some() {
+            if self.absorb(&mut st, true).is_err() || st.exit.is_some() {
                 return true;
             }
             match self.news_fds(&st) {
@@ -304,13 +306,12 @@ impl Child {
 
     /// Takes in whatever has arrived, without blocking; `read`: also read the socket of a
     /// direct child that is still running.
-    /// `block`: a direct child's exit is imminent (it filled its slot), so wait for it.
-    fn absorb(&self, st: &mut ChildState, read: bool, block: bool) -> io::Result<()> {
+    fn absorb(&self, st: &mut ChildState, read: bool) -> io::Result<()> {
         if st.exit.is_some() {
             // Everything was read when the exit was seen.
             return Ok(());
         }
-        self.absorb_running(st, read, block)?;
+        self.absorb_running(st, read)?;
         if let Some(code) = st.exit {
             if self.via_server && st.sock.is_none() && st.outcome.is_none() {
                 // An orphan of the fork server's: we stopped listening, so its status was never
@@ -339,11 +340,11 @@ impl Child {
         Ok(())
     }
 
-    fn absorb_running(&self, st: &mut ChildState, read: bool, block: bool) -> io::Result<()> {
+    fn absorb_running(&self, st: &mut ChildState, read: bool) -> io::Result<()> {
         if !self.via_server {
             let code = {
                 let mut reaped = self.reaped();
-                match sys::waitid_pid(self.pid, !block) {
+                match sys::waitid_pid(self.pid, true) {
                     Ok(Some(code)) => {
                         *reaped = true;
                         Some(code)

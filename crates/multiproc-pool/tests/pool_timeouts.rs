@@ -524,3 +524,27 @@ fn without_a_ceiling_an_aborting_worker_is_reported_as_died() {
     );
     assert_eq!(p.apply(inc, 1).unwrap(), 2);
 }
+
+#[test]
+fn a_ceiling_too_small_to_serve_ends_in_errors_not_a_respawn_loop() {
+    for m in METHODS {
+        let p = Pool::builder()
+            .processes(2)
+            .start_method(m)
+            .memory_limit_per_worker(1)
+            .build()
+            .unwrap();
+        // Whatever a worker manages under one byte of headroom (a forked one may still serve
+        // from its inherited heap), every call ends, and idle workers that die as they start
+        // are not replaced for ever.
+        let _ = p.apply(inc, 1);
+        let before = p.stats().workers_started;
+        // The behaviour under test is a rate over time: nothing to wait on but time.
+        std::thread::sleep(Duration::from_secs(1));
+        let s = p.stats();
+        assert!(
+            s.workers_started <= before + 2 * 3,
+            "{m:?}: workers keep being started: {before} then {s:?}"
+        );
+    }
+}

@@ -987,6 +987,7 @@ impl Supervisor {
             tasks,
             inflight,
             completed,
+            ready,
             ..
         } = w;
         let pid = process.pid();
@@ -994,9 +995,22 @@ impl Supervisor {
         // initializer panicked) only when it could not start serving: a task's panic is
         // caught and sent as that task's result, and a task that kills its worker leaves no
         // report. Such a worker ran none of the tasks sent to it.
+        // A worker that died before it served anything, either before it said it was ready
+        // or idle right after (whatever killed it: a failed allocation under a tiny memory
+        // limit aborts it, in its start-up or in a thread it starts), failed as it started
+        // too: replacing it for ever would loop.
         let start_failure = match process.join() {
             Err(Error::ProcessFailed { message, .. }) if completed == 0 && exitcode == 1 => {
                 worker_report(&message)
+            }
+            _ if completed == 0 && (!ready || inflight.is_empty()) => {
+                Some(match self.cfg.memory_limit {
+                    0 => format!("it ended with exit code {exitcode} before serving"),
+                    limit => format!(
+                        "it ended with exit code {exitcode} before serving, under a memory limit of \
+                     {limit} bytes beyond its size at start (too small to serve?)"
+                    ),
+                })
             }
             _ => None,
         };

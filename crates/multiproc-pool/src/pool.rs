@@ -176,7 +176,10 @@ impl PoolBuilder {
     /// v2's rule that a cgroup with processes has no child cgroups with controllers); for a
     /// limit on the whole pool, run it under one (`systemd-run -p MemoryMax=…`).
     /// Pair it with [`max_memory_per_worker`](PoolBuilder::max_memory_per_worker), the soft rule
-    /// checked between tasks.
+    /// checked between tasks. A limit too small for a worker to start (it cannot even start a
+    /// thread) is not replaced for ever: a worker that dies before serving anything counts as
+    /// failing to start, and after three such workers in a slot the slot stays empty (with
+    /// none left, tasks fail with `Err(ProcessFailed)` naming the limit).
     ///
     /// ```
     /// use multiproc::pool::Pool;

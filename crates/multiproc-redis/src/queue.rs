@@ -363,6 +363,38 @@ struct RxState {
 }
 
 impl Receiver {
+    /// After a reconnect of `conn` (its count moved from `reconnects_before`), or when a
+    /// reclaim is due: a move the server ran but whose answer was lost left items in our
+    /// processing list that we never saw, and they go back to the queue; those we hold (`got`,
+    /// and the unacknowledged ones) stay. (Another thread's get in flight on this handle may
+    /// see its item requeued too: a duplicate, which at-least-once allows.)
+    fn reclaim_unseen(
+        &self,
+        conn: &mut Conn,
+        reconnects_before: u64,
+        deadline: Option<Instant>,
+        processing: &str,
+        got: &[Vec<u8>],
+    ) -> Result<()> {
+        let due = std::mem::take(&mut self.state().reclaim_due);
+        if conn.reconnects == reconnects_before && !due {
+            return Ok(());
+        }
+        let known: Vec<Vec<u8>> = {
+            let st = self.state();
+            st.unacked.iter().chain(got).cloned().collect()
+        };
+        conn.run_until(deadline, |c| {
+            let mut inv = self.raw.reclaim.key(processing);
+            inv.key(&self.raw.items);
+            for k in &known {
+                inv.arg(k.as_slice());
+            }
+            inv.invoke::<i64>(c)
+        })?;
+        Ok(())
+    }
+
     pub(crate) fn new(raw: Arc<RawQueue>, pool: Pool) -> Receiver {
         Receiver {
             raw,
@@ -452,25 +484,7 @@ impl Receiver {
                     self.raw.touch(&mut p, Some(&processing));
                     p.query::<(Option<Vec<u8>>,)>(c).map(|(v,)| v)
                 })?;
-                let due = std::mem::take(&mut self.state().reclaim_due);
-                if conn.reconnects != before || due {
-                    // A BLMOVE the server ran but whose answer was lost left an item in our
-                    // processing list that we never saw: put it back. (Another thread's get
-                    // in flight on this handle may see its item requeued too: a duplicate,
-                    // which at-least-once allows.)
-                    let known: Vec<Vec<u8>> = {
-                        let st = self.state();
-                        st.unacked.iter().chain(got.as_ref()).cloned().collect()
-                    };
-                    conn.run_until(deadline, |c| {
-                        let mut inv = self.raw.reclaim.key(&processing);
-                        inv.key(&self.raw.items);
-                        for k in &known {
-                            inv.arg(k.as_slice());
-                        }
-                        inv.invoke::<i64>(c)
-                    })?;
-                }
+                self.reclaim_unseen(conn, before, deadline, &processing, got.as_slice())?;
                 Ok(got)
             })?;
             let mut st = self.state();
@@ -566,22 +580,7 @@ impl Receiver {
                         .map(|(first,)| first.into_iter().collect())
                 }
             })?;
-            let due = std::mem::take(&mut self.state().reclaim_due);
-            if conn.reconnects != before_reconnects || due {
-                // As in `get_bytes`: items moved by a command whose reply was lost go back.
-                let known: Vec<Vec<u8>> = {
-                    let st = self.state();
-                    st.unacked.iter().chain(got.iter()).cloned().collect()
-                };
-                conn.run_until(deadline, |c| {
-                    let mut inv = self.raw.reclaim.key(&processing);
-                    inv.key(&self.raw.items);
-                    for k in &known {
-                        inv.arg(k.as_slice());
-                    }
-                    inv.invoke::<i64>(c)
-                })?;
-            }
+            self.reclaim_unseen(conn, before_reconnects, deadline, &processing, &got)?;
             Ok(got)
         })?;
         let mut st = self.state();

@@ -1055,6 +1055,20 @@ struct Done {
 }
 
 impl Held {
+    /// After a FLUSH went through: the outcomes stored, the tasks given back (`release`) and
+    /// the dropped ones are no longer this worker's to hold.
+    fn flushed(&mut self, rx: &Receiver, release: &[Vec<u8>]) {
+        let gone: Vec<&[u8]> = self
+            .done
+            .iter()
+            .map(|d| d.held.as_slice())
+            .chain(release.iter().chain(&self.dropped).map(Vec::as_slice))
+            .collect();
+        rx.forget_items(&gone);
+        self.done.clear();
+        self.dropped.clear();
+    }
+
     fn is_empty(&self) -> bool {
         self.done.is_empty() && self.dropped.is_empty()
     }
@@ -1322,15 +1336,7 @@ fn finish(
             p.query::<()>(c)
         })
     });
-    let sent: Vec<&[u8]> = h
-        .done
-        .iter()
-        .map(|d| d.held.as_slice())
-        .chain(release.iter().chain(&h.dropped).map(Vec::as_slice))
-        .collect();
-    rx.forget_items(&sent);
-    h.done.clear();
-    h.dropped.clear();
+    h.flushed(rx, &release);
     Ok(())
 }
 
@@ -1376,15 +1382,7 @@ fn release_loop(
         // On failure all stays as it was: the worker sends it with its next take.
         if sent.is_ok() {
             h.waiting.clear();
-            let gone: Vec<&[u8]> = h
-                .done
-                .iter()
-                .map(|d| d.held.as_slice())
-                .chain(release.iter().chain(&h.dropped).map(Vec::as_slice))
-                .collect();
-            rx.forget_items(&gone);
-            h.done.clear();
-            h.dropped.clear();
+            h.flushed(rx, &release);
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::error::{get_error, put_error};
 use crate::ring::codec::{self, Handles};
 #[cfg(not(multiproc_loom))]
 use crate::ring::ops::take_record_async;
-use crate::ring::ops::{new_ring, put_with_handles, receive_ring, take_record};
+use crate::ring::ops::{new_ring, put_with_handles, receive_ring, take_into, take_record};
 use crate::ring::{JOINABLE, Ring};
 use crate::shm::holders::{Handle, WireHandle};
 use crate::wait::Wait;
@@ -213,8 +213,17 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     #[inline]
     fn get_until(&self, deadline: Option<Instant>) -> Result<T> {
         let ring = &self.handle;
-        take_record(ring, deadline, 0, |b, at| codec::decode::<T>(ring, b, at))
-            .map_err(get_error)?
+        let mut item = None;
+        let mut failed = None;
+        take_into(ring, deadline, 0, &mut |b, at| match codec::decode::<T>(ring, b, at) {
+            Ok(v) => item = Some(v),
+            Err(e) => failed = Some(e),
+        })
+        .map_err(get_error)?;
+        match (item, failed) {
+            (Some(v), _) => Ok(v),
+            (None, e) => Err(e.unwrap_or_else(|| Error::Codec("no item was decoded".to_owned()))),
+        }
     }
 
     /// Takes the oldest item, waiting as long as it takes; `Err(Closed)` when the queue is
@@ -589,7 +598,7 @@ mod tests {
                 &mut scratch,
                 None,
                 || true,
-                |b, at| {
+                &mut |b: &[u8], at: Option<u64>| {
                     let nonce = u64::from_le_bytes(b[..8].try_into().unwrap());
                     channel.take(at.unwrap(), nonce).unwrap();
                     panic!("killed");

@@ -221,6 +221,11 @@ mod model {
             }
         }
 
+        /// Under loom a contended take simply yields (the gaps are timing, not logic).
+        pub(crate) fn lock_until_in_streaks(&self, deadline: Option<Instant>) -> Option<bool> {
+            self.lock_until(deadline)
+        }
+
         /// # Safety
         /// The caller holds the lock.
         pub(crate) unsafe fn unlock(&self) {

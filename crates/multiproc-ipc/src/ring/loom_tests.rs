@@ -46,16 +46,18 @@ impl Model {
 
     fn take(&self, deadline: Option<Instant>) -> Result<u64, GetError> {
         let mut scratch = Vec::new();
+        let mut got = 0;
         self.ring.get(
             &self.area,
             &mut scratch,
             deadline,
             || true,
-            |b, at| {
+            &mut |b, at| {
                 assert_eq!(at, None);
-                u64::from_le_bytes(b.try_into().expect("a whole item"))
+                got = u64::from_le_bytes(b.try_into().expect("a whole item"));
             },
-        )
+        )?;
+        Ok(got)
     }
 
     fn get(&self) -> u64 {

@@ -74,12 +74,32 @@ pub(crate) fn put_with_handles(
 /// Takes the oldest record of `handle`'s ring and gives its bytes to `take`, with the
 /// record's position when its item carries descriptors (`take` runs under the get lock and
 /// takes them from the channel).
+#[inline]
 pub(crate) fn take_record<R>(
     handle: &Handle,
     deadline: Option<Instant>,
     writer_role: usize,
     take: impl FnOnce(&[u8], Option<u64>) -> R,
 ) -> std::result::Result<R, GetError> {
+    let mut take = Some(take);
+    let mut out = None;
+    take_into(handle, deadline, writer_role, &mut |b, at| {
+        out = take.take().map(|t| t(b, at));
+    })?;
+    // `Ring::get` calls `take` exactly once when it answers `Ok`.
+    out.ok_or(GetError::Corrupt)
+}
+
+/// [`take_record`] with the record's bytes handed to `take` by reference, which stores what
+/// it makes where the caller reads it: the hot path of a typed `get`, which keeps its item
+/// and its error apart so that neither is copied through the layers below (see
+/// [`Ring::get`]).
+pub(crate) fn take_into(
+    handle: &Handle,
+    deadline: Option<Instant>,
+    writer_role: usize,
+    take: &mut dyn FnMut(&[u8], Option<u64>),
+) -> std::result::Result<(), GetError> {
     let ring: &Ring = handle.state();
     // A queue consumer that has to sleep marks itself blocked (see `Handle::set_blocked`);
     // a pipe reader only asks whether a writer is left.

@@ -32,6 +32,14 @@ const _: () = assert!(std::mem::size_of::<RobustLock>() == 4);
 
 /// How long a waiter sleeps before it first checks on the owner, and the most it ever sleeps
 /// between checks.
+/// Looks of [`RobustLock::wait_out_a_streak`] before the usual spin-then-sleep take.
+const STREAK_LOOKS: u32 = 8;
+/// Pause instructions before its first look (a pause is ~25 ns on the 2-vCPU VM's Zen 4).
+const STREAK_FIRST_GAP: u32 = 64;
+/// ... doubling up to this many between two looks.
+const STREAK_GAP: u32 = 256;
+/// The look from which it yields the CPU first.
+const STREAK_YIELD_FROM: u32 = 3;
 const FIRST_CHECK: Duration = Duration::from_millis(1);
 const LAST_CHECK: Duration = Duration::from_millis(50);
 
@@ -63,6 +71,56 @@ impl RobustLock {
             return Some(false);
         }
         self.lock_slow(deadline)
+    }
+
+    /// [`lock_until`](Self::lock_until) for a lock taken for one short operation after
+    /// another by several processes at once (a ring's producers, or its consumers), where
+    /// throughput matters more than who goes next: a contended take first leaves the holder
+    /// alone for a run of operations (see [`wait_out_a_streak`](Self::wait_out_a_streak)).
+    #[inline]
+    pub(crate) fn lock_until_in_streaks(&self, deadline: Option<Instant>) -> Option<bool> {
+        if self.raw.try_lock() {
+            return Some(false);
+        }
+        if self.wait_out_a_streak(deadline) {
+            return Some(false);
+        }
+        self.lock_slow(deadline)
+    }
+
+    /// A contended take's first phase: looks at the word only after [`STREAK_FIRST_GAP`]
+    /// pause instructions, then after gaps that double to [`STREAK_GAP`], yielding the CPU
+    /// before each look from the [`STREAK_YIELD_FROM`]th on, [`STREAK_LOOKS`] looks in all
+    /// (~45 µs), or until `deadline`; true once it took the lock.
+    ///
+    /// The word shares its cache line with what the holder writes next (`head` or `tail`), so
+    /// each look takes that line from the holder, and a look that finds the lock free between
+    /// two of the holder's operations moves the lock, the line and the ring's data to the
+    /// other core. A waiter that looked every few pauses did both hundreds of times a
+    /// millisecond: two consumer threads draining one ring took 36 ns an item, against 19 ns
+    /// for one alone; with these gaps they take 20 ns (2 producers: 47 -> 32 ns). The holder
+    /// runs a streak of operations in its own cache, as crossbeam's backoff lets it. Yielding
+    /// lets a holder that was preempted on this CPU finish.
+    #[cold]
+    fn wait_out_a_streak(&self, deadline: Option<Instant>) -> bool {
+        let word = self.raw.word();
+        let mut gap = STREAK_FIRST_GAP;
+        for look in 0..STREAK_LOOKS {
+            if look >= STREAK_YIELD_FROM {
+                std::thread::yield_now();
+            }
+            for _ in 0..gap {
+                std::hint::spin_loop();
+            }
+            gap = (gap * 2).min(STREAK_GAP);
+            if word.load(Ordering::Relaxed) & TID_MASK == 0 && self.raw.try_lock() {
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+        }
+        false
     }
 
     #[cold]

@@ -215,10 +215,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let ring = &self.handle;
         let mut item = None;
         let mut failed = None;
-        take_into(ring, deadline, 0, &mut |b, at| match codec::decode::<T>(ring, b, at) {
-            Ok(v) => item = Some(v),
-            Err(e) => failed = Some(e),
-        })
+        take_into(
+            ring,
+            deadline,
+            0,
+            &mut |b, at| match codec::decode::<T>(ring, b, at) {
+                Ok(v) => item = Some(v),
+                Err(e) => failed = Some(e),
+            },
+        )
         .map_err(get_error)?;
         match (item, failed) {
             (Some(v), _) => Ok(v),

@@ -42,17 +42,11 @@ pub(crate) trait Area {
     /// under the ring protocol (no one else reads or writes it meanwhile).
     unsafe fn write(&self, off: usize, bytes: &[u8]);
 
-    /// Copies `out.len()` bytes out from `off`.
-    ///
-    /// # Safety
-    /// `off..off + out.len()` lies inside the current capacity and holds a committed record
-    /// that no producer writes while the caller holds the get lock.
-    unsafe fn read(&self, off: usize, out: &mut [u8]);
-
     /// Hands `len` bytes at `off` to `f` in place (no copy where the area allows it).
     ///
     /// # Safety
-    /// As for [`read`](Self::read), for the whole call of `f`.
+    /// `off..off + len` lies inside the current capacity and holds a committed record that
+    /// no producer writes while the caller holds the get lock, for the whole call of `f`.
     unsafe fn view<R>(&self, off: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R;
 
     /// Copies `len` bytes from `from` to `to` within the area (the ranges do not overlap).
@@ -118,14 +112,6 @@ impl Area for Segment {
     }
 
     #[inline(always)]
-    unsafe fn read(&self, off: usize, out: &mut [u8]) {
-        // SAFETY: per the contract; `out` is local memory.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.ring_data().add(off), out.as_mut_ptr(), out.len())
-        }
-    }
-
-    #[inline(always)]
     unsafe fn view<R>(&self, off: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
         // SAFETY: per the contract the bytes are mapped, written before their record was
         // committed, and not written again before the caller moves `head` past them.
@@ -173,7 +159,6 @@ impl Area for Segment {
         unreachable!("a shared-memory ring does not run under loom")
     }
     unsafe fn write(&self, _: usize, _: &[u8]) {}
-    unsafe fn read(&self, _: usize, _: &mut [u8]) {}
     unsafe fn view<R>(&self, _: usize, _: usize, _: impl FnOnce(&[u8]) -> R) -> R {
         unreachable!("a shared-memory ring does not run under loom")
     }
@@ -284,6 +269,21 @@ mod model {
     }
 
     impl ModelArea {
+        /// Copies `out.len()` bytes out from `off` (the model's `view`).
+        ///
+        /// # Safety
+        /// As for [`Area::view`].
+        unsafe fn read(&self, off: usize, out: &mut [u8]) {
+            assert_eq!(off % 8, 0, "payloads start on a word");
+            let len = out.len();
+            for (i, w) in Self::words(off, len).enumerate() {
+                self.cells[w].with(|_| ());
+                let b = self.words[w].load(Ordering::Relaxed).to_le_bytes();
+                let n = len.min(i * 8 + 8) - i * 8;
+                out[i * 8..i * 8 + n].copy_from_slice(&b[..n]);
+            }
+        }
+
         /// An area of `cap` bytes (a power of two).
         pub(crate) fn new(cap: usize) -> Self {
             ModelArea {
@@ -314,17 +314,6 @@ mod model {
                 let chunk = &bytes[i * 8..bytes.len().min(i * 8 + 8)];
                 b[..chunk.len()].copy_from_slice(chunk);
                 self.words[w].store(u64::from_le_bytes(b), Ordering::Relaxed);
-            }
-        }
-
-        unsafe fn read(&self, off: usize, out: &mut [u8]) {
-            assert_eq!(off % 8, 0, "payloads start on a word");
-            let len = out.len();
-            for (i, w) in Self::words(off, len).enumerate() {
-                self.cells[w].with(|_| ());
-                let b = self.words[w].load(Ordering::Relaxed).to_le_bytes();
-                let n = len.min(i * 8 + 8) - i * 8;
-                out[i * 8..i * 8 + n].copy_from_slice(&b[..n]);
             }
         }
 

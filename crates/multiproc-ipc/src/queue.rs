@@ -225,10 +225,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             },
         )
         .map_err(get_error)?;
-        match (item, failed) {
-            (Some(v), _) => Ok(v),
-            (None, e) => Err(e.unwrap_or_else(|| Error::Codec("no item was decoded".to_owned()))),
+        // Not matched as a pair: moving both into a tuple copied the error's 64 bytes (and
+        // stalled on them) for every item.
+        if let Some(v) = item {
+            return Ok(v);
         }
+        Err(failed.unwrap_or_else(|| Error::Codec("no item was decoded".to_owned())))
     }
 
     /// Takes the oldest item, waiting as long as it takes; `Err(Closed)` when the queue is

@@ -146,6 +146,15 @@ impl<T> Connection<T> {
         })
     }
 
+    /// Receives one message's raw bytes as a `Vec` of their own (see [`ops::take_owned`]).
+    fn recv_owned(&self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+        let rx = self.rx()?;
+        ops::take_owned(rx, deadline, WRITER).map_err(|e| match e {
+            GetError::Empty => Error::Timeout,
+            e => get_error(e),
+        })
+    }
+
     /// Sends raw bytes as one message (Python's `send_bytes`).
     pub fn send_bytes(&self, buf: &[u8]) -> Result<()> {
         self.send_raw(buf, None)
@@ -162,12 +171,12 @@ impl<T> Connection<T> {
     /// # Ok::<(), multiproc_sync::Error>(())
     /// ```
     pub fn recv_bytes(&self) -> Result<Vec<u8>> {
-        self.recv_until(None, codec::raw)
+        self.recv_owned(None)
     }
 
     /// Receives one message's raw bytes, waiting at most `timeout`; `Err(Timeout)` after that.
     pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
-        self.recv_until(Instant::now().checked_add(timeout), codec::raw)
+        self.recv_owned(Instant::now().checked_add(timeout))
     }
 
     /// Whether a message can be received without waiting, waiting at most `timeout` for one

@@ -14,7 +14,7 @@ use crate::error::{get_error, put_error};
 use crate::ring::codec::{self, Handles};
 #[cfg(not(multiproc_loom))]
 use crate::ring::ops::take_record_async;
-use crate::ring::ops::{new_ring, put_with_handles, receive_ring, take_into, take_record};
+use crate::ring::ops::{new_ring, put_with_handles, receive_ring, take_into, take_owned};
 use crate::ring::{JOINABLE, Ring};
 use crate::shm::holders::{Handle, WireHandle};
 use crate::wait::Wait;
@@ -166,7 +166,7 @@ impl<T> Queue<T> {
 
     fn take_bytes(&self, deadline: Option<Instant>) -> Result<Vec<u8>> {
         let ring = &self.handle;
-        take_record(ring, deadline, 0, |b, at| codec::raw(ring, b, at)).map_err(get_error)
+        take_owned(ring, deadline, 0).map_err(get_error)
     }
 
     /// Puts raw bytes, skipping serialization (the other side takes them with
@@ -219,7 +219,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             ring,
             deadline,
             0,
-            &mut |b, at| match codec::decode::<T>(ring, b, at) {
+            &mut |b, at, _| match codec::decode::<T>(ring, b, at) {
                 Ok(v) => item = Some(v),
                 Err(e) => failed = Some(e),
             },
@@ -605,7 +605,7 @@ mod tests {
                 &mut scratch,
                 None,
                 || true,
-                &mut |b: &[u8], at: Option<u64>| {
+                &mut |b: &[u8], at: Option<u64>, _| {
                     let nonce = u64::from_le_bytes(b[..8].try_into().unwrap());
                     channel.take(at.unwrap(), nonce).unwrap();
                     panic!("killed");
@@ -691,6 +691,32 @@ mod tests {
         assert!(q.get().unwrap().is_none());
         q.put(Some(inner.clone())).unwrap(); // room again
         assert_eq!(inner.qsize(), put as usize);
+    }
+
+    #[test]
+    fn raw_bytes_that_wrap_around_the_ring_arrive_whole() {
+        // 90 KiB items in a 256 KiB ring: every few items wraps around the end of the data
+        // area, and `get_bytes` hands over the buffer it was gathered into (`take_owned`).
+        // Typed items after them still decode (the scratch buffer is made again).
+        let q = Queue::<Vec<u8>>::new().unwrap();
+        let item = |i: usize| -> Vec<u8> { (0..90 << 10).map(|j| (i + j / 7) as u8).collect() };
+        let mut next = 0;
+        for round in 0..4 {
+            for i in 0..12 {
+                q.put_bytes(&item(round * 12 + i)).unwrap();
+                if i % 2 == 1 {
+                    assert!(q.get_bytes().unwrap() == item(next), "item {next}");
+                    next += 1;
+                }
+            }
+            while next < (round + 1) * 12 {
+                assert!(q.get_bytes().unwrap() == item(next), "item {next}");
+                next += 1;
+            }
+            q.put(vec![round as u8; 70 << 10]).unwrap();
+            assert_eq!(q.get().unwrap(), vec![round as u8; 70 << 10]);
+        }
+        assert_eq!(q.qsize(), 0);
     }
 
     #[test]

@@ -47,11 +47,16 @@ impl Model {
     fn take(&self, deadline: Option<Instant>) -> Result<u64, GetError> {
         let mut scratch = Vec::new();
         let mut got = 0;
-        self.ring
-            .get(&self.area, &mut scratch, deadline, || true, &mut |b, at| {
+        self.ring.get(
+            &self.area,
+            &mut scratch,
+            deadline,
+            || true,
+            &mut |b, at, _| {
                 assert_eq!(at, None);
                 got = u64::from_le_bytes(b.try_into().expect("a whole item"));
-            })?;
+            },
+        )?;
         Ok(got)
     }
 

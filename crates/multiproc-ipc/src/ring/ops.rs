@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use multiproc_sync::{Error, Result};
 
-use super::codec::Handles;
+use super::codec::{self, Handles};
 use super::{GetError, Ring};
 use crate::error::put_error;
 use crate::shm::OBJECT_OFFSET;
@@ -83,10 +83,34 @@ pub(crate) fn take_record<R>(
 ) -> std::result::Result<R, GetError> {
     let mut take = Some(take);
     let mut out = None;
-    take_into(handle, deadline, writer_role, &mut |b, at| {
+    take_into(handle, deadline, writer_role, &mut |b, at, _| {
         out = take.take().map(|t| t(b, at));
     })?;
     // `Ring::get` calls `take` exactly once when it answers `Ok`.
+    out.ok_or(GetError::Corrupt)
+}
+
+/// Takes the oldest record's bytes as a `Vec` of their own (`get_bytes`, `recv_bytes`; see
+/// [`codec::raw`]). A record that wrapped around the end of the data area was already
+/// gathered into this thread's scratch buffer: that buffer is handed over rather than copied a
+/// second time (a 1 MiB stream through a 4 MiB ring wraps one item in four).
+pub(crate) fn take_owned(
+    handle: &Handle,
+    deadline: Option<Instant>,
+    writer_role: usize,
+) -> std::result::Result<Vec<u8>, GetError> {
+    let mut out = None;
+    let mut keep_scratch = false;
+    take_into(handle, deadline, writer_role, &mut |b, at, gathered| {
+        if gathered && at.is_none() {
+            keep_scratch = true;
+        } else {
+            out = Some(codec::raw(handle, b, at));
+        }
+    })?;
+    if keep_scratch {
+        return Ok(SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut())));
+    }
     out.ok_or(GetError::Corrupt)
 }
 
@@ -98,7 +122,7 @@ pub(crate) fn take_into(
     handle: &Handle,
     deadline: Option<Instant>,
     writer_role: usize,
-    take: &mut dyn FnMut(&[u8], Option<u64>),
+    take: &mut dyn FnMut(&[u8], Option<u64>, bool),
 ) -> std::result::Result<(), GetError> {
     let ring: &Ring = handle.state();
     // A queue consumer that has to sleep marks itself blocked (see `Handle::set_blocked`);

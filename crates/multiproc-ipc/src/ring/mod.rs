@@ -262,6 +262,11 @@ fn plausible(header: u64, cap: u64) -> bool {
         && record_len((header & LEN_MASK) as usize) + HEADER <= cap
 }
 
+/// What [`Ring::get`] hands a record to: its payload, its position when it was put with an
+/// [`Attach`] hook, and whether the payload is the caller's scratch buffer itself (a record
+/// that wrapped around the end of the data area).
+pub(crate) type Take<'a> = dyn FnMut(&[u8], Option<u64>, bool) + 'a;
+
 /// Releases a robust lock when dropped (also when a decoder panics).
 struct Held<'a>(&'a RobustLock);
 
@@ -719,7 +724,7 @@ impl Ring {
         scratch: &mut Vec<u8>,
         deadline: Option<Instant>,
         mut alive: impl FnMut() -> bool,
-        take: &mut dyn FnMut(&[u8], Option<u64>, bool),
+        take: &mut Take<'_>,
     ) -> Result<(), GetError> {
         loop {
             if !self.is_ready(seg) {

@@ -11,7 +11,7 @@ use std::time::Instant;
 use multiproc_sync::{Error, Result};
 
 use super::codec::{self, Handles};
-use super::{GetError, Ring};
+use super::{GetError, Ring, Take};
 use crate::error::put_error;
 use crate::shm::OBJECT_OFFSET;
 use crate::shm::holders::{Handle, WireHandle};
@@ -122,7 +122,7 @@ pub(crate) fn take_into(
     handle: &Handle,
     deadline: Option<Instant>,
     writer_role: usize,
-    take: &mut dyn FnMut(&[u8], Option<u64>, bool),
+    take: &mut Take<'_>,
 ) -> std::result::Result<(), GetError> {
     let ring: &Ring = handle.state();
     // A queue consumer that has to sleep marks itself blocked (see `Handle::set_blocked`);

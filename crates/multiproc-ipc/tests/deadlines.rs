@@ -93,3 +93,100 @@ fn put_timeout_keeps_its_deadline_while_a_stopped_consumer_holds_the_get_lock() 
     let got = q.get_timeout(Duration::from_secs(30)).unwrap();
     assert_eq!((got.0.len(), got.0[0]), (1 << 20, 3));
 }
+
+/// A forked consumer that stops (SIGSTOP) while it decodes the queue's first item, holding the
+/// get lock; `began` is set once it does.
+fn stopped_consumer(q: &Queue<Item>) -> Process<usize> {
+    let began = Event::new().unwrap();
+    let consumer = {
+        let (q, began) = (q.clone(), began.clone());
+        Process::builder()
+            .start_method(StartMethod::Fork)
+            .spawn_closure(move || {
+                STOP_ON_DECODE.set(began).unwrap();
+                q.get().unwrap().0.len()
+            })
+            .unwrap()
+    };
+    assert!(
+        began.wait_timeout(Duration::from_secs(60)),
+        "the consumer never began its get"
+    );
+    consumer
+}
+
+/// The waits added for issue #30 keep the deadline too: a producer of large records that finds
+/// the ring full while a consumer reads waits for that reader's room (a spin), then grows; with
+/// the reader stopped, `put_timeout` still answers `Full` on time, and everything goes through
+/// once the reader runs again.
+#[test]
+fn put_timeout_of_a_large_item_keeps_its_deadline_while_the_reader_is_stopped() {
+    let q: Queue<Item> = Queue::new().unwrap();
+    // Three 64 KiB items fill three quarters of the 256 KiB ring; a fourth does not fit
+    // behind them, but would fit in the ring once the first is read.
+    for i in 0..3 {
+        q.put(Item(vec![i; 64 << 10])).unwrap();
+    }
+    let consumer = stopped_consumer(&q);
+    let producer = q.clone();
+    let t = Instant::now();
+    let put = within(Duration::from_secs(20), move || {
+        let r = producer.put_timeout(Item(vec![9; 80 << 10]), Duration::from_secs(1));
+        (r, producer)
+    });
+    let waited = t.elapsed();
+    consumer.send_signal(Signal::SIGCONT).unwrap();
+    let Some((r, _producer)) = put else {
+        panic!("put_timeout(1 s) still waited after {waited:?}");
+    };
+    assert!(matches!(r, Err(Error::Full)), "{:?}", r.err());
+    assert!(
+        waited >= Duration::from_secs(1),
+        "returned early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "missed its deadline: {waited:?}"
+    );
+    assert_eq!(consumer.join().unwrap(), 64 << 10);
+    q.put_timeout(Item(vec![9; 80 << 10]), Duration::from_secs(30))
+        .unwrap();
+    for want in [1, 2, 9] {
+        let got = q.get_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(got.0[0], want);
+    }
+}
+
+/// A second consumer waits out the first one's streak on the get lock (issue #30), with the
+/// first stopped while it holds the lock: `get_timeout` answers `Empty` on time.
+#[test]
+fn get_timeout_keeps_its_deadline_while_another_consumer_is_stopped_holding_the_lock() {
+    let q: Queue<Item> = Queue::new().unwrap();
+    q.put(Item(vec![1; 10])).unwrap();
+    q.put(Item(vec![2; 10])).unwrap();
+    let consumer = stopped_consumer(&q);
+    let other = q.clone();
+    let t = Instant::now();
+    let got = within(Duration::from_secs(20), move || {
+        other.get_timeout(Duration::from_secs(1)).map(|i| i.0.len())
+    });
+    let waited = t.elapsed();
+    consumer.send_signal(Signal::SIGCONT).unwrap();
+    let Some(r) = got else {
+        panic!("get_timeout(1 s) still waited after {waited:?}");
+    };
+    assert!(matches!(r, Err(Error::Empty)), "{r:?}");
+    assert!(
+        waited >= Duration::from_secs(1),
+        "returned early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "missed its deadline: {waited:?}"
+    );
+    assert_eq!(consumer.join().unwrap(), 10);
+    assert_eq!(
+        q.get_timeout(Duration::from_secs(30)).unwrap().0,
+        vec![2; 10]
+    );
+}

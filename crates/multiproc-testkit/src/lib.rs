@@ -207,3 +207,162 @@ pub fn require_root_and_unshare(test: &str, args: &[&str]) -> bool {
     }
     true
 }
+
+/// How many descriptors this process has open now: the entries of `/proc/self/fd`. The count
+/// includes the one descriptor opened to read that directory, so it is one more than the
+/// descriptors open before and after the call; compare two counts, not a count with a
+/// constant. Panics if `/proc/self/fd` cannot be read.
+///
+/// ```
+/// let before = multiproc_testkit::open_fds();
+/// let file = std::fs::File::open("/proc/self/status").unwrap();
+/// assert!(multiproc_testkit::open_fds() > before);
+/// drop(file);
+/// ```
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Polls `cond` every 2 ms until it holds or `within` passes; whether it held. For what the
+/// test cannot wait on (a descriptor closed, a process reaped by someone else).
+///
+/// ```
+/// use std::time::Duration;
+/// let mut n = 0;
+/// assert!(multiproc_testkit::eventually(Duration::from_secs(5), || {
+///     n += 1;
+///     n == 3
+/// }));
+/// assert!(!multiproc_testkit::eventually(Duration::from_millis(10), || false));
+/// ```
+pub fn eventually(within: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Whether the POSIX shared-memory object `name` (without the leading `/`) exists: whether
+/// `/dev/shm/name` does.
+///
+/// ```
+/// assert!(!multiproc_testkit::shm_exists(&multiproc_testkit::unique_name("mptest_doc")));
+/// ```
+pub fn shm_exists(name: &str) -> bool {
+    std::path::Path::new("/dev/shm").join(name).exists()
+}
+
+/// A name no other call in any process makes: `{prefix}_{pid}_{n}`, `n` counting the calls
+/// of this process.
+///
+/// ```
+/// let a = multiproc_testkit::unique_name("mptest_doc");
+/// let b = multiproc_testkit::unique_name("mptest_doc");
+/// assert_ne!(a, b);
+/// assert!(a.starts_with(&format!("mptest_doc_{}_", std::process::id())));
+/// ```
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The state letter and the parent of process `pid`, from `/proc/pid/stat` (`pid (comm) state
+/// ppid …`: the command may hold spaces and parentheses, so the fields after the last `)`);
+/// `None` if there is no such process.
+fn stat_of(pid: u32) -> Option<(String, Option<u32>)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let mut fields = after.split_whitespace();
+    let state = fields.next().unwrap_or("").to_owned();
+    Some((state, fields.next().and_then(|p| p.parse().ok())))
+}
+
+/// Whether process `pid` exists and is not a zombie (a zombie runs nothing: it has ended and
+/// waits only to be reaped).
+///
+/// ```
+/// assert!(multiproc_testkit::is_running(std::process::id()));
+/// let mut child = std::process::Command::new("true").spawn().unwrap();
+/// child.wait().unwrap();
+/// assert!(!multiproc_testkit::is_running(child.id()));
+/// ```
+pub fn is_running(pid: u32) -> bool {
+    stat_of(pid).is_some_and(|(state, _)| state != "Z")
+}
+
+/// Whether process `pid` is gone altogether (`/proc/pid` does not exist): ended and reaped.
+/// A zombie is not gone.
+///
+/// ```
+/// assert!(!multiproc_testkit::is_gone(std::process::id()));
+/// let mut child = std::process::Command::new("true").spawn().unwrap();
+/// child.wait().unwrap();
+/// assert!(multiproc_testkit::is_gone(child.id()));
+/// ```
+pub fn is_gone(pid: u32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Whether process `pid` is a zombie (ended, not yet reaped by its parent, whichever that is).
+/// A process that is gone, or still runs, is not.
+///
+/// ```
+/// let mut child = std::process::Command::new("true").spawn().unwrap();
+/// let pid = child.id();
+/// assert!(multiproc_testkit::eventually(
+///     std::time::Duration::from_secs(10),
+///     || multiproc_testkit::is_zombie(pid)
+/// ));
+/// child.wait().unwrap();
+/// assert!(!multiproc_testkit::is_zombie(pid));
+/// ```
+pub fn is_zombie(pid: u32) -> bool {
+    stat_of(pid).is_some_and(|(state, _)| state == "Z")
+}
+
+/// Whether `pid` is a zombie child of this process (ended, not yet reaped by us).
+///
+/// ```
+/// let mut child = std::process::Command::new("true").spawn().unwrap();
+/// let pid = child.id();
+/// assert!(multiproc_testkit::eventually(
+///     std::time::Duration::from_secs(10),
+///     || multiproc_testkit::is_zombie_child(pid)
+/// ));
+/// child.wait().unwrap();
+/// assert!(!multiproc_testkit::is_zombie_child(pid));
+/// ```
+pub fn is_zombie_child(pid: u32) -> bool {
+    stat_of(pid).is_some_and(|(state, ppid)| state == "Z" && ppid == Some(std::process::id()))
+}
+
+/// How many zombie children this process has now (ended, not reaped).
+///
+/// ```
+/// let mut child = std::process::Command::new("true").spawn().unwrap();
+/// assert!(multiproc_testkit::eventually(
+///     std::time::Duration::from_secs(10),
+///     || multiproc_testkit::zombie_children() >= 1
+/// ));
+/// child.wait().unwrap();
+/// ```
+pub fn zombie_children() -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| is_zombie_child(pid))
+        .count()
+}

@@ -4,10 +4,10 @@
 
 mod common;
 use common::{METHODS, pool};
+use multiproc_testkit::is_gone;
 
 use multiproc::futures::ProcessPoolExecutor;
 use multiproc::{Error, StartMethod};
-use std::path::Path;
 use std::time::Duration;
 
 fn inc(x: u64) -> u64 {
@@ -37,10 +37,6 @@ fn nap(ms: u64) -> u64 {
     ms
 }
 
-fn gone(pid: u32) -> bool {
-    !Path::new(&format!("/proc/{pid}")).exists()
-}
-
 #[test]
 fn a_killed_worker_fails_only_its_task_and_is_replaced() {
     for m in METHODS {
@@ -68,7 +64,7 @@ fn a_killed_worker_fails_only_its_task_and_is_replaced() {
         assert_ne!(before, after, "{m:?}");
         let dead: Vec<_> = before.iter().filter(|x| !after.contains(x)).collect();
         assert_eq!(dead.len(), 1);
-        assert!(gone(*dead[0]));
+        assert!(is_gone(*dead[0]));
     }
 }
 
@@ -148,7 +144,7 @@ fn terminate_with_10000_tasks_queued_fails_them_all() {
         for r in rs {
             assert!(matches!(r.get(), Err(Error::Cancelled)));
         }
-        assert!(pids.iter().all(|&x| gone(x)), "{m:?}");
+        assert!(pids.iter().all(|&x| is_gone(x)), "{m:?}");
         assert!(matches!(p.apply_async(inc, 1), Err(Error::PoolClosed)));
     }
 }
@@ -164,7 +160,7 @@ fn dropping_a_busy_pool_leaves_no_process_and_no_zombie() {
         let imap = p.map_async(inc, 0..100_000).unwrap();
         drop(p);
         // No /proc entry: not running, and not a zombie either.
-        assert!(pids.iter().all(|&x| gone(x)), "{m:?}: {pids:?}");
+        assert!(pids.iter().all(|&x| is_gone(x)), "{m:?}: {pids:?}");
         for r in rs {
             assert!(r.get().is_err());
         }
@@ -179,6 +175,6 @@ fn dropping_a_busy_executor_waits_for_its_work() {
     let fs: Vec<_> = (0..10).map(|i| ex.submit(nap, i).unwrap()).collect();
     drop(ex);
     assert!(fs.iter().all(|f| f.done()));
-    assert!(pids.iter().all(|&x| gone(x)));
+    assert!(pids.iter().all(|&x| is_gone(x)));
     assert_eq!(pid(()), std::process::id());
 }

@@ -37,18 +37,7 @@ fn a_full_dev_shm_is_enospc_at_create_not_sigbus() {
         return;
     }
     // In our own mount namespace: a 1 MiB /dev/shm that nobody else sees.
-    let st = Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=1m,mode=1777",
-            "tmpfs",
-            "/dev/shm",
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success(), "mount: {st:?}");
+    multiproc_testkit::mount_tmpfs("/dev/shm", "size=1m,mode=1777");
 
     // Bigger than the file system: refused at create, nothing left.
     let e = SharedMemory::create(Some("mptest_full_big"), 4_000_000).unwrap_err();

@@ -263,18 +263,7 @@ fn a_tiny_dev_shm_does_not_limit_buffers() {
         multiproc_testkit::run_self(TEST, &["unshare", "-m", "--propagation", "private", "--"]);
         return;
     }
-    let st = std::process::Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=1m,mode=1777",
-            "tmpfs",
-            "/dev/shm",
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success(), "mount: {st:?}");
+    multiproc_testkit::mount_tmpfs("/dev/shm", "size=1m,mode=1777");
     let mut buf = SharedBuffer::new(8 * MIB).unwrap();
     buf.fill(3);
     assert_eq!(buf[8 * MIB - 1], 3);

@@ -4,7 +4,7 @@
 
 mod common;
 use common::{METHODS, pool};
-use multiproc_testkit::is_gone;
+use multiproc_testkit::{is_gone, kill_me};
 
 use multiproc::futures::ProcessPoolExecutor;
 use multiproc::{Error, StartMethod};
@@ -16,16 +16,6 @@ fn inc(x: u64) -> u64 {
 
 fn pid(_: ()) -> u32 {
     std::process::id()
-}
-
-/// Kills its own worker with SIGKILL, as `kill -9 <pid>` from outside would.
-fn kill_me(_: ()) -> u64 {
-    let me = std::process::id().to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &me])
-        .status();
-    std::thread::sleep(Duration::from_secs(60));
-    0
 }
 
 fn abort_me(_: ()) -> u64 {

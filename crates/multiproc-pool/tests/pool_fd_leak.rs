@@ -6,7 +6,7 @@
 
 mod common;
 use common::METHODS;
-use multiproc_testkit::{eventually, is_gone, open_fds};
+use multiproc_testkit::{eventually, is_gone, kill_me, open_fds};
 
 use multiproc::pool::Pool;
 use multiproc::{Error, StartMethod};
@@ -19,16 +19,6 @@ fn inc(x: u64) -> u64 {
 /// `x + 1`, and which worker computed it.
 fn inc_where(x: u64) -> (u64, u32) {
     (x + 1, std::process::id())
-}
-
-/// Kills its own worker with SIGKILL, as `kill -9 <pid>` from outside would.
-fn kill_me(_: ()) -> u64 {
-    let me = std::process::id().to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &me])
-        .status();
-    std::thread::sleep(Duration::from_secs(60));
-    0
 }
 
 /// Whether every one of `pids` is gone (reaped, by us or by the fork server).

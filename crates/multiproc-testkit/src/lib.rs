@@ -366,3 +366,37 @@ pub fn zombie_children() -> usize {
         .filter(|&pid| is_zombie_child(pid))
         .count()
 }
+
+/// Mounts a fresh tmpfs on `target` with the mount `options` (e.g. `"size=1m,mode=1777"`), by
+/// running `mount -t tmpfs -o options tmpfs target`; panics unless that succeeds. Only in a
+/// private mount namespace (a test re-run behind `unshare -m`, see [`run_self`]): it hides what
+/// was mounted there before.
+///
+/// ```no_run
+/// // In a test re-run behind `["unshare", "-m", "--propagation", "private", "--"]`:
+/// multiproc_testkit::mount_tmpfs("/dev/shm", "size=1m,mode=1777");
+/// assert_eq!(std::fs::read_dir("/dev/shm").unwrap().count(), 0);
+/// ```
+pub fn mount_tmpfs(target: &str, options: &str) {
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs", target])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount: {st:?}");
+}
+
+/// A task that kills the process running it with SIGKILL, as `kill -9 <pid>` from outside
+/// would (it runs `kill`), then waits up to a minute for the signal to land; answers 0 only
+/// if it never does. For fault tests: hand it to a pool worker or a child process.
+///
+/// ```no_run
+/// // In a pool test: the worker running this dies, and the pool must notice.
+/// let _ = multiproc_testkit::kill_me(());
+/// unreachable!("killed");
+/// ```
+pub fn kill_me(_: ()) -> u64 {
+    let me = std::process::id().to_string();
+    let _ = Command::new("kill").args(["-9", &me]).status();
+    std::thread::sleep(std::time::Duration::from_secs(60));
+    0
+}

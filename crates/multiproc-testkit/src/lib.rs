@@ -5,6 +5,11 @@
 //! `cargo xtask test` counts and lists the skipped tests), and panics under `CI`, where
 //! everything a test needs is provided and a skip is a defect.
 //!
+//! It also holds the small probes the tests of several crates share, so that each has one
+//! copy: descriptors ([`open_fds`]), processes ([`is_running`], [`is_gone`], [`is_zombie`],
+//! [`is_zombie_child`], [`zombie_children`]), shared memory ([`shm_exists`], [`unique_name`],
+//! [`mount_tmpfs`]), bounded polling ([`eventually`]) and a fault task ([`kill_me`]).
+//!
 //! ```
 //! if !multiproc_testkit::is_root() {
 //!     multiproc_testkit::skip("doc_example", "needs root");

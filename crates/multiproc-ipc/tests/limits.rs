@@ -29,11 +29,7 @@ fn assert_efbig(e: &Error, what: &str) {
 #[test]
 fn a_full_dev_shm_is_enospc_at_create_not_sigbus() {
     const TEST: &str = "a_full_dev_shm_is_enospc_at_create_not_sigbus";
-    if !multiproc_testkit::is_child(TEST) {
-        if !multiproc_testkit::require_root_and_unshare(TEST, &["-m"]) {
-            return;
-        }
-        multiproc_testkit::run_self(TEST, &["unshare", "-m", "--propagation", "private", "--"]);
+    if !multiproc_testkit::in_private_mount_namespace(TEST) {
         return;
     }
     // In our own mount namespace: a 1 MiB /dev/shm that nobody else sees.

@@ -256,11 +256,7 @@ fn ulimit_f_is_an_error_not_sigxfsz() {
 #[test]
 fn a_tiny_dev_shm_does_not_limit_buffers() {
     const TEST: &str = "a_tiny_dev_shm_does_not_limit_buffers";
-    if !multiproc_testkit::is_child(TEST) {
-        if !multiproc_testkit::require_root_and_unshare(TEST, &["-m"]) {
-            return;
-        }
-        multiproc_testkit::run_self(TEST, &["unshare", "-m", "--propagation", "private", "--"]);
+    if !multiproc_testkit::in_private_mount_namespace(TEST) {
         return;
     }
     multiproc_testkit::mount_tmpfs("/dev/shm", "size=1m,mode=1777");

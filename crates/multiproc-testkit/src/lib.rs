@@ -8,7 +8,7 @@
 //! It also holds the small probes the tests of several crates share, so that each has one
 //! copy: descriptors ([`open_fds`]), processes ([`is_running`], [`is_gone`], [`is_zombie`],
 //! [`is_zombie_child`], [`zombie_children`]), shared memory ([`shm_exists`], [`unique_name`],
-//! [`mount_tmpfs`]), bounded polling ([`eventually`]) and a fault task ([`kill_me`]).
+//! [`mount_tmpfs`], [`in_private_mount_namespace`]), bounded polling ([`eventually`]) and a fault task ([`kill_me`]).
 //!
 //! ```
 //! if !multiproc_testkit::is_root() {
@@ -370,6 +370,33 @@ pub fn zombie_children() -> usize {
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| is_zombie_child(pid))
         .count()
+}
+
+/// Runs test `test` in a private mount namespace of its own: called first thing in the test,
+/// it answers `true` in the re-run (behind `unshare -m --propagation private`, see
+/// [`run_self`]), where the test goes on and may mount what it likes; in the test runner it
+/// does the re-run (or skips `test` where that needs root or `unshare` that is missing, see
+/// [`require_root_and_unshare`]) and answers `false`: the test then returns.
+///
+/// ```no_run
+/// #[test]
+/// fn a_tiny_dev_shm_is_enough() {
+///     const TEST: &str = "a_tiny_dev_shm_is_enough";
+///     if !multiproc_testkit::in_private_mount_namespace(TEST) {
+///         return;
+///     }
+///     multiproc_testkit::mount_tmpfs("/dev/shm", "size=1m,mode=1777");
+///     // … the test itself …
+/// }
+/// ```
+pub fn in_private_mount_namespace(test: &str) -> bool {
+    if is_child(test) {
+        return true;
+    }
+    if require_root_and_unshare(test, &["-m"]) {
+        run_self(test, &["unshare", "-m", "--propagation", "private", "--"]);
+    }
+    false
 }
 
 /// Mounts a fresh tmpfs on `target` with the mount `options` (e.g. `"size=1m,mode=1777"`), by

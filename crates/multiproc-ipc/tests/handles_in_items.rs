@@ -7,6 +7,7 @@
 
 mod common;
 use common::{METHODS, kill_rounds, start};
+use multiproc_testkit::{open_fds, shm_exists};
 
 use std::time::Duration;
 
@@ -18,10 +19,6 @@ fn park() -> ! {
     loop {
         std::thread::park();
     }
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
 /// A request queue and a reply queue, made after the child started.
@@ -61,10 +58,6 @@ fn a_queue_inside_an_item_reaches_a_running_child_and_works_both_ways() {
 
 /// The objects that travel in a pipe message, and a word.
 type Kit = (Lock, Event, Value<u64>, SharedMemory, String);
-
-fn on_disk(name: &str) -> bool {
-    std::path::Path::new("/dev/shm").join(name).exists()
-}
 
 /// Receives a kit: reports whether its lock was held elsewhere (in the value) and sets the
 /// event; then adds 10 under the lock, and answers in the shared memory. Sends back a kit
@@ -142,7 +135,7 @@ fn a_lock_an_event_and_a_value_inside_a_pipe_message() {
         assert_eq!(&answer, b"pong", "{m:?}");
         drop(lock2.acquire()); // released by the child
         // The child's segment went with the last holder, the child itself.
-        assert!(!on_disk(&name2), "{m:?}");
+        assert!(!shm_exists(&name2), "{m:?}");
     }
 }
 
@@ -262,7 +255,7 @@ fn kill_producers(_: ()) -> (usize, usize) {
         assert_eq!(&bytes, b"alive", "{m:?}");
         let name = shm.name().to_owned();
         drop(shm);
-        assert!(!on_disk(&name), "{m:?}: {name} left in /dev/shm");
+        assert!(!shm_exists(&name), "{m:?}: {name} left in /dev/shm");
     }
     (before, open_fds())
 }

@@ -4,15 +4,12 @@
 //! environment variable saying which part to run), so that the mount or limit stays there
 //! and a signal death shows as the child's exit status.
 
+use multiproc_testkit::shm_exists;
 use std::io::ErrorKind;
 use std::process::Command;
 
 use multiproc_ipc::shared_memory::SharedMemory;
 use multiproc_ipc::{Error, Queue};
-
-fn on_disk(name: &str) -> bool {
-    std::path::Path::new("/dev/shm").join(name).exists()
-}
 
 fn os_error(e: &Error) -> Option<i32> {
     match e {
@@ -32,32 +29,17 @@ fn assert_efbig(e: &Error, what: &str) {
 #[test]
 fn a_full_dev_shm_is_enospc_at_create_not_sigbus() {
     const TEST: &str = "a_full_dev_shm_is_enospc_at_create_not_sigbus";
-    if !multiproc_testkit::is_child(TEST) {
-        if !multiproc_testkit::require_root_and_unshare(TEST, &["-m"]) {
-            return;
-        }
-        multiproc_testkit::run_self(TEST, &["unshare", "-m", "--propagation", "private", "--"]);
+    if !multiproc_testkit::in_private_mount_namespace(TEST) {
         return;
     }
     // In our own mount namespace: a 1 MiB /dev/shm that nobody else sees.
-    let st = Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=1m,mode=1777",
-            "tmpfs",
-            "/dev/shm",
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success(), "mount: {st:?}");
+    multiproc_testkit::mount_tmpfs("/dev/shm", "size=1m,mode=1777");
 
     // Bigger than the file system: refused at create, nothing left.
     let e = SharedMemory::create(Some("mptest_full_big"), 4_000_000).unwrap_err();
     assert_eq!(os_error(&e), Some(libc::ENOSPC), "{e}");
     assert!(
-        !on_disk("mptest_full_big"),
+        !shm_exists("mptest_full_big"),
         "the failed create left its file"
     );
     let e = SharedMemory::create(None, 4_000_000).unwrap_err();
@@ -68,14 +50,14 @@ fn a_full_dev_shm_is_enospc_at_create_not_sigbus() {
     a.write_at(a.size() - 1, &[7]).unwrap();
     let e = SharedMemory::create(Some("mptest_full_b"), 600_000).unwrap_err();
     assert_eq!(os_error(&e), Some(libc::ENOSPC), "{e}");
-    assert!(!on_disk("mptest_full_b"));
+    assert!(!shm_exists("mptest_full_b"));
     // The failed one gave its pages back: the first is still whole, and the space the
     // second asked for can be had once the first goes.
     let mut b = [0];
     a.read_at(a.size() - 1, &mut b).unwrap();
     assert_eq!(b, [7]);
     drop(a);
-    assert!(!on_disk("mptest_full_a"));
+    assert!(!shm_exists("mptest_full_a"));
     let c = SharedMemory::create(Some("mptest_full_c"), 600_000).unwrap();
     c.write_at(c.size() - 1, &[1]).unwrap();
     drop(c);
@@ -119,7 +101,7 @@ fn ulimit_f_is_efbig_not_sigxfsz() {
     let name = format!("mptest_fsize_{}", std::process::id());
     let e = SharedMemory::create(Some(&name), 4_000_000).unwrap_err();
     assert_efbig(&e, "SharedMemory::create");
-    assert!(!on_disk(&name), "the failed create left its file");
+    assert!(!shm_exists(&name), "the failed create left its file");
 
     // Below the first ring's size: the queue cannot even be made.
     limit_file_size(100 * 1024);

@@ -7,6 +7,7 @@
 
 mod common;
 use common::{METHODS, start};
+use multiproc_testkit::open_fds;
 
 use multiproc_ipc::{Connection, Error, Pipe, Queue};
 use multiproc_spawn::StartMethod;
@@ -87,14 +88,10 @@ fn a_thousand_queues_inside_one_pipe_message_arrive_intact() {
     }
 }
 
-fn open_fds() -> u64 {
-    std::fs::read_dir("/proc/self/fd").unwrap().count() as u64
-}
-
 /// With room for a few descriptors only, takes the item of a thousand queues (its error), then
 /// with room again, the next item, and answers through its one queue.
 fn take_without_room(inbox: Queue<Vec<Queue<u64>>>) -> String {
-    let old = set_soft_nofile(Some(open_fds() + 100));
+    let old = set_soft_nofile(Some(open_fds() as u64 + 100));
     let lost = match inbox.get() {
         Err(Error::Codec(m)) => m,
         other => panic!("expected an error, got {:?}", other.map(|v| v.len())),

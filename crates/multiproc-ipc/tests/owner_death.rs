@@ -4,6 +4,7 @@
 
 mod common;
 use common::{METHODS, start};
+use multiproc_testkit::open_fds;
 
 use std::time::{Duration, Instant};
 
@@ -250,10 +251,6 @@ fn a_waiter_killed_inside_a_barrier_breaks_it_for_the_others() {
         );
         assert!(b.broken());
     }
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod common;
 use common::{METHODS, start};
+use multiproc_testkit::open_fds;
 
 use std::time::{Duration, Instant};
 
@@ -170,10 +171,6 @@ fn sixteen_and_sixty_four_mib_items() {
     assert_eq!(a.recv_bytes().unwrap(), b"");
     drop(a);
     p.join().unwrap();
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
 /// Takes a queue from `inbox` (sent after this process started) and puts into it.

@@ -256,25 +256,10 @@ fn ulimit_f_is_an_error_not_sigxfsz() {
 #[test]
 fn a_tiny_dev_shm_does_not_limit_buffers() {
     const TEST: &str = "a_tiny_dev_shm_does_not_limit_buffers";
-    if !multiproc_testkit::is_child(TEST) {
-        if !multiproc_testkit::require_root_and_unshare(TEST, &["-m"]) {
-            return;
-        }
-        multiproc_testkit::run_self(TEST, &["unshare", "-m", "--propagation", "private", "--"]);
+    if !multiproc_testkit::in_private_mount_namespace(TEST) {
         return;
     }
-    let st = std::process::Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=1m,mode=1777",
-            "tmpfs",
-            "/dev/shm",
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success(), "mount: {st:?}");
+    multiproc_testkit::mount_tmpfs("/dev/shm", "size=1m,mode=1777");
     let mut buf = SharedBuffer::new(8 * MIB).unwrap();
     buf.fill(3);
     assert_eq!(buf[8 * MIB - 1], 3);

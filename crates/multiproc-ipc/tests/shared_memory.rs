@@ -5,26 +5,13 @@
 
 mod common;
 use common::{METHODS, start};
+use multiproc_testkit::{shm_exists, unique_name};
 
 use std::io::ErrorKind;
 use std::time::Duration;
 
 use multiproc_ipc::shared_memory::{SharedMemory, sweep};
 use multiproc_ipc::{Error, Event};
-
-fn on_disk(name: &str) -> bool {
-    std::path::Path::new("/dev/shm").join(name).exists()
-}
-
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "mptest_{tag}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 fn is_kind(e: &Error, kind: ErrorKind) -> bool {
     matches!(e, Error::Io(io) if io.kind() == kind)
@@ -43,10 +30,10 @@ fn open_by_name_and_answer(name: String) -> Vec<u8> {
 #[test]
 fn attach_by_name_sees_writes_both_ways() {
     for m in METHODS {
-        let name = unique("attach");
+        let name = unique_name("mptest_attach");
         let shm = SharedMemory::create(Some(&name), 4096).unwrap();
         assert_eq!((shm.name(), shm.size()), (name.as_str(), 4096));
-        assert!(on_disk(&name));
+        assert!(shm_exists(&name));
         shm.write_at(0, b"hello").unwrap();
         let got = start(m, open_by_name_and_answer, name.clone())
             .join()
@@ -56,7 +43,7 @@ fn attach_by_name_sees_writes_both_ways() {
         shm.read_at(100, &mut answer).unwrap();
         assert_eq!(&answer, b"child was here", "{m:?}");
         shm.unlink().unwrap();
-        assert!(!on_disk(&name));
+        assert!(!shm_exists(&name));
         // Still usable after unlink, as in POSIX.
         shm.write_at(0, b"x").unwrap();
     }
@@ -64,11 +51,11 @@ fn attach_by_name_sees_writes_both_ways() {
 
 #[test]
 fn create_existing_open_missing_and_second_unlink_err() {
-    let name = unique("errs");
+    let name = unique_name("mptest_errs");
     let shm = SharedMemory::create(Some(&name), 10).unwrap();
     let again = SharedMemory::create(Some(&name), 10).unwrap_err();
     assert!(is_kind(&again, ErrorKind::AlreadyExists), "{again:?}");
-    let missing = SharedMemory::open(&unique("missing")).unwrap_err();
+    let missing = SharedMemory::open(&unique_name("mptest_missing")).unwrap_err();
     assert!(is_kind(&missing, ErrorKind::NotFound), "{missing:?}");
     let other = SharedMemory::open(&name).unwrap();
     shm.unlink().unwrap();
@@ -88,7 +75,7 @@ fn generated_names_and_views() {
     let a = SharedMemory::create(None, 100).unwrap();
     let b = SharedMemory::create(None, 100).unwrap();
     assert_ne!(a.name(), b.name());
-    assert!(on_disk(a.name()));
+    assert!(shm_exists(a.name()));
     assert_eq!(a.as_ptr() as usize % 4096, 0);
     a.write_at(3, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]).unwrap();
     let mut all = [0u8; 100];
@@ -102,15 +89,15 @@ fn generated_names_and_views() {
 
 #[test]
 fn the_last_holder_to_drop_removes_the_name() {
-    let name = unique("drop");
+    let name = unique_name("mptest_drop");
     let shm = SharedMemory::create(Some(&name), 10).unwrap();
     let other = SharedMemory::open(&name).unwrap();
     let clone = shm.clone();
     drop(shm);
     drop(other);
-    assert!(on_disk(&name), "a clone still holds it");
+    assert!(shm_exists(&name), "a clone still holds it");
     drop(clone);
-    assert!(!on_disk(&name));
+    assert!(!shm_exists(&name));
     assert!(SharedMemory::open(&name).is_err());
 }
 
@@ -124,7 +111,7 @@ fn open_and_hold((name, ready, done): (String, Event, Event)) {
 #[test]
 fn a_segment_lives_while_another_process_holds_it() {
     for m in METHODS {
-        let name = unique("held");
+        let name = unique_name("mptest_held");
         let (ready, done) = (Event::new().unwrap(), Event::new().unwrap());
         let shm = SharedMemory::create(Some(&name), 10).unwrap();
         let p = start(
@@ -134,12 +121,15 @@ fn a_segment_lives_while_another_process_holds_it() {
         );
         ready.wait();
         drop(shm);
-        assert!(on_disk(&name), "{m:?}: the child still holds it");
+        assert!(shm_exists(&name), "{m:?}: the child still holds it");
         let third = SharedMemory::open(&name).unwrap();
         drop(third);
         done.set();
         p.join().unwrap();
-        assert!(!on_disk(&name), "{m:?}: the last holder's drop unlinked it");
+        assert!(
+            !shm_exists(&name),
+            "{m:?}: the last holder's drop unlinked it"
+        );
     }
 }
 
@@ -187,7 +177,7 @@ fn create_open_and_park((names, ready): (Vec<String>, Event)) {
 #[test]
 fn segments_of_killed_holders_are_swept() {
     for m in METHODS {
-        let names = vec![unique("killed"), unique("killed")];
+        let names = vec![unique_name("mptest_killed"), unique_name("mptest_killed")];
         let ready = Event::new().unwrap();
         // Two processes hold both segments; both are killed with -9.
         let mut ps = Vec::new();
@@ -200,7 +190,7 @@ fn segments_of_killed_holders_are_swept() {
             ));
             ready.wait();
         }
-        assert!(names.iter().all(|n| on_disk(n)));
+        assert!(names.iter().all(|n| shm_exists(n)));
         for p in &ps {
             p.kill().unwrap();
         }
@@ -209,20 +199,20 @@ fn segments_of_killed_holders_are_swept() {
         }
         // The next create (or open, or an explicit sweep) removes them.
         let fresh = SharedMemory::create(None, 1).unwrap();
-        assert!(names.iter().all(|n| !on_disk(n)), "{m:?}: swept");
+        assert!(names.iter().all(|n| !shm_exists(n)), "{m:?}: swept");
         sweep();
-        assert!(on_disk(fresh.name()), "a live segment is never swept");
+        assert!(shm_exists(fresh.name()), "a live segment is never swept");
     }
 }
 
 #[test]
 fn sweep_leaves_live_and_foreign_files_alone() {
-    let live = SharedMemory::create(Some(&unique("live")), 8).unwrap();
+    let live = SharedMemory::create(Some(&unique_name("mptest_live")), 8).unwrap();
     let foreign = format!("mptest_foreign_{}", std::process::id());
     let path = std::path::Path::new("/dev/shm").join(&foreign);
     std::fs::write(&path, vec![0u8; 3 * 4096]).unwrap();
     sweep();
-    assert!(on_disk(live.name()) && path.exists());
+    assert!(shm_exists(live.name()) && path.exists());
     std::fs::remove_file(&path).unwrap();
     // Opening a file that is not ours is an error, not a crash.
     std::fs::write(&path, vec![7u8; 3 * 4096]).unwrap();

@@ -6,6 +6,7 @@
 
 mod common;
 use common::{METHODS, start};
+use multiproc_testkit::open_fds;
 
 use std::time::{Duration, Instant};
 
@@ -455,10 +456,6 @@ fn handles_are_send_sync_debug_and_clone() {
     check(&Array::<u8>::new(1).unwrap());
     let dbg = format!("{:?}", Value::new(3u16).unwrap());
     assert!(dbg.contains('3'), "{dbg}");
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
 fn use_everything(

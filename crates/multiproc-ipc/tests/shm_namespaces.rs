@@ -6,6 +6,7 @@
 //! filtered to the same test, with an environment variable naming the part) inside
 //! `unshare -pf --mount-proc`: a new pid namespace with its own `/proc`, same `/dev/shm`.
 
+use multiproc_testkit::{shm_exists, unique_name};
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
@@ -19,20 +20,6 @@ const PART: &str = "MULTIPROC_SHMNS_PART";
 const NAME: &str = "MULTIPROC_SHMNS_NAME";
 
 const PID_NS: &[&str] = &["-pf", "--mount-proc"];
-
-fn on_disk(name: &str) -> bool {
-    std::path::Path::new("/dev/shm").join(name).exists()
-}
-
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "mptest_ns_{tag}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 fn part() -> Option<String> {
     std::env::var(PART).ok()
@@ -102,18 +89,18 @@ fn segments_survive_sweeps_and_drops_across_pid_namespaces() {
         Some("sweep") => {
             let name = child_name();
             sweep();
-            assert!(on_disk(&name), "swept from inside while held outside");
+            assert!(shm_exists(&name), "swept from inside while held outside");
             let shm = SharedMemory::open(&name).unwrap();
             let mut b = [0; 7];
             shm.read_at(0, &mut b).unwrap();
             assert_eq!(&b, b"outside");
             drop(shm);
             assert!(
-                on_disk(&name),
+                shm_exists(&name),
                 "a drop inside unlinked a segment held outside"
             );
             SharedMemory::create(None, 1).unwrap(); // its sweep, too
-            assert!(on_disk(&name));
+            assert!(shm_exists(&name));
             println!("ready");
             return;
         }
@@ -132,17 +119,17 @@ fn segments_survive_sweeps_and_drops_across_pid_namespaces() {
 
     // 1. Held inside, swept and then shared from outside: the inside drop leaves the name
     //    (we still hold it); ours, the last, removes it.
-    let name = unique("held_inside");
+    let name = unique_name("mptest_ns_held_inside");
     let mut child = start_in_pid_namespace(TEST, "hold", &name);
     let mut out = BufReader::new(child.stdout.take().unwrap());
     wait_for_line(&mut out, "ready");
     sweep();
     assert!(
-        on_disk(&name),
+        shm_exists(&name),
         "a sweep outside removed a segment held inside"
     );
     SharedMemory::create(None, 1).unwrap(); // the automatic sweep, too
-    assert!(on_disk(&name));
+    assert!(shm_exists(&name));
     let ours = SharedMemory::open(&name).unwrap();
     let mut b = [0; 6];
     ours.read_at(0, &mut b).unwrap();
@@ -151,16 +138,16 @@ fn segments_survive_sweeps_and_drops_across_pid_namespaces() {
     wait_for_line(&mut out, "dropped");
     finish(child);
     assert!(
-        on_disk(&name),
+        shm_exists(&name),
         "a drop inside unlinked a segment held outside"
     );
     sweep();
-    assert!(on_disk(&name), "a sweep removed a segment we hold");
+    assert!(shm_exists(&name), "a sweep removed a segment we hold");
     drop(ours);
-    assert!(!on_disk(&name), "the last holder's drop left the name");
+    assert!(!shm_exists(&name), "the last holder's drop left the name");
 
     // 2. Held outside, swept, opened and dropped inside.
-    let name = unique("held_outside");
+    let name = unique_name("mptest_ns_held_outside");
     let ours = SharedMemory::create(Some(&name), 64).unwrap();
     ours.write_at(0, b"outside").unwrap();
     let mut child = start_in_pid_namespace(TEST, "sweep", &name);
@@ -168,21 +155,21 @@ fn segments_survive_sweeps_and_drops_across_pid_namespaces() {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     wait_for_line(&mut out, "ready");
     finish(child);
-    assert!(on_disk(&name));
+    assert!(shm_exists(&name));
     drop(ours);
-    assert!(!on_disk(&name), "the last holder's drop left the name");
+    assert!(!shm_exists(&name), "the last holder's drop left the name");
 
     // 3. A holder inside that died: its segment is swept from outside.
-    let name = unique("dead_inside");
+    let name = unique_name("mptest_ns_dead_inside");
     let mut child = start_in_pid_namespace(TEST, "die", &name);
     drop(child.stdin.take());
     let mut out = BufReader::new(child.stdout.take().unwrap());
     wait_for_line(&mut out, "ready");
     finish(child);
-    assert!(on_disk(&name));
+    assert!(shm_exists(&name));
     assert!(sweep() >= 1, "nothing swept");
     assert!(
-        !on_disk(&name),
+        !shm_exists(&name),
         "the segment of a dead holder was not swept"
     );
 }
@@ -199,7 +186,7 @@ fn open_refuses_files_of_other_users_and_links() {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
-    let name = unique("planted");
+    let name = unique_name("mptest_ns_planted");
     let path = std::path::Path::new("/dev/shm").join(&name);
     // A well-formed segment, so that only the owner and mode can make `open` refuse it.
     let shm = SharedMemory::create(Some(&name), 64).unwrap();
@@ -220,7 +207,7 @@ fn open_refuses_files_of_other_users_and_links() {
     assert!(SharedMemory::open(&name).is_ok());
 
     // A link under the expected name, to a file that would pass: refused.
-    let link = unique("link");
+    let link = unique_name("mptest_ns_link");
     let link_path = path.with_file_name(&link);
     std::os::unix::fs::symlink(&path, &link_path).unwrap();
     assert!(is_denied(SharedMemory::open(&link)));

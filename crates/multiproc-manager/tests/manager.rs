@@ -250,7 +250,7 @@ fn shutdown_stops_the_server_and_every_proxy_answers_closed() {
         multiproc_spawn::spawn(use_after_shutdown, (d.clone(), ready.clone(), go.clone())).unwrap();
     assert!(ready.wait_timeout(Duration::from_secs(20)));
     manager.shutdown().unwrap();
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert!(multiproc_testkit::is_gone(pid));
     go.set();
     assert!(p.join().unwrap());
     assert!(matches!(d.get(&1), Err(Error::Closed)));

@@ -6,6 +6,7 @@
 //! Every blocking step runs on a worker thread and the test thread waits for it with a
 //! timeout, so that a regression fails the test instead of hanging it.
 
+use multiproc_testkit::{is_running, open_fds};
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Condvar, Mutex};
@@ -158,10 +159,6 @@ fn calls_that_depend_on_each_other_from_two_threads_complete() {
     within(&a, "X.wait()").unwrap();
 }
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
 #[test]
 fn a_thousand_short_lived_threads_leak_no_descriptors() {
     let _serial = serial();
@@ -261,16 +258,7 @@ fn threads_calling_at_once_get_their_own_answers_and_their_connections_close() {
 fn server_ends(pid: u32) {
     let gone = on_thread(move || {
         // Gone, or a zombie (the manager's process handle was dropped unjoined).
-        let running = || {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-        };
-        while running() {
+        while is_running(pid) {
             std::thread::yield_now();
         }
     });

@@ -4,10 +4,10 @@
 
 mod common;
 use common::{METHODS, pool};
+use multiproc_testkit::{is_gone, kill_me};
 
 use multiproc::futures::ProcessPoolExecutor;
 use multiproc::{Error, StartMethod};
-use std::path::Path;
 use std::time::Duration;
 
 fn inc(x: u64) -> u64 {
@@ -18,16 +18,6 @@ fn pid(_: ()) -> u32 {
     std::process::id()
 }
 
-/// Kills its own worker with SIGKILL, as `kill -9 <pid>` from outside would.
-fn kill_me(_: ()) -> u64 {
-    let me = std::process::id().to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &me])
-        .status();
-    std::thread::sleep(Duration::from_secs(60));
-    0
-}
-
 fn abort_me(_: ()) -> u64 {
     std::process::abort()
 }
@@ -35,10 +25,6 @@ fn abort_me(_: ()) -> u64 {
 fn nap(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
     ms
-}
-
-fn gone(pid: u32) -> bool {
-    !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[test]
@@ -68,7 +54,7 @@ fn a_killed_worker_fails_only_its_task_and_is_replaced() {
         assert_ne!(before, after, "{m:?}");
         let dead: Vec<_> = before.iter().filter(|x| !after.contains(x)).collect();
         assert_eq!(dead.len(), 1);
-        assert!(gone(*dead[0]));
+        assert!(is_gone(*dead[0]));
     }
 }
 
@@ -148,7 +134,7 @@ fn terminate_with_10000_tasks_queued_fails_them_all() {
         for r in rs {
             assert!(matches!(r.get(), Err(Error::Cancelled)));
         }
-        assert!(pids.iter().all(|&x| gone(x)), "{m:?}");
+        assert!(pids.iter().all(|&x| is_gone(x)), "{m:?}");
         assert!(matches!(p.apply_async(inc, 1), Err(Error::PoolClosed)));
     }
 }
@@ -164,7 +150,7 @@ fn dropping_a_busy_pool_leaves_no_process_and_no_zombie() {
         let imap = p.map_async(inc, 0..100_000).unwrap();
         drop(p);
         // No /proc entry: not running, and not a zombie either.
-        assert!(pids.iter().all(|&x| gone(x)), "{m:?}: {pids:?}");
+        assert!(pids.iter().all(|&x| is_gone(x)), "{m:?}: {pids:?}");
         for r in rs {
             assert!(r.get().is_err());
         }
@@ -179,6 +165,6 @@ fn dropping_a_busy_executor_waits_for_its_work() {
     let fs: Vec<_> = (0..10).map(|i| ex.submit(nap, i).unwrap()).collect();
     drop(ex);
     assert!(fs.iter().all(|f| f.done()));
-    assert!(pids.iter().all(|&x| gone(x)));
+    assert!(pids.iter().all(|&x| is_gone(x)));
     assert_eq!(pid(()), std::process::id());
 }

@@ -6,10 +6,11 @@
 
 mod common;
 use common::METHODS;
+use multiproc_testkit::{eventually, is_gone, kill_me, open_fds};
 
 use multiproc::pool::Pool;
 use multiproc::{Error, StartMethod};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn inc(x: u64) -> u64 {
     x + 1
@@ -20,38 +21,9 @@ fn inc_where(x: u64) -> (u64, u32) {
     (x + 1, std::process::id())
 }
 
-/// Kills its own worker with SIGKILL, as `kill -9 <pid>` from outside would.
-fn kill_me(_: ()) -> u64 {
-    let me = std::process::id().to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &me])
-        .status();
-    std::thread::sleep(Duration::from_secs(60));
-    0
-}
-
-fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-/// Polls `cond` until it holds or `within` passes; whether it held.
-fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// Whether every one of `pids` is gone (reaped, by us or by the fork server).
 fn all_gone(pids: &[u32]) -> bool {
-    pids.iter()
-        .all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+    pids.iter().all(|&p| is_gone(p))
 }
 
 fn replaced_workers_leak_nothing(m: StartMethod) {
@@ -62,14 +34,14 @@ fn replaced_workers_leak_nothing(m: StartMethod) {
         .unwrap()
         .join()
         .unwrap();
-    let without_pool = fds();
+    let without_pool = open_fds();
     let p = Pool::builder()
         .processes(2)
         .maxtasksperchild(1)
         .start_method(m)
         .build()
         .unwrap();
-    let with_pool = fds();
+    let with_pool = open_fds();
     let first = p.pids();
     let mut retired = first.clone();
 
@@ -90,13 +62,13 @@ fn replaced_workers_leak_nothing(m: StartMethod) {
     }
     assert_eq!(p.apply(inc, 1).unwrap(), 2);
     retired.extend(p.pids());
-    let busy = fds();
+    let busy = open_fds();
     // Settled: two fresh workers again, none of the old ones left.
     let settled = eventually(Duration::from_secs(30), || {
         let now = p.pids();
         now.len() == 2
             && now.iter().all(|x| !first.contains(x))
-            && fds() <= with_pool + 2
+            && open_fds() <= with_pool + 2
             && all_gone(
                 &retired
                     .iter()
@@ -105,7 +77,7 @@ fn replaced_workers_leak_nothing(m: StartMethod) {
                     .collect::<Vec<_>>(),
             )
     });
-    let after = fds();
+    let after = open_fds();
     eprintln!(
         "{m:?}: {without_pool} descriptors without the pool, {with_pool} with its first \
          workers, {busy} right after 211 worker replacements, {after} once settled"
@@ -118,11 +90,11 @@ fn replaced_workers_leak_nothing(m: StartMethod) {
     p.close();
     p.join().unwrap();
     drop(p);
-    let gone = eventually(Duration::from_secs(30), || fds() <= without_pool + 2);
+    let gone = eventually(Duration::from_secs(30), || open_fds() <= without_pool + 2);
     assert!(
         gone,
         "{m:?}: {} descriptors open after the pool was joined, {without_pool} before it",
-        fds()
+        open_fds()
     );
     // Pools dropped (so terminated) with work in flight: their workers go, and so do their
     // descriptors, in the background.
@@ -138,12 +110,12 @@ fn replaced_workers_leak_nothing(m: StartMethod) {
         drop(p);
     }
     let gone = eventually(Duration::from_secs(30), || {
-        all_gone(&workers) && fds() <= without_pool + 2
+        all_gone(&workers) && open_fds() <= without_pool + 2
     });
     assert!(
         gone,
         "{m:?}: {} descriptors open after 10 pools were dropped, {without_pool} before them",
-        fds()
+        open_fds()
     );
 }
 

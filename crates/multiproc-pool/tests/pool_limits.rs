@@ -4,6 +4,7 @@
 
 use multiproc::StartMethod;
 use multiproc::pool::Pool;
+use multiproc_testkit::open_fds;
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
 /// The soft limit most distributions start programs with.
@@ -12,10 +13,6 @@ const USUAL_SOFT: u64 = 1024;
 /// two-socket descriptor channel, its lifeline socket, its process's socket and pidfd): the
 /// figure measured here, asserted so that it does not grow unnoticed.
 const FDS_PER_WORKER: usize = 6;
-
-fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
 
 fn double(x: u64) -> u64 {
     x * 2
@@ -48,11 +45,11 @@ fn many_workers(_: ()) -> Result<usize, String> {
             .build()
             .map_err(|e| e.to_string())
     };
-    let before = fds();
+    let before = open_fds();
     let one = build(1)?;
-    let with_one = fds();
+    let with_one = open_fds();
     let seventeen = build(17)?;
-    let with_both = fds();
+    let with_both = open_fds();
     let per_worker = ((with_both - with_one) - (with_one - before)).div_ceil(16);
     drop((one, seventeen));
     let pool = Pool::builder()

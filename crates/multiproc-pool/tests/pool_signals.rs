@@ -3,6 +3,7 @@
 
 mod common;
 use common::METHODS;
+use multiproc_testkit::is_running;
 
 use multiproc::futures::ProcessPoolExecutor;
 use multiproc::pool::Pool;
@@ -14,19 +15,11 @@ fn pid(_: u32) -> u32 {
     std::process::id()
 }
 
-/// Whether process `pid` still exists (a zombie counts as gone: it runs nothing).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat[stat.rfind(')').map_or(0, |i| i + 2)..].starts_with('Z'),
-        Err(_) => false,
-    }
-}
-
 /// Waits (bounded) until none of `pids` exists; the ones left when the deadline passes.
 fn survivors(pids: &[u32]) -> Vec<u32> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+        let left: Vec<u32> = pids.iter().copied().filter(|&p| is_running(p)).collect();
         if left.is_empty() || Instant::now() > deadline {
             return left;
         }
@@ -85,7 +78,7 @@ fn workers_ignore_sigint_by_default_and_keep_it_when_asked() {
         multiproc::signal::kill(worker, Signal::SIGINT).unwrap();
         // Still the same worker afterwards: the signal was ignored, nobody replaced it.
         assert_eq!(pool.apply(pid, 0).unwrap(), worker, "{m:?}");
-        assert!(alive(worker));
+        assert!(is_running(worker));
 
         let ex = ProcessPoolExecutor::builder()
             .max_workers(1)

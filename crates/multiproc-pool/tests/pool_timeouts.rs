@@ -3,6 +3,7 @@
 
 mod common;
 use common::METHODS;
+use multiproc_testkit::{eventually, is_gone, open_fds, zombie_children};
 
 use multiproc::futures::ProcessPoolExecutor;
 use multiproc::pool::Pool;
@@ -59,45 +60,6 @@ fn scratch(tag: &str, m: StartMethod) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// Polls `cond` until it holds or `within` passes; whether it held.
-fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn gone(pid: u32) -> bool {
-    !Path::new(&format!("/proc/{pid}")).exists()
-}
-
-fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-/// Our children that are zombies (ended, not reaped).
-fn zombies() -> usize {
-    let me = std::process::id().to_string();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    dir.flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| {
-            // pid (comm) state ppid …: comm may hold spaces, so split after the last ')'.
-            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-            let mut it = rest.split_whitespace();
-            it.next() == Some("Z") && it.next() == Some(me.as_str())
-        })
-        .count()
 }
 
 #[test]
@@ -210,7 +172,7 @@ fn a_task_that_ignores_sigterm_is_still_stopped() {
             submitted.elapsed()
         );
         assert!(
-            eventually(Duration::from_secs(10), || gone(worker)),
+            eventually(Duration::from_secs(10), || is_gone(worker)),
             "{m:?}: the worker that ignored SIGTERM lives on"
         );
         assert_eq!(p.apply(inc, 1).unwrap(), 2, "{m:?}");
@@ -272,7 +234,7 @@ fn cancelling_a_running_task_frees_its_slot() {
             "{m:?}"
         );
         assert!(
-            eventually(Duration::from_secs(10), || gone(worker)),
+            eventually(Duration::from_secs(10), || is_gone(worker)),
             "{m:?}"
         );
         let s = ex.stats();
@@ -366,7 +328,7 @@ fn timeouts_leak_nothing(m: StartMethod) {
         .unwrap();
     // Warm up (the fork server's connection, the first results).
     assert_eq!(p.apply(inc, 1).unwrap(), 2);
-    let fds_before = fds();
+    let fds_before = open_fds();
     let shm_before = shm_objects();
     let pids_before = p.pids();
     let all: Vec<_> = (0..200)
@@ -385,18 +347,21 @@ fn timeouts_leak_nothing(m: StartMethod) {
     );
     assert_eq!(p.apply(inc, 1).unwrap(), 2);
     for pid in pids_before {
-        assert!(eventually(Duration::from_secs(10), || gone(pid)), "{m:?}");
+        assert!(
+            eventually(Duration::from_secs(10), || is_gone(pid)),
+            "{m:?}"
+        );
     }
     assert!(
-        eventually(Duration::from_secs(10), || fds() <= fds_before + 2),
+        eventually(Duration::from_secs(10), || open_fds() <= fds_before + 2),
         "{m:?}: {} descriptors, {} before",
-        fds(),
+        open_fds(),
         fds_before
     );
     assert!(
-        eventually(Duration::from_secs(10), || zombies() == 0),
+        eventually(Duration::from_secs(10), || zombie_children() == 0),
         "{m:?}: {} zombies",
-        zombies()
+        zombie_children()
     );
     // Each replaced worker had a task queue of its own in shared memory: none is left over.
     // (Other tests of this binary run in processes of their own under nextest; the slack is
@@ -455,7 +420,10 @@ fn a_worker_past_its_memory_limit_retires_after_its_task() {
         }
         let next = p.apply(hoard, 0).unwrap();
         assert_ne!(next, first, "{m:?}");
-        assert!(eventually(Duration::from_secs(10), || gone(first)), "{m:?}");
+        assert!(
+            eventually(Duration::from_secs(10), || is_gone(first)),
+            "{m:?}"
+        );
         let s = p.stats();
         assert_eq!((s.workers_replaced, s.failed), (1, 0), "{m:?}: {s:?}");
     }

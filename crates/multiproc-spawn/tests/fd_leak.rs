@@ -7,9 +7,10 @@
 
 mod common;
 use common::{Gate, METHODS, exits_within};
+use multiproc_testkit::{eventually, is_zombie};
 
 use multiproc_spawn::{Process, StartMethod, active_children, open_fd_count};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SPAWNS: u32 = 100;
 
@@ -22,32 +23,9 @@ fn held(gate: Gate) -> bool {
     gate.wait()
 }
 
-/// Whether `pid` is gone or at least not a zombie (reaped, by us or by the fork server).
-fn reaped(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return true;
-    };
-    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-    after.split_whitespace().next() != Some("Z")
-}
-
 /// How many threads this process has.
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
-}
-
-/// Polls `cond` until it holds or `within` passes; whether it held.
-fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 fn dropped_handles_leak_nothing(m: StartMethod) {
@@ -100,7 +78,7 @@ fn dropped_handles_leak_nothing(m: StartMethod) {
     let settled = eventually(Duration::from_secs(20), || {
         open_fd_count() <= before + 2
             && threads() <= threads_before
-            && dropped.iter().all(|&pid| reaped(pid))
+            && dropped.iter().all(|&pid| !is_zombie(pid))
     });
     let after = open_fd_count();
     eprintln!(
@@ -108,7 +86,7 @@ fn dropped_handles_leak_nothing(m: StartMethod) {
          of them certainly running), {after} after their children ended",
         dropped.len()
     );
-    let zombies: Vec<u32> = dropped.iter().copied().filter(|&p| !reaped(p)).collect();
+    let zombies: Vec<u32> = dropped.iter().copied().filter(|&p| is_zombie(p)).collect();
     assert!(zombies.is_empty(), "{m:?}: zombies left: {zombies:?}");
     assert!(
         settled,
@@ -179,7 +157,7 @@ fn a_forked_child_reaps_its_own_orphans() {
     assert!(
         eventually(Duration::from_secs(20), || parents_orphans
             .iter()
-            .all(|&p| reaped(p))),
+            .all(|&p| !is_zombie(p))),
         "the parent's orphans were not reaped"
     );
 }

@@ -6,8 +6,9 @@
 
 mod common;
 
-use common::{exits_within, is_zombie_child};
+use common::exits_within;
 use multiproc_spawn::{Process, StartMethod, active_children};
+use multiproc_testkit::is_zombie_child;
 use std::time::Duration;
 
 fn parent_pid(_: ()) -> u32 {

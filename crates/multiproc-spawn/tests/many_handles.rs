@@ -5,6 +5,7 @@
 //! under nextest (one process per test) a hang is one timeout and the limits are the test's own.
 
 use multiproc_spawn::{Process, StartMethod, handoff};
+use multiproc_testkit::open_fds;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -161,10 +162,6 @@ fn make_many_with_room(base: Trio) -> Vec<Trio> {
     many(&base.0)
 }
 
-fn open_fds() -> u64 {
-    std::fs::read_dir("/proc/self/fd").unwrap().count() as u64
-}
-
 #[test]
 fn a_parent_without_room_for_a_results_descriptors_gets_an_error_naming_the_cause() {
     raise_nofile();
@@ -184,7 +181,7 @@ fn a_parent_without_room_for_a_results_descriptors_gets_an_error_naming_the_caus
         unsafe {
             assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
             let hard = lim.rlim_cur;
-            lim.rlim_cur = open_fds() + 100;
+            lim.rlim_cur = open_fds() as u64 + 100;
             assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
             let e = Process::builder()
                 .start_method(m)
@@ -225,7 +222,7 @@ fn a_child_without_room_for_its_arguments_descriptors_fails_with_an_error_naming
     let hard = unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
         let hard = lim.rlim_cur;
-        lim.rlim_cur = open_fds() + 100;
+        lim.rlim_cur = open_fds() as u64 + 100;
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
         hard
     };

@@ -4,9 +4,10 @@
 
 mod common;
 
-use common::{METHODS, Reporter, exits_within, hear, is_zombie_child, park_forever};
+use common::{METHODS, Reporter, exits_within, hear, park_forever};
 use multiproc_spawn::{Process, StartMethod, active_children, current_process, parent_process};
 use multiproc_sync::Error;
+use multiproc_testkit::is_zombie_child;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::time::{Duration, Instant};
 

@@ -5,6 +5,11 @@
 //! `cargo xtask test` counts and lists the skipped tests), and panics under `CI`, where
 //! everything a test needs is provided and a skip is a defect.
 //!
+//! It also holds the small probes the tests of several crates share, so that each has one
+//! copy: descriptors ([`open_fds`]), processes ([`is_running`], [`is_gone`], [`is_zombie`],
+//! [`is_zombie_child`], [`zombie_children`]), shared memory ([`shm_exists`], [`unique_name`],
+//! [`mount_tmpfs`], [`in_private_mount_namespace`]), bounded polling ([`eventually`]) and a fault task ([`kill_me`]).
+//!
 //! ```
 //! if !multiproc_testkit::is_root() {
 //!     multiproc_testkit::skip("doc_example", "needs root");
@@ -206,4 +211,224 @@ pub fn require_root_and_unshare(test: &str, args: &[&str]) -> bool {
         return false;
     }
     true
+}
+
+/// How many descriptors this process has open now: the entries of `/proc/self/fd`. The count
+/// includes the one descriptor opened to read that directory, so it is one more than the
+/// descriptors open before and after the call; compare two counts, not a count with a
+/// constant. Panics if `/proc/self/fd` cannot be read.
+///
+/// ```
+/// let before = multiproc_testkit::open_fds();
+/// let file = std::fs::File::open("/proc/self/status").unwrap();
+/// assert!(multiproc_testkit::open_fds() > before);
+/// drop(file);
+/// ```
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Polls `cond` every 2 ms until it holds or `within` passes; whether it held. For what the
+/// test cannot wait on (a descriptor closed, a process reaped by someone else).
+///
+/// ```
+/// use std::time::Duration;
+/// let mut n = 0;
+/// assert!(multiproc_testkit::eventually(Duration::from_secs(5), || {
+///     n += 1;
+///     n == 3
+/// }));
+/// assert!(!multiproc_testkit::eventually(Duration::from_millis(10), || false));
+/// ```
+pub fn eventually(within: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Whether the POSIX shared-memory object `name` (without the leading `/`) exists: whether
+/// `/dev/shm/name` does.
+///
+/// ```
+/// assert!(!multiproc_testkit::shm_exists(&multiproc_testkit::unique_name("mptest_doc")));
+/// ```
+pub fn shm_exists(name: &str) -> bool {
+    std::path::Path::new("/dev/shm").join(name).exists()
+}
+
+/// A name no other call in any process makes: `{prefix}_{pid}_{n}`, `n` counting the calls
+/// of this process.
+///
+/// ```
+/// let a = multiproc_testkit::unique_name("mptest_doc");
+/// let b = multiproc_testkit::unique_name("mptest_doc");
+/// assert_ne!(a, b);
+/// assert!(a.starts_with(&format!("mptest_doc_{}_", std::process::id())));
+/// ```
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The state letter and the parent of process `pid`, from `/proc/pid/stat` (`pid (comm) state
+/// ppid …`: the command may hold spaces and parentheses, so the fields after the last `)`);
+/// `None` if there is no such process.
+fn stat_of(pid: u32) -> Option<(String, Option<u32>)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let mut fields = after.split_whitespace();
+    let state = fields.next().unwrap_or("").to_owned();
+    Some((state, fields.next().and_then(|p| p.parse().ok())))
+}
+
+/// Whether process `pid` exists and is not a zombie (a zombie runs nothing: it has ended and
+/// waits only to be reaped).
+///
+/// ```
+/// assert!(multiproc_testkit::is_running(std::process::id()));
+/// let mut child = std::process::Command::new("true").spawn().unwrap();
+/// child.wait().unwrap();
+/// assert!(!multiproc_testkit::is_running(child.id()));
+/// ```
+pub fn is_running(pid: u32) -> bool {
+    stat_of(pid).is_some_and(|(state, _)| state != "Z")
+}
+
+/// Whether process `pid` is gone altogether (`/proc/pid` does not exist): ended and reaped.
+/// A zombie is not gone.
+///
+/// ```
+/// assert!(!multiproc_testkit::is_gone(std::process::id()));
+/// let mut child = std::process::Command::new("true").spawn().unwrap();
+/// child.wait().unwrap();
+/// assert!(multiproc_testkit::is_gone(child.id()));
+/// ```
+pub fn is_gone(pid: u32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Whether process `pid` is a zombie (ended, not yet reaped by its parent, whichever that is).
+/// A process that is gone, or still runs, is not.
+///
+/// ```
+/// let mut child = std::process::Command::new("true").spawn().unwrap();
+/// let pid = child.id();
+/// assert!(multiproc_testkit::eventually(
+///     std::time::Duration::from_secs(10),
+///     || multiproc_testkit::is_zombie(pid)
+/// ));
+/// child.wait().unwrap();
+/// assert!(!multiproc_testkit::is_zombie(pid));
+/// ```
+pub fn is_zombie(pid: u32) -> bool {
+    stat_of(pid).is_some_and(|(state, _)| state == "Z")
+}
+
+/// Whether `pid` is a zombie child of this process (ended, not yet reaped by us).
+///
+/// ```
+/// let mut child = std::process::Command::new("true").spawn().unwrap();
+/// let pid = child.id();
+/// assert!(multiproc_testkit::eventually(
+///     std::time::Duration::from_secs(10),
+///     || multiproc_testkit::is_zombie_child(pid)
+/// ));
+/// child.wait().unwrap();
+/// assert!(!multiproc_testkit::is_zombie_child(pid));
+/// ```
+pub fn is_zombie_child(pid: u32) -> bool {
+    stat_of(pid).is_some_and(|(state, ppid)| state == "Z" && ppid == Some(std::process::id()))
+}
+
+/// How many zombie children this process has now (ended, not reaped).
+///
+/// ```
+/// let mut child = std::process::Command::new("true").spawn().unwrap();
+/// assert!(multiproc_testkit::eventually(
+///     std::time::Duration::from_secs(10),
+///     || multiproc_testkit::zombie_children() >= 1
+/// ));
+/// child.wait().unwrap();
+/// ```
+pub fn zombie_children() -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| is_zombie_child(pid))
+        .count()
+}
+
+/// Runs test `test` in a private mount namespace of its own: called first thing in the test,
+/// it answers `true` in the re-run (behind `unshare -m --propagation private`, see
+/// [`run_self`]), where the test goes on and may mount what it likes; in the test runner it
+/// does the re-run (or skips `test` where that needs root or `unshare` that is missing, see
+/// [`require_root_and_unshare`]) and answers `false`: the test then returns.
+///
+/// ```no_run
+/// #[test]
+/// fn a_tiny_dev_shm_is_enough() {
+///     const TEST: &str = "a_tiny_dev_shm_is_enough";
+///     if !multiproc_testkit::in_private_mount_namespace(TEST) {
+///         return;
+///     }
+///     multiproc_testkit::mount_tmpfs("/dev/shm", "size=1m,mode=1777");
+///     // … the test itself …
+/// }
+/// ```
+pub fn in_private_mount_namespace(test: &str) -> bool {
+    if is_child(test) {
+        return true;
+    }
+    if require_root_and_unshare(test, &["-m"]) {
+        run_self(test, &["unshare", "-m", "--propagation", "private", "--"]);
+    }
+    false
+}
+
+/// Mounts a fresh tmpfs on `target` with the mount `options` (e.g. `"size=1m,mode=1777"`), by
+/// running `mount -t tmpfs -o options tmpfs target`; panics unless that succeeds. Only in a
+/// private mount namespace (a test re-run behind `unshare -m`, see [`run_self`]): it hides what
+/// was mounted there before.
+///
+/// ```no_run
+/// // In a test re-run behind `["unshare", "-m", "--propagation", "private", "--"]`:
+/// multiproc_testkit::mount_tmpfs("/dev/shm", "size=1m,mode=1777");
+/// assert_eq!(std::fs::read_dir("/dev/shm").unwrap().count(), 0);
+/// ```
+pub fn mount_tmpfs(target: &str, options: &str) {
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs", target])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount: {st:?}");
+}
+
+/// A task that kills the process running it with SIGKILL, as `kill -9 <pid>` from outside
+/// would (it runs `kill`), then waits up to a minute for the signal to land; answers 0 only
+/// if it never does. For fault tests: hand it to a pool worker or a child process.
+///
+/// ```no_run
+/// // In a pool test: the worker running this dies, and the pool must notice.
+/// let _ = multiproc_testkit::kill_me(());
+/// unreachable!("killed");
+/// ```
+pub fn kill_me(_: ()) -> u64 {
+    let me = std::process::id().to_string();
+    let _ = Command::new("kill").args(["-9", &me]).status();
+    std::thread::sleep(std::time::Duration::from_secs(60));
+    0
 }

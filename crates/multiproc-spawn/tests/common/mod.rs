@@ -70,18 +70,6 @@ pub fn exits_within(pid: u32, timeout: Duration) -> bool {
     }
 }
 
-/// Whether `pid` is a zombie child of this process.
-pub fn is_zombie_child(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-    let mut fields = after.split_whitespace();
-    let state = fields.next();
-    let ppid: Option<u32> = fields.next().and_then(|p| p.parse().ok());
-    state == Some("Z") && ppid == Some(std::process::id())
-}
-
 /// Parks the calling process for ever (until a test signals it).
 pub fn park_forever() -> ! {
     loop {

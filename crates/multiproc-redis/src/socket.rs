@@ -163,6 +163,47 @@ fn tcp(host: &str, port: u16, connect: Duration) -> RedisResult<TcpStream> {
     })
 }
 
+/// Whether the server at `host:port` answers a TLS client hello with a TLS record: a plain
+/// `redis://` client that the server hung up on is then talking plaintext to a TLS port,
+/// which retrying cannot mend (a server that restarts refuses the connection instead). The
+/// probe sends a client hello (no certificate is checked: only the first bytes of the answer
+/// count) and reads at most 5 bytes, within `t` for the connect and `t` for the answer.
+pub(crate) fn speaks_tls(host: &str, port: u16, t: Duration) -> bool {
+    let Ok(mut sock) = tcp(host, port, t) else {
+        return false;
+    };
+    if set_tcp_timeouts(&sock, t).is_err() {
+        return false;
+    }
+    let provider = Arc::new(crate::conn::crypto_provider());
+    let Ok(builder) =
+        rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()
+    else {
+        return false;
+    };
+    let config = builder
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    use rustls::pki_types::ServerName;
+    // Any name will do: the probe stops before the certificate would be checked.
+    let Ok(name) = ServerName::try_from(host.to_string())
+        .or_else(|_| ServerName::try_from("localhost".to_string()))
+    else {
+        return false;
+    };
+    let Ok(mut conn) = rustls::ClientConnection::new(Arc::new(config), name) else {
+        return false;
+    };
+    while conn.wants_write() {
+        if conn.write_tls(&mut sock).is_err() {
+            return false;
+        }
+    }
+    // A TLS handshake record: content type 22, protocol major version 3.
+    let mut head = [0u8; 2];
+    sock.read_exact(&mut head).is_ok() && head == [0x16, 0x03]
+}
+
 /// The TLS handshake with `host` on `sock`, blocking, within `connect`. A certificate that
 /// does not verify (or a server that refuses ours) is `InvalidClientConfig`, which is not
 /// retried; a socket error stays an I/O error, which is.
@@ -281,7 +322,8 @@ impl Wire {
             auth.arg(password);
             if let Err(e) = auth.query::<()>(&mut wire) {
                 return Err(match e.kind() {
-                    ErrorKind::Server(_) => (
+                    // WRONGPASS is no code the `redis` crate names: an `Extension`.
+                    ErrorKind::Server(_) | ErrorKind::Extension => (
                         ErrorKind::AuthenticationFailed,
                         "the server refused the password",
                         e.to_string(),

@@ -472,6 +472,24 @@ fn refusals_are_clear_and_quick() {
         Client::open(&rogue),
         &["certificate", "Certificate"],
     );
+    // A worker refused the same way stops at once too, where it would wait out an outage;
+    // the plaintext one is told why.
+    let plaintext = format!("redis://app:app-pw@127.0.0.1:{port}/0");
+    for (what, url, want) in [
+        ("worker in plaintext", plaintext, "rediss://"),
+        ("worker with a rogue CA", rogue.clone(), "certificate"),
+    ] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(Worker::new(&url).namespace(NS).run_in_this_process());
+        });
+        let e = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{what}: still retrying"))
+            .expect_err(what)
+            .to_string();
+        assert!(e.contains(want), "{what}: {e}");
+    }
     // A client certificate from an authority the server does not trust.
     let stranger = format!(
         "rediss://app:app-pw@127.0.0.1:{port}/0?cacert={}&cert={}&key={}",

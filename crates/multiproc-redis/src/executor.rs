@@ -808,6 +808,12 @@ impl Worker {
         self
     }
 
+    /// The [`prefetch`](Worker::prefetch) set (for the command line's tests).
+    #[cfg(test)]
+    pub(crate) fn prefetch_setting(&self) -> usize {
+        self.prefetch
+    }
+
     /// The executor namespace to serve.
     ///
     /// ```

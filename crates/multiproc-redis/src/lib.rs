@@ -52,9 +52,10 @@
 //! parsed) and hands them to both paths: its own polling socket, wrapped in rustls, and the
 //! `redis` crate's connections ([`Client::raw_connection`]), through the crate's `tls-rustls`.
 //! `#insecure` (no certificate check) is refused. A refused password, a certificate that does
-//! not verify or a missing file fails at once with `Err(Redis)` naming the server, never
-//! retried for the reconnect window; a command outside the user's ACL answers `NOPERM` at
-//! once. The README's "Securing the server" gives the ACL line the workers need, which
+//! not verify, plaintext `redis://` on a TLS port (the error says so) or a missing file fails
+//! at once with `Err(Redis)` naming the server, never retried for the reconnect window; a
+//! command outside the user's ACL answers `NOPERM` at once. A [`Worker`] stops on these
+//! too, where it waits out an outage. The README's "Securing the server" gives the ACL line the workers need, which
 //! `tests/secure.rs` runs an executor, its workers, a queue and a lock through.
 //!
 //! ```
@@ -78,11 +79,14 @@
 //!   reconnect. A future answers once: asked again after it answered, it says
 //!   `Err(Invalid)`.
 //! - **Workers wait for the server.** [`Worker::run`], [`Worker::run_in_this_process`],
-//!   [`worker_main`] and [`worker_cli`] never give up on an unreachable server (only a URL
-//!   that does not parse fails at once): every failure is logged through `tracing` (at
-//!   `warn`) and retried after a pause from 1 s doubling up to 30 s, reset by a success. A
-//!   worker started while the server is down waits for it. A task whose outcome cannot be
-//!   stored is kept, and stored once the server answers.
+//!   [`worker_main`] and [`worker_cli`] never give up on an unreachable server: every
+//!   failure is logged through `tracing` (at `warn`) and retried after a pause from 1 s
+//!   doubling up to 30 s, reset by a success. A worker started while the server is down
+//!   waits for it. A task whose outcome cannot be stored is kept, and stored once the server
+//!   answers. What no wait mends fails at once with the `Err(Redis)` that [`Client::open`]
+//!   gives: a URL that does not parse, and the server refusing the worker's configuration (a
+//!   wrong password or unknown user, `NOPERM`, a certificate that does not verify, plaintext
+//!   on a TLS port; see [`Worker::run`]).
 //! - **A cut longer than the heartbeat counts as a death.** A worker whose heartbeat key
 //!   expired (dead, or cut off: the server cannot tell) has its tasks requeued, each such
 //!   requeue counting towards [`ExecutorBuilder::max_attempts`]; when the cut-off worker

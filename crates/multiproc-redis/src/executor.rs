@@ -799,6 +799,8 @@ impl Worker {
     /// towards [`ExecutorBuilder::max_attempts`], started or not). None waits behind a long
     /// task: once a task has run for 50 ms, the tasks prefetched behind it go back to the
     /// head of the queue for other workers, and the outcomes finished before it are stored.
+    /// [`info`](crate::info()) lists the tasks taken ahead as `prefetched`, apart from the one
+    /// running. The command line's `--prefetch N` sets it (see [`worker_cli`](crate::worker_cli)).
     ///
     /// ```
     /// let w = multiproc::redis::Worker::new("redis://127.0.0.1/").prefetch(4);
@@ -1395,6 +1397,11 @@ fn finish(
     Ok(())
 }
 
+/// Test hook (see [`crate::__keep_prefetched`]): the watchdogs of this process give nothing
+/// back, so that a test sees a worker's prefetched tasks behind a long one.
+pub(crate) static KEEP_PREFETCHED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// The prefetching worker's watchdog: once a task has run for [`PREFETCH_RELEASE`], the
 /// tasks prefetched behind it go back to the queue for other workers, and the outcomes
 /// finished before it are stored, so that neither waits on a long task.
@@ -1413,7 +1420,8 @@ fn release_loop(
         let long = h
             .running_since
             .is_some_and(|t| t.elapsed() >= PREFETCH_RELEASE);
-        if !long || (h.is_empty() && h.waiting.is_empty()) {
+        let held_back = KEEP_PREFETCHED.load(std::sync::atomic::Ordering::Relaxed);
+        if !long || held_back || (h.is_empty() && h.waiting.is_empty()) {
             continue;
         }
         let Some(processing) = rx.processing_key() else {

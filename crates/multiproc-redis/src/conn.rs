@@ -11,7 +11,7 @@
 //! at most the time left plus [`GRACE`], the reconnect window ends at the deadline, and a
 //! deadline passed with the server out of reach is `Err(Timeout)`.
 
-use crate::socket::Wire;
+use crate::socket::{Wire, crypto_provider};
 use multiproc_sync::{Error, Result};
 use redis::{ErrorKind, RedisError, RedisResult};
 use std::fmt;
@@ -674,12 +674,4 @@ impl TlsFiles {
             },
         ))
     }
-}
-
-/// The cryptography under TLS: *ring*, which builds with a C compiler alone (no system
-/// OpenSSL, no CMake as aws-lc-rs needs). rustls marks it deprecated for lacking the
-/// post-quantum key exchange; classical ECDHE is what Redis servers offer today.
-#[allow(deprecated)]
-pub(crate) fn crypto_provider() -> rustls::crypto::CryptoProvider {
-    rustls::crypto::ring::default_provider()
 }

@@ -175,7 +175,7 @@ pub(crate) fn speaks_tls(host: &str, port: u16, t: Duration) -> bool {
     if set_tcp_timeouts(&sock, t).is_err() {
         return false;
     }
-    let provider = Arc::new(crate::conn::crypto_provider());
+    let provider = Arc::new(crypto_provider());
     let Ok(builder) =
         rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()
     else {
@@ -202,6 +202,14 @@ pub(crate) fn speaks_tls(host: &str, port: u16, t: Duration) -> bool {
     // A TLS handshake record: content type 22, protocol major version 3.
     let mut head = [0u8; 2];
     sock.read_exact(&mut head).is_ok() && head == [0x16, 0x03]
+}
+
+/// The cryptography under TLS: *ring*, which builds with a C compiler alone (no system
+/// OpenSSL, no CMake as aws-lc-rs needs). rustls marks it deprecated for lacking the
+/// post-quantum key exchange; classical ECDHE is what Redis servers offer today.
+#[allow(deprecated)]
+pub(crate) fn crypto_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
 }
 
 /// The TLS handshake with `host` on `sock`, blocking, within `connect`. A certificate that

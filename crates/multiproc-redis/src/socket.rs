@@ -113,11 +113,46 @@ impl Stream {
     }
 }
 
-/// The reader the parser pulls from: spins, then blocks (see the module documentation).
-struct Spinning<'a>(&'a mut Stream);
+/// The reader the parser pulls from: spins, then blocks (see the module documentation). The
+/// second field takes the alert of a server that refused this client's TLS certificate
+/// (see [`refused_certificate`]).
+struct Spinning<'a>(&'a mut Stream, &'a mut Option<String>);
+
+/// The alert, when `e` is a TLS server refusing this client's certificate. Under TLS 1.3 the
+/// server checks a client certificate after the client's side of the handshake is over, so
+/// its refusal arrives with the first reply instead of failing the handshake.
+fn refused_certificate(e: &io::Error) -> Option<String> {
+    use rustls::AlertDescription as A;
+    match e.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::AlertReceived(
+            alert @ (A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::AccessDenied
+            | A::CertificateRequired
+            | A::HandshakeFailure),
+        ) => Some(format!("{alert:?}")),
+        _ => None,
+    }
+}
 
 impl Read for Spinning<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = self.read_spinning(buf);
+        if let Err(e) = &r
+            && let Some(alert) = refused_certificate(e)
+        {
+            *self.1 = Some(alert);
+        }
+        r
+    }
+}
+
+impl Spinning<'_> {
+    fn read_spinning(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut started: Option<Instant> = None;
         loop {
             match self.0.read_some(buf) {
@@ -262,6 +297,8 @@ pub(crate) struct Wire {
     open: bool,
     /// The socket's read and write timeout now (set again only when it changes).
     io: Duration,
+    /// The alert of a TLS server that refused this client's certificate (see [`Spinning`]).
+    refused: Option<String>,
 }
 
 /// Test hook (see [`crate::__lose_next_blpop_reply`]): the next `BLPOP` reply that popped
@@ -321,6 +358,7 @@ impl Wire {
             db: settings.db(),
             open: true,
             io,
+            refused: None,
         };
         if let Some(password) = settings.password() {
             let mut auth = redis::cmd("AUTH");
@@ -400,10 +438,21 @@ impl Wire {
     }
 
     fn recv(&mut self) -> RedisResult<Value> {
-        let r = self.parser.parse_value(Spinning(&mut self.stream));
+        let r = self
+            .parser
+            .parse_value(Spinning(&mut self.stream, &mut self.refused));
         if r.is_err() {
             // An I/O or protocol error leaves the stream at an unknown point of a reply.
             self.open = false;
+            if let Some(alert) = self.refused.take() {
+                // Not an outage: retrying cannot mend it (see `crate::conn`).
+                return Err((
+                    ErrorKind::InvalidClientConfig,
+                    "TLS refused",
+                    format!("the server refused this client's certificate (alert {alert})"),
+                )
+                    .into());
+            }
         }
         r
     }

@@ -472,12 +472,30 @@ fn refusals_are_clear_and_quick() {
         Client::open(&rogue),
         &["certificate", "Certificate"],
     );
+    // A client certificate from an authority the server does not trust.
+    let stranger = format!(
+        "rediss://app:app-pw@127.0.0.1:{port}/0?cacert={}&cert={}&key={}",
+        c.path("ca.pem").display(),
+        c.path("stranger.pem").display(),
+        c.path("stranger.key").display()
+    );
+    assert!(Queue::<u8>::open(&stranger, "app-q").is_err());
     // A worker refused the same way stops at once too, where it would wait out an outage;
     // the plaintext one is told why.
     let plaintext = format!("redis://app:app-pw@127.0.0.1:{port}/0");
     for (what, url, want) in [
         ("worker in plaintext", plaintext, "rediss://"),
         ("worker with a rogue CA", rogue.clone(), "certificate"),
+        (
+            "worker with a stranger's certificate",
+            stranger.clone(),
+            "certificate",
+        ),
+        (
+            "worker without a client certificate",
+            no_cert.clone(),
+            "certificate",
+        ),
     ] {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -490,14 +508,6 @@ fn refusals_are_clear_and_quick() {
             .to_string();
         assert!(e.contains(want), "{what}: {e}");
     }
-    // A client certificate from an authority the server does not trust.
-    let stranger = format!(
-        "rediss://app:app-pw@127.0.0.1:{port}/0?cacert={}&cert={}&key={}",
-        c.path("ca.pem").display(),
-        c.path("stranger.pem").display(),
-        c.path("stranger.key").display()
-    );
-    assert!(Queue::<u8>::open(&stranger, "app-q").is_err());
     // Settings that cannot work are refused before connecting.
     quick(
         "half a client cert",

@@ -11,7 +11,7 @@
 //! at most the time left plus [`GRACE`], the reconnect window ends at the deadline, and a
 //! deadline passed with the server out of reach is `Err(Timeout)`.
 
-use crate::socket::Wire;
+use crate::socket::{Wire, crypto_provider};
 use multiproc_sync::{Error, Result};
 use redis::{ErrorKind, RedisError, RedisResult};
 use std::fmt;
@@ -186,9 +186,10 @@ impl Client {
             .map_err(|e| self.error("cannot connect to", &e))?;
         con.set_read_timeout(Some(READ_TIMEOUT))
             .map_err(|e| self.error("cannot configure", &e))?;
-        redis::cmd("PING")
-            .query::<()>(&mut con)
-            .map_err(|e| self.error("cannot talk to", &e))?;
+        redis::cmd("PING").query::<()>(&mut con).map_err(|e| {
+            self.plaintext_on_tls("cannot talk to", &e, Duration::from_secs(5))
+                .unwrap_or_else(|| self.error("cannot talk to", &e))
+        })?;
         Ok(con)
     }
 
@@ -220,11 +221,46 @@ impl Client {
             cap(Duration::from_secs(5)),
             cap(READ_TIMEOUT),
         )
-        .map_err(|e| (is_refusal(&e), self.error("cannot connect to", &e)))?;
+        .map_err(|e| self.refusal_or("cannot connect to", &e, cap(Duration::from_secs(5))))?;
         redis::cmd("PING")
             .query::<()>(&mut wire)
-            .map_err(|e| (is_refusal(&e), self.error("cannot talk to", &e)))?;
+            .map_err(|e| self.refusal_or("cannot talk to", &e, cap(Duration::from_secs(5))))?;
         Ok(wire)
+    }
+
+    /// The error of a failed connect, flagged when retrying cannot mend it (see
+    /// [`is_refusal`]); a refusal of this client's configuration is noted for
+    /// [`is_refused`]. A plain TCP connection the server hung up on is probed for TLS
+    /// ([`speaks_tls`](crate::socket::speaks_tls), within `t`): plaintext on a TLS port is
+    /// such a refusal too.
+    fn refusal_or(&self, what: &str, e: &RedisError, t: Duration) -> (bool, Error) {
+        if let Some(err) = self.plaintext_on_tls(what, e, t) {
+            return (true, note_refusal(err));
+        }
+        let err = self.error(what, e);
+        if refuses(e) {
+            return (true, note_refusal(err));
+        }
+        (is_refusal(e), err)
+    }
+
+    /// `Some` error saying so when `e` is a plain TCP connection's hang-up and the server
+    /// answers a TLS client hello.
+    fn plaintext_on_tls(&self, what: &str, e: &RedisError, t: Duration) -> Option<Error> {
+        let redis::ConnectionAddr::Tcp(host, port) = self.inner.get_connection_info().addr() else {
+            return None;
+        };
+        // A hang-up only: not a refused connect, a timeout or an answer of the server.
+        let hung_up = e.is_io_error() || e.is_connection_dropped();
+        if !hung_up || e.is_connection_refusal() || e.is_timeout() {
+            return None;
+        }
+        crate::socket::speaks_tls(host, *port, t).then(|| {
+            Error::Redis(format!(
+                "{what} {}: the server speaks TLS on this port: use a rediss:// URL ({e})",
+                self.shown
+            ))
+        })
     }
 
     /// Whether the server answers a PING within about `t`, if only with a refusal (for
@@ -282,7 +318,9 @@ fn is_transient(e: &RedisError) -> bool {
 }
 
 /// Whether `e` is the server (or its certificate) refusing this client: a wrong password, a
-/// user without the right to a command, a certificate that does not verify, a missing file.
+/// user without the right to a command, a certificate that does not verify, a missing file;
+/// on a connect, any answer of the server but "not now" (a full server's "max number of
+/// clients" too: see [`refuses`] for the narrower set that a worker gives up on).
 /// Retrying cannot mend it, so a reconnect fails at once with it instead of retrying for the
 /// reconnect window.
 fn is_refusal(e: &RedisError) -> bool {
@@ -293,6 +331,47 @@ fn is_refusal(e: &RedisError) -> bool {
         ErrorKind::Server(_) | ErrorKind::Extension => !is_transient(e),
         _ => false,
     }
+}
+
+/// Whether `e` is this client's configuration refused: a wrong password or unknown user
+/// (`WRONGPASS`, `NOAUTH`), a command outside the user's ACL (`NOPERM`), a certificate that
+/// does not verify or TLS settings that cannot work. Unlike a server that is down,
+/// restarting or full, no wait mends it: a [`Worker`](crate::Worker) stops on it (see
+/// [`is_refused`]) where it waits out an outage.
+fn refuses(e: &RedisError) -> bool {
+    const CODES: [&str; 3] = ["NOPERM", "NOAUTH", "WRONGPASS"];
+    match e.kind() {
+        ErrorKind::AuthenticationFailed | ErrorKind::InvalidClientConfig => true,
+        ErrorKind::Server(redis::ServerErrorKind::NoPerm) => true,
+        ErrorKind::Extension => {
+            e.code().is_some_and(|c| CODES.contains(&c)) || {
+                // A pipeline's error names no code: its text starts with the first one's.
+                let text = e.to_string();
+                CODES.iter().any(|c| text.contains(c))
+            }
+        }
+        _ => false,
+    }
+}
+
+thread_local! {
+    /// The text of the last refusal error (see [`refuses`]) this thread's calls returned.
+    static REFUSED: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Notes `e` as a refusal of this client's configuration (see [`is_refused`]).
+fn note_refusal(e: Error) -> Error {
+    REFUSED.with(|r| *r.borrow_mut() = Some(e.to_string()));
+    e
+}
+
+/// Whether `e`, returned by a call of this crate on this thread, is this client's
+/// configuration refused by the server (see [`refuses`]) rather than an outage. The error
+/// type stays `Err(Redis)` with the same words as elsewhere; the classification travels
+/// beside it, so that errors passed on through other layers (a queue's take) keep it.
+pub(crate) fn is_refused(e: &Error) -> bool {
+    let text = e.to_string();
+    REFUSED.with(|r| r.borrow().as_deref() == Some(text.as_str()))
 }
 
 /// Whether `e` means the connection is gone (as opposed to an answer from the server).
@@ -380,7 +459,10 @@ impl Conn {
                     std::thread::sleep(left().map_or(pause, |l| pause.min(l)));
                     pause = (pause * 2).min(Duration::from_millis(200));
                 }
-                Err(e) => return Err(self.client.error("command failed at", &e)),
+                Err(e) => {
+                    let err = self.client.error("command failed at", &e);
+                    return Err(if refuses(&e) { note_refusal(err) } else { err });
+                }
             }
         }
     }
@@ -407,7 +489,8 @@ impl Conn {
             if is_broken(&e) {
                 self.con = None;
             }
-            self.client.error("command failed at", &e)
+            let err = self.client.error("command failed at", &e);
+            if refuses(&e) { note_refusal(err) } else { err }
         })
     }
 }
@@ -591,12 +674,4 @@ impl TlsFiles {
             },
         ))
     }
-}
-
-/// The cryptography under TLS: *ring*, which builds with a C compiler alone (no system
-/// OpenSSL, no CMake as aws-lc-rs needs). rustls marks it deprecated for lacking the
-/// post-quantum key exchange; classical ECDHE is what Redis servers offer today.
-#[allow(deprecated)]
-fn crypto_provider() -> rustls::crypto::CryptoProvider {
-    rustls::crypto::ring::default_provider()
 }

@@ -32,7 +32,7 @@
 //! a wake-up, and the next round reads the outcome again. Once read, it is deleted with its
 //! notification list: a finished, read task leaves no key behind.
 
-use crate::conn::{BLOCK_CHUNK, Client, Conn, Pool, random_token};
+use crate::conn::{BLOCK_CHUNK, Client, Conn, Pool, is_refused, random_token};
 use crate::queue::{DEFAULT_HEARTBEAT, PUT_CHUNK, RawQueue, Receiver};
 use multiproc_spawn::decode::decode_exact;
 use multiproc_spawn::fnref::FnRef;
@@ -799,6 +799,8 @@ impl Worker {
     /// towards [`ExecutorBuilder::max_attempts`], started or not). None waits behind a long
     /// task: once a task has run for 50 ms, the tasks prefetched behind it go back to the
     /// head of the queue for other workers, and the outcomes finished before it are stored.
+    /// [`info`](crate::info()) lists the tasks taken ahead as `prefetched`, apart from the one
+    /// running. The command line's `--prefetch N` sets it (see [`worker_cli`](crate::worker_cli)).
     ///
     /// ```
     /// let w = multiproc::redis::Worker::new("redis://127.0.0.1/").prefetch(4);
@@ -806,6 +808,12 @@ impl Worker {
     pub fn prefetch(mut self, n: usize) -> Self {
         self.prefetch = n.max(1);
         self
+    }
+
+    /// The [`prefetch`](Worker::prefetch) set (for the command line's tests).
+    #[cfg(test)]
+    pub(crate) fn prefetch_setting(&self) -> usize {
+        self.prefetch
     }
 
     /// The executor namespace to serve.
@@ -849,7 +857,7 @@ impl Worker {
             client
                 .conn()?
                 .run(|c| redis::cmd("GET").arg(&stop).query(c))
-        });
+        })?;
         Ok(WorkerConfig {
             url: self.url.clone(),
             namespace: self.namespace.clone(),
@@ -866,8 +874,17 @@ impl Worker {
     /// An unreachable server never ends it: the supervisor and its workers log each failure
     /// through `tracing` (`warn`) and try again after a pause from 1 s doubling up to 30 s
     /// (reset by a success), and carry on by themselves once the server answers; started
-    /// while the server is down, it waits for it. Only a URL that does not parse is an error
-    /// at once.
+    /// while the server is down, it waits for it. A connection refused, reset or timed out,
+    /// a server restarting, loading its data or full (`max number of clients`) are such
+    /// outages.
+    ///
+    /// What no wait mends is an error at once, `Err(Redis)` with the words
+    /// [`Client::open`] uses: a URL that does not parse, and the server refusing this
+    /// worker's configuration, at start or later: a wrong password or unknown ACL user
+    /// (`WRONGPASS`, "authentication failed"; `NOAUTH` without one), a command outside the
+    /// user's ACL (`NOPERM`), a server certificate that does not verify (or a client
+    /// certificate the server does not accept), plaintext `redis://` on a TLS port. Refused
+    /// in a worker process, the supervisor stops the others and returns that process's error.
     ///
     /// ```no_run
     /// multiproc::redis::Worker::new("redis://10.0.0.5:6379/0").processes(8).run()?;
@@ -876,26 +893,37 @@ impl Worker {
     pub fn run(self) -> Result<()> {
         let cfg = self.config()?;
         let client = Client::parse(&self.url)?;
-        let mut conn = persist("cannot reach the server", || client.conn());
+        let mut conn = persist("cannot reach the server", || client.conn())?;
         let mut backoff = Backoff::new();
         let mut next_check = Instant::now();
         let stop_key = Keys::new(&cfg.namespace).stop();
         let mut children = Vec::new();
         for _ in 0..self.processes {
-            children.push(multiproc_spawn::spawn(worker_process, cfg.clone())?);
+            children.push(Some(multiproc_spawn::spawn(worker_process, cfg.clone())?));
         }
         let mut stopping = false;
         loop {
             let mut live = 0;
-            for child in children.iter_mut() {
+            let mut refused = None;
+            for slot in children.iter_mut() {
+                let Some(child) = slot else { continue };
                 if !child.wait_timeout(Duration::from_millis(100) / self.processes as u32) {
                     live += 1;
                     continue;
                 }
+                // A worker process refused by the server says why; one that died (a task
+                // killed it) is replaced.
+                if let Some(Ok(Some(why))) = slot.take().map(multiproc_spawn::Process::join) {
+                    refused = Some(Error::Redis(why));
+                    break;
+                }
                 if !stopping {
-                    *child = multiproc_spawn::spawn(worker_process, cfg.clone())?;
+                    *slot = Some(multiproc_spawn::spawn(worker_process, cfg.clone())?);
                     live += 1;
                 }
+            }
+            if let Some(e) = refused {
+                return Err(stop_children(children, e));
             }
             if !stopping && Instant::now() >= next_check {
                 // Bounded, so that the children are looked after during an outage too.
@@ -907,6 +935,7 @@ impl Worker {
                         stopping = g.unwrap_or(0) != cfg.stop_gen;
                         backoff.reset();
                     }
+                    Err(e) if is_refused(&e) => return Err(stop_children(children, e)),
                     Err(e) => {
                         next_check =
                             Instant::now() + backoff.failed("cannot read the stop key", &e);
@@ -932,12 +961,36 @@ impl Worker {
     }
 }
 
-/// The body of a worker process started by [`Worker::run`].
-fn worker_process(cfg: WorkerConfig) {
-    if let Err(e) = serve(cfg) {
-        eprintln!("multiproc-redis worker {}: {e}", std::process::id());
-        std::process::exit(3);
+/// The body of a worker process started by [`Worker::run`]: `Some` error text when the
+/// server refused it (see [`Worker::run`]), for the supervisor to return.
+fn worker_process(cfg: WorkerConfig) -> Option<String> {
+    match serve(cfg) {
+        Ok(()) => None,
+        Err(e) if is_refused(&e) => Some(match e {
+            Error::Redis(m) => m,
+            other => other.to_string(),
+        }),
+        Err(e) => {
+            eprintln!("multiproc-redis worker {}: {e}", std::process::id());
+            std::process::exit(3);
+        }
     }
+}
+
+/// Stops the worker processes left (the server refused one of them, or the supervisor) and
+/// answers `e`.
+fn stop_children(
+    children: Vec<Option<multiproc_spawn::Process<Option<String>>>>,
+    e: Error,
+) -> Error {
+    tracing::error!(error = %e, "multiproc-redis worker: refused by the server; stopping");
+    for child in children.iter().flatten() {
+        let _ = child.terminate();
+    }
+    for child in children.into_iter().flatten() {
+        let _ = child.join();
+    }
+    e
 }
 
 /// The pause after a worker's failed attempt to reach the server: from 1 s, doubling up to
@@ -977,12 +1030,14 @@ impl Backoff {
     }
 }
 
-/// Runs `f` until it succeeds, backing off between attempts (see [`Backoff`]).
-fn persist<T>(what: &str, mut f: impl FnMut() -> Result<T>) -> T {
+/// Runs `f` until it succeeds, backing off between attempts (see [`Backoff`]); gives up at
+/// once on the server refusing this worker's configuration (see [`Worker::run`]).
+fn persist<T>(what: &str, mut f: impl FnMut() -> Result<T>) -> Result<T> {
     let mut backoff = Backoff::new();
     loop {
         match f() {
-            Ok(v) => return v,
+            Ok(v) => return Ok(v),
+            Err(e) if is_refused(&e) => return Err(e),
             Err(e) => backoff.sleep(what, &e),
         }
     }
@@ -1176,9 +1231,9 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
         true,
     ));
     let items_key = raw.items().to_string();
-    let pool = persist("cannot reach the server", || Pool::new(&client));
+    let pool = persist("cannot reach the server", || Pool::new(&client))?;
     let rx = Arc::new(Receiver::new(raw, pool));
-    let mut conn = persist("cannot reach the server", || client.conn());
+    let mut conn = persist("cannot reach the server", || client.conn())?;
     let stop_key = keys.stop();
     let mut last_stop_check = Instant::now();
     let mut backoff = Backoff::new();
@@ -1248,6 +1303,7 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
                     break finish(&held, &rx, &mut conn, &items_key, back);
                 }
                 Ok(_) => backoff.reset(),
+                Err(e) if is_refused(&e) => break Err(e),
                 // Tasks got in the same breath are still run (and completed below).
                 Err(e) if matches!(&got, Ok(v) if !v.is_empty()) => {
                     backoff.failed("cannot read the stop key", &e);
@@ -1259,6 +1315,7 @@ fn serve(cfg: WorkerConfig) -> Result<()> {
             }
         }
         let batch = match got {
+            Err(e) if is_refused(&e) => break Err(e),
             Err(e) => {
                 backoff.sleep("cannot take a task", &e);
                 continue;
@@ -1335,10 +1392,15 @@ fn finish(
             );
             p.query::<()>(c)
         })
-    });
+    })?;
     h.flushed(rx, &release);
     Ok(())
 }
+
+/// Test hook (see [`crate::__keep_prefetched`]): the watchdogs of this process give nothing
+/// back, so that a test sees a worker's prefetched tasks behind a long one.
+pub(crate) static KEEP_PREFETCHED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// The prefetching worker's watchdog: once a task has run for [`PREFETCH_RELEASE`], the
 /// tasks prefetched behind it go back to the queue for other workers, and the outcomes
@@ -1358,7 +1420,8 @@ fn release_loop(
         let long = h
             .running_since
             .is_some_and(|t| t.elapsed() >= PREFETCH_RELEASE);
-        if !long || (h.is_empty() && h.waiting.is_empty()) {
+        let held_back = KEEP_PREFETCHED.load(std::sync::atomic::Ordering::Relaxed);
+        if !long || held_back || (h.is_empty() && h.waiting.is_empty()) {
             continue;
         }
         let Some(processing) = rx.processing_key() else {

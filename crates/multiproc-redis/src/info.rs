@@ -7,6 +7,18 @@
 //! each its heartbeat key (its record `"TTL_MS PID HOST"` and the time it has left) and its
 //! processing list (the tasks it holds); the stop key; and every outcome key
 //! `multiproc:exec:NS:result:ID` still stored (found with `SCAN`), whose failures are listed.
+//!
+//! Running or prefetched. A worker process runs the tasks it holds one at a time, oldest
+//! first, in the order its processing list got them; it takes a batch (see
+//! [`Worker::prefetch`](crate::Worker::prefetch)) only once the previous one is finished, and
+//! the outcomes of a batch leave the list with the next take, or, behind a task running for
+//! 50 ms, with the watchdog's round trip that also gives the tasks prefetched behind it back
+//! to the queue. So the oldest task a worker holds is the one it runs, and the others are
+//! prefetched: taken, not started. The worker records nothing per task for this (no round
+//! trip is added to its path); the picture is exact but for one window: within a batch,
+//! after its first task finished and before the next take (or the watchdog's flush, 50 to
+//! 75 ms into a long task), the finished task is still the oldest and is shown running in
+//! place of the one after it, which is shown prefetched.
 
 use crate::conn::{Client, Conn};
 use crate::executor::{Executor, Keys, Outcome, TaskMsg};
@@ -46,8 +58,14 @@ pub struct Info {
     /// heartbeat expired (dead, or cut off from the server) stays listed, `alive: false`,
     /// until another worker requeues its tasks (within about a second when one is idle).
     pub workers: Vec<WorkerInfo>,
-    /// The tasks held by workers (taken and not yet completed), with the worker holding each.
+    /// The tasks workers run now (taken and started, not yet completed), with the worker
+    /// running each: the oldest task each worker holds (see the module documentation).
     pub running: Vec<RunningTask>,
+    /// The tasks workers took ahead ([`Worker::prefetch`](crate::Worker::prefetch)) and have
+    /// not started, oldest first, with the worker holding each: they wait behind its running
+    /// task (and go back to the queue if that one runs for 50 ms). Listed under `running`
+    /// before this field existed.
+    pub prefetched: Vec<RunningTask>,
     /// Tasks that succeeded and whose value no future has read yet.
     pub finished: usize,
     /// Tasks that failed and whose outcome no future has read yet (a future deletes the
@@ -74,11 +92,14 @@ pub struct WorkerInfo {
     pub pid: Option<u32>,
     /// Its host name, when alive (recorded in its heartbeat key).
     pub host: Option<String>,
-    /// How many tasks it holds (see [`Info::running`]).
+    /// How many tasks it runs now: 1 while it holds any (see [`Info::running`]), else 0.
     pub running: usize,
+    /// How many tasks it took ahead and has not started (see [`Info::prefetched`]); it holds
+    /// `running + prefetched` tasks.
+    pub prefetched: usize,
 }
 
-/// A task a worker has taken and not completed yet (in [`Info`]).
+/// A task a worker has taken and not completed yet, running or prefetched (in [`Info`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct RunningTask {
@@ -203,6 +224,7 @@ pub(crate) fn gather(conn: &mut Conn, namespace: &str) -> Result<Info> {
     ids.sort();
     let mut workers = Vec::new();
     let mut running = Vec::new();
+    let mut prefetched = Vec::new();
     for id in ids {
         let (alive_key, processing) = (raw.alive(&id), raw.processing(&id));
         let (record, pttl, held): (Option<String>, i64, Vec<Vec<u8>>) = conn.run(|c| {
@@ -230,12 +252,17 @@ pub(crate) fn gather(conn: &mut Conn, namespace: &str) -> Result<Info> {
             )),
             _ => None,
         };
-        // Oldest first (a worker pushes on the left).
-        for bytes in held.iter().rev() {
+        // Oldest first (a worker pushes on the left): it runs the oldest, the others wait.
+        for (i, bytes) in held.iter().rev().enumerate() {
             let Some(Ok(msg)) = bytes.get(1..).map(decode_exact::<TaskMsg>) else {
                 continue;
             };
-            running.push(RunningTask {
+            let list = if i == 0 {
+                &mut running
+            } else {
+                &mut prefetched
+            };
+            list.push(RunningTask {
                 id: msg.id,
                 task: msg.func,
                 attempt: u32::from(bytes[0]) + 1,
@@ -250,7 +277,8 @@ pub(crate) fn gather(conn: &mut Conn, namespace: &str) -> Result<Info> {
             heartbeat: ttl.map(Duration::from_millis),
             pid,
             host,
-            running: held.len(),
+            running: held.len().min(1),
+            prefetched: held.len().saturating_sub(1),
         });
     }
     workers.sort_by(|a, b| (!a.alive, &a.host, a.pid).cmp(&(!b.alive, &b.host, b.pid)));
@@ -317,6 +345,7 @@ pub(crate) fn gather(conn: &mut Conn, namespace: &str) -> Result<Info> {
         stop_generation: stop_gen.unwrap_or(0),
         workers,
         running,
+        prefetched,
         finished,
         failed,
     })
@@ -350,6 +379,28 @@ fn json_opt_ms(out: &mut String, d: Option<Duration>) {
     }
 }
 
+/// A JSON array of tasks held by workers.
+fn json_tasks(o: &mut String, tasks: &[RunningTask]) {
+    o.push('[');
+    for (i, t) in tasks.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        o.push_str("{\"id\":");
+        json_str(o, &t.id);
+        o.push_str(",\"task\":");
+        json_str(o, &t.task);
+        let _ = write!(
+            o,
+            ",\"attempt\":{},\"max_attempts\":{},\"worker\":",
+            t.attempt, t.max_attempts
+        );
+        json_str(o, &t.worker);
+        o.push('}');
+    }
+    o.push(']');
+}
+
 impl Info {
     /// One JSON object on one line, with the field names of the structs (durations as
     /// `…_ms` integers, absent values as `null`): what `worker info --json` prints.
@@ -357,7 +408,7 @@ impl Info {
     /// ```
     /// # let Some(url) = multiproc_redis::doc_url() else { return Ok(()) };
     /// let json = multiproc::redis::info(&url, "doc-info-json")?.to_json();
-    /// assert_eq!(json, r#"{"namespace":"doc-info-json","waiting":0,"stop_generation":0,"workers":[],"running":[],"finished":0,"failed":[]}"#);
+    /// assert_eq!(json, r#"{"namespace":"doc-info-json","waiting":0,"stop_generation":0,"workers":[],"running":[],"prefetched":[],"finished":0,"failed":[]}"#);
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn to_json(&self) -> String {
@@ -391,26 +442,17 @@ impl Info {
                 Some(h) => json_str(&mut o, h),
                 None => o.push_str("null"),
             }
-            let _ = write!(o, ",\"running\":{}}}", w.running);
-        }
-        o.push_str("],\"running\":[");
-        for (i, t) in self.running.iter().enumerate() {
-            if i > 0 {
-                o.push(',');
-            }
-            o.push_str("{\"id\":");
-            json_str(&mut o, &t.id);
-            o.push_str(",\"task\":");
-            json_str(&mut o, &t.task);
             let _ = write!(
                 o,
-                ",\"attempt\":{},\"max_attempts\":{},\"worker\":",
-                t.attempt, t.max_attempts
+                ",\"running\":{},\"prefetched\":{}}}",
+                w.running, w.prefetched
             );
-            json_str(&mut o, &t.worker);
-            o.push('}');
         }
-        let _ = write!(o, "],\"finished\":{},\"failed\":[", self.finished);
+        o.push_str("],\"running\":");
+        json_tasks(&mut o, &self.running);
+        o.push_str(",\"prefetched\":");
+        json_tasks(&mut o, &self.prefetched);
+        let _ = write!(o, ",\"finished\":{},\"failed\":[", self.finished);
         for (i, f) in self.failed.iter().enumerate() {
             if i > 0 {
                 o.push(',');
@@ -436,16 +478,22 @@ fn secs(d: Option<Duration>) -> String {
 }
 
 /// For people, a few aligned lines like `rq info`: a summary line, then the workers, the
-/// running tasks and the failed tasks, one a line.
+/// running tasks, the prefetched ones and the failed tasks, one a line (the prefetched count
+/// and list only when there are any).
 impl fmt::Display for Info {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let alive = self.workers.iter().filter(|w| w.alive).count();
         writeln!(
             f,
-            "namespace {}: {} waiting, {} running, {} finished unread, {} failed; workers: {} alive, {} dead{}",
+            "namespace {}: {} waiting, {} running, {}{} finished unread, {} failed; workers: {} alive, {} dead{}",
             self.namespace,
             self.waiting,
             self.running.len(),
+            if self.prefetched.is_empty() {
+                String::new()
+            } else {
+                format!("{} prefetched, ", self.prefetched.len())
+            },
             self.finished,
             self.failed.len(),
             alive,
@@ -467,20 +515,31 @@ impl fmt::Display for Info {
             for w in &self.workers {
                 writeln!(
                     f,
-                    "  {}  {:<5}  {:<host_w$}  pid {:<7}  heartbeat {:>6} ago  running {}",
+                    "  {}  {:<5}  {:<host_w$}  pid {:<7}  heartbeat {:>6} ago  running {}{}",
                     w.id,
                     if w.alive { "alive" } else { "dead" },
                     w.host.as_deref().unwrap_or("-"),
                     w.pid.map_or_else(|| "-".into(), |p| p.to_string()),
                     secs(w.last_heartbeat),
                     w.running,
+                    if w.prefetched > 0 {
+                        format!("  prefetched {}", w.prefetched)
+                    } else {
+                        String::new()
+                    },
                 )?;
             }
         }
-        if !self.running.is_empty() {
-            writeln!(f, "running:")?;
-            let task_w = self.running.iter().map(|t| t.task.len()).max().unwrap_or(0);
-            for t in &self.running {
+        for (title, tasks) in [
+            ("running:", &self.running),
+            ("prefetched (taken, not started):", &self.prefetched),
+        ] {
+            if tasks.is_empty() {
+                continue;
+            }
+            writeln!(f, "{title}")?;
+            let task_w = tasks.iter().map(|t| t.task.len()).max().unwrap_or(0);
+            for t in tasks {
                 writeln!(
                     f,
                     "  {}  {:<task_w$}  attempt {}/{}  on {}",

@@ -52,9 +52,10 @@
 //! parsed) and hands them to both paths: its own polling socket, wrapped in rustls, and the
 //! `redis` crate's connections ([`Client::raw_connection`]), through the crate's `tls-rustls`.
 //! `#insecure` (no certificate check) is refused. A refused password, a certificate that does
-//! not verify or a missing file fails at once with `Err(Redis)` naming the server, never
-//! retried for the reconnect window; a command outside the user's ACL answers `NOPERM` at
-//! once. The README's "Securing the server" gives the ACL line the workers need, which
+//! not verify, plaintext `redis://` on a TLS port (the error says so) or a missing file fails
+//! at once with `Err(Redis)` naming the server, never retried for the reconnect window; a
+//! command outside the user's ACL answers `NOPERM` at once. A [`Worker`] stops on these
+//! too, where it waits out an outage. The README's "Securing the server" gives the ACL line the workers need, which
 //! `tests/secure.rs` runs an executor, its workers, a queue and a lock through.
 //!
 //! ```
@@ -78,11 +79,14 @@
 //!   reconnect. A future answers once: asked again after it answered, it says
 //!   `Err(Invalid)`.
 //! - **Workers wait for the server.** [`Worker::run`], [`Worker::run_in_this_process`],
-//!   [`worker_main`] and [`worker_cli`] never give up on an unreachable server (only a URL
-//!   that does not parse fails at once): every failure is logged through `tracing` (at
-//!   `warn`) and retried after a pause from 1 s doubling up to 30 s, reset by a success. A
-//!   worker started while the server is down waits for it. A task whose outcome cannot be
-//!   stored is kept, and stored once the server answers.
+//!   [`worker_main`] and [`worker_cli`] never give up on an unreachable server: every
+//!   failure is logged through `tracing` (at `warn`) and retried after a pause from 1 s
+//!   doubling up to 30 s, reset by a success. A worker started while the server is down
+//!   waits for it. A task whose outcome cannot be stored is kept, and stored once the server
+//!   answers. What no wait mends fails at once with the `Err(Redis)` that [`Client::open`]
+//!   gives: a URL that does not parse, and the server refusing the worker's configuration (a
+//!   wrong password or unknown user, `NOPERM`, a certificate that does not verify, plaintext
+//!   on a TLS port; see [`Worker::run`]).
 //! - **A cut longer than the heartbeat counts as a death.** A worker whose heartbeat key
 //!   expired (dead, or cut off: the server cannot tell) has its tasks requeued, each such
 //!   requeue counting towards [`ExecutorBuilder::max_attempts`]; when the cut-off worker
@@ -99,7 +103,9 @@
 //! [`info`]`(url, namespace)` (or [`Executor::info`]) reads what the server holds of an
 //! executor namespace and answers an [`Info`]: the tasks waiting; the workers (one per worker
 //! process) with how long ago each renewed its heartbeat, its heartbeat period, its process id
-//! and host; the tasks running, each with its attempt and the worker holding it; and the
+//! and host; the tasks running, each with its attempt and the worker holding it; the tasks
+//! prefetched (taken ahead by a worker, see [`Worker::prefetch`], not started: a worker runs
+//! the oldest task it holds, the others wait behind it); and the
 //! failed tasks whose outcome no future has read yet, with their error text (a future deletes
 //! the outcome it reads, so a failure shows until its future asks for it, or for 24 h). It
 //! only reads, from the keys the executor and workers keep anyway: each worker's heartbeat
@@ -119,7 +125,21 @@
 //! failed (outcome not read yet):
 //!   9c095dd5ad923ce9c875010ee428020e  panicked  "no luck"
 //! $ myprog worker info --url redis://10.0.0.5:6379/0 --namespace video --json
-//! {"namespace":"video","waiting":2,"stop_generation":0,"workers":[{"id":"2b9e…","alive":true,"last_heartbeat_ms":412,"heartbeat_ms":5000,"pid":11189,"host":"node7","running":1}],"running":[…],"finished":0,"failed":[{"id":"9c09…","kind":"panicked","error":"no luck","expires_in_ms":86399974}]}
+//! {"namespace":"video","waiting":2,"stop_generation":0,"workers":[{"id":"2b9e…","alive":true,"last_heartbeat_ms":412,"heartbeat_ms":5000,"pid":11189,"host":"node7","running":1,"prefetched":0}],"running":[…],"prefetched":[],"finished":0,"failed":[{"id":"9c09…","kind":"panicked","error":"no luck","expires_in_ms":86399974}]}
+//! ```
+//!
+//! A worker holding tasks it prefetched shows them apart (the count in the summary, the
+//! worker's line and the list only when there are any):
+//!
+//! ```text
+//! namespace video: 0 waiting, 1 running, 3 prefetched, 0 finished unread, 0 failed; workers: 1 alive, 0 dead
+//! workers:
+//!   2b9e9dfee0b2132f2465232edc51e871  alive  node7  pid 11189    heartbeat   0.4s ago  running 1  prefetched 3
+//! running:
+//!   ef91e870697f28a1f2e22944b8e87ef8  myprog::encode  attempt 1/3  on 2b9e9dfee0b2132f2465232edc51e871
+//! prefetched (taken, not started):
+//!   5d0c4a7e1f3b9a8c2e6d1f0a9b8c7d6e  myprog::encode  attempt 1/3  on 2b9e9dfee0b2132f2465232edc51e871
+//!   …
 //! ```
 //!
 //! Each task a worker runs is inside a `tracing` span named `multiproc_redis_task` with the
@@ -215,6 +235,19 @@ pub fn __lose_next_blpop_reply() {
 #[doc(hidden)]
 pub fn __blpop_replies_lost() -> usize {
     socket::BLPOP_REPLIES_LOST.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Test hook: while on, the workers running in this process
+/// ([`Worker::run_in_this_process`]) keep the tasks they prefetched behind a long task instead
+/// of giving them back after 50 ms, so that a test sees them prefetched. For the tests only.
+///
+/// ```
+/// multiproc_redis::__keep_prefetched(true);
+/// multiproc_redis::__keep_prefetched(false);
+/// ```
+#[doc(hidden)]
+pub fn __keep_prefetched(on: bool) {
+    executor::KEEP_PREFETCHED.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// For the documentation's examples: the server of [`URL_ENV`], or else a [`LocalServer`]

@@ -113,11 +113,46 @@ impl Stream {
     }
 }
 
-/// The reader the parser pulls from: spins, then blocks (see the module documentation).
-struct Spinning<'a>(&'a mut Stream);
+/// The reader the parser pulls from: spins, then blocks (see the module documentation). The
+/// second field takes the alert of a server that refused this client's TLS certificate
+/// (see [`refused_certificate`]).
+struct Spinning<'a>(&'a mut Stream, &'a mut Option<String>);
+
+/// The alert, when `e` is a TLS server refusing this client's certificate. Under TLS 1.3 the
+/// server checks a client certificate after the client's side of the handshake is over, so
+/// its refusal arrives with the first reply instead of failing the handshake.
+fn refused_certificate(e: &io::Error) -> Option<String> {
+    use rustls::AlertDescription as A;
+    match e.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::AlertReceived(
+            alert @ (A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::AccessDenied
+            | A::CertificateRequired
+            | A::HandshakeFailure),
+        ) => Some(format!("{alert:?}")),
+        _ => None,
+    }
+}
 
 impl Read for Spinning<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = self.read_spinning(buf);
+        if let Err(e) = &r
+            && let Some(alert) = refused_certificate(e)
+        {
+            *self.1 = Some(alert);
+        }
+        r
+    }
+}
+
+impl Spinning<'_> {
+    fn read_spinning(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut started: Option<Instant> = None;
         loop {
             match self.0.read_some(buf) {
@@ -161,6 +196,55 @@ fn tcp(host: &str, port: u16, connect: Duration) -> RedisResult<TcpStream> {
         Some(e) => e.into(),
         None => (ErrorKind::InvalidClientConfig, "no address for host").into(),
     })
+}
+
+/// Whether the server at `host:port` answers a TLS client hello with a TLS record: a plain
+/// `redis://` client that the server hung up on is then talking plaintext to a TLS port,
+/// which retrying cannot mend (a server that restarts refuses the connection instead). The
+/// probe sends a client hello (no certificate is checked: only the first bytes of the answer
+/// count) and reads at most 5 bytes, within `t` for the connect and `t` for the answer.
+pub(crate) fn speaks_tls(host: &str, port: u16, t: Duration) -> bool {
+    let Ok(mut sock) = tcp(host, port, t) else {
+        return false;
+    };
+    if set_tcp_timeouts(&sock, t).is_err() {
+        return false;
+    }
+    let provider = Arc::new(crypto_provider());
+    let Ok(builder) =
+        rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()
+    else {
+        return false;
+    };
+    let config = builder
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    use rustls::pki_types::ServerName;
+    // Any name will do: the probe stops before the certificate would be checked.
+    let Ok(name) = ServerName::try_from(host.to_string())
+        .or_else(|_| ServerName::try_from("localhost".to_string()))
+    else {
+        return false;
+    };
+    let Ok(mut conn) = rustls::ClientConnection::new(Arc::new(config), name) else {
+        return false;
+    };
+    while conn.wants_write() {
+        if conn.write_tls(&mut sock).is_err() {
+            return false;
+        }
+    }
+    // A TLS handshake record: content type 22, protocol major version 3.
+    let mut head = [0u8; 2];
+    sock.read_exact(&mut head).is_ok() && head == [0x16, 0x03]
+}
+
+/// The cryptography under TLS: *ring*, which builds with a C compiler alone (no system
+/// OpenSSL, no CMake as aws-lc-rs needs). rustls marks it deprecated for lacking the
+/// post-quantum key exchange; classical ECDHE is what Redis servers offer today.
+#[allow(deprecated)]
+pub(crate) fn crypto_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
 }
 
 /// The TLS handshake with `host` on `sock`, blocking, within `connect`. A certificate that
@@ -213,6 +297,8 @@ pub(crate) struct Wire {
     open: bool,
     /// The socket's read and write timeout now (set again only when it changes).
     io: Duration,
+    /// The alert of a TLS server that refused this client's certificate (see [`Spinning`]).
+    refused: Option<String>,
 }
 
 /// Test hook (see [`crate::__lose_next_blpop_reply`]): the next `BLPOP` reply that popped
@@ -272,6 +358,7 @@ impl Wire {
             db: settings.db(),
             open: true,
             io,
+            refused: None,
         };
         if let Some(password) = settings.password() {
             let mut auth = redis::cmd("AUTH");
@@ -281,7 +368,8 @@ impl Wire {
             auth.arg(password);
             if let Err(e) = auth.query::<()>(&mut wire) {
                 return Err(match e.kind() {
-                    ErrorKind::Server(_) => (
+                    // WRONGPASS is no code the `redis` crate names: an `Extension`.
+                    ErrorKind::Server(_) | ErrorKind::Extension => (
                         ErrorKind::AuthenticationFailed,
                         "the server refused the password",
                         e.to_string(),
@@ -350,10 +438,21 @@ impl Wire {
     }
 
     fn recv(&mut self) -> RedisResult<Value> {
-        let r = self.parser.parse_value(Spinning(&mut self.stream));
+        let r = self
+            .parser
+            .parse_value(Spinning(&mut self.stream, &mut self.refused));
         if r.is_err() {
             // An I/O or protocol error leaves the stream at an unknown point of a reply.
             self.open = false;
+            if let Some(alert) = self.refused.take() {
+                // Not an outage: retrying cannot mend it (see `crate::conn`).
+                return Err((
+                    ErrorKind::InvalidClientConfig,
+                    "TLS refused",
+                    format!("the server refused this client's certificate (alert {alert})"),
+                )
+                    .into());
+            }
         }
         r
     }

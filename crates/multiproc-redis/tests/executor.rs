@@ -211,6 +211,23 @@ fn worker_cli_parses_its_options() {
     ));
     assert!(matches!(bad(&["--bogus"]), Err(Error::Invalid(_))));
     assert!(matches!(bad(&["--url", "nope"]), Err(Error::Redis(_))));
+    // --prefetch: a positive integer, or a usage error naming it (never a panic); a good
+    // value gets as far as the (bad) URL.
+    for n in ["0", "-1", "x", "1.5", ""] {
+        match bad(&["--prefetch", n, "--url", "redis://127.0.0.1/"]) {
+            Err(Error::Invalid(m)) => {
+                assert!(
+                    m.contains("--prefetch") && m.contains("positive integer"),
+                    "{n:?}: {m}"
+                );
+            }
+            other => panic!("--prefetch {n:?}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        bad(&["--prefetch", "8", "--url", "nope"]),
+        Err(Error::Redis(m)) if m.contains("bad redis url")
+    ));
 }
 
 #[test]
@@ -226,6 +243,7 @@ fn worker_cli_help_prints_the_usage_and_succeeds() {
     for option in [
         "--url",
         "--processes",
+        "--prefetch",
         "--namespace",
         "--heartbeat-ms",
         "--help",

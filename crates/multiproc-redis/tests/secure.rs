@@ -480,6 +480,34 @@ fn refusals_are_clear_and_quick() {
         c.path("stranger.key").display()
     );
     assert!(Queue::<u8>::open(&stranger, "app-q").is_err());
+    // A worker refused the same way stops at once too, where it would wait out an outage;
+    // the plaintext one is told why.
+    let plaintext = format!("redis://app:app-pw@127.0.0.1:{port}/0");
+    for (what, url, want) in [
+        ("worker in plaintext", plaintext, "rediss://"),
+        ("worker with a rogue CA", rogue.clone(), "certificate"),
+        (
+            "worker with a stranger's certificate",
+            stranger.clone(),
+            "certificate",
+        ),
+        (
+            "worker without a client certificate",
+            no_cert.clone(),
+            "certificate",
+        ),
+    ] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(Worker::new(&url).namespace(NS).run_in_this_process());
+        });
+        let e = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{what}: still retrying"))
+            .expect_err(what)
+            .to_string();
+        assert!(e.contains(want), "{what}: {e}");
+    }
     // Settings that cannot work are refused before connecting.
     quick(
         "half a client cert",

@@ -39,7 +39,7 @@ const STREAK_FIRST_GAP: u32 = 64;
 /// ... doubling up to this many between two looks.
 const STREAK_GAP: u32 = 256;
 /// The look from which it yields the CPU first.
-const STREAK_YIELD_FROM: u32 = 1;
+const STREAK_YIELD_FROM: u32 = 3;
 const FIRST_CHECK: Duration = Duration::from_millis(1);
 const LAST_CHECK: Duration = Duration::from_millis(50);
 
@@ -101,8 +101,11 @@ impl RobustLock {
     /// for one alone; with these gaps they take 20 ns (2 producers: 47 -> 32 ns). The holder
     /// runs a streak of operations in its own cache, as crossbeam's backoff lets it. Yielding
     /// lets a holder that was preempted on this CPU finish, or another process of the ring
-    /// run: with 2 producer and 2 consumer processes on 2 CPUs, yielding before the second look
-    /// gave 25-30 ns an item, before the fourth 27-85 ns, and before the first 71-85 ns.
+    /// run, but not at once: a yield can hand the CPU away for a whole time slice, which a
+    /// short run pays in full (`Pool.map` of 200,000 tiny tasks in 8 chunks, a 4 ms run: ~20
+    /// ns a task yielding from the fourth look, ~28 ns from the second), and yielding before
+    /// the first look made 2 producer and 2 consumer processes on 2 CPUs take 71-85 ns an item
+    /// (25-30 ns otherwise).
     #[cold]
     fn wait_out_a_streak(&self, deadline: Option<Instant>) -> bool {
         let word = self.raw.word();

@@ -574,20 +574,36 @@ impl Supervisor {
         };
         let mut taken = Vec::new();
         while let Ok(rec) = w.tasks.get_bytes_timeout(Duration::ZERO) {
-            let mut cur = Cursor(&rec);
-            if !matches!(cur.u8(), Ok(records::TASKS)) {
-                continue;
-            }
-            while let Ok((id, _, _)) = cur.task() {
-                taken.push(id);
-            }
+            records::task_ids(&rec, &mut taken);
         }
+        self.give_back(slot, &taken);
+        taken
+    }
+
+    /// Tasks `taken` back off worker `slot`'s queue go to the head of `pending`, in order.
+    ///
+    /// The oldest task in flight at a worker may be among them: its deadline was armed when it
+    /// became the oldest, but the worker had not reached it yet (it was slow to be scheduled,
+    /// or stopped). The task the worker takes next is then the oldest: the deadline is armed
+    /// again for it. Left armed for the task taken back, it would find nothing to stop there,
+    /// and the next task would run with no limit at all.
+    fn give_back(&mut self, slot: usize, taken: &[u64]) {
+        if taken.is_empty() {
+            return;
+        }
+        let Some(w) = self.workers[slot].as_mut() else {
+            return;
+        };
+        let oldest = w.inflight.front().copied();
         w.inflight.retain(|id| !taken.contains(id));
         w.sent = w.sent.saturating_sub(taken.len());
+        let oldest_taken = w.inflight.front().copied() != oldest;
         for &id in taken.iter().rev() {
             self.pending.push_front(id);
         }
-        taken
+        if oldest_taken {
+            self.arm(slot);
+        }
     }
 
     /// Stops task `id`, running (or about to) at worker `slot`: resolves it with `why`
@@ -821,9 +837,10 @@ impl Supervisor {
     ///
     /// A worker takes one record at a time and reports each result at once, so of the tasks in
     /// flight at a worker all but the oldest are still records on its queue, or about to be
-    /// taken: the queue hands each record to exactly one consumer, so a task is either taken
-    /// back here or run there, never both. The ids come from the records themselves, so what
-    /// the worker took meanwhile stays in its `inflight`.
+    /// taken (the oldest too, when the worker has not reached it yet: [`Self::give_back`] then
+    /// moves its time limit to the next): the queue hands each record to exactly one consumer,
+    /// so a task is either taken back here or run there, never both. The ids come from the
+    /// records themselves, so what the worker took meanwhile stays in its `inflight`.
     fn steal_for_idle(&mut self) -> bool {
         let idle = self
             .workers
@@ -854,28 +871,20 @@ impl Supervisor {
             let Ok(rec) = w.tasks.get_bytes_timeout(Duration::ZERO) else {
                 break;
             };
-            let mut cur = Cursor(&rec);
-            if !matches!(cur.u8(), Ok(records::TASKS)) {
+            if !records::task_ids(&rec, &mut taken) {
                 break;
-            }
-            while let Ok((id, _, _)) = cur.task() {
-                taken.push(id);
             }
         }
         if taken.is_empty() {
             return false;
         }
-        w.inflight.retain(|id| !taken.contains(id));
-        w.sent = w.sent.saturating_sub(taken.len());
         tracing::trace!(
             target: "multiproc::pool",
             from = victim,
             tasks = taken.len(),
             "took queued tasks back for an idle worker"
         );
-        for id in taken.into_iter().rev() {
-            self.pending.push_front(id);
-        }
+        self.give_back(victim, &taken);
         true
     }
 
@@ -1026,13 +1035,7 @@ impl Supervisor {
         // killed the worker (a task sent to a worker that was already dying is not to blame).
         let mut untaken = Vec::new();
         while let Ok(rec) = tasks.get_bytes_timeout(Duration::ZERO) {
-            let mut cur = Cursor(&rec);
-            if !matches!(cur.u8(), Ok(records::TASKS)) {
-                continue;
-            }
-            while let Ok((id, _, _)) = cur.task() {
-                untaken.push(id);
-            }
+            records::task_ids(&rec, &mut untaken);
         }
         let mut inflight = inflight;
         inflight.retain(|id| !untaken.contains(id));

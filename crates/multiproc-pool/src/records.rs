@@ -77,6 +77,19 @@ pub(crate) fn result_record(
     buf.extend_from_slice(bytes);
 }
 
+/// Appends to `ids` the ids of the tasks in `rec`, a record taken back off a worker's tasks
+/// queue; `false` when it holds no tasks (a stop record).
+pub(crate) fn task_ids(rec: &[u8], ids: &mut Vec<u64>) -> bool {
+    let mut cur = Cursor(rec);
+    if !matches!(cur.u8(), Ok(TASKS)) {
+        return false;
+    }
+    while let Ok((id, _, _)) = cur.task() {
+        ids.push(id);
+    }
+    true
+}
+
 /// A cursor over a payload.
 pub(crate) struct Cursor<'a>(pub(crate) &'a [u8]);
 

@@ -3,7 +3,7 @@
 
 mod common;
 use common::METHODS;
-use multiproc_testkit::{eventually, is_gone, open_fds, zombie_children};
+use multiproc_testkit::{eventually, is_gone, is_stopped, open_fds, zombie_children};
 
 use multiproc::futures::ProcessPoolExecutor;
 use multiproc::pool::Pool;
@@ -269,6 +269,56 @@ fn without_cancel_running_a_running_task_is_not_cancelled() {
         assert!(!f.cancel(), "{m:?}: Python's rule");
         assert!(!f.cancelled(), "{m:?}");
         assert!(matches!(f.result(), Err(Error::Timeout)), "{m:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// A worker's queued task taken back for an idle worker before the first worker started it
+/// (here that worker is stopped) must not take the time limit with it: the task behind it, which
+/// the first worker runs next, has a limit of its own. (CI once saw one of 200 timed tasks run
+/// its whole 10 s: the deadline stayed armed for the task taken away, and found nothing to stop.)
+#[test]
+fn the_task_left_when_its_predecessor_is_taken_back_keeps_a_time_limit() {
+    use multiproc::signal::{self, Signal};
+    for m in METHODS {
+        let dir = scratch("taken-back", m);
+        let flag = dir.join("first-runs");
+        let p = Pool::builder()
+            .processes(2)
+            .start_method(m)
+            .task_timeout(Duration::from_millis(1500))
+            .build()
+            .unwrap();
+        // Quick tasks teach the pool that tasks are short: it queues several at a worker.
+        let quick: Vec<_> = (0..200).map(|i| p.apply_async(inc, i).unwrap()).collect();
+        for r in quick {
+            r.get().unwrap();
+        }
+        let stopped = p.pids()[0];
+        signal::kill(stopped, Signal::SIGSTOP).unwrap();
+        assert!(
+            eventually(Duration::from_secs(10), || is_stopped(stopped)),
+            "{m:?}"
+        );
+        // The stopped worker (slot 0 wins a tie) gets `first`, the other `busy`, then the
+        // stopped one `second`, behind `first`.
+        let first = p
+            .apply_async(announce_then_sleep, flag.to_str().unwrap().to_owned())
+            .unwrap();
+        let busy = p.apply_async(nap, 300).unwrap();
+        let second = p.apply_async(nap, 5_000).unwrap();
+        // Idle after `busy`, the other worker takes `first` back from the stopped one's queue.
+        assert!(
+            eventually(Duration::from_secs(30), || flag.exists()),
+            "{m:?}"
+        );
+        signal::kill(stopped, Signal::SIGCONT).unwrap();
+        assert_eq!(busy.get().unwrap(), 300, "{m:?}");
+        assert!(matches!(first.get(), Err(Error::Timeout)), "{m:?}");
+        let got = second.get();
+        assert!(matches!(got, Err(Error::Timeout)), "{m:?}: {got:?}");
+        assert_eq!(p.stats().timed_out, 2, "{m:?}");
+        p.terminate();
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -306,6 +306,26 @@ pub fn is_running(pid: u32) -> bool {
     stat_of(pid).is_some_and(|(state, _)| state != "Z")
 }
 
+/// Whether process `pid` is stopped by a signal (`SIGSTOP`, `SIGTSTP`: state `T` in
+/// `/proc/pid/stat`); a stop is asynchronous, so wait for it with [`eventually`].
+///
+/// ```
+/// let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+/// let pid = child.id();
+/// assert!(!multiproc_testkit::is_stopped(pid));
+/// let stop = std::process::Command::new("kill").args(["-STOP", &pid.to_string()]).status();
+/// assert!(stop.unwrap().success());
+/// assert!(multiproc_testkit::eventually(
+///     std::time::Duration::from_secs(10),
+///     || multiproc_testkit::is_stopped(pid)
+/// ));
+/// child.kill().unwrap();
+/// child.wait().unwrap();
+/// ```
+pub fn is_stopped(pid: u32) -> bool {
+    stat_of(pid).is_some_and(|(state, _)| state == "T")
+}
+
 /// Whether process `pid` is gone altogether (`/proc/pid` does not exist): ended and reaped.
 /// A zombie is not gone.
 ///

@@ -521,12 +521,83 @@ fn memcpy(size: usize, samples: usize, ops: u64) -> PerOp {
         .with_bytes(size as u64)
 }
 
+/// The hardware floor for moving `size`-byte items from one process to another: a bare ring
+/// of fixed slots in anonymous shared memory, each with a sequence word. The forked producer
+/// waits (spinning) for a free slot, copies the item in and publishes it; the timed consumer
+/// spins for it and copies it out into a fresh `Vec`, as `get_bytes` returns one. No lengths,
+/// no locks, no wake-ups, no growth, no survival of a dead peer: only the two copies and the
+/// cache-line transfers between two cores, which a one-core `memcpy` of a hot buffer does not
+/// pay. The ring holds 256 KiB of items (a queue's first ring) and at least two.
+fn stream_copy_floor(size: usize, samples: usize, ops: u64) -> PerOp {
+    let slot = size.next_multiple_of(128);
+    let slots = ((256 << 10) / slot).max(2);
+    let seqs = slots * 128;
+    let bytes = seqs + slot * slots;
+    Measure::new(samples, ops)
+        .per_op_timed(|n| {
+            // SAFETY: a fresh anonymous shared mapping, checked below and unmapped after the
+            // child is joined; zero-filled, so every sequence word is a valid 0.
+            let base = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    bytes,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            assert_ne!(base, libc::MAP_FAILED);
+            let base = base as usize;
+            // Slot k's sequence word (one per 128-byte line pair): i + 1 once item i is in
+            // it, i + slots once item i is taken (it may then take item i + slots).
+            // SAFETY: inside the mapping, aligned, and zero or written only through atomics.
+            let seq = move |k: usize| unsafe { &*((base + k * 128) as *const AtomicU64) };
+            let data = move |k: usize| base + seqs + k * slot;
+            for k in 0..slots {
+                seq(k).store(k as u64, Ordering::Relaxed);
+            }
+            let settle = settle_bytes(size).max(1);
+            let total = n + settle;
+            let child = fork(move || {
+                let item = vec![7u8; size];
+                for i in 0..total {
+                    let k = (i as usize) % slots;
+                    while seq(k).load(Ordering::Acquire) != i {
+                        std::hint::spin_loop();
+                    }
+                    // SAFETY: the slot is inside the mapping and ours until we publish it.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(item.as_ptr(), data(k) as *mut u8, size)
+                    };
+                    seq(k).store(i + 1, Ordering::Release);
+                }
+            });
+            let mut i = 0u64;
+            let e = time_stream(n, settle - 1, child, || {
+                let k = (i as usize) % slots;
+                while seq(k).load(Ordering::Acquire) != i + 1 {
+                    std::hint::spin_loop();
+                }
+                // SAFETY: item i is published in slot k and the producer waits for us.
+                let v = unsafe { std::slice::from_raw_parts(data(k) as *const u8, size) }.to_vec();
+                black_box(v);
+                seq(k).store(i + slots as u64, Ordering::Release);
+                i += 1;
+            });
+            // SAFETY: the mapping is ours, and the child that shared it has been joined.
+            unsafe { libc::munmap(base as *mut libc::c_void, bytes) };
+            e
+        })
+        .with_bytes(size as u64)
+}
+
 /// Steps of [`busy`] for the floor whose echo works before it answers.
 const SPIN_WORK: u32 = 40;
 
 /// Whether the bench's filter arguments (`cargo bench --bench ipc -- mpmc bytes`, or
 /// `cargo xtask bench mpmc`) select the section `name` (`rt`, `stream`, `mpmc`, `bytes`, and
-/// `qbytes`: the queue's byte items against memcpy only); no filter, or `ipc`, selects every
+/// `qbytes`: the queue's byte items against memcpy and the copy floor only); no filter, or `ipc`, selects every
 /// one.
 fn section(name: &str) -> bool {
     let filters: Vec<String> = std::env::args()
@@ -642,17 +713,24 @@ fn mpmc() {
     }
 }
 
+/// The baseline [`stream_copy_floor`] measures.
+const FLOOR: &str = "two-process copy floor (bare spin ring)";
+
 /// `peers`: also the pipe, ipc-channel, raw pipe and Python rows.
 fn byte_items(peers: bool) {
     let mut report = Report::new("process queues and pipes: one-way byte items");
+    // Rounds of 1 KiB and 1 MiB items are short (~20 and ~6 ms) and fall into one of two
+    // regimes (the consumer keeping pace with its producer, or behind it), which of them
+    // depending on how the processes start: 11 rounds, so that one median does not flip
+    // with a single round.
     for (size, ops, samples) in [
-        (1usize << 10, 100_000u64, 5usize),
-        (1 << 20, 200, 5),
+        (1usize << 10, 100_000u64, 11usize),
+        (1 << 20, 200, 11),
         (64 << 20, 2, 3),
     ] {
         // The queue and memcpy alternated: both medians from the same machine states.
         let label = size_label(size as u64);
-        let [q, copy] = alternate(
+        let [q, copy, floor] = alternate(
             samples,
             [
                 &mut || {
@@ -662,14 +740,21 @@ fn byte_items(peers: bool) {
                     )
                 },
                 &mut || shown(&format!("memcpy {label}"), memcpy(size, 1, ops.min(1000))),
+                &mut || {
+                    shown(
+                        &format!("copy floor {label}"),
+                        stream_copy_floor(size, 1, ops),
+                    )
+                },
             ],
         );
+        let floor = (FLOOR, floor);
         if !peers {
             report.rows_sized(
                 "Queue put_bytes/get_bytes",
                 size as u64,
                 q,
-                &[("memcpy", copy)],
+                &[("memcpy", copy), floor],
             );
             continue;
         }
@@ -680,6 +765,7 @@ fn byte_items(peers: bool) {
             ("ipc-channel bytes", stream_ipc_bytes(size, samples, ops)),
             ("raw pipe", stream_raw_pipe_bytes(size, samples, ops)),
             ("memcpy", copy),
+            floor,
         ];
         if size <= 1 << 20 {
             let n = if size <= 1024 { 20_000 } else { 100 };

@@ -38,6 +38,46 @@ fn work_and_mark_done((q, results): (JoinableQueue<u32>, SimpleQueue<u32>)) {
     }
 }
 
+/// Takes items until `get` fails: what it took, then the error.
+fn get_until_error(q: Queue<u64>) -> Vec<String> {
+    let mut got = Vec::new();
+    loop {
+        match q.get() {
+            Ok(v) => got.push(v.to_string()),
+            Err(e) => {
+                got.push(format!("{e:?}"));
+                return got;
+            }
+        }
+    }
+}
+
+/// More clones of one queue in a process than its holder slot counts (16,383 a role; a task
+/// per connection, each with its clone, gets there): cloning does not panic, every clone
+/// works, sending one more to a child is a clear error, and once all are dropped a child
+/// blocked in `get` learns that nobody can put (a count left behind would keep it waiting
+/// for ever).
+#[test]
+fn twenty_thousand_clones_of_a_queue_work_and_dropping_them_closes_it() {
+    for m in METHODS {
+        let q: Queue<u64> = Queue::new().unwrap();
+        let child = start(m, get_until_error, q.clone());
+        let clones: Vec<Queue<u64>> = (0..20_000).map(|_| q.clone()).collect();
+        clones[19_999].put(7).unwrap();
+        clones[0].put(8).unwrap();
+        let refused = multiproc_spawn::Process::builder()
+            .start_method(m)
+            .spawn(get_until_error, q.clone());
+        match refused {
+            Err(Error::Io(e)) => assert!(e.to_string().contains("drop some"), "{m:?}: {e}"),
+            other => panic!("{m:?}: {:?}", other.map(|p| p.pid())),
+        }
+        drop(clones);
+        drop(q);
+        assert_eq!(child.join().unwrap(), ["7", "8", "Closed"], "{m:?}");
+    }
+}
+
 #[test]
 fn joinable_queue_join_waits_for_task_done_in_a_child() {
     for m in METHODS {

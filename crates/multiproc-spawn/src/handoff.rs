@@ -26,8 +26,9 @@ thread_local! {
     static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
     static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
     static UNDO: RefCell<Option<Vec<UndoAction>>> = const { RefCell::new(None) };
-    /// Why [`send_fd`] last failed to duplicate a descriptor in this thread's transfer: serde's
-    /// custom errors keep no text in postcard, so [`encode_error`] reports it from here.
+    /// Why [`send_fd`] last failed to duplicate a descriptor in this thread's transfer, or why
+    /// a handle [`refuse`]d to be sent: serde's custom errors keep no text in postcard, so
+    /// [`encode_error`] reports it from here.
     static SEND_ERROR: RefCell<Option<std::io::Error>> = const { RefCell::new(None) };
 }
 
@@ -123,7 +124,8 @@ pub fn with_received_fds<T>(fds: Vec<OwnedFd>, f: impl FnOnce() -> T) -> T {
 
 /// The error for an encoding inside [`collect_fds`] that failed: the `io::Error` when a
 /// handle's descriptor could not be duplicated (`EMFILE`: the process is at its
-/// `RLIMIT_NOFILE`), which the encoder's own error would hide, else a codec error that says
+/// `RLIMIT_NOFILE`) or a handle [`refuse`]d to be sent, which the encoder's own error would
+/// hide, else a codec error that says
 /// what could not be encoded (`what`, e.g. "the arguments").
 pub fn encode_error(what: &str, e: impl std::fmt::Display) -> multiproc_sync::Error {
     match SEND_ERROR.with(|s| s.borrow_mut().take()) {
@@ -152,6 +154,15 @@ pub fn send_fd(fd: BorrowedFd<'_>) -> Result<u32, String> {
                 .to_owned(),
         ),
     })
+}
+
+/// Called by a handle's `Serialize` that cannot be sent (its process cannot count it in
+/// flight): keeps `why` for [`encode_error`] to report, since serde's custom errors keep no
+/// text in postcard, and returns its text for the serializer's error.
+pub fn refuse(why: std::io::Error) -> String {
+    let text = why.to_string();
+    SEND_ERROR.with(|s| *s.borrow_mut() = Some(why));
+    text
 }
 
 /// Called by a handle's `Deserialize`: takes the descriptor at `index` of the transfer under way.

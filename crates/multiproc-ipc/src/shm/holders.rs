@@ -7,6 +7,10 @@
 //! every change one compare-and-swap, so a process killed at any instruction leaves a slot
 //! that is either its old or its new state; and a slot whose pid is dead (gone or a zombie)
 //! simply stops counting. A waiter that finds no live holder of the other role gets `Closed`.
+//! A slot counts up to 16,383 handles a role; a process that clones more (a task per
+//! connection, each with its clone of one queue) counts the rest in its own memory, and its
+//! slot stays at the maximum until those are gone again. Only the slot can vouch for a handle
+//! in flight, so such a process sends a handle only after dropping some (a clear error says so).
 //!
 //! Handles that travel to another process (in spawn arguments, or inside a queue item or pipe
 //! message) count as held by the sender until the receiver has registered its own slot ("in
@@ -102,6 +106,11 @@ struct Shared {
     slot: AtomicUsize,
     /// The process that registered `slot`.
     owner: AtomicU32,
+    /// Handles of each role beyond the [`COUNT_MAX`] that the slot can count: a program may
+    /// hold tens of thousands of clones of one queue (a task per connection, each with its
+    /// clone). Always taken back before the slot's own count, so that the slot counts at
+    /// least one handle while this process holds any (see [`Handle::clone`]).
+    overflow: [AtomicU64; 2],
     on_release: fn(NonNull<u8>),
 }
 
@@ -168,8 +177,42 @@ impl Shared {
         }
         let slot = header(&self.segment).register(first).ok()?;
         self.slot.store(slot, Ordering::Relaxed);
+        // A fork child's copy of its parent's overflow counts the parent's handles.
+        for o in &self.overflow {
+            o.store(0, Ordering::Relaxed);
+        }
         self.owner.store(me, Ordering::Release);
         Some(slot)
+    }
+
+    /// Whether this process holds more handles of `role` than its slot counts.
+    fn overflowing(&self, role: usize) -> bool {
+        self.owner.load(Ordering::Acquire) == sys::pid()
+            && self.overflow[role].load(Ordering::Relaxed) > 0
+    }
+
+    /// One more handle of `role` than the slot counts, when our slot is registered (its count
+    /// is then what refused it); `false` otherwise.
+    fn count_beyond_the_slot(&self, role: usize) -> bool {
+        let me = sys::pid();
+        let slot = self.slot.load(Ordering::Relaxed);
+        let ours = self.owner.load(Ordering::Acquire) == me
+            && header(&self.segment)
+                .slots
+                .get(slot)
+                .is_some_and(|c| slot_pid(c.load(Ordering::Relaxed)) == me);
+        if ours {
+            self.overflow[role].fetch_add(1, Ordering::Relaxed);
+        }
+        ours
+    }
+
+    /// Takes one handle of `role` back from the overflow, if it holds any (see `overflow`).
+    fn uncount_beyond_the_slot(&self, role: usize) -> bool {
+        self.overflowing(role)
+            && self.overflow[role]
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
     }
 }
 
@@ -381,6 +424,7 @@ impl Handle {
             channel,
             slot: AtomicUsize::new(NO_SLOT),
             owner: AtomicU32::new(0),
+            overflow: Default::default(),
             on_release,
         };
         Self::adopt(shared, role)
@@ -409,6 +453,7 @@ impl Handle {
             channel: None,
             slot: AtomicUsize::new(NO_SLOT),
             owner: AtomicU32::new(0),
+            overflow: Default::default(),
             on_release,
         };
         let mut counts = [0, 0];
@@ -512,7 +557,7 @@ impl Handle {
         let ours = shared.owner.load(Ordering::Acquire) == me
             && slot_pid(hdr.slots.get(slot).map_or(0, |c| c.load(Ordering::Relaxed))) == me;
         if ours {
-            if !hdr.adjust(slot, me, role, 1, false) {
+            if !hdr.adjust(slot, me, role, 1, false) && !shared.count_beyond_the_slot(role) {
                 return Err(io::Error::other(
                     "too many handles to one shared object in this process",
                 ));
@@ -539,6 +584,10 @@ impl Handle {
         self.touch();
         let hdr = header(&self.shared.segment);
         let mine = u64::from(role == self.role);
+        if self.shared.overflowing(role) {
+            // More handles of `role` here than a slot counts: others than this one.
+            return true;
+        }
         if hdr.count_any(role) <= mine {
             return false;
         }
@@ -565,6 +614,10 @@ impl Handle {
     /// marked blocked): someone who could still put. Slow path (reads `/proc`).
     pub(crate) fn putters_alive(&self) -> bool {
         let hdr = header(&self.shared.segment);
+        if self.shared.overflowing(0) {
+            // Handles the slot does not count, blocked or not: assume one could put.
+            return true;
+        }
         if hdr.count_any(0) <= hdr.count_any(BLOCKED) {
             return false;
         }
@@ -574,7 +627,12 @@ impl Handle {
     /// Live handles of `role`, all processes (slow: see [`Handle::others_alive`]).
     #[cfg(test)]
     pub(crate) fn live_holders(&self, role: usize) -> u64 {
-        header(&self.shared.segment).live_count(role)
+        let beyond = if self.shared.overflowing(role) {
+            self.shared.overflow[role].load(Ordering::Relaxed)
+        } else {
+            0
+        };
+        header(&self.shared.segment).live_count(role) + beyond
     }
 
     /// Receives a handle from another process (inside `Deserialize`, with the descriptors of
@@ -641,6 +699,7 @@ impl Handle {
             channel,
             slot: AtomicUsize::new(NO_SLOT),
             owner: AtomicU32::new(0),
+            overflow: Default::default(),
             on_release,
         };
         let handle = Self::adopt(shared, usize::from(wire.role)).map_err(|e| e.to_string())?;
@@ -674,7 +733,13 @@ impl Handle {
         let slot = self.shared.slot.load(Ordering::Relaxed);
         let me = sys::pid();
         if !header(&self.shared.segment).adjust(slot, me, self.role, 1, false) {
-            return Err("too many handles to one shared object in flight".to_owned());
+            // A handle in flight is counted in our slot until the receiver takes the count
+            // over, and the slot holds at most COUNT_MAX a role (the overflow past it is
+            // local to this process: a receiver could not take a count from there).
+            return Err(handoff::refuse(io::Error::other(format!(
+                "this process holds more handles to one shared object than it can send one of \
+                 ({COUNT_MAX} a role, those in flight included): drop some of its clones first"
+            ))));
         }
         let sent = Sent {
             shared: Arc::clone(&self.shared),
@@ -777,14 +842,30 @@ unsafe fn object_of<S: SharedState>(segment: &Segment) -> &S {
 }
 
 impl Clone for Handle {
+    /// Counts one more handle in this process's slot; past the [`COUNT_MAX`] handles of a
+    /// role that the slot holds, in the process-local overflow instead. The slot then stays
+    /// at its maximum until the overflow is empty again (drops take from the overflow first),
+    /// so other processes see this one as a holder for as long as it holds any handle.
     fn clone(&self) -> Handle {
-        self.with_role(self.role)
-            .expect("more than 65535 handles to one shared object in one process")
+        match self.with_role(self.role) {
+            Ok(h) => h,
+            Err(_) if self.shared.count_beyond_the_slot(self.role) => Handle {
+                shared: Arc::clone(&self.shared),
+                role: self.role,
+            },
+            // No slot left for this process to register in (a fork child's first use of an
+            // inherited handle, with the object held by 504 live processes at once).
+            Err(e) => panic!("cannot count another handle to a shared object: {e}"),
+        }
     }
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
+        if self.shared.uncount_beyond_the_slot(self.role) {
+            // The slot still counts this process: nobody is left alone by this drop.
+            return;
+        }
         // A fork child's inherited copy that it never used counts for nothing: the pid check
         // in `adjust` leaves our parent's slot alone.
         let slot = self.shared.slot.load(Ordering::Relaxed);
@@ -836,6 +917,24 @@ mod tests {
         assert_eq!(h.live_holders(1), 1);
         h.state::<Probe>().word.store(5, Ordering::Relaxed);
         assert_eq!(r.state::<Probe>().word.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn handles_past_what_a_slot_counts_are_counted_and_given_back() {
+        let h = Handle::create::<Probe>(0, 1 << 16, 0, |_, _| {}, noop).unwrap();
+        let many = COUNT_MAX as usize + 100;
+        let mut clones: Vec<Handle> = (0..many).map(|_| h.clone()).collect();
+        assert_eq!(h.live_holders(0), many as u64 + 1);
+        assert!(h.shared.overflowing(0));
+        assert!(h.others_alive(0));
+        // Drops take from the overflow first: the slot keeps counting this process.
+        clones.truncate(5);
+        assert!(!h.shared.overflowing(0));
+        assert_eq!(h.live_holders(0), 6);
+        assert!(h.others_alive(0));
+        drop(clones);
+        assert_eq!(h.live_holders(0), 1);
+        assert!(!h.others_alive(0));
     }
 
     #[test]

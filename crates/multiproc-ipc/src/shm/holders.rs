@@ -938,6 +938,30 @@ mod tests {
     }
 
     #[test]
+    fn threads_cloning_and_dropping_across_the_slot_maximum_leave_the_count_exact() {
+        let h = Handle::create::<Probe>(0, 1 << 16, 0, |_, _| {}, noop).unwrap();
+        // Just under the maximum: the threads below cross it in both directions all the time.
+        let base: Vec<Handle> = (0..COUNT_MAX as usize - 50).map(|_| h.clone()).collect();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let h = &h;
+                s.spawn(move || {
+                    for round in 0..200 {
+                        let n = 20 + (t * 7 + round) % 60;
+                        let held: Vec<Handle> = (0..n).map(|_| h.clone()).collect();
+                        assert!(h.others_alive(0));
+                        drop(held);
+                    }
+                });
+            }
+        });
+        assert_eq!(h.live_holders(0), COUNT_MAX - 49);
+        drop(base);
+        assert_eq!(h.live_holders(0), 1);
+        assert!(!h.others_alive(0));
+    }
+
+    #[test]
     fn wire_round_trip_hands_the_count_over() {
         let h = Handle::create::<Probe>(0, 1 << 16, 0, |_, _| {}, noop).unwrap();
         let (wire, fds) = handoff::collect_fds(|| h.send());

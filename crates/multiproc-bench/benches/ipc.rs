@@ -81,21 +81,26 @@ fn rt_pipe(ops: u64) -> PerOp {
 #[derive(Clone, Copy)]
 struct SharedWord(*mut AtomicU64);
 
+/// `bytes` of zero-filled anonymous shared memory, which a forked child shares with its parent.
+fn shared_anonymous(bytes: usize) -> *mut u8 {
+    // SAFETY: asks for a fresh mapping, overlapping nothing; the result is checked.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED);
+    p.cast()
+}
+
 impl SharedWord {
     fn new() -> Self {
-        // SAFETY: a fresh anonymous shared mapping of one page; checked below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED);
-        SharedWord(p.cast())
+        SharedWord(shared_anonymous(4096).cast())
     }
 
     fn get(&self) -> &'static AtomicU64 {
@@ -535,20 +540,9 @@ fn stream_copy_floor(size: usize, samples: usize, ops: u64) -> PerOp {
     let bytes = seqs + slot * slots;
     Measure::new(samples, ops)
         .per_op_timed(|n| {
-            // SAFETY: a fresh anonymous shared mapping, checked below and unmapped after the
-            // child is joined; zero-filled, so every sequence word is a valid 0.
-            let base = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    bytes,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            };
-            assert_ne!(base, libc::MAP_FAILED);
-            let base = base as usize;
+            // Zero-filled, so every sequence word starts as a valid 0; unmapped after the
+            // child is joined.
+            let base = shared_anonymous(bytes) as usize;
             // Slot k's sequence word (one per 128-byte line pair): i + 1 once item i is in
             // it, i + slots once item i is taken (it may then take item i + slots).
             // SAFETY: inside the mapping, aligned, and zero or written only through atomics.

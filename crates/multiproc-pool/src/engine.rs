@@ -969,7 +969,8 @@ impl Supervisor {
                 self.now = Instant::now();
                 self.timers = true;
             }
-            w.deadline = Some((id, self.now + limit));
+            // A limit past the end of the clock (`Duration::MAX`) is no limit.
+            w.deadline = self.now.checked_add(limit).map(|at| (id, at));
         }
     }
 

@@ -912,7 +912,7 @@ where
     /// # Ok::<(), multiproc_sync::Error>(())
     /// ```
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
-        self.next_until(Some(Instant::now() + timeout))
+        self.next_until(crate::future::deadline_after(timeout))
     }
 
     fn next_until(&mut self, deadline: Option<Instant>) -> Option<Result<R>> {

@@ -323,6 +323,40 @@ fn the_task_left_when_its_predecessor_is_taken_back_keeps_a_time_limit() {
     }
 }
 
+/// Limits near the end of time (`Duration::MAX`, a limit computed from user input) are no
+/// limit in practice: the tasks run and answer, and the supervisor does not overflow the clock.
+#[test]
+fn limits_near_duration_max_are_accepted_and_never_fire() {
+    let p = Pool::builder()
+        .processes(1)
+        .start_method(StartMethod::Fork)
+        .task_timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    assert_eq!(p.apply(inc, 1).unwrap(), 2);
+    let r = p.apply_async_timeout(nap, 5, Duration::MAX).unwrap();
+    assert_eq!(r.get().unwrap(), 5);
+    let r = p
+        .apply_async_timeout(nap, 5, Duration::MAX - Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(r.get().unwrap(), 5);
+    let mut it = p.imap_unordered(inc, [1u64, 2]).unwrap();
+    let mut got = vec![
+        it.next_timeout(Duration::MAX).unwrap().unwrap(),
+        it.next_timeout(Duration::MAX).unwrap().unwrap(),
+    ];
+    got.sort_unstable();
+    assert_eq!(got, [2, 3]);
+    assert_eq!(p.stats().timed_out, 0);
+    let ex = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .task_timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    let f = ex.submit_with_timeout(inc, 41, Duration::MAX).unwrap();
+    assert_eq!(f.result().unwrap(), 42);
+}
+
 #[test]
 fn stats_count_every_outcome() {
     for m in METHODS {

@@ -147,7 +147,9 @@ impl Client {
     /// # Ok::<(), multiproc::Error>(())
     /// ```
     pub fn reconnect_timeout(mut self, window: Duration) -> Client {
-        self.reconnect = window;
+        // Added to the clock when a connection drops: ~136 years is as good as for ever, and
+        // `Duration::MAX` would overflow it.
+        self.reconnect = window.min(Duration::from_secs(u64::from(u32::MAX)));
         self
     }
 
@@ -674,4 +676,11 @@ impl TlsFiles {
             },
         ))
     }
+}
+
+/// `d` in whole milliseconds for Redis (`PX`, `PEXPIRE`, a heartbeat's interval), at most
+/// ~136 years: longer is for ever in practice, and a plain cast would wrap a longer one
+/// (`Duration::MAX`) into an arbitrary, possibly tiny, lease or expiry.
+pub(crate) fn redis_millis(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u32::MAX) * 1000) as u64
 }

@@ -643,7 +643,8 @@ impl<R: DeserializeOwned> Future<R> {
                 "this future's result was already taken".into(),
             ));
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // `None` (no limit) also for a timeout past the end of the clock (`Duration::MAX`).
+        let deadline = timeout.and_then(multiproc_sync::raw::deadline_after);
         let (key, notify) = (
             self.shared.keys.result(&self.id),
             self.shared.keys.notify(&self.id),
@@ -861,7 +862,7 @@ impl Worker {
         Ok(WorkerConfig {
             url: self.url.clone(),
             namespace: self.namespace.clone(),
-            heartbeat_ms: self.heartbeat.as_millis() as u64,
+            heartbeat_ms: crate::conn::redis_millis(self.heartbeat),
             prefetch: self.prefetch,
             stop_gen: stop_gen.unwrap_or(0),
             table: task_table(),

@@ -106,7 +106,7 @@ impl Lock {
     fn try_once(&self, deadline: Option<Instant>) -> Result<bool> {
         let token = random_token();
         let key = &self.key;
-        let ms = self.lease.as_millis() as u64;
+        let ms = crate::conn::redis_millis(self.lease);
         let won = self.pool.with(|conn| {
             let got: Option<String> = conn.run_until(deadline, |c| {
                 redis::cmd("SET")
@@ -164,7 +164,8 @@ impl Lock {
     }
 
     fn acquire_inner(&self, timeout: Option<Duration>) -> Result<bool> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // `None` (no limit) also for a timeout past the end of the clock (`Duration::MAX`).
+        let deadline = timeout.and_then(multiproc_sync::raw::deadline_after);
         // Redis has no blocking SET NX: retry with a growing pause (the holder's release or
         // lease end cannot be waited on without polling or a pub/sub side channel).
         let mut pause = Duration::from_millis(1);
@@ -224,7 +225,7 @@ impl Lock {
         let Some(token) = self.token().clone() else {
             return Err(Error::Invalid(format!("lock {:?} is not held", self.key)));
         };
-        let ms = self.lease.as_millis() as u64;
+        let ms = crate::conn::redis_millis(self.lease);
         let n: i64 = self
             .pool
             .run(|c| self.extend.key(&self.key).arg(&token).arg(ms).invoke(c))?;

@@ -157,7 +157,7 @@ impl RawQueue {
     /// the list, the consumer set and `processing`.
     fn touch(&self, p: &mut redis::Pipeline, processing: Option<&str>) {
         let Some(ttl) = self.expire else { return };
-        let ms = ttl.as_millis() as u64;
+        let ms = crate::conn::redis_millis(ttl);
         for key in [
             Some(self.items.as_str()),
             Some(self.consumers.as_str()),
@@ -278,11 +278,11 @@ impl Consumer {
     fn register(raw: &RawQueue, conn: &mut Conn, deadline: Option<Instant>) -> Result<Consumer> {
         let id = random_token();
         let alive = raw.alive(&id);
-        let ttl = raw.heartbeat.as_millis() as u64;
+        let ttl = crate::conn::redis_millis(raw.heartbeat);
         let consumers = raw.consumers.clone();
         let me = id.clone();
         let processing = raw.processing(&id);
-        let expire = raw.expire.map(|d| d.as_millis() as u64);
+        let expire = raw.expire.map(crate::conn::redis_millis);
         // What `info` shows of this consumer (see the module's keys).
         let record = format!("{ttl} {} {}", std::process::id(), host_name());
         let beat_once = move |c: &mut Wire| {
@@ -442,7 +442,8 @@ impl Receiver {
     }
 
     fn get_bytes_inner(&self, timeout: Option<Duration>) -> Result<Vec<u8>> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // `None` (no limit) also for a timeout past the end of the clock (`Duration::MAX`).
+        let deadline = timeout.and_then(multiproc_sync::raw::deadline_after);
         let processing = self.processing(deadline)?;
         let mut first = true;
         loop {

@@ -129,6 +129,9 @@ fn submit_and_map_run_on_worker_processes() {
     let Some(url) = common::url() else { return };
     let pool = Pool::start(&url, 2, 3);
     assert_eq!(pool.exec.submit(square, 12).unwrap().result().unwrap(), 144);
+    // A timeout past the end of the clock is no limit (it used to overflow it).
+    let mut f = pool.exec.submit(square, 5).unwrap();
+    assert_eq!(f.result_timeout(Duration::MAX).unwrap(), 25);
     let want: Vec<u64> = (0..50).map(|x| x * x).collect();
     assert_eq!(pool.exec.map(square, 0..50).unwrap(), want);
 }

@@ -39,6 +39,43 @@ fn get_timeout_on_an_empty_queue_is_empty_after_the_timeout() {
     assert!(matches!(q.get_timeout(Duration::ZERO), Err(Error::Empty)));
 }
 
+/// Timeouts, leases, heartbeats and expiries past the end of the clock (`Duration::MAX`, or a
+/// figure computed from user input) mean "for ever": nothing panics adding them to the clock,
+/// and none wraps around into a short lease or expiry in Redis.
+#[test]
+fn durations_near_duration_max_are_for_ever() {
+    let Some(url) = common::url() else { return };
+    let client = Client::open(&url).unwrap().reconnect_timeout(Duration::MAX);
+    let name = common::unique("max");
+    let q: Queue<u32> = Queue::builder("", &name)
+        .client(&client)
+        .heartbeat(Duration::MAX)
+        .expire_after(Duration::MAX)
+        .build()
+        .unwrap();
+    q.put(7).unwrap();
+    assert_eq!(q.get_timeout(Duration::MAX).unwrap(), 7);
+    q.task_done().unwrap();
+    q.put(8).unwrap();
+    let mut con = client.raw_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("*{name}*"))
+        .query(&mut con)
+        .unwrap();
+    assert!(!keys.is_empty());
+    for key in keys {
+        let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut con).unwrap();
+        // No TTL (-1), or one of years: never a wrapped-around few milliseconds.
+        assert!(ttl == -1 || ttl > 1_000_000_000_000, "{key}: {ttl} ms");
+    }
+    let lock_name = common::unique("max-lock");
+    let lock = multiproc::redis::Lock::with_client(&client, &lock_name, Duration::MAX).unwrap();
+    assert!(lock.acquire_timeout(Duration::MAX).unwrap());
+    assert!(lock.owned().unwrap());
+    assert!(lock.extend().unwrap());
+    assert!(lock.release().unwrap());
+}
+
 fn take_one_and_die((url, name): (String, String)) {
     let q: Queue<u32> = Queue::with_client(
         &Client::open(&url).unwrap(),

@@ -473,7 +473,8 @@ impl<R> Process<R> {
     /// # Ok::<(), multiproc_sync::Error>(())
     /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
-        self.poll(Some(Instant::now() + timeout))
+        // `None` (no limit) for a timeout past the end of the clock (`Duration::MAX`).
+        self.poll(multiproc_sync::raw::deadline_after(timeout))
     }
 
     /// Sends `SIGTERM` (Python's `terminate`). A child that has already ended is not an error.

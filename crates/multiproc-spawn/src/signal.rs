@@ -489,7 +489,8 @@ pub fn wait_for(signals: &[Signal], timeout: Option<Duration>) -> Result<Signal>
     for &s in signals {
         check_catchable(s)?;
     }
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // `None` (no limit) also for a timeout past the end of the clock (`Duration::MAX`).
+    let deadline = timeout.and_then(multiproc_sync::raw::deadline_after);
     let mut t = table();
     let mut seen = Vec::with_capacity(signals.len());
     for &s in signals {

@@ -192,9 +192,13 @@ pub fn run(
         ))
     })?;
     let io = Streams::start(&mut child, opts.input.clone());
-    let status = match opts.timeout {
+    // A timeout past the end of the clock (`Duration::MAX`) is no limit.
+    let limit = opts
+        .timeout
+        .and_then(|t| Some((t, multiproc_sync::raw::deadline_after(t)?)));
+    let status = match limit {
         None => child.wait()?,
-        Some(t) => match wait_deadline(&mut child, Instant::now() + t)? {
+        Some((t, deadline)) => match wait_deadline(&mut child, deadline)? {
             Some(status) => status,
             None => {
                 let _ = child.kill();

@@ -92,21 +92,25 @@ fn a_fork_child_runs_its_inherited_handler_itself() {
 }
 
 /// Ignores SIGHUP, handles SIGUSR1 (so an early one cannot end it), says so, then waits for
-/// SIGUSR1 with `wait_for` and returns which came.
-fn ignore_hup_then_wait(rep: Reporter) -> i32 {
+/// SIGUSR1 with `wait_for` (with no limit, or one past the end of the clock, which is none
+/// either) and returns which came.
+fn ignore_hup_then_wait((rep, limit): (Reporter, Option<Duration>)) -> i32 {
     signal::signal(Signal::SIGHUP, Handler::Ignore).unwrap();
     signal::signal(Signal::SIGUSR1, Handler::call(|_| {})).unwrap();
     rep.say(1);
-    signal::wait_for(&[Signal::SIGUSR1], None).unwrap().number()
+    signal::wait_for(&[Signal::SIGUSR1], limit)
+        .unwrap()
+        .number()
 }
 
 #[test]
 fn ignored_signals_are_ignored_and_wait_for_returns_the_signal() {
-    for m in METHODS {
+    for (i, m) in METHODS.into_iter().enumerate() {
         let (mut r, rep) = Reporter::pair();
+        let limit = (i % 2 == 1).then_some(Duration::MAX);
         let mut p = Process::builder()
             .start_method(m)
-            .spawn(ignore_hup_then_wait, rep)
+            .spawn(ignore_hup_then_wait, (rep, limit))
             .unwrap();
         assert_eq!(hear(&mut r), Some(1));
         p.send_signal(Signal::SIGHUP).unwrap();
@@ -118,6 +122,8 @@ fn ignored_signals_are_ignored_and_wait_for_returns_the_signal() {
                 break;
             }
         }
+        // Ended: answers at once, and a limit past the end of the clock does not overflow it.
+        assert!(p.wait_timeout(Duration::MAX), "{m:?}");
         assert_eq!(p.join().unwrap(), Signal::SIGUSR1.number(), "{m:?}");
     }
 }

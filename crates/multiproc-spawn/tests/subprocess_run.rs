@@ -94,6 +94,16 @@ fn a_timeout_kills_the_child_and_is_an_error() {
 }
 
 #[test]
+fn a_timeout_past_the_end_of_the_clock_is_no_limit() {
+    let opts = RunOptions {
+        timeout: Some(Duration::MAX),
+        ..Default::default()
+    };
+    let done = subprocess::run(&["sh", "-c", "exit 5"], &opts).unwrap();
+    assert_eq!(done.returncode, 5);
+}
+
+#[test]
 fn a_missing_program_is_an_io_error_naming_it() {
     match subprocess::call(&["no-such-program-multiproc"]) {
         Err(Error::Io(e)) => assert!(e.to_string().contains("no-such-program-multiproc"), "{e}"),

@@ -55,7 +55,8 @@ pub struct Semaphore {
 handle_impls!(Semaphore);
 
 impl Semaphore {
-    /// A semaphore with `value` permits (values above `u32::MAX` are clamped).
+    /// A semaphore with `value` permits (values above `u32::MAX` are clamped, and releases
+    /// past `u32::MAX` permits are not counted).
     ///
     /// ```
     /// assert_eq!(multiproc_ipc::Semaphore::new(3)?.get_value(), 3);

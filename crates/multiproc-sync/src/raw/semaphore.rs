@@ -102,10 +102,23 @@ impl<F: Futex> RawSemaphore<F> {
         false
     }
 
-    /// Adds `n` permits and wakes up to `n` sleepers.
+    /// Adds `n` permits and wakes up to `n` sleepers. The count stops at `u32::MAX` (a
+    /// plain `fetch_add` would wrap a semaphore made with `usize::MAX` permits round to none,
+    /// and every acquirer would wait for ever).
     #[inline]
     pub fn release(&self, n: u32) {
-        self.count.fetch_add(n, Ordering::SeqCst);
+        let mut c = self.count.load(Ordering::Relaxed);
+        loop {
+            match self.count.compare_exchange_weak(
+                c,
+                c.saturating_add(n),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => c = now,
+            }
+        }
         if self.sleepers.load(Ordering::SeqCst) != 0 {
             F::wake(&self.count, n);
         }

@@ -1,6 +1,7 @@
-//! Every call that takes a timeout or a limit accepts `Duration::MAX` (a limit computed from
-//! user input, "wait for ever" spelt as a duration) as no limit: nothing panics adding it to
-//! the clock. Each call here has its answer ready, so it returns at once.
+//! Numbers at the end of their range. Every call that takes a timeout or a limit accepts
+//! `Duration::MAX` (a limit computed from user input, "wait for ever" spelt as a duration) as
+//! no limit: nothing panics adding it to the clock. Each call here has its answer ready, so it
+//! returns at once. And counts at their maximum do not wrap round.
 
 use multiproc::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, Pipe, Queue, RLock, Semaphore, threading,
@@ -61,4 +62,19 @@ fn thread_primitives_and_queues() {
     let t = threading::Timer::new(FOREVER, || panic!("fired")).start();
     t.cancel();
     t.join().unwrap();
+}
+
+/// A semaphore made with more permits than it counts (`usize::MAX`, clamped to `u32::MAX`)
+/// stays full when released: the count used to wrap round to zero, and every acquirer then
+/// waited for ever.
+#[test]
+fn a_full_semaphore_released_stays_full() {
+    let s = Semaphore::new(usize::MAX).unwrap();
+    s.release();
+    s.release_n(10);
+    assert_eq!(s.get_value(), u32::MAX as usize);
+    assert!(s.try_acquire());
+    let t = threading::Semaphore::new(usize::MAX);
+    t.release();
+    assert!(t.try_acquire());
 }

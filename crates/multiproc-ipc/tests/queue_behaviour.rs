@@ -150,3 +150,27 @@ fn running_out_of_descriptors_or_address_space_is_an_error() {
     queues.truncate(queues.len() / 2);
     Queue::<u8>::new().unwrap();
 }
+
+/// An unbounded queue holding more items than the ring's 24-bit record counts tell apart
+/// (2^24 + 3): `qsize` and `empty` stay exact, and a consumer that drains while `!empty()`
+/// takes every item. (They read 3, and `empty` said yes with 16,777,215 items left.)
+#[test]
+fn qsize_and_empty_stay_exact_past_sixteen_million_items() {
+    let q: Queue<()> = Queue::new().unwrap();
+    let n = (1usize << 24) + 3;
+    for _ in 0..n {
+        q.put_bytes(&[]).unwrap();
+    }
+    assert_eq!(q.qsize(), n);
+    for _ in 0..4 {
+        q.get_bytes().unwrap();
+    }
+    assert_eq!(q.qsize(), n - 4);
+    let mut taken = 4;
+    while !q.empty() {
+        q.get_bytes().unwrap();
+        taken += 1;
+    }
+    assert_eq!(taken, n);
+    assert_eq!(q.qsize(), 0);
+}

@@ -124,6 +124,9 @@ struct Producers {
     /// only when this stale copy says the ring is full: once per lap instead of once per item.
     /// Written under the put lock; it only ever understates how far consumers are.
     seen_head: AtomicU64,
+    /// Records put, all 64 bits of the count (see [`Ring::len`]). Stored after `tail`, under
+    /// the put lock.
+    count: AtomicU64,
 }
 
 #[repr(C, align(128))]
@@ -133,6 +136,9 @@ struct Consumers {
     _pad: u32,
     /// The next record to take, and the count of records taken.
     head: AtomicU64,
+    /// Records taken, all 64 bits of the count (see [`Ring::len`]). Stored after `head`, under
+    /// the get lock.
+    count: AtomicU64,
 }
 
 #[repr(C, align(128))]
@@ -296,11 +302,31 @@ impl Ring {
     }
 
     /// Items in the ring now.
+    ///
+    /// `tail` and `head` count records in 24 bits: exact, but only modulo 2^24, and an
+    /// unbounded queue may hold more (16,777,219 queued items read as 3, and `empty` said yes
+    /// with 16,777,215 left). The 64-bit counts beside them are not exact in turn: a holder
+    /// killed between its store of `tail` or `head` and its store of the count leaves that
+    /// count one behind, for good. Together they are: the answer is the number that agrees
+    /// with the 24-bit difference and lies nearest the 64-bit one.
     #[inline]
     pub(crate) fn len(&self) -> u64 {
         let head = self.get.head.load(Ordering::Acquire);
+        let taken = self.get.count.load(Ordering::Acquire);
         let tail = self.put.tail.load(Ordering::Acquire);
-        items(tail, head)
+        let put = self.put.count.load(Ordering::Acquire);
+        let near = put.saturating_sub(taken);
+        // The residue itself, not `items`, which reads "one fewer than none" (all ones) as
+        // none: here that is also what 2^24 - 1 items look like, and `near` tells them apart.
+        let residue = count(tail).wrapping_sub(count(head));
+        let off = residue.wrapping_sub(near) & CNT_MASK;
+        // The true count is `near` plus or minus the few records whose count a dead holder
+        // did not store: take the residue's representative nearest `near`.
+        if off <= CNT_MASK / 2 {
+            near + off
+        } else {
+            near.saturating_sub((1 << 24) - off)
+        }
     }
 
     /// The item limit (0: none).
@@ -427,6 +453,8 @@ impl Ring {
             }
             Self::header(seg, cap, pos(tail)).store(header, Ordering::Release);
             self.put.tail.store(advance(tail, rec), Ordering::Release);
+            let put = self.put.count.load(Ordering::Relaxed);
+            self.put.count.store(put.wrapping_add(1), Ordering::Release);
             drop(held);
             self.data.0.notify_after_rmw();
             return Ok(());
@@ -692,6 +720,9 @@ impl Ring {
     fn discard_to_tail(&self, held: Held<'_>) {
         let tail = self.put.tail.load(Ordering::Acquire);
         self.get.head.store(tail, Ordering::Release);
+        // Near enough for `len`, which takes the exact residue from `head` and `tail`.
+        let put = self.put.count.load(Ordering::Acquire);
+        self.get.count.store(put, Ordering::Release);
         drop(held);
         self.space.0.notify_after_rmw();
     }
@@ -786,6 +817,10 @@ impl Ring {
             }
             let new_head = advance(head, record_len(len));
             self.get.head.store(new_head, Ordering::Release);
+            let taken = self.get.count.load(Ordering::Relaxed);
+            self.get
+                .count
+                .store(taken.wrapping_add(1), Ordering::Release);
             if cap > SHRINK_ABOVE
                 && Self::header(seg, cap, pos(new_head)).load(Ordering::Relaxed) == 0
                 && sys::monotonic_ms().saturating_sub(self.config.grown_at.load(Ordering::Relaxed))
@@ -908,6 +943,47 @@ mod tests {
             &mut |s, _, _| got = s.to_vec(),
         )?;
         Ok(got)
+    }
+
+    #[test]
+    fn len_is_exact_past_the_24_bit_counts_and_after_a_holder_died_mid_count() {
+        let h = ring(0);
+        let r: &Ring = h.state();
+        let seg = h.segment();
+        for _ in 0..5 {
+            r.put(seg, b"x", None, None, || true).unwrap();
+        }
+        assert_eq!(r.len(), 5);
+        // A producer killed between its `tail` store and its count store: one count short.
+        r.put.count.store(4, Ordering::Relaxed);
+        assert_eq!(r.len(), 5);
+        // A consumer killed the same way, after taking one.
+        get_vec(&h).unwrap();
+        r.get.count.store(0, Ordering::Relaxed);
+        assert_eq!(r.len(), 4);
+        // 2^24 more records put than the 24-bit counts can tell apart from none (as a queue
+        // holding 16,777,220 items has): the 64-bit counts say which lap.
+        r.put.count.store((1 << 24) + 5, Ordering::Relaxed);
+        r.get.count.store(1, Ordering::Relaxed);
+        assert_eq!(r.len(), (1 << 24) + 4);
+        // And both at once: a lap ahead, and one count short.
+        r.put.count.store((1 << 24) + 4, Ordering::Relaxed);
+        assert_eq!(r.len(), (1 << 24) + 4);
+        // Counts that say fewer than none (a consumer's stored before a producer's): the
+        // residue still decides.
+        r.put.count.store(1, Ordering::Relaxed);
+        r.get.count.store(2, Ordering::Relaxed);
+        assert_eq!(r.len(), 4);
+        // A 24-bit residue of all ones: 2^24 - 1 items, or a consumer whose `head` store came
+        // a moment before the producer's `tail` store (none); the 64-bit counts tell which.
+        let tail = r.put.tail.load(Ordering::Relaxed);
+        r.get.head.store(advance(tail, 0), Ordering::Relaxed);
+        r.put.count.store((1 << 24) - 1, Ordering::Relaxed);
+        r.get.count.store(0, Ordering::Relaxed);
+        assert_eq!(r.len(), (1 << 24) - 1);
+        r.put.count.store(7, Ordering::Relaxed);
+        r.get.count.store(8, Ordering::Relaxed);
+        assert_eq!(r.len(), 0);
     }
 
     #[test]

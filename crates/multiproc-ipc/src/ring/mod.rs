@@ -12,7 +12,8 @@
 //! # Protocol
 //! Producers serialize on the put lock and consumers on the get lock (both robust: a holder
 //! that dies is replaced, see [`RobustLock`]). `tail` and `head` each pack a byte position
-//! (low 40 bits) with an item count (high 24 bits).
+//! (low 40 bits) with an item count (high 24 bits); a 64-bit count beside each tells the lap
+//! of the 24-bit one, so that a queue's length stays exact past 2^24 items (see [`Ring::len`]).
 //!
 //! A record is committed by one release store of its header word, and a consumer learns
 //! that the next record is there by loading that word: the word it polls is the one the

@@ -133,23 +133,7 @@ fn ring_growth_past_ulimit_f_says_efbig() {
 fn get_with_no_descriptor_left(
     (q, ready, report): (Queue<u32>, multiproc_ipc::Event, Queue<String>),
 ) {
-    let lim = libc::rlimit {
-        rlim_cur: 64,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    let mut now = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: both point to valid `rlimit`s; lowering the soft limit needs no privilege.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut now), 0);
-        let lim = libc::rlimit {
-            rlim_max: now.rlim_max,
-            ..lim
-        };
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-    }
+    multiproc_testkit::set_soft_nofile(Some(64));
     let mut spare = Vec::new();
     while let Ok(f) = std::fs::File::open("/dev/null") {
         spare.push(f);

@@ -7,7 +7,7 @@
 
 mod common;
 use common::{METHODS, start};
-use multiproc_testkit::open_fds;
+use multiproc_testkit::{open_fds, set_soft_nofile};
 
 use multiproc_ipc::{Connection, Error, Pipe, Queue};
 use multiproc_spawn::StartMethod;
@@ -18,22 +18,6 @@ const HANDLES: usize = 1000;
 /// that 3,000 descriptors and their copies fit.
 fn raise_nofile() {
     set_soft_nofile(None);
-}
-
-/// Sets the soft descriptor limit (`None`: to the hard limit); returns the old soft limit.
-fn set_soft_nofile(soft: Option<u64>) -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid rlimit for the kernel to fill, then to read.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        let old = lim.rlim_cur;
-        lim.rlim_cur = soft.unwrap_or(lim.rlim_max);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-        old
-    }
 }
 
 fn queues() -> Vec<Queue<u64>> {

@@ -15,22 +15,10 @@ const LOW_NOFILE: u64 = 64;
 /// Clients connected at once: more than fit under [`LOW_NOFILE`].
 const CLIENTS: usize = 16;
 
-fn set_nofile(soft: u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid, writable `rlimit`.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    lim.rlim_cur = soft.min(lim.rlim_max);
-    // SAFETY: `lim` is a valid `rlimit`; lowering the soft limit needs no privilege.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
-}
-
 /// Runs in a child: starts a manager under a low descriptor limit, hands a dict of it to the
 /// test, and keeps it alive until `stop`.
 fn host((out, stop): (Queue<DictProxy<u32, u32>>, Event)) {
-    set_nofile(LOW_NOFILE);
+    multiproc_testkit::set_soft_nofile(Some(LOW_NOFILE));
     let manager = Manager::builder()
         .start_method(StartMethod::Fork)
         .build()

@@ -79,20 +79,11 @@ fn in_place(ids: &[Id; 3], trios: &[Trio]) -> usize {
 /// Raises this process's soft descriptor limit to its hard limit (a child inherits it), so
 /// that 3,000 descriptors and their copies fit.
 fn raise_nofile() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid rlimit for the kernel to fill, then to read.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        lim.rlim_cur = lim.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-    }
+    multiproc_testkit::set_soft_nofile(None);
+    let now = multiproc_testkit::set_soft_nofile(None);
     assert!(
-        lim.rlim_cur >= 8 * HANDLES as u64,
-        "the hard descriptor limit ({}) is too low for this test",
-        lim.rlim_cur
+        now >= 8 * HANDLES as u64,
+        "the hard descriptor limit ({now}) is too low for this test"
     );
 }
 
@@ -173,29 +164,18 @@ fn a_parent_without_room_for_a_results_descriptors_gets_an_error_naming_the_caus
         let (base, _) = three_files();
         // Room for a few more descriptors, not for 3,000: the child raises its own limit. Set
         // before the start, so the result can never arrive while the parent still had room.
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: `lim` is a valid rlimit for the kernel to fill, then to read.
-        unsafe {
-            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-            let hard = lim.rlim_cur;
-            lim.rlim_cur = open_fds() as u64 + 100;
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-            let e = Process::builder()
-                .start_method(m)
-                .spawn(make_many_with_room, Trio(base))
-                .and_then(|p| p.join())
-                .unwrap_err()
-                .to_string();
-            lim.rlim_cur = hard;
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-            assert!(
-                e.contains("out of descriptors") && e.contains("RLIMIT_NOFILE"),
-                "{m:?}: {e}"
-            );
-        }
+        let before = multiproc_testkit::set_soft_nofile(Some(open_fds() as u64 + 100));
+        let e = Process::builder()
+            .start_method(m)
+            .spawn(make_many_with_room, Trio(base))
+            .and_then(|p| p.join())
+            .unwrap_err()
+            .to_string();
+        multiproc_testkit::set_soft_nofile(Some(before));
+        assert!(
+            e.contains("out of descriptors") && e.contains("RLIMIT_NOFILE"),
+            "{m:?}: {e}"
+        );
         // The failed child is not left behind as a live one.
         assert!(
             multiproc_spawn::active_children().is_empty(),

@@ -452,3 +452,26 @@ pub fn kill_me(_: ()) -> u64 {
     std::thread::sleep(std::time::Duration::from_secs(60));
     0
 }
+
+/// Sets this process's soft limit on open descriptors (`None`, or more than the hard limit: the
+/// hard limit; children inherit it) and returns the soft limit it had, for tests that open
+/// thousands of them or that run out on purpose.
+///
+/// ```
+/// let old = multiproc_testkit::set_soft_nofile(None);
+/// assert!(multiproc_testkit::set_soft_nofile(Some(old)) >= old);
+/// ```
+pub fn set_soft_nofile(soft: Option<u64>) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for the kernel to fill, then to read.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        let old = lim.rlim_cur;
+        lim.rlim_cur = soft.unwrap_or(lim.rlim_max).min(lim.rlim_max);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        old
+    }
+}

@@ -190,8 +190,10 @@ impl Builder {
         }
         registry().push(inner.clone());
         let child = inner.clone();
+        // The name is the caller's, whatever it holds (Python takes any string); the OS
+        // thread's copy cannot hold a NUL byte (std panics on one), so it gets a stand-in there.
         let spawned = std::thread::Builder::new()
-            .name(inner.name.clone())
+            .name(inner.name.replace('\0', "\u{FFFD}"))
             .spawn(move || {
                 let tid = crate::raw::current_tid();
                 child.tid.store(tid, Ordering::Release);

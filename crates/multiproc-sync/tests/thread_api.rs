@@ -42,6 +42,18 @@ fn names_idents_and_join_value() {
     assert_eq!(t.join().unwrap(), name);
 }
 
+/// Any string names a thread, as in Python, a NUL byte included (std's own thread name
+/// cannot hold one, and spawning panicked inside the library).
+#[test]
+fn a_name_with_a_nul_byte_is_the_threads_name() {
+    let t = Thread::builder()
+        .name("a\0b")
+        .spawn(|| current_thread().name)
+        .unwrap();
+    assert_eq!(t.name(), "a\0b");
+    assert_eq!(t.join().unwrap(), "a\0b");
+}
+
 /// test_threading.ThreadTests: main_thread is "MainThread".
 #[test]
 fn main_thread_info() {

@@ -6,8 +6,8 @@
 //! everything a test needs is provided and a skip is a defect.
 //!
 //! It also holds the small probes the tests of several crates share, so that each has one
-//! copy: descriptors ([`open_fds`]), processes ([`is_running`], [`is_gone`], [`is_zombie`],
-//! [`is_zombie_child`], [`zombie_children`]), shared memory ([`shm_exists`], [`unique_name`],
+//! copy: descriptors ([`open_fds`], [`set_soft_nofile`]), processes ([`is_running`],
+//! [`is_stopped`], [`is_gone`], [`is_zombie`], [`is_zombie_child`], [`zombie_children`]), shared memory ([`shm_exists`], [`unique_name`],
 //! [`mount_tmpfs`], [`in_private_mount_namespace`]), bounded polling ([`eventually`]) and a fault task ([`kill_me`]).
 //!
 //! ```
@@ -16,6 +16,8 @@
 //!     return;
 //! }
 //! ```
+
+mod sys;
 
 use std::io::Write;
 use std::process::Command;
@@ -462,16 +464,5 @@ pub fn kill_me(_: ()) -> u64 {
 /// assert!(multiproc_testkit::set_soft_nofile(Some(old)) >= old);
 /// ```
 pub fn set_soft_nofile(soft: Option<u64>) -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid rlimit for the kernel to fill, then to read.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        let old = lim.rlim_cur;
-        lim.rlim_cur = soft.unwrap_or(lim.rlim_max).min(lim.rlim_max);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-        old
-    }
+    sys::set_soft_nofile(soft)
 }

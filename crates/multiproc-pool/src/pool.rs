@@ -123,7 +123,8 @@ impl PoolBuilder {
     /// task that ignores `SIGTERM` is stopped too) and a fresh one takes its place; the tasks
     /// queued behind it go to other workers, none is lost or run twice. A task submitted
     /// with [`Pool::apply_async_timeout`] has its own limit instead. Python's pool has no
-    /// such limit (pebble's `ProcessPool.schedule(f, timeout=…)` does).
+    /// such limit (pebble's `ProcessPool.schedule(f, timeout=…)` does). A limit of zero makes
+    /// [`build`](PoolBuilder::build) answer `Err(Invalid)`; `Duration::MAX` is no limit.
     ///
     /// ```
     /// use multiproc::pool::Pool;
@@ -222,6 +223,7 @@ impl PoolBuilder {
                  its result queue is one shared object, held by every worker and the parent"
             )));
         }
+        check_task_limit(self.task_timeout)?;
         Engine::start(Config {
             processes,
             init: self.init,
@@ -325,7 +327,7 @@ impl Pool {
     /// [`apply_async`](Pool::apply_async) with a time limit of its own, counted from the
     /// moment a worker starts the task: if it is still running then, its result is
     /// `Err(Timeout)`, its worker is stopped and replaced, and no other task is lost (see
-    /// [`PoolBuilder::task_timeout`]).
+    /// [`PoolBuilder::task_timeout`]). A limit of zero is `Err(Invalid)`.
     ///
     /// ```
     /// use multiproc::pool::Pool;
@@ -676,6 +678,7 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + Send + 'static,
 {
+    check_task_limit(timeout)?;
     let core = Core::new();
     let id = engine.submit_ids(vec![Job {
         call: CallSpec::one::<A, R>(f),
@@ -684,6 +687,18 @@ where
         timeout,
     }])?;
     Ok((core, id))
+}
+
+/// A task time limit of zero is refused: no task can finish within it, yet one that finished
+/// before the supervisor's next look would still have counted as in time, so the outcome
+/// would depend on scheduling. (`Duration::MAX` is no limit at all; see `Engine`'s `arm`.)
+fn check_task_limit(limit: Option<Duration>) -> Result<()> {
+    if limit == Some(Duration::ZERO) {
+        return Err(Error::Invalid(
+            "a task time limit must be above zero (leave it unset for no limit)".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// How many chunks an `imap` keeps submitted ahead of the consumer.

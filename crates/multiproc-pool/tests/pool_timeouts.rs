@@ -357,6 +357,52 @@ fn limits_near_duration_max_are_accepted_and_never_fire() {
     assert_eq!(f.result().unwrap(), 42);
 }
 
+/// A limit of zero is a clear error wherever a limit is given: no task fits in it, yet a task
+/// that finished before the supervisor looked would have counted as in time (a result that
+/// depended on scheduling).
+#[test]
+fn a_zero_time_limit_is_refused() {
+    let invalid = |e: Error| matches!(&e, Error::Invalid(m) if m.contains("above zero"));
+    let built = Pool::builder()
+        .processes(1)
+        .task_timeout(Duration::ZERO)
+        .build();
+    assert!(
+        built.is_err_and(invalid),
+        "a pool with a zero task limit was built"
+    );
+    let built = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .task_timeout(Duration::ZERO)
+        .build();
+    assert!(
+        built.is_err_and(invalid),
+        "an executor with a zero task limit was built"
+    );
+    let p = Pool::builder()
+        .processes(1)
+        .start_method(StartMethod::Fork)
+        .build()
+        .unwrap();
+    let r = p.apply_async_timeout(inc, 1, Duration::ZERO);
+    assert!(r.is_err_and(invalid));
+    // Refused before it was queued: the pool is untouched and goes on.
+    let r = p
+        .apply_async_timeout(inc, 1, Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(r.get().unwrap(), 2);
+    assert_eq!(p.stats().submitted, 1);
+    let ex = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .build()
+        .unwrap();
+    assert!(
+        ex.submit_with_timeout(inc, 1, Duration::ZERO)
+            .is_err_and(invalid)
+    );
+    assert_eq!(ex.submit(inc, 41).unwrap().result().unwrap(), 42);
+}
+
 #[test]
 fn stats_count_every_outcome() {
     for m in METHODS {

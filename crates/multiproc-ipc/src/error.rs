@@ -16,10 +16,22 @@ pub(crate) enum PutError {
     /// given), or than a u32 length.
     TooLarge(u64),
     /// The `attach` hook failed (its reason); nothing was written.
-    Attach(String),
+    Attach(Box<String>),
     /// The ring had to grow for the record and the system refused the memory (a full tmpfs:
     /// `ENOSPC`; `ulimit -f`: `EFBIG`); its kind and message. Nothing was written.
-    Io(std::io::ErrorKind, String),
+    Io(Box<(std::io::ErrorKind, String)>),
+}
+
+// The rare reasons are boxed so that `Result<(), PutError>` comes back in two registers: at
+// 32 bytes it was returned through memory on every put, and read back there by the caller.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Result<(), PutError>>() <= 16);
+
+impl PutError {
+    /// [`PutError::Attach`] with `why`.
+    pub(crate) fn attach(why: impl Into<String>) -> PutError {
+        PutError::Attach(Box::new(why.into()))
+    }
 }
 
 /// Work done beside a record, under the put lock, just before the record is written: called
@@ -51,11 +63,14 @@ pub(crate) fn put_error(e: PutError, len: usize) -> Error {
              bytes: 4 GiB at most, and the address space it reserved when it was made, which \
              is smaller under RLIMIT_AS, `ulimit -v`)"
         )),
-        PutError::Attach(why) => Error::Codec(why),
-        PutError::Io(kind, why) => Error::Io(std::io::Error::new(
-            kind,
-            format!("an item of {len} bytes needed a larger ring: {why}"),
-        )),
+        PutError::Attach(why) => Error::Codec(*why),
+        PutError::Io(io) => {
+            let (kind, why) = *io;
+            Error::Io(std::io::Error::new(
+                kind,
+                format!("an item of {len} bytes needed a larger ring: {why}"),
+            ))
+        }
     }
 }
 

@@ -554,13 +554,13 @@ mod tests {
         let channel = q.handle.channel().unwrap();
         let mut send_then_die = |at: u64| {
             channel.send(at, 0xDEAD, fds, None, &mut || true)?;
-            Err(PutError::Attach("killed".into()))
+            Err(PutError::attach("killed"))
         };
         let attach: Attach<'_> = Some(&mut send_then_die);
         let e = q
             .ring()
             .put(q.handle.segment(), b"x", attach, None, || true);
-        assert_eq!(e, Err(PutError::Attach("killed".into())));
+        assert_eq!(e, Err(PutError::attach("killed")));
     }
 
     #[test]

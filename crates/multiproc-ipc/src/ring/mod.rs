@@ -274,6 +274,20 @@ fn plausible(header: u64, cap: u64) -> bool {
 /// that wrapped around the end of the data area).
 pub(crate) type Take<'a> = dyn FnMut(&[u8], Option<u64>, bool) + 'a;
 
+/// Where [`Ring::get`] gathers a record that wraps around the end of the data area, asked
+/// for only then: a queue's consumers use a thread-local buffer, and looking it up (and
+/// borrowing it) for every get cost more than the rest of the call's bookkeeping.
+pub(crate) trait Scratch {
+    /// Runs `f` with the buffer.
+    fn with<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R;
+}
+
+impl Scratch for Vec<u8> {
+    fn with<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        f(self)
+    }
+}
+
 /// Releases a robust lock when dropped (also when a decoder panics).
 struct Held<'a>(&'a RobustLock);
 
@@ -414,7 +428,9 @@ impl Ring {
                 match self.grow(seg, need, deadline) {
                     Ok(c) => cap = c,
                     Err(Grow::TimedOut) => return Err(PutError::Full),
-                    Err(Grow::Refused(kind, why)) => return Err(PutError::Io(kind, why)),
+                    Err(Grow::Refused(kind, why)) => {
+                        return Err(PutError::Io(Box::new((kind, why))));
+                    }
                     Err(Grow::NoRoom) => {
                         // The reserve is full: wait for consumers like a bounded queue.
                         drop(held);
@@ -753,7 +769,7 @@ impl Ring {
     pub(crate) fn get(
         &self,
         seg: &impl Area,
-        scratch: &mut Vec<u8>,
+        scratch: &mut impl Scratch,
         deadline: Option<Instant>,
         mut alive: impl FnMut() -> bool,
         take: &mut Take<'_>,
@@ -812,9 +828,11 @@ impl Ring {
                 // returned.
                 unsafe { seg.view(off, len, |b| take(b, attached, false)) };
             } else {
-                // SAFETY: as above, in two pieces around the end of the data area.
-                unsafe { self.gather_at(seg, cap, start, len, scratch) };
-                take(scratch, attached, true);
+                scratch.with(|buf| {
+                    // SAFETY: as above, in two pieces around the end of the data area.
+                    unsafe { self.gather_at(seg, cap, start, len, buf) };
+                    take(buf, attached, true);
+                });
             }
             let new_head = advance(head, record_len(len));
             self.get.head.store(new_head, Ordering::Release);
@@ -1082,9 +1100,9 @@ mod tests {
         };
         r.put(seg, b"plain", None, None, || true).unwrap();
         r.put(seg, b"with", Some(&mut hook), None, || true).unwrap();
-        let mut fail = |_: u64| Err(PutError::Attach("no".into()));
+        let mut fail = |_: u64| Err(PutError::attach("no"));
         let e = r.put(seg, b"never", Some(&mut fail), None, || true);
-        assert_eq!(e, Err(PutError::Attach("no".into())));
+        assert_eq!(e, Err(PutError::attach("no")));
         assert_eq!(seen, [record_len(5)]);
         let mut scratch = Vec::new();
         let mut take = || {

@@ -11,7 +11,7 @@ use std::time::Instant;
 use multiproc_sync::{Error, Result};
 
 use super::codec::{self, Handles};
-use super::{GetError, Ring, Take};
+use super::{GetError, Ring, Scratch, Take};
 use crate::error::put_error;
 use crate::shm::OBJECT_OFFSET;
 use crate::shm::holders::{Handle, WireHandle};
@@ -20,6 +20,15 @@ use crate::wait::{ASYNC_SPIN, SignalWatch};
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// This thread's [`SCRATCH`], borrowed only while a wrapped record is gathered and taken.
+struct ThreadScratch;
+
+impl Scratch for ThreadScratch {
+    fn with<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        SCRATCH.with(|s| f(&mut s.borrow_mut()))
+    }
 }
 
 fn wake_ring(base: NonNull<u8>) {
@@ -137,10 +146,7 @@ pub(crate) fn take_into(
         }
         handle.putters_alive()
     };
-    let got = SCRATCH.with(|s| {
-        let mut scratch = s.borrow_mut();
-        ring.get(handle.segment(), &mut scratch, deadline, alive, take)
-    });
+    let got = ring.get(handle.segment(), &mut ThreadScratch, deadline, alive, take);
     if blocked.get() {
         handle.set_blocked(false);
     }

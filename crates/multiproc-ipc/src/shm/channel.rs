@@ -154,7 +154,7 @@ impl Channel {
     ) -> Result<(), PutError> {
         let parts = fds.len().div_ceil(MAX_FDS_PER_DATAGRAM).max(1);
         if parts > MAX_PARTS {
-            return Err(PutError::Attach(format!(
+            return Err(PutError::attach(format!(
                 "an item carries {} descriptors (its handles; a queue takes 3, a lock or value \
                  1), more than the {} that one queue or pipe item can carry",
                 fds.len(),
@@ -190,7 +190,7 @@ impl Channel {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => {
-                    return Err(PutError::Attach(format!(
+                    return Err(PutError::attach(format!(
                         "could not pass the descriptors of the handles in an item: {e}"
                     )));
                 }

@@ -16,6 +16,10 @@ pub(crate) enum PutError {
     /// given), or than a u32 length.
     TooLarge(u64),
     /// The `attach` hook failed (its reason); nothing was written.
+    #[allow(
+        clippy::box_collection,
+        reason = "boxed to keep the error one word wide (see the size check below)"
+    )]
     Attach(Box<String>),
     /// The ring had to grow for the record and the system refused the memory (a full tmpfs:
     /// `ENOSPC`; `ulimit -f`: `EFBIG`); its kind and message. Nothing was written.

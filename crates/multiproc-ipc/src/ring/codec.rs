@@ -210,17 +210,14 @@ impl postcard::ser_flavors::Flavor for StackBuf<'_> {
 
     #[inline(always)]
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        if bytes.len() <= 16 {
-            return bytes.iter().try_for_each(|&b| self.try_push(b));
-        }
         let end = self.len + bytes.len();
         let to = self
             .buf
             .get_mut(self.len..end)
             .ok_or(postcard::Error::SerializeBufferFull)?;
-        for (slot, &b) in to.iter_mut().zip(bytes) {
-            slot.write(b);
-        }
+        // SAFETY: `to` is `bytes.len()` bytes of our own stack buffer, apart from `bytes`
+        // (`MaybeUninit<u8>` has the layout of `u8`, and writing makes them initialised).
+        unsafe { super::copy::copy_small_inline(bytes, to.as_mut_ptr().cast()) };
         self.len = end;
         Ok(())
     }

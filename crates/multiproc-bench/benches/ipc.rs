@@ -427,6 +427,101 @@ fn stream_queue_mpmc(k: u64, samples: usize, ops: u64) -> PerOp {
     })
 }
 
+/// The baseline [`stream_slot_floor`] measures.
+const SLOT_FLOOR: &str = "bare lock-free slot queue, processes";
+
+/// The floor for `k` producer and `k` consumer processes moving u64s: a bare bounded MPMC
+/// queue of fixed 16-byte slots (Vyukov's: a sequence word and the value), claimed with one
+/// compare-and-swap on a shared counter a side, in anonymous shared memory between forked
+/// processes. No encoding, no item of another size, no growth, no wake-ups (a waiter spins
+/// with backoff, then yields), and no survival of a party killed between its claim and its
+/// publish. Like [`stream_queue_mpmc`], it checks the count and sum and counts the forks.
+fn stream_slot_floor(k: u64, samples: usize, ops: u64) -> PerOp {
+    const SLOTS: usize = 1 << 16;
+    // Two 128-byte lines for the counters, then the slots.
+    let bytes = 256 + SLOTS * 16;
+    Measure::new(samples, ops).per_op_timed(|n| {
+        let share = n / k;
+        // Zero-filled; unmapped after every child is joined.
+        let base = shared_anonymous(bytes) as usize;
+        // SAFETY (both): inside the mapping, aligned, and only ever accessed as atomics.
+        let counter = move |side: usize| unsafe { &*((base + side * 128) as *const AtomicU64) };
+        let slot = move |i: u64| unsafe {
+            &*((base + 256 + (i as usize % SLOTS) * 16) as *const [AtomicU64; 2])
+        };
+        for i in 0..SLOTS as u64 {
+            slot(i)[0].store(i, Ordering::Relaxed);
+        }
+        // Claims position `pos` of `side` once slot `pos` holds `ready(pos)`; returns it.
+        let claim = move |side: usize, ready: &dyn Fn(u64) -> u64| {
+            let mut spins = 0u32;
+            let mut pos = counter(side).load(Ordering::Relaxed);
+            loop {
+                if slot(pos)[0].load(Ordering::Acquire) == ready(pos) {
+                    match counter(side).compare_exchange_weak(
+                        pos,
+                        pos + 1,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => return pos,
+                        Err(now) => pos = now,
+                    }
+                } else {
+                    spins += 1;
+                    if spins > 6 {
+                        std::thread::yield_now();
+                    } else {
+                        (0..1 << spins).for_each(|_| std::hint::spin_loop());
+                    }
+                    pos = counter(side).load(Ordering::Relaxed);
+                }
+            }
+        };
+        let t = Instant::now();
+        let consumers: Vec<_> = (0..k)
+            .map(|_| {
+                fork(move || {
+                    let (mut count, mut total) = (0u64, 0u64);
+                    for _ in 0..share {
+                        let pos = claim(1, &|p| p + 1);
+                        total += slot(pos)[1].load(Ordering::Relaxed);
+                        slot(pos)[0].store(pos + SLOTS as u64, Ordering::Release);
+                        count += 1;
+                    }
+                    (count, total)
+                })
+            })
+            .collect();
+        let producers: Vec<_> = (0..k)
+            .map(|i| {
+                fork(move || {
+                    for v in i * share..(i + 1) * share {
+                        let pos = claim(0, &|p| p);
+                        slot(pos)[1].store(v, Ordering::Relaxed);
+                        slot(pos)[0].store(pos + 1, Ordering::Release);
+                    }
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().unwrap();
+        }
+        let (mut count, mut total) = (0, 0);
+        for c in consumers {
+            let (c, s) = c.join().unwrap();
+            count += c;
+            total += s;
+        }
+        let e = t.elapsed();
+        assert_eq!(count, k * share, "items lost or duplicated");
+        assert_eq!(total, (0..k * share).sum::<u64>(), "items torn");
+        // SAFETY: the mapping is ours, and every child that shared it has been joined.
+        unsafe { libc::munmap(base as *mut libc::c_void, bytes) };
+        e
+    })
+}
+
 fn python_stream(item: &str, n: u32) -> Option<PerOp> {
     run_python(&format!(
         "import multiprocessing as mp, time\ndef prod(q, n):\n    x = {item}\n    for _ in range(n + 1): q.put(x)\nif __name__ == '__main__':\n    mp.set_start_method('fork')\n    ts = []\n    for _ in range(3):\n        q = mp.Queue(); p = mp.Process(target=prod, args=(q, {n})); p.start(); q.get()\n        t = time.perf_counter()\n        for _ in range({n}): q.get()\n        ts.append((time.perf_counter() - t) / {n}); p.join()\n    ts.sort(); print(ts[1] * 1e9)\n"
@@ -685,7 +780,7 @@ fn mpmc() {
     // medians come from the same spread of machine states.
     let mut report = Report::new("process queues: one-way u64 items (time per item)");
     for k in [2u64, 4] {
-        let [ours, cb] = alternate(
+        let [ours, cb, floor] = alternate(
             5,
             [
                 &mut || {
@@ -700,10 +795,20 @@ fn mpmc() {
                         stream_crossbeam_u64(1, 2_000_000, k),
                     )
                 },
+                &mut || {
+                    shown(
+                        &format!("slot floor {k}P{k}C"),
+                        stream_slot_floor(k, 1, 2_000_000),
+                    )
+                },
             ],
         );
         let name = format!("Queue {k} producers, {k} consumers");
-        report.rows(&name, ours, &[("crossbeam-channel, threads", cb)]);
+        report.rows(
+            &name,
+            ours,
+            &[("crossbeam-channel, threads", cb), (SLOT_FLOOR, floor)],
+        );
     }
 }
 

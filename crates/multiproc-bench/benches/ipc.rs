@@ -444,10 +444,15 @@ fn stream_slot_floor(k: u64, samples: usize, ops: u64) -> PerOp {
         let share = n / k;
         // Zero-filled; unmapped after every child is joined.
         let base = shared_anonymous(bytes) as usize;
-        // SAFETY (both): inside the mapping, aligned, and only ever accessed as atomics.
-        let counter = move |side: usize| unsafe { &*((base + side * 128) as *const AtomicU64) };
-        let slot = move |i: u64| unsafe {
-            &*((base + 256 + (i as usize % SLOTS) * 16) as *const [AtomicU64; 2])
+        // Counter `side` (0: producers, 1: consumers) and the slot of position `i`.
+        let counter = move |side: usize| {
+            // SAFETY: inside the mapping, aligned, and only ever accessed as an atomic.
+            unsafe { &*((base + side * 128) as *const AtomicU64) }
+        };
+        let slot = move |i: u64| {
+            // SAFETY: inside the mapping (the index is reduced modulo SLOTS), aligned, and
+            // only ever accessed as atomics.
+            unsafe { &*((base + 256 + (i as usize % SLOTS) * 16) as *const [AtomicU64; 2]) }
         };
         for i in 0..SLOTS as u64 {
             slot(i)[0].store(i, Ordering::Relaxed);

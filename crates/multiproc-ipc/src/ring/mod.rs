@@ -293,8 +293,8 @@ impl Scratch for Vec<u8> {
 struct Held<'a>(&'a RobustLock);
 
 impl Drop for Held<'_> {
-    // Inlined: one swap and a test, which a call (the compiler's choice, with a dozen drop
-    // sites in the ring) made cost about twice as much on every put and get.
+    // Inlined: one swap and a test, which the compiler made a call (a dozen drop sites in the
+    // ring); the call cost a put ~0.8 ns of its ~13.
     #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: a `Held` is only made right after its lock was taken by this thread.

@@ -447,17 +447,7 @@ impl Receiver {
         let processing = self.processing(deadline)?;
         let mut first = true;
         loop {
-            let reap = {
-                let mut st = self.state();
-                let due = st
-                    .last_reap
-                    .is_none_or(|t| t.elapsed() >= self.raw.heartbeat);
-                let reap = due || !first || st.found_empty;
-                if reap {
-                    st.last_reap = Some(Instant::now());
-                }
-                reap
-            };
+            let reap = self.reap_due(!first);
             first = false;
             let wait = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(BLOCK_CHUNK),
@@ -470,18 +460,7 @@ impl Receiver {
                 }
                 let got: Option<Vec<u8>> = conn.run_until(deadline, |c| {
                     let mut p = redis::pipe();
-                    if wait.is_zero() {
-                        p.cmd("LMOVE");
-                    } else {
-                        p.cmd("BLMOVE");
-                    }
-                    p.arg(&self.raw.items)
-                        .arg(&processing)
-                        .arg("RIGHT")
-                        .arg("LEFT");
-                    if !wait.is_zero() {
-                        p.arg(wait.as_secs_f64());
-                    }
+                    self.push_take(&mut p, &processing, wait);
                     self.raw.touch(&mut p, Some(&processing));
                     p.query::<(Option<Vec<u8>>,)>(c).map(|(v,)| v)
                 })?;
@@ -531,17 +510,7 @@ impl Receiver {
         let wait = wait.min(BLOCK_CHUNK);
         let deadline = Some(Instant::now() + wait);
         let processing = self.processing(deadline)?;
-        let reap = {
-            let mut st = self.state();
-            let due = st
-                .last_reap
-                .is_none_or(|t| t.elapsed() >= self.raw.heartbeat);
-            let reap = due || st.found_empty;
-            if reap {
-                st.last_reap = Some(Instant::now());
-            }
-            reap
-        };
+        let reap = self.reap_due(false);
         let got = self.pool.with(|conn| {
             let before_reconnects = conn.reconnects;
             if reap {
@@ -550,18 +519,7 @@ impl Receiver {
             let got: Vec<Vec<u8>> = conn.run_until(deadline, |c| {
                 let mut p = redis::pipe();
                 before(&mut p);
-                if wait.is_zero() {
-                    p.cmd("LMOVE");
-                } else {
-                    p.cmd("BLMOVE");
-                }
-                p.arg(&self.raw.items)
-                    .arg(&processing)
-                    .arg("RIGHT")
-                    .arg("LEFT");
-                if !wait.is_zero() {
-                    p.arg(wait.as_secs_f64());
-                }
+                self.push_take(&mut p, &processing, wait);
                 if max > 1 {
                     // EVAL, not EVALSHA: a server that lost its script cache (a restart)
                     // cannot fail the pipeline half-way.
@@ -588,6 +546,39 @@ impl Receiver {
         st.found_empty = got.is_empty();
         st.unacked.extend(got.iter().cloned());
         Ok(got)
+    }
+
+    /// Whether this round trip first puts back the items of dead consumers: once a heartbeat,
+    /// after a round that found the queue empty, and on every later round of one `get`
+    /// (`again`). Notes the time when it does.
+    fn reap_due(&self, again: bool) -> bool {
+        let mut st = self.state();
+        let due = st
+            .last_reap
+            .is_none_or(|t| t.elapsed() >= self.raw.heartbeat);
+        let reap = due || again || st.found_empty;
+        if reap {
+            st.last_reap = Some(Instant::now());
+        }
+        reap
+    }
+
+    /// Adds the move of the oldest item into `processing` to `p`: `BLMOVE`, waiting up to
+    /// `wait` for one, or `LMOVE` when `wait` is zero (a blocking command with a zero timeout
+    /// would wait for ever).
+    fn push_take(&self, p: &mut redis::Pipeline, processing: &str, wait: Duration) {
+        if wait.is_zero() {
+            p.cmd("LMOVE");
+        } else {
+            p.cmd("BLMOVE");
+        }
+        p.arg(&self.raw.items)
+            .arg(processing)
+            .arg("RIGHT")
+            .arg("LEFT");
+        if !wait.is_zero() {
+            p.arg(wait.as_secs_f64());
+        }
     }
 
     /// `items` were acknowledged (or released) by the caller's own commands: no longer held.

@@ -20,7 +20,7 @@
 //! | `phase` | 0 filling, 1 draining, 2 resetting, 3 broken (read without the lock by sleepers) |
 //! | `count` | parties inside `wait`; equal to the occupied slots whenever `lock` is free |
 //! | `parties` | parties needed (written before sharing) |
-//! | `signal` | sequence number sleepers sleep on, and how many sleep |
+//! | `signal` | sequence number sleepers sleep on (its low bit: someone may sleep on it) |
 //! | `slots[parties]` | (after the state) tid of each party inside `wait`; 0 free |
 
 use std::fmt;

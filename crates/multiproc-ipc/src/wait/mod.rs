@@ -29,13 +29,24 @@ pub(crate) const POLL: Duration = Duration::from_millis(20);
 /// A peer killed while we sleep is still noticed within half a second.
 pub(crate) const POLL_MAX: Duration = Duration::from_millis(500);
 
-/// A wake-up channel in shared memory: a sequence number to sleep on and a sleeper count.
+/// A wake-up channel in shared memory: a sequence number to sleep on, whose low bit
+/// ([`ARMED`]) says that someone may sleep on its present value.
+///
+/// A sleeper sets the bit before its last look at its condition; the first notifier that
+/// finds it set moves the number on to an even value (clearing the bit) and wakes everyone
+/// sleeping on it; the notifiers after it find the bit clear and pay no system call, until a
+/// sleeper sets it again. (With a count of sleepers instead, every notify paid a
+/// `futex_wake` for as long as any sleeper was still asleep: on two CPUs shared by four
+/// processes, a woken consumer may wait milliseconds for a CPU, and each put of its
+/// producers made a system call meanwhile.)
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct Signal {
     seq: AtomicU32,
-    sleepers: AtomicU32,
 }
+
+/// The bit of [`Signal`]'s sequence number that says a sleeper may wait on its value.
+const ARMED: u32 = 1;
 
 /// Why [`Signal::wait`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +61,7 @@ pub(crate) enum Wait {
 
 impl Signal {
     /// Wakes every sleeper, if there is one. Call after publishing the change a waiter waits
-    /// for (the fence orders that store before the sleeper count is read).
+    /// for (the fence orders that store before the armed bit is read).
     #[inline]
     pub(crate) fn notify(&self) {
         fence(Ordering::SeqCst);
@@ -70,15 +81,36 @@ impl Signal {
 
     #[inline]
     fn wake_if_sleepers(&self) {
-        if self.sleepers.load(Ordering::Relaxed) != 0 {
-            self.wake_all();
+        let seq = self.seq.load(Ordering::Relaxed);
+        if seq & ARMED != 0 {
+            self.wake_armed(seq);
         }
     }
 
+    /// Moves the number on from `seq` (armed) to the next even value and wakes its sleepers;
+    /// nothing if another notifier moved it first (that one woke them).
     #[cold]
-    pub(crate) fn wake_all(&self) {
-        self.seq.fetch_add(1, Ordering::Release);
-        sys::futex_wake_all(&self.seq);
+    fn wake_armed(&self, seq: u32) {
+        if self
+            .seq
+            .compare_exchange(
+                seq,
+                seq.wrapping_add(1),
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            sys::futex_wake_all(&self.seq);
+        }
+    }
+
+    /// Arms the signal for a sleeper (or an async watch) and returns the value to sleep on.
+    /// Sequentially consistent: the caller's next look at its condition is ordered after it,
+    /// as a notifier's look at the bit is after its publishing store (see `notify`).
+    #[inline]
+    fn arm(&self) -> u32 {
+        self.seq.fetch_or(ARMED, Ordering::SeqCst) | ARMED
     }
 
     /// Waits until `ready()` holds or `deadline` passes. Without a deadline, asks `alive()`
@@ -108,8 +140,7 @@ impl Signal {
         }
         let mut nap = POLL;
         loop {
-            self.sleepers.fetch_add(1, Ordering::SeqCst);
-            let seq = self.seq.load(Ordering::Acquire);
+            let seq = self.arm();
             let now = Instant::now();
             // A wait with a deadline ends at the deadline, as in Python (`Empty`, `Full`,
             // `Timeout`); only a wait without one, which would otherwise last for ever, asks
@@ -135,7 +166,6 @@ impl Signal {
                 };
                 None
             };
-            self.sleepers.fetch_sub(1, Ordering::Relaxed);
             if let Some(w) = outcome {
                 return w;
             }
@@ -146,13 +176,12 @@ impl Signal {
     }
 }
 
-/// An async waiter announced on a [`Signal`]: counted as a sleeper (so that the next
-/// `notify` pays its `futex_wake`) and watched by the shared waiter thread, which wakes the
-/// task when the signal's sequence moves (see [`multiproc_sync::async_wait`]). Dropping it
-/// withdraws the watch and the count.
+/// An async waiter announced on a [`Signal`]: the signal armed (so that the next `notify`
+/// pays its `futex_wake`) and watched by the shared waiter thread, which wakes the task when
+/// the signal's sequence moves (see [`multiproc_sync::async_wait`]). Dropping it withdraws
+/// the watch.
 #[cfg(not(multiproc_loom))]
 pub(crate) struct SignalWatch<'a> {
-    signal: &'a Signal,
     _watch: multiproc_sync::async_wait::WordWatch<'a>,
 }
 
@@ -161,19 +190,10 @@ impl Signal {
     /// Announces an async waiter (see [`SignalWatch`]). Check the condition again after this
     /// returns: a change published before the announcement woke nobody.
     pub(crate) fn watch(&self, waker: &std::task::Waker) -> SignalWatch<'_> {
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        let seq = self.seq.load(Ordering::Acquire);
+        let seq = self.arm();
         SignalWatch {
-            signal: self,
             _watch: multiproc_sync::async_wait::WordWatch::new(&self.seq, seq, true, waker),
         }
-    }
-}
-
-#[cfg(not(multiproc_loom))]
-impl Drop for SignalWatch<'_> {
-    fn drop(&mut self) {
-        self.signal.sleepers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -181,6 +201,26 @@ impl Drop for SignalWatch<'_> {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn only_the_first_notify_after_a_sleeper_armed_pays_a_wake_up() {
+        let signal = Signal::default();
+        // Nobody armed: a notify leaves the number alone (no system call).
+        signal.notify();
+        assert_eq!(signal.seq.load(Ordering::Relaxed), 0);
+        // A sleeper arms; the first notify moves the number to the next even value (and
+        // wakes), the next finds the bit clear.
+        assert_eq!(signal.arm(), 1);
+        signal.notify();
+        assert_eq!(signal.seq.load(Ordering::Relaxed), 2);
+        signal.notify_after_rmw();
+        assert_eq!(signal.seq.load(Ordering::Relaxed), 2);
+        // Two sleepers arm the same value; one notify serves both.
+        assert_eq!(signal.arm(), 3);
+        assert_eq!(signal.arm(), 3);
+        signal.notify();
+        assert_eq!(signal.seq.load(Ordering::Relaxed), 4);
+    }
 
     #[test]
     fn wakes_a_sleeper_and_reports_closed_and_timeouts() {

@@ -1,9 +1,10 @@
 //! The one place the ring takes its atomics, locks, wake-up signals and data-area accesses
 //! from: `std` atomics, the robust process-shared lock, the futex [`Signal`] and the
-//! shared-memory [`Segment`] normally; `loom`'s atomics, a loom lock, a yielding signal and a
-//! small heap data area ([`ModelArea`]) under `--cfg multiproc_loom`, so that `cargo xtask
-//! loom` checks the ring's own `put` and `get` (`ring/loom_tests.rs`), not a copy of their
-//! protocol.
+//! shared-memory [`Segment`] normally; `loom`'s atomics, a loom lock, the same [`Signal`]
+//! over loom's atomics and a futex model that blocks (see `wait::futex`), and a small heap
+//! data area ([`ModelArea`]) under `--cfg multiproc_loom`, so that `cargo xtask loom` checks
+//! the ring's own `put` and `get` and their wake-ups (`ring/loom_tests.rs`), not a copy of
+//! their protocol.
 //!
 //! In the normal build everything here is a re-export or an `#[inline(always)]` forward of
 //! one line: the ring's hot path compiles to what it was when it named these types itself.
@@ -13,7 +14,6 @@ use std::io;
 #[cfg(not(multiproc_loom))]
 pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
 
-#[cfg(not(multiproc_loom))]
 pub(crate) use crate::wait::Signal;
 #[cfg(not(multiproc_loom))]
 pub(crate) use crate::wait::robust::RobustLock;
@@ -22,7 +22,7 @@ pub(crate) use crate::wait::robust::RobustLock;
 pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
 
 #[cfg(multiproc_loom)]
-pub(crate) use model::{ModelArea, RobustLock, Signal};
+pub(crate) use model::{ModelArea, RobustLock};
 
 use crate::shm::segment::Segment;
 
@@ -213,46 +213,6 @@ mod model {
         /// The caller holds the lock.
         pub(crate) unsafe fn unlock(&self) {
             self.0.store(0, Ordering::Release);
-        }
-    }
-
-    /// The ring's wake-up signal under loom: a waiter yields between looks (a futex sleep is
-    /// a yield under loom too), so a notify has nothing to do.
-    #[derive(Debug, Default)]
-    pub(crate) struct Signal;
-
-    impl Signal {
-        pub(crate) fn notify_after_rmw(&self) {}
-
-        pub(crate) fn wait(
-            &self,
-            deadline: Option<Instant>,
-            ready: impl FnMut() -> bool,
-            alive: impl FnMut() -> bool,
-        ) -> Wait {
-            self.wait_paced::<1>(deadline, ready, alive)
-        }
-
-        pub(crate) fn wait_paced<const PACE: u32>(
-            &self,
-            deadline: Option<Instant>,
-            mut ready: impl FnMut() -> bool,
-            mut alive: impl FnMut() -> bool,
-        ) -> Wait {
-            loop {
-                if ready() {
-                    return Wait::Ready;
-                }
-                if deadline.is_some_and(|d| d <= Instant::now()) {
-                    return Wait::TimedOut;
-                }
-                // A yield before `alive()` as well: a caller that loops on `Closed` (a hint
-                // it then checks under the locks) must let the others run in between.
-                loom::thread::yield_now();
-                if deadline.is_none() && !alive() {
-                    return if ready() { Wait::Ready } else { Wait::Closed };
-                }
-            }
         }
     }
 

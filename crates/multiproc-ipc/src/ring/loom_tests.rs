@@ -5,7 +5,11 @@
 //!
 //! Loom reports any payload read racing a payload write (a consumer trusting a stale header
 //! would read words a producer is writing: each word's copy touches a loom cell), and the
-//! tests check that no item is lost, duplicated or reordered per producer. Dead peers and
+//! tests check that no item is lost, duplicated or reordered per producer. A waiter sleeps
+//! for real (the real `Signal` over a futex model without timeouts), so a lost wake-up is a
+//! deadlock that loom reports: these models found that the signal's arming needs a fence
+//! after it, and that a notify after a lock release needs one under the language's rules
+//! (the hardware's locked instruction gives it on x86-64). Dead peers and
 //! growth are not modelled here (the area cannot grow; a full ring waits for consumers):
 //! the unit and stress tests cover those with real processes.
 

@@ -11,6 +11,9 @@
 
 pub(crate) mod robust;
 
+#[cfg(multiproc_loom)]
+use loom::sync::atomic::{AtomicU32, Ordering, fence};
+#[cfg(not(multiproc_loom))]
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
@@ -72,9 +75,18 @@ impl Signal {
     /// lock, completed a compare-and-swap) after their publishing store: on x86-64 that RMW
     /// is already a full barrier, and the explicit fence (an `mfence` per item on a queue's
     /// hot path) is left out.
+    ///
+    /// The hardware orders a locked instruction before the load of the sequence word that
+    /// follows it, but the language does not order a relaxed load after a release
+    /// read-modify-write: the compiler fence keeps the compiler from moving the load up (it
+    /// costs no instruction). Under loom, which models the language's rules (and whose model
+    /// lock releases with a plain store), the full fence is kept: without it, `cargo xtask
+    /// loom` finds the lost wake-up.
     #[inline]
     pub(crate) fn notify_after_rmw(&self) {
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(all(target_arch = "x86_64", not(multiproc_loom)))]
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        #[cfg(any(not(target_arch = "x86_64"), multiproc_loom))]
         fence(Ordering::SeqCst);
         self.wake_if_sleepers();
     }
@@ -101,16 +113,21 @@ impl Signal {
             )
             .is_ok()
         {
-            sys::futex_wake_all(&self.seq);
+            futex::wake_all(&self.seq);
         }
     }
 
     /// Arms the signal for a sleeper (or an async watch) and returns the value to sleep on.
-    /// Sequentially consistent: the caller's next look at its condition is ordered after it,
-    /// as a notifier's look at the bit is after its publishing store (see `notify`).
+    /// The fence orders the caller's next look at its condition after the arming, as a
+    /// notifier's look at the bit is after its publishing store (see `notify`): either the
+    /// notifier sees the bit or the caller sees what it published. (The hardware gives that
+    /// after a locked instruction anyway; the language's rules, and loom, need the fence. It
+    /// is on the way to a sleep only.)
     #[inline]
     fn arm(&self) -> u32 {
-        self.seq.fetch_or(ARMED, Ordering::SeqCst) | ARMED
+        let seq = self.seq.fetch_or(ARMED, Ordering::SeqCst) | ARMED;
+        fence(Ordering::SeqCst);
+        seq
     }
 
     /// Waits until `ready()` holds or `deadline` passes. Without a deadline, asks `alive()`
@@ -135,6 +152,8 @@ impl Signal {
         mut ready: impl FnMut() -> bool,
         mut alive: impl FnMut() -> bool,
     ) -> Wait {
+        // No spin under loom: it only multiplies the states to explore.
+        #[cfg(not(multiproc_loom))]
         if spin::<PACE>(&mut ready, deadline) {
             return Wait::Ready;
         }
@@ -156,7 +175,7 @@ impl Signal {
                     Some(d) if d < now + nap => d,
                     _ => now + nap,
                 };
-                sys::futex_wait(&self.seq, seq, Some(until - now));
+                futex::wait(&self.seq, seq, until - now);
                 // A wake-up (news, if not yet ours) starts the pacing again; a sleep that
                 // ran out doubles the next.
                 nap = if self.seq.load(Ordering::Relaxed) == seq {
@@ -173,6 +192,50 @@ impl Signal {
                 return Wait::Ready;
             }
         }
+    }
+}
+
+/// The futex calls of [`Signal`]: the kernel's, or under loom a model that blocks for real
+/// (`cargo xtask loom` runs the ring's models over the real `Signal`, so a lost wake-up there
+/// is a deadlock that loom reports).
+#[cfg(not(multiproc_loom))]
+mod futex {
+    use super::{AtomicU32, Duration, sys};
+
+    #[inline]
+    pub(super) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+        sys::futex_wait(word, expected, Some(timeout));
+    }
+
+    #[inline]
+    pub(super) fn wake_all(word: &AtomicU32) {
+        sys::futex_wake_all(word);
+    }
+}
+
+/// The loom model of a futex: one wait queue for every word (a wake-up meant for another word
+/// is a spurious one, which every caller tolerates), a sleeper that found its word unchanged
+/// under the queue's lock sleeps until a `wake_all`, and timeouts are not modelled: every
+/// sleep in the ring's models must end by a wake-up.
+#[cfg(multiproc_loom)]
+mod futex {
+    use super::{AtomicU32, Duration, Ordering};
+    use loom::sync::{Condvar, Mutex};
+
+    loom::lazy_static! {
+        static ref QUEUE: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
+    }
+
+    pub(super) fn wait(word: &AtomicU32, expected: u32, _: Duration) {
+        let held = QUEUE.0.lock().unwrap();
+        if word.load(Ordering::SeqCst) == expected {
+            drop(QUEUE.1.wait(held).unwrap());
+        }
+    }
+
+    pub(super) fn wake_all(_: &AtomicU32) {
+        let _held = QUEUE.0.lock().unwrap();
+        QUEUE.1.notify_all();
     }
 }
 

@@ -213,29 +213,45 @@ mod futex {
     }
 }
 
-/// The loom model of a futex: one wait queue for every word (a wake-up meant for another word
-/// is a spurious one, which every caller tolerates), a sleeper that found its word unchanged
-/// under the queue's lock sleeps until a `wake_all`, and timeouts are not modelled: every
-/// sleep in the ring's models must end by a wake-up.
+/// The loom model of a futex: a sleeper that finds its word unchanged (under the model's
+/// lock, as the kernel checks under its bucket lock) sleeps until a `wake_all` of that word;
+/// wake-ups of other words wake it too but it sleeps again, so one signal's wake-up cannot
+/// hide another's lost one. Timeouts are not modelled: every sleep in the ring's models must
+/// end by a wake-up, and a lost one is a deadlock that loom reports.
 #[cfg(multiproc_loom)]
 mod futex {
     use super::{AtomicU32, Duration, Ordering};
     use loom::sync::{Condvar, Mutex};
 
     loom::lazy_static! {
-        static ref QUEUE: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
+        /// Wake-ups so far, per word address.
+        static ref WAKES: (Mutex<Vec<(usize, u64)>>, Condvar) = (Mutex::new(Vec::new()), Condvar::new());
+    }
+
+    fn wakes(list: &[(usize, u64)], word: usize) -> u64 {
+        list.iter().find(|(w, _)| *w == word).map_or(0, |(_, n)| *n)
     }
 
     pub(super) fn wait(word: &AtomicU32, expected: u32, _: Duration) {
-        let held = QUEUE.0.lock().unwrap();
-        if word.load(Ordering::SeqCst) == expected {
-            drop(QUEUE.1.wait(held).unwrap());
+        let addr = word as *const AtomicU32 as usize;
+        let mut list = WAKES.0.lock().unwrap();
+        if word.load(Ordering::SeqCst) != expected {
+            return;
+        }
+        let seen = wakes(&list, addr);
+        while wakes(&list, addr) == seen {
+            list = WAKES.1.wait(list).unwrap();
         }
     }
 
-    pub(super) fn wake_all(_: &AtomicU32) {
-        let _held = QUEUE.0.lock().unwrap();
-        QUEUE.1.notify_all();
+    pub(super) fn wake_all(word: &AtomicU32) {
+        let addr = word as *const AtomicU32 as usize;
+        let mut list = WAKES.0.lock().unwrap();
+        match list.iter_mut().find(|(w, _)| *w == addr) {
+            Some((_, n)) => *n += 1,
+            None => list.push((addr, 1)),
+        }
+        WAKES.1.notify_all();
     }
 }
 
